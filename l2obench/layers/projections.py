@@ -1,0 +1,224 @@
+"""Euclidean projections onto the two sets whose intersection is an LP's feasible region.
+
+A linear program in :class:`~l2obench.problems.base.LPForm` has the feasible set
+``C = C_box ∩ C_aff`` with ``C_box = {lower ≤ x ≤ upper}`` and ``C_aff = {x : A x = b}``. Each
+projection alone is cheap and batches over instances, which is what makes Davis–Yin splitting a
+good layer: :class:`BoxProjection` is a clamp and :class:`AffineProjection` is a fixed linear map
+plus a constant, whose matrices are computed once per problem.
+
+Both are :class:`torch.nn.Module` s whose precomputed tensors are buffers, so they follow the
+layer through ``.to(device)``. Inputs have the batch dimension first: ``v`` is ``[N, n_vars]``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor, nn
+
+from l2obench.problems.base import LPForm
+
+AffineForm = Literal["auto", "dense", "factored"]
+
+#: ``form="auto"`` stores the dense ``n × n`` projector up to this many variables. Past it the
+#: factored form (sparse ``A``, dense ``K``) needs fewer operations per application; on a
+#: 2-core CPU the crossover for grid shortest-path LPs lay between 5×5 (40 arcs, dense 8× faster)
+#: and 20×20 (760 arcs, factored 1.4× faster).
+DENSE_MAX_VARS = 512
+
+
+class BoxProjection(nn.Module):
+    """``P_box(z) = clamp(z, lower, upper)``, elementwise; bounds may be infinite."""
+
+    lower: Tensor
+    upper: Tensor
+
+    def __init__(
+        self,
+        lower: np.ndarray | Tensor,
+        upper: np.ndarray | Tensor,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        lower_t = torch.as_tensor(lower, dtype=dtype, device=device).reshape(-1)
+        upper_t = torch.as_tensor(upper, dtype=dtype, device=device).reshape(-1)
+        if lower_t.shape != upper_t.shape:
+            raise ValueError(
+                f"lower {tuple(lower_t.shape)} and upper {tuple(upper_t.shape)} differ"
+            )
+        if bool((lower_t > upper_t).any()):
+            raise ValueError("lower bound above upper bound: the box is empty")
+        self.register_buffer("lower", lower_t)
+        self.register_buffer("upper", upper_t)
+
+    @classmethod
+    def from_lp(
+        cls,
+        lp: LPForm,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> BoxProjection:
+        """The projection onto ``lp``'s bounds."""
+        return cls(lp.lower, lp.upper, dtype=dtype, device=device)
+
+    def forward(self, z: Tensor) -> Tensor:
+        """Clamp every row of ``z[N, n]`` to the box."""
+        return torch.clamp(z, self.lower, self.upper)
+
+    def jacobian_mask(self, z: Tensor) -> Tensor:
+        """The diagonal of ``∂P_box/∂z`` (almost everywhere): True where ``lower < z < upper``.
+
+        This is ``D`` in the closed form of the DYS Jacobian (BACKGROUND §1.2).
+        """
+        return (z > self.lower) & (z < self.upper)
+
+
+class AffineProjection(nn.Module):
+    """``P_aff(v) = v − Aᵀ K (A v − b)`` onto ``{x : A x = b}``, with ``K = (A Aᵀ)⁺``.
+
+    ``K`` comes from an eigendecomposition of ``A Aᵀ`` in float64, computed once here; eigenvalues
+    below ``rtol · λ_max`` count as zero, because ``A`` may have redundant rows (a
+    flow-conservation matrix has rank ``n_nodes − 1``). Written as ``P_aff(v) = M v + c`` with the
+    symmetric projector ``M = I − Aᵀ K A`` and the least-norm solution ``c = Aᵀ K b`` of
+    ``A x = b``, an application is stored in one of two forms:
+
+    - ``"dense"``: ``M`` as an ``n × n`` matrix, one matrix product per application; fastest for
+      small ``n``, but its memory and work grow as ``n²``.
+    - ``"factored"``: ``A`` as a sparse CSR matrix and ``K`` as a dense ``m × m`` matrix; an
+      application is ``v − Aᵀ(K (A v))`` (two sparse products and one of ``m²`` work). This is the
+      form for large LPs (a 50×50 grid: 2 500 × 4 900).
+    - ``"auto"`` (default): ``"dense"`` for at most :data:`DENSE_MAX_VARS` variables.
+
+    When ``b`` is not in the range of ``A`` the constraints are inconsistent, and the map
+    projects onto the least-squares solutions of ``A x = b`` instead.
+    """
+
+    M: Tensor
+    A: Tensor
+    At: Tensor
+    K: Tensor
+    c: Tensor
+
+    def __init__(
+        self,
+        A: sp.spmatrix | sp.sparray | np.ndarray,
+        b: np.ndarray,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+        form: AffineForm = "auto",
+        rtol: float | None = None,
+    ) -> None:
+        super().__init__()
+        A_sp = sp.csr_matrix(A, dtype=np.float64)
+        m, n = A_sp.shape
+        b64 = np.asarray(b, dtype=np.float64).reshape(-1)
+        if b64.shape != (m,):
+            raise ValueError(f"b has shape {b64.shape}, expected ({m},) for A of shape {(m, n)}")
+        if form not in ("auto", "dense", "factored"):
+            raise ValueError(f"form must be 'auto', 'dense' or 'factored', not {form!r}")
+        self.form: Literal["dense", "factored"] = (
+            ("dense" if n <= DENSE_MAX_VARS else "factored") if form == "auto" else form
+        )
+
+        K = _gram_pinv(A_sp, rtol)
+        c = A_sp.T @ (K @ b64)
+        as_t: dict[str, Any] = {"dtype": dtype, "device": device}
+        self.register_buffer("c", torch.as_tensor(c, **as_t))
+        if self.form == "dense":
+            M = np.eye(n) - A_sp.T @ (K @ A_sp.toarray())
+            self.register_buffer("M", torch.as_tensor(0.5 * (M + M.T), **as_t))
+        else:
+            with warnings.catch_warnings():  # torch flags every sparse CSR tensor as beta
+                warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support.*")
+                self.register_buffer("A", _to_torch_csr(A_sp, dtype, device))
+                self.register_buffer("At", _to_torch_csr(A_sp.T.tocsr(), dtype, device))
+            self.register_buffer("K", torch.as_tensor(K, **as_t))
+
+    @classmethod
+    def from_lp(
+        cls,
+        lp: LPForm,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+        form: AffineForm = "auto",
+        rtol: float | None = None,
+    ) -> AffineProjection:
+        """The projection onto ``lp``'s equality constraints."""
+        return cls(lp.A, lp.b, dtype=dtype, device=device, form=form, rtol=rtol)
+
+    def forward(self, v: Tensor) -> Tensor:
+        """Project every row of ``v[N, n]`` onto ``{x : A x = b}``."""
+        return self.linear(v, shift=self.c)
+
+    def linear(self, v: Tensor, shift: Tensor | None = None) -> Tensor:
+        """``M v (+ shift)`` for every row of ``v[N, n]``: the linear part of ``P_aff``.
+
+        ``shift`` (``[n]`` or ``[N, n]``) is added in the same kernel where the form allows; with
+        ``shift = c`` this is ``P_aff(v)``. Differentiable; ``M`` is symmetric, so it is also the
+        map's own vector–Jacobian product.
+        """
+        if self.form == "dense":
+            return v @ self.M if shift is None else torch.addmm(shift, v, self.M)
+        if torch.is_grad_enabled() and v.requires_grad:
+            mv = _FactoredProjector.apply(v, self)
+        else:  # skip the autograd.Function's per-call overhead inside tape-free solver loops
+            mv = self._factored_linear(v)
+        return mv if shift is None else mv + shift
+
+    def _factored_linear(self, v: Tensor) -> Tensor:
+        # Sparse CSR products are fastest with a contiguous column-per-instance right-hand side.
+        u = self.K @ (self.A @ v.T.contiguous())
+        return v - (self.At @ u).T
+
+
+class _FactoredProjector(torch.autograd.Function):
+    """``v ↦ M v`` in factored form, with the symmetric ``M`` as its own backward.
+
+    Backpropagating through the sparse products would transpose ``A`` on each call; since ``M`` is
+    symmetric its vector–Jacobian product is one more application, itself differentiable.
+    """
+
+    @staticmethod
+    def forward(v: Tensor, proj: AffineProjection) -> Tensor:  # type: ignore[override]
+        return proj._factored_linear(v)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Tensor, AffineProjection], output: Tensor) -> None:
+        ctx.proj = inputs[1]
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        return ctx.proj.linear(grad), None
+
+
+def _gram_pinv(A: sp.csr_matrix, rtol: float | None) -> np.ndarray:
+    """``(A Aᵀ)⁺`` in float64, dropping eigenvalues below ``rtol · λ_max``.
+
+    The default ``rtol`` is ``max(m, n) · ε₆₄``, the rounding level of an eigenvalue of ``A Aᵀ``.
+    """
+    m, n = A.shape
+    G = (A @ A.T).toarray()
+    eigval, eigvec = np.linalg.eigh(G)
+    top = float(eigval[-1]) if m else 0.0
+    tol = (max(m, n) * np.finfo(np.float64).eps if rtol is None else rtol) * top
+    keep = eigval > tol
+    U = eigvec[:, keep]
+    return (U / eigval[keep]) @ U.T
+
+
+def _to_torch_csr(
+    A: sp.csr_matrix, dtype: torch.dtype, device: torch.device | str | None
+) -> Tensor:
+    csr = torch.sparse_csr_tensor(
+        torch.as_tensor(A.indptr, dtype=torch.int64),
+        torch.as_tensor(A.indices, dtype=torch.int64),
+        torch.as_tensor(A.data, dtype=dtype),
+        size=A.shape,
+        check_invariants=True,
+    )
+    return csr.to(device)

@@ -1,0 +1,1 @@
+"""Method adapters, one module per family; the registry imports the built-in ones."""

@@ -1,0 +1,96 @@
+"""Shared machinery of the PyTorch methods: the cost model, data on the device, the training loop.
+
+A PyTorch method only states its batch loss (and, if it has one, its decision layer); fitting,
+model selection on validation regret and cost prediction live here once.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from l2obench.methods.base import Budget, FitResult, Method
+from l2obench.metrics import normalized_regret
+from l2obench.params import Param
+from l2obench.problems.base import Dataset, Problem, Split
+from l2obench.training import train
+
+#: Parameters every PyTorch method has: the cost model and the optimiser.
+TORCH_PARAMS: dict[str, Param] = {
+    "lr": Param(float, 1e-2, "Adam learning rate", low=1e-8, high=10.0),
+    "batch_size": Param(int, 256, "mini-batch size", low=1, high=1_000_000),
+    "hidden": Param(int, 50, "hidden width of the MLP cost model (0: a linear model)", low=0),
+}
+
+
+def cost_model(n_features: int, hidden: int, n_out: int) -> nn.Module:
+    """The cost predictor ``features -> costs``: an MLP with one hidden layer (or linear)."""
+    if hidden == 0:
+        return nn.Linear(n_features, n_out)
+    return nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, n_out))
+
+
+class TorchMethod(Method):
+    """A method whose cost model is a PyTorch module trained by :func:`l2obench.training.train`."""
+
+    params: ClassVar[dict[str, Param]] = TORCH_PARAMS
+
+    def __init__(self, problem: Problem, device: torch.device, seed: int, **params: Any) -> None:
+        super().__init__(problem, device, seed, **params)
+        torch.manual_seed(self.seed)
+        self.model = cost_model(problem.n_features, self.config["hidden"], problem.n_vars).to(
+            self.device
+        )
+
+    def tensor(self, array: np.ndarray) -> torch.Tensor:
+        """``array`` as a float32 tensor on the method's device."""
+        return torch.as_tensor(np.asarray(array, dtype=np.float32), device=self.device)
+
+    @abstractmethod
+    def batch_loss(
+        self, features: torch.Tensor, costs: torch.Tensor, solutions: torch.Tensor
+    ) -> torch.Tensor:
+        """The training loss of one mini-batch (a scalar with a gradient)."""
+
+    def fit(self, data: Dataset, budget: Budget) -> FitResult:
+        train_data = tuple(
+            self.tensor(a) for a in (data.train.features, data.train.costs, data.train.solutions)
+        )
+        run = train(
+            self.model,
+            self.batch_loss,
+            train_data,
+            lambda: normalized_regret(
+                self.problem, data.val, self.predict_costs(data.val.features)
+            ),
+            budget,
+            lr=self.config["lr"],
+            batch_size=self.config["batch_size"],
+            seed=self.seed,
+        )
+        return FitResult(
+            epochs=run.epochs,
+            best_epoch=run.best_epoch,
+            stopped_by=run.stopped_by,
+            history=run.history,
+            **self.iteration_stats(),
+        )
+
+    def iteration_stats(self) -> dict[str, Any]:
+        """Forward/backward iteration statistics gathered during training (none by default)."""
+        return {}
+
+    @torch.no_grad()
+    def predict_costs(self, features: np.ndarray) -> np.ndarray:
+        self.model.eval()
+        return self.model(self.tensor(features)).double().cpu().numpy()
+
+    @torch.no_grad()
+    def loss(self, split: Split) -> float:
+        self.model.eval()
+        tensors = (self.tensor(a) for a in (split.features, split.costs, split.solutions))
+        return float(self.batch_loss(*tensors))

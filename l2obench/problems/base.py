@@ -1,0 +1,135 @@
+"""The problem contract: parameters, generated data, LP form and a batched exact oracle.
+
+A problem is built from validated parameters (its size among them), draws train/val/test data
+from one seeded draw, states its linear-programming form for layers that need it (``A x = b``,
+bounds, sense) and solves many cost vectors exactly at once. Methods and the runner see a problem
+only through this class.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from l2obench.params import Param, validate_params
+from l2obench.registry import Registry
+
+Sense = Literal["min", "max"]
+
+
+@dataclass(frozen=True)
+class LPForm:
+    """``min`` or ``max`` of ``cᵀx`` subject to ``A x = b`` and ``lower ≤ x ≤ upper``.
+
+    ``A`` is sparse (CSR); it may have redundant rows (a flow-conservation matrix has rank
+    ``n_nodes - 1``), and consumers that project onto ``A x = b`` must allow for it.
+    """
+
+    A: sp.csr_matrix
+    b: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    sense: Sense
+
+    @property
+    def n_vars(self) -> int:
+        return int(self.A.shape[1])
+
+    @property
+    def n_constraints(self) -> int:
+        return int(self.A.shape[0])
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of a data set: contexts, true costs and the exact optimum under them."""
+
+    features: np.ndarray  # (N, n_features) float32
+    costs: np.ndarray  # (N, n_vars) float32
+    solutions: np.ndarray  # (N, n_vars) float32, optimal decisions under `costs`
+    objectives: np.ndarray  # (N,) float64, optimal objective values under `costs`
+
+    def __len__(self) -> int:
+        return int(self.features.shape[0])
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Train, validation and test splits drawn together from one distribution."""
+
+    train: Split
+    val: Split
+    test: Split
+
+
+class Problem(ABC):
+    """A family of optimisation problems with a data generator and an exact oracle.
+
+    Subclasses declare ``params`` (one of them, named by ``size_param``, is the problem size the
+    suites sweep over) and implement :meth:`lp`, :meth:`generate` and :meth:`oracle`.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    params: ClassVar[dict[str, Param]]
+    size_param: ClassVar[str]
+
+    def __init__(self, **params: Any) -> None:
+        self.config: dict[str, Any] = validate_params(f"problem '{self.name}'", self.params, params)
+
+    @property
+    def size(self) -> int:
+        """The value of the size parameter (e.g. the grid side ``k``)."""
+        return int(self.config[self.size_param])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.config["n_features"])
+
+    @property
+    def n_vars(self) -> int:
+        return self.lp().n_vars
+
+    @property
+    def sense(self) -> Sense:
+        return self.lp().sense
+
+    @abstractmethod
+    def lp(self) -> LPForm:
+        """The linear-programming form (or LP relaxation) of one instance."""
+
+    @abstractmethod
+    def generate(self) -> Dataset:
+        """Draw train, val and test splits from one seeded draw."""
+
+    @abstractmethod
+    def oracle(self, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Solve each row of ``costs[N, n_vars]`` exactly.
+
+        Returns ``(solutions[N, n_vars], objectives[N])``, objectives in float64.
+        """
+
+    def make_split(self, features: np.ndarray, costs: np.ndarray) -> Split:
+        """A split whose solutions and objectives come from this problem's exact oracle."""
+        solutions, objectives = self.oracle(costs)
+        return Split(
+            features=np.ascontiguousarray(features, dtype=np.float32),
+            costs=np.ascontiguousarray(costs, dtype=np.float32),
+            solutions=np.ascontiguousarray(solutions, dtype=np.float32),
+            objectives=np.asarray(objectives, dtype=np.float64),
+        )
+
+    @classmethod
+    def defaults(cls) -> Mapping[str, Any]:
+        return {name: p.default for name, p in cls.params.items()}
+
+
+problem_registry: Registry[type[Problem]] = Registry(
+    "problem", "l2obench.problems", builtins=("l2obench.problems.shortest_path",)
+)
+register_problem = problem_registry.register

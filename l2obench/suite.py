@@ -1,0 +1,372 @@
+"""Suite files: schema, validation and expansion into cells.
+
+A suite file (TOML) names a problem, the sizes and seeds to sweep, the data parameters, a
+per-cell budget and the methods with their parameters; a list of values for a method parameter
+is a grid, as in benchopt. An optional ``[quick]`` table overrides any of these for a smoke run.
+Everything is checked before a cell runs: every error names the file, the key and what was
+expected.
+
+Example::
+
+    name = "shortest-path"
+    problem = "shortest-path"
+    sizes = [5, 10, 20]
+    seeds = [0, 1, 2]
+
+    [data]
+    n_train = 1000
+
+    [budget]
+    max_epochs = 100
+    max_seconds = 1800
+
+    [[methods]]
+    name = "dys-jfb"
+    params = { lr = [0.01, 0.001] }
+
+    [quick]
+    sizes = [5]
+    data = { n_train = 100 }
+    budget = { max_epochs = 2 }
+    method_params = { dys-jfb = { max_iter = 2000 } }
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from l2obench import __version__
+from l2obench.errors import L2OBenchError
+from l2obench.methods.base import Budget
+from l2obench.methods.base import method_registry as methods
+from l2obench.params import readable_name
+from l2obench.problems.base import problem_registry as problems
+
+SUITE_PACKAGE = "l2obench.builtin_suites"
+_TOP_KEYS = {"name", "description", "problem", "sizes", "seeds", "data", "budget", "methods",
+             "quick"}
+_QUICK_KEYS = {"sizes", "seeds", "data", "budget", "method_params"}
+_BUDGET_KEYS = {"max_epochs", "max_seconds"}
+_METHOD_KEYS = {"name", "params"}
+
+
+class SuiteError(L2OBenchError):
+    """A suite file or a suite option that does not follow the schema."""
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method named in a suite with its (possibly gridded) parameters."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def expand(self) -> list[dict[str, Any]]:
+        """The parameter grid: one dict per combination of listed values."""
+        keys = sorted(self.params)
+        grids = [v if isinstance(v, list) else [v] for v in (self.params[k] for k in keys)]
+        return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*grids)]
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A validated suite: what to run, before any override from the command line."""
+
+    name: str
+    problem: str
+    sizes: list[int]
+    seeds: list[int]
+    data: dict[str, Any]
+    budget: Budget
+    methods: list[MethodSpec]
+    description: str = ""
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run: problem at one size × method with parameters × seed, on a device."""
+
+    suite: str
+    problem: str
+    problem_params: dict[str, Any]  # complete, validated, size and seed included
+    method: str
+    method_params: dict[str, Any]  # complete, validated
+    method_label: str  # e.g. "dys-jfb[lr=0.01]": the parameters the suite set
+    seed: int
+    device: str
+    budget: Budget
+
+    @property
+    def size(self) -> int:
+        return int(self.problem_params[problems.get(self.problem).size_param])
+
+    def config(self) -> dict[str, Any]:
+        """Everything that determines the cell's result, as plain JSON-able data."""
+        return {
+            "problem": self.problem,
+            "problem_params": self.problem_params,
+            "method": self.method,
+            "method_params": self.method_params,
+            "seed": self.seed,
+            "device": self.device,
+            "budget": {"max_epochs": self.budget.max_epochs,
+                       "max_seconds": self.budget.max_seconds},
+            "l2obench_version": __version__,
+        }
+
+    @property
+    def cell_id(self) -> str:
+        """A stable hash of :meth:`config`: the key of the cell's record."""
+        text = json.dumps(self.config(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    @property
+    def label(self) -> str:
+        size_param = problems.get(self.problem).size_param
+        return f"{self.problem}[{size_param}={self.size}] {self.method_label} seed={self.seed}"
+
+
+def _suite_files() -> list[Path]:
+    """The built-in suite files: inside an installed wheel, or the checkout's problems/."""
+    try:
+        entries = files(SUITE_PACKAGE).iterdir()
+    except ModuleNotFoundError:  # an editable install maps only the `l2obench` folder
+        entries = (Path(__file__).resolve().parent.parent / "problems").iterdir()
+    return sorted(Path(str(entry)) for entry in entries if entry.name.endswith(".toml"))
+
+
+def builtin_suites() -> dict[str, Path]:
+    """The suites shipped with l2obench, by name (the file stem)."""
+    return {path.stem: path for path in _suite_files()}
+
+
+def resolve_suite_path(name_or_path: str) -> Path:
+    """A built-in suite's file, or the user's own suite file when given a path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".toml" or candidate.exists():
+        if not candidate.is_file():
+            raise SuiteError(f"suite file not found: {candidate}")
+        return candidate
+    suites = builtin_suites()
+    if name_or_path not in suites:
+        valid = ", ".join(sorted(suites)) or "(none)"
+        raise SuiteError(
+            f"unknown suite '{name_or_path}'; valid: {valid} (or the path of a .toml suite file)"
+        )
+    return suites[name_or_path]
+
+
+def load_suite(name_or_path: str, *, quick: bool = False) -> Suite:
+    """Read and validate a suite; with ``quick``, apply its ``[quick]`` overrides."""
+    path = resolve_suite_path(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SuiteError(f"{path}: cannot read the suite file: {exc}") from None
+    return parse_suite(raw, str(path), quick=quick)
+
+
+def parse_suite(raw: Mapping[str, Any], source: str, *, quick: bool = False) -> Suite:
+    """Validate the decoded TOML of a suite file named ``source``."""
+    _check_keys(raw, _TOP_KEYS, source, "")
+    name = _require(raw, "name", str, source)
+    problem = _require(raw, "problem", str, source)
+    if problem not in problems:
+        raise SuiteError(f"{source}: key 'problem': unknown problem '{problem}'; "
+                         f"valid: {', '.join(problems.names())}")
+    sizes = _int_list(_require(raw, "sizes", list, source), source, "sizes")
+    seeds = _int_list(raw.get("seeds", [0]), source, "seeds")
+    data = _table(raw.get("data", {}), source, "data")
+    _validate_data(problem, data, source, "data")
+    budget = _budget(raw.get("budget", {}), source, "budget")
+    specs = _methods(_require(raw, "methods", list, source), source)
+
+    if quick:
+        overrides = _table(raw.get("quick", {}), source, "quick")
+        _check_keys(overrides, _QUICK_KEYS, source, "quick.")
+        sizes = _int_list(overrides.get("sizes", sizes), source, "quick.sizes")
+        seeds = _int_list(overrides.get("seeds", seeds), source, "quick.seeds")
+        data = {**data, **_table(overrides.get("data", {}), source, "quick.data")}
+        _validate_data(problem, data, source, "quick.data")
+        budget_raw = {"max_epochs": budget.max_epochs, "max_seconds": budget.max_seconds,
+                      **_table(overrides.get("budget", {}), source, "quick.budget")}
+        budget = _budget({k: v for k, v in budget_raw.items() if v is not None}, source,
+                         "quick.budget")
+        specs = _override_methods(specs, overrides.get("method_params", {}), source)
+
+    return Suite(name=name, problem=problem, sizes=sizes, seeds=seeds, data=data, budget=budget,
+                 methods=specs, description=str(raw.get("description", "")), source=source)
+
+
+def expand(
+    suite: Suite,
+    *,
+    device: str,
+    sizes: Sequence[int] | None = None,
+    seeds: Sequence[int] | None = None,
+    method_names: Iterable[str] | None = None,
+) -> list[Cell]:
+    """Validated cells for ``suite`` (sizes, then methods, then seeds), with CLI selections."""
+    problem_cls = problems.get(suite.problem)
+    specs = suite.methods
+    if method_names is not None:
+        wanted = list(method_names)
+        in_suite = [spec.name for spec in specs]
+        for name in wanted:
+            methods.get(name)  # an unknown name lists every registered method
+            if name not in in_suite:
+                raise SuiteError(f"method '{name}' is not in suite '{suite.name}'; "
+                                 f"the suite has: {', '.join(in_suite)}")
+        specs = [spec for spec in specs if spec.name in wanted]
+
+    cells = []
+    for size in sizes if sizes is not None else suite.sizes:
+        for spec in specs:
+            method_cls = methods.get(spec.name)
+            for given in spec.expand():
+                method_params = method_cls.validate(given)
+                label = readable_name(spec.name, given)
+                for seed in seeds if seeds is not None else suite.seeds:
+                    problem_params = problem_cls(
+                        **suite.data, **{problem_cls.size_param: size, "seed": seed}
+                    ).config
+                    cells.append(Cell(
+                        suite=suite.name, problem=suite.problem, problem_params=problem_params,
+                        method=spec.name, method_params=method_params, method_label=label,
+                        seed=seed, device=device, budget=suite.budget,
+                    ))
+    return cells
+
+
+# -- schema helpers -------------------------------------------------------------------------
+
+
+def _check_keys(table: Mapping[str, Any], allowed: set[str], source: str, prefix: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise SuiteError(f"{source}: unknown key '{prefix}{unknown[0]}'; "
+                         f"valid keys here: {', '.join(sorted(allowed))}")
+
+
+def _require(table: Mapping[str, Any], key: str, kind: type, source: str) -> Any:
+    if key not in table:
+        raise SuiteError(f"{source}: missing key '{key}' (expected a {kind.__name__})")
+    value = table[key]
+    if not isinstance(value, kind):
+        raise SuiteError(f"{source}: key '{key}' must be a {kind.__name__}, "
+                         f"got {type(value).__name__} {value!r}")
+    return value
+
+
+def _int_list(value: Any, source: str, key: str) -> list[int]:
+    if not isinstance(value, list) or not value:
+        raise SuiteError(f"{source}: key '{key}' must be a non-empty list of integers, "
+                         f"got {value!r}")
+    for item in value:
+        if not isinstance(item, int) or isinstance(item, bool):
+            raise SuiteError(f"{source}: key '{key}' must hold integers, got {item!r}")
+    if len(set(value)) != len(value):
+        raise SuiteError(f"{source}: key '{key}' has repeated values: {value!r}")
+    return list(value)
+
+
+def _table(value: Any, source: str, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise SuiteError(f"{source}: key '{key}' must be a table, got {value!r}")
+    return dict(value)
+
+
+def _budget(value: Any, source: str, key: str) -> Budget:
+    table = _table(value, source, key)
+    _check_keys(table, _BUDGET_KEYS, source, key + ".")
+    epochs, seconds = table.get("max_epochs"), table.get("max_seconds")
+    if epochs is not None and (not isinstance(epochs, int) or isinstance(epochs, bool)
+                               or epochs < 1):
+        raise SuiteError(f"{source}: key '{key}.max_epochs' must be a positive integer, "
+                         f"got {epochs!r}")
+    if seconds is not None and (not isinstance(seconds, (int, float))
+                                or isinstance(seconds, bool) or not seconds > 0):
+        raise SuiteError(f"{source}: key '{key}.max_seconds' must be a positive number, "
+                         f"got {seconds!r}")
+    if epochs is None and seconds is None:
+        raise SuiteError(f"{source}: key '{key}' must set max_epochs or max_seconds")
+    return Budget(max_epochs=epochs, max_seconds=None if seconds is None else float(seconds))
+
+
+def _methods(entries: list[Any], source: str) -> list[MethodSpec]:
+    if not entries:
+        raise SuiteError(f"{source}: key 'methods' must list at least one method")
+    specs = []
+    for i, entry in enumerate(entries):
+        where = f"methods[{i}]"
+        table = _table(entry, source, where)
+        _check_keys(table, _METHOD_KEYS, source, where + ".")
+        name = _require(table, "name", str, source)
+        method_cls = _known_method(name, source, where + ".name")
+        params = _table(table.get("params", {}), source, where + ".params")
+        spec = MethodSpec(name=name, params=params)
+        _validate_grid(method_cls, spec, source, where + ".params")
+        specs.append(spec)
+    labels = [readable_name(s.name, p) for s in specs for p in s.expand()]
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise SuiteError(f"{source}: key 'methods' lists {repeated[0]} more than once")
+    return specs
+
+
+def _override_methods(specs: list[MethodSpec], value: Any, source: str) -> list[MethodSpec]:
+    overrides = _table(value, source, "quick.method_params")
+    named = {spec.name for spec in specs}
+    for name in overrides:
+        if name not in named:
+            raise SuiteError(f"{source}: key 'quick.method_params.{name}': the suite has no "
+                             f"method '{name}'; it has: {', '.join(sorted(named))}")
+    result = []
+    for spec in specs:
+        extra = _table(overrides.get(spec.name, {}), source, f"quick.method_params.{spec.name}")
+        merged = MethodSpec(spec.name, {**spec.params, **extra})
+        _validate_grid(methods.get(spec.name), merged, source,
+                       f"quick.method_params.{spec.name}")
+        result.append(merged)
+    return result
+
+
+def _validate_data(problem: str, data: dict[str, Any], source: str, key: str) -> None:
+    problem_cls = problems.get(problem)
+    clash = {problem_cls.size_param, "seed"} & set(data)
+    if clash:
+        raise SuiteError(f"{source}: key '{key}' must not set {', '.join(sorted(clash))} "
+                         "(use 'sizes' and 'seeds')")
+    try:
+        problem_cls(**data)
+    except L2OBenchError as exc:
+        raise SuiteError(f"{source}: key '{key}': {exc}") from None
+
+
+def _known_method(name: str, source: str, key: str) -> type:
+    if name not in methods:
+        raise SuiteError(f"{source}: key '{key}': unknown method '{name}'; "
+                         f"valid: {', '.join(methods.names())}")
+    return methods.get(name)
+
+
+def _validate_grid(method_cls: type, spec: MethodSpec, source: str, key: str) -> None:
+    for values in spec.params.values():
+        if isinstance(values, list) and not values:
+            raise SuiteError(f"{source}: key '{key}' has an empty list of values")
+    for combo in spec.expand():
+        try:
+            method_cls.validate(combo)
+        except L2OBenchError as exc:
+            raise SuiteError(f"{source}: key '{key}': {exc}") from None

@@ -1,0 +1,127 @@
+"""Suite files: the built-in suite, the quick profile, validation errors naming file and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from l2obench.errors import L2OBenchError
+from l2obench.suite import SuiteError, builtin_suites, expand, load_suite
+
+GOOD = """
+name = "mine"
+problem = "shortest-path"
+sizes = [3, 4]
+seeds = [0, 1]
+data = { n_train = 30, n_val = 10, n_test = 10 }
+budget = { max_epochs = 2 }
+
+[[methods]]
+name = "two-stage"
+params = { lr = [0.01, 0.1] }
+
+[[methods]]
+name = "dys-jfb"
+
+[quick]
+sizes = [3]
+budget = { max_epochs = 1 }
+method_params = { dys-jfb = { max_iter = 50 } }
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "suite.toml"
+    path.write_text(text)
+    return path
+
+
+def test_builtin_shortest_path_suite() -> None:
+    assert "shortest-path" in builtin_suites()
+    suite = load_suite("shortest-path")
+    assert suite.sizes == [5, 10, 15, 20, 25, 30, 50, 100]
+    assert {m.name for m in suite.methods} >= {"dys-jfb", "two-stage"}
+    quick = load_suite("shortest-path", quick=True)
+    assert max(quick.sizes) <= 10 and quick.budget.max_epochs is not None
+
+
+def test_expand_grid_sizes_seeds(tmp_path: Path) -> None:
+    suite = load_suite(str(write(tmp_path, GOOD)))
+    cells = expand(suite, device="cpu")
+    assert len(cells) == 2 * (2 + 1) * 2
+    labels = {c.method_label for c in cells}
+    assert labels == {"two-stage[lr=0.01]", "two-stage[lr=0.1]", "dys-jfb"}
+    assert len({c.cell_id for c in cells}) == len(cells)
+    assert all(c.problem_params["n_train"] == 30 for c in cells)
+    assert {c.size for c in cells} == {3, 4}
+
+
+def test_quick_profile_overrides(tmp_path: Path) -> None:
+    suite = load_suite(str(write(tmp_path, GOOD)), quick=True)
+    cells = expand(suite, device="cpu")
+    assert {c.size for c in cells} == {3}
+    assert all(c.budget.max_epochs == 1 for c in cells)
+    dys = [c for c in cells if c.method == "dys-jfb"]
+    assert dys and all(c.method_params["max_iter"] == 50 for c in dys)
+
+
+def test_cli_selection(tmp_path: Path) -> None:
+    suite = load_suite(str(write(tmp_path, GOOD)))
+    cells = expand(suite, device="cpu", sizes=[5], seeds=[3], method_names=["dys-jfb"])
+    assert [(c.size, c.seed, c.method) for c in cells] == [(5, 3, "dys-jfb")]
+    with pytest.raises(L2OBenchError, match=r"valid: .*two-stage"):
+        expand(suite, device="cpu", method_names=["nope"])
+    with pytest.raises(L2OBenchError, match="below its minimum 2"):
+        expand(suite, device="cpu", sizes=[1])
+
+
+def test_cell_id_is_stable_and_sensitive(tmp_path: Path) -> None:
+    suite = load_suite(str(write(tmp_path, GOOD)))
+    a = expand(suite, device="cpu")
+    b = expand(suite, device="cpu")
+    assert [c.cell_id for c in a] == [c.cell_id for c in b]
+    cuda = expand(suite, device="cuda")
+    assert {c.cell_id for c in a}.isdisjoint({c.cell_id for c in cuda})
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("name = 'x'\nproblem = ", "not valid TOML"),
+        (GOOD.replace('problem = "shortest-path"', 'problem = "tsp"'),
+         "key 'problem': unknown problem 'tsp'; valid: shortest-path"),
+        (GOOD.replace('sizes = [3, 4]', 'sizes = "3"'), "key 'sizes' must be a list"),
+        (GOOD.replace('sizes = [3, 4]', 'sizes = [3, 3]'), "repeated values"),
+        (GOOD.replace('name = "dys-jfb"', 'name = "dys"'),
+         "key 'methods[1].name': unknown method 'dys'; valid: "),
+        (GOOD.replace('params = { lr = [0.01, 0.1] }', 'params = { lr = -1.0 }'),
+         "key 'methods[0].params': method 'two-stage': parameter 'lr' = -1.0 is below"),
+        (GOOD.replace('params = { lr = [0.01, 0.1] }', 'params = { step = 1 }'),
+         "unknown parameter(s) 'step'"),
+        (GOOD.replace('n_train = 30', 'n_trian = 30'), "key 'data': problem 'shortest-path': "
+         "unknown parameter(s) 'n_trian'"),
+        (GOOD.replace('n_train = 30', 'k = 30'), "key 'data' must not set k"),
+        (GOOD.replace('max_epochs = 2 }', 'max_epochs = 0 }'), "'budget.max_epochs' must be a "
+         "positive integer"),
+        (GOOD.replace('budget = { max_epochs = 2 }', 'budget = { epochs = 2 }'),
+         "unknown key 'budget.epochs'"),
+        (GOOD.replace('seeds = [0, 1]', 'seeds = [0, 1]\nsize = 3'), "unknown key 'size'"),
+        (GOOD.replace('name = "mine"\n', ''), "missing key 'name'"),
+        (GOOD.replace('dys-jfb = { max_iter = 50 }', 'spo = { max_iter = 50 }'),
+         "key 'quick.method_params.spo'"),
+    ],
+)
+def test_malformed_suites_name_file_and_key(tmp_path: Path, text: str, fragment: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(SuiteError) as info:
+        load_suite(str(path), quick=True)
+    assert str(path) in str(info.value)
+    assert fragment in str(info.value)
+
+
+def test_unknown_suite_lists_builtins() -> None:
+    with pytest.raises(SuiteError, match=r"unknown suite 'shortest'; valid: .*shortest-path"):
+        load_suite("shortest")
+    with pytest.raises(SuiteError, match="suite file not found"):
+        load_suite("nowhere/suite.toml")
