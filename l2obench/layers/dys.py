@@ -22,7 +22,7 @@ class DYSLayer(nn.Module):
     """``w[N, n] ↦ x[N, n]``: the DYS solution of the regularised LP for each cost row.
 
     The operator, with ``∇f(x) = w + γx`` (the gradient of ``f`` at ``x``, as in BACKGROUND
-    §1.1; the fpo-dys code uses ``w + γz`` instead, which has a different fixed point)::
+    §1.1)::
 
         x = P_box(z)
         y = P_aff(2x − z − α(w + γx))
@@ -31,6 +31,11 @@ class DYSLayer(nn.Module):
     and the output is ``x = P_box(z)`` at the ``z`` returned by the backward mode (for JFB, one
     taped application of ``T`` at the fixed point ``z*``). ``x`` is feasible for the box exactly
     and for ``A x = b`` up to the solver's tolerance.
+
+    The fpo-dys code evaluates the gradient at ``z`` instead (``w + γz``). The two operators
+    differ only along ``z − x`` (in the box's normal cone, rescaled by ``1 + αγ``), so they have
+    the same output ``x`` at the fixed point and the same JFB gradient, but different ``∂T/∂z``,
+    which implicit differentiation uses (BACKGROUND §1.2); ``w + γx`` is the textbook DYS step.
 
     For ``lp.sense == "max"`` the layer maximises ``wᵀx − (γ/2)‖x‖²``: it negates ``w`` once,
     on entry, and minimises ``−wᵀx + (γ/2)‖x‖²``; gradients w.r.t. ``w`` account for the sign.

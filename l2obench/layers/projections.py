@@ -24,11 +24,14 @@ from l2obench.problems.base import LPForm
 
 AffineForm = Literal["auto", "dense", "factored"]
 
-#: ``form="auto"`` stores the dense ``n × n`` projector up to this many variables. Past it the
-#: factored form (sparse ``A``, dense ``K``) needs fewer operations per application; on a
-#: 2-core CPU the crossover for grid shortest-path LPs lay between 5×5 (40 arcs, dense 8× faster)
-#: and 20×20 (760 arcs, factored 1.4× faster).
-DENSE_MAX_VARS = 512
+#: ``form="auto"`` stores the dense ``n × n`` projector up to this many variables, by device
+#: type (others use the CPU value); past it the factored form (sparse ``A``, dense ``K``) is
+#: faster. Measured per DYS iteration on grid shortest-path LPs, batch 256, float32: on an H200
+#: dense wins up to 30×30 (1 740 arcs, 0.13 against 0.20 ms), ties at 40×40 (3 120) and loses at
+#: 50×50 (4 900, 0.42 against 0.26 ms). On a 2-core CPU a whole 20×20 solve (760 arcs) is
+#: 15–25 % faster factored and a 10×10 one (180) 40 % faster dense; with 16 cores the crossover
+#: moves up to about 30×30, but the benchmark's CPU figures come from 2-core machines.
+DENSE_MAX_VARS = {"cuda": 2048, "cpu": 512}
 
 
 class BoxProjection(nn.Module):
@@ -92,7 +95,8 @@ class AffineProjection(nn.Module):
     - ``"factored"``: ``A`` as a sparse CSR matrix and ``K`` as a dense ``m × m`` matrix; an
       application is ``v − Aᵀ(K (A v))`` (two sparse products and one of ``m²`` work). This is the
       form for large LPs (a 50×50 grid: 2 500 × 4 900).
-    - ``"auto"`` (default): ``"dense"`` for at most :data:`DENSE_MAX_VARS` variables.
+    - ``"auto"`` (default): ``"dense"`` up to :data:`DENSE_MAX_VARS` variables for ``device``'s
+      type. The form is fixed here; moving the module later with ``.to()`` keeps it.
 
     When ``b`` is not in the range of ``A`` the constraints are inconsistent, and the map
     projects onto the least-squares solutions of ``A x = b`` instead.
@@ -121,9 +125,11 @@ class AffineProjection(nn.Module):
             raise ValueError(f"b has shape {b64.shape}, expected ({m},) for A of shape {(m, n)}")
         if form not in ("auto", "dense", "factored"):
             raise ValueError(f"form must be 'auto', 'dense' or 'factored', not {form!r}")
-        self.form: Literal["dense", "factored"] = (
-            ("dense" if n <= DENSE_MAX_VARS else "factored") if form == "auto" else form
-        )
+        if form == "auto":
+            device_type = torch.device(device).type if device is not None else "cpu"
+            max_dense = DENSE_MAX_VARS.get(device_type, DENSE_MAX_VARS["cpu"])
+            form = "dense" if n <= max_dense else "factored"
+        self.form: Literal["dense", "factored"] = form
 
         K = _gram_pinv(A_sp, rtol)
         c = A_sp.T @ (K @ b64)
@@ -133,8 +139,9 @@ class AffineProjection(nn.Module):
             M = np.eye(n) - A_sp.T @ (K @ A_sp.toarray())
             self.register_buffer("M", torch.as_tensor(0.5 * (M + M.T), **as_t))
         else:
-            with warnings.catch_warnings():  # torch flags every sparse CSR tensor as beta
+            with warnings.catch_warnings():  # torch flags sparse CSR tensors as beta
                 warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support.*")
+                warnings.filterwarnings("ignore", message=".*Sparse invariant checks.*")
                 self.register_buffer("A", _to_torch_csr(A_sp, dtype, device))
                 self.register_buffer("At", _to_torch_csr(A_sp.T.tocsr(), dtype, device))
             self.register_buffer("K", torch.as_tensor(K, **as_t))

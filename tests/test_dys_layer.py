@@ -1,0 +1,366 @@
+"""Tests of the DYS layer package against references computed independently of it.
+
+References: the projection against ``np.linalg.pinv``; converged layer outputs against HiGHS
+(through ``scipy.optimize.linprog``); JFB gradients against central finite differences of the
+converged layer and against the closed form ``∂x/∂w = −α D M`` of BACKGROUND §1.2; solver
+iteration counts against the closed form for a scalar contraction. LPs are built here, so the
+tests depend on no l2obench module but the layers and ``LPForm``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from scipy.optimize import linprog
+from torch import Tensor
+
+from l2obench.layers.backward import JFB
+from l2obench.layers.dys import DYSLayer
+from l2obench.layers.fixed_point import FixedPointStats, Picard
+from l2obench.layers.projections import AffineProjection, BoxProjection
+from l2obench.problems.base import LPForm
+
+F64 = torch.float64
+
+
+def grid_lp(k: int, sense: str = "min") -> LPForm:
+    """Shortest path from the top-left to the bottom-right node of a ``k × k`` grid.
+
+    Arcs go right ``(v, v+1)`` and down ``(v, v+k)``; ``A[tail, e] = −1``, ``A[head, e] = +1``,
+    one unit leaves node 0 and arrives at node ``k² − 1``; ``0 ≤ x ≤ 1``.
+    """
+    rows, cols, arcs = [], [], []
+    for v in range(k * k):
+        i, j = divmod(v, k)
+        if j < k - 1:
+            arcs.append((v, v + 1))
+        if i < k - 1:
+            arcs.append((v, v + k))
+    for e, (tail, head) in enumerate(arcs):
+        rows += [tail, head]
+        cols += [e, e]
+    vals = [-1.0, 1.0] * len(arcs)
+    A = sp.csr_matrix((vals, (rows, cols)), shape=(k * k, len(arcs)))
+    b = np.zeros(k * k)
+    b[0], b[-1] = -1.0, 1.0
+    n = len(arcs)
+    return LPForm(A=A, b=b, lower=np.zeros(n), upper=np.ones(n), sense=sense)  # type: ignore[arg-type]
+
+
+def top_right_path(k: int, lp: LPForm) -> Tensor:
+    """The 0/1 arc vector of the path right along the top row, then down the last column."""
+    A = lp.A.toarray()
+    x = torch.zeros(lp.n_vars, dtype=F64)
+    v = 0
+    while v != k * k - 1:
+        nxt = v + 1 if v % k < k - 1 else v + k
+        x[int(np.flatnonzero((A[v] == -1) & (A[nxt] == 1))[0])] = 1.0
+        v = nxt
+    return x
+
+
+def pinv_projection(A: np.ndarray, b: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """Reference: ``v − A⁺(A v − b)`` row by row, with NumPy's SVD pseudo-inverse."""
+    return V - (np.linalg.pinv(A) @ (A @ V.T - b[:, None])).T
+
+
+# --- projections ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("form", ["dense", "factored"])
+@pytest.mark.parametrize("case", ["grid4", "random_full_rank"])
+def test_affine_projection_matches_pinv(form: str, case: str) -> None:
+    rng = np.random.default_rng(0)
+    if case == "grid4":  # rank-deficient: rank n_nodes − 1
+        lp = grid_lp(4)
+        A, b = lp.A.toarray(), lp.b
+    else:
+        A = rng.standard_normal((5, 12))
+        b = rng.standard_normal(5)
+    proj = AffineProjection(sp.csr_matrix(A), b, dtype=F64, form=form)  # type: ignore[arg-type]
+    assert proj.form == form
+    V = rng.standard_normal((7, A.shape[1])) * 3.0
+    X = proj(torch.as_tensor(V)).numpy()
+
+    np.testing.assert_allclose(A @ X.T, np.repeat(b[:, None], len(V), axis=1), atol=1e-6)
+    np.testing.assert_allclose(proj(torch.as_tensor(X)).numpy(), X, atol=1e-10)  # idempotent
+    np.testing.assert_allclose(X, pinv_projection(A, b, V), atol=1e-10)
+
+
+def test_affine_projection_auto_form_follows_size_and_device() -> None:
+    cases = [(512, "cpu", "dense"), (513, "cpu", "factored")]
+    if torch.cuda.is_available():
+        cases += [(2048, "cuda", "dense"), (2049, "cuda", "factored")]
+    for n, device, form in cases:
+        proj = AffineProjection(sp.csr_matrix(np.ones((1, n))), np.ones(1), device=device)
+        assert proj.form == form
+        x = proj(torch.zeros(2, n, device=device))
+        torch.testing.assert_close(x, torch.full((2, n), 1.0 / n, device=device))
+
+
+def test_affine_projection_gradient_is_the_projector() -> None:
+    lp = grid_lp(3)
+    dense = AffineProjection.from_lp(lp, dtype=F64, form="dense")
+    factored = AffineProjection.from_lp(lp, dtype=F64, form="factored")
+    v = torch.randn(3, lp.n_vars, dtype=F64, requires_grad=True)
+    assert torch.autograd.gradcheck(factored, (v,))
+    g = torch.randn(3, lp.n_vars, dtype=F64)
+    (grad_f,) = torch.autograd.grad(factored(v), v, g)
+    (grad_d,) = torch.autograd.grad(dense(v), v, g)
+    A = lp.A.toarray()
+    M = np.eye(lp.n_vars) - np.linalg.pinv(A) @ A
+    np.testing.assert_allclose(grad_f.numpy(), g.numpy() @ M, atol=1e-10)
+    np.testing.assert_allclose(grad_d.numpy(), g.numpy() @ M, atol=1e-10)
+
+
+def test_box_projection_and_mask() -> None:
+    box = BoxProjection(np.array([0.0, -np.inf, 0.0]), np.array([1.0, 2.0, np.inf]), dtype=F64)
+    z = torch.tensor([[-1.0, -5.0, 3.0], [0.5, 3.0, -2.0]], dtype=F64)
+    expected = torch.tensor([[0.0, -5.0, 3.0], [0.5, 2.0, 0.0]], dtype=F64)
+    assert torch.equal(box(z), expected)
+    assert box.jacobian_mask(z).tolist() == [[False, True, True], [True, False, False]]
+
+
+# --- converged layer against an LP solver -----------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [3, 4])
+def test_converged_dys_matches_highs(k: int) -> None:
+    lp = grid_lp(k)
+    rng = np.random.default_rng(k)
+    W = rng.uniform(1.0, 2.0, size=(4, lp.n_vars))
+    # α = 1 is well inside 0 < α < 2/γ and converges in a few thousand steps at γ = 1e-3.
+    solver = Picard(tol=1e-6, max_iter=50_000)
+    layer = DYSLayer(lp, alpha=1.0, gamma=1e-3, solver=solver, dtype=F64)
+    with torch.no_grad():
+        X = layer(torch.as_tensor(W)).numpy()
+    assert layer.last_stats is not None and bool(layer.last_stats.converged.all())
+
+    for w, x in zip(W, X, strict=True):
+        ref = linprog(
+            w,
+            A_eq=lp.A,
+            b_eq=lp.b,
+            bounds=list(zip(lp.lower, lp.upper, strict=True)),
+            method="highs",
+        )
+        assert ref.status == 0
+        assert abs(w @ x - ref.fun) <= 0.01 * abs(ref.fun)
+        assert np.abs(lp.A @ x - lp.b).max() <= 1e-4
+        assert (x >= lp.lower).all() and (x <= lp.upper).all()
+
+    # sense "max" of −w is the same problem: the layer negates the costs itself.
+    layer_max = DYSLayer(grid_lp(k, "max"), alpha=1.0, gamma=1e-3, solver=solver, dtype=F64)
+    with torch.no_grad():
+        X_max = layer_max(-torch.as_tensor(W)).numpy()
+    np.testing.assert_allclose(X_max, X, atol=1e-8)
+
+
+def test_converged_dys_is_kkt_optimal_for_the_regularised_problem() -> None:
+    """With γ = 0.5 and costs of both signs bounds are active but x is not a vertex.
+
+    Optimality certificate for ``min wᵀx + (γ/2)‖x‖²`` over ``A x = b, 0 ≤ x ≤ 1``: a multiplier
+    ``λ`` with ``g + Aᵀλ`` zero on the free arcs, ``≥ 0`` at the lower bound and ``≤ 0`` at the
+    upper bound, ``g = w + γx``. Its existence is an LP feasibility problem, solved by HiGHS.
+    """
+    lp = grid_lp(4)
+    A, gamma, tol = lp.A.toarray(), 0.5, 1e-7
+    W = np.random.default_rng(0).uniform(-1.0, 1.0, size=(6, lp.n_vars))
+    solver = Picard(tol=1e-11, max_iter=100_000)
+    layer = DYSLayer(lp, alpha=1.0, gamma=gamma, solver=solver, dtype=F64)
+    with torch.no_grad():
+        X = layer(torch.as_tensor(W)).numpy()
+    assert layer.last_stats is not None and bool(layer.last_stats.converged.all())
+
+    for w, x in zip(W, X, strict=True):
+        g = w + gamma * x
+        free, at_lower, at_upper = (x > tol) & (x < 1 - tol), x <= tol, x >= 1 - tol
+        assert free.any() and at_lower.any()
+        certificate = linprog(
+            np.zeros(A.shape[0]),
+            A_eq=A[:, free].T,
+            b_eq=-g[free],
+            A_ub=np.vstack([-A[:, at_lower].T, A[:, at_upper].T]),
+            b_ub=np.concatenate([g[at_lower] + tol, -g[at_upper] + tol]),
+            bounds=(None, None),
+            method="highs",
+        )
+        assert certificate.status == 0, certificate.message
+
+
+# --- JFB gradients ----------------------------------------------------------------------------
+
+
+def test_jfb_gradient_is_a_descent_direction() -> None:
+    """JFB's dℓ/dw against central differences of the converged layer, for 5 cost vectors.
+
+    γ = 0.5 (with α = 1) keeps the solution off the LP's vertices, so x(w) is smooth enough for
+    finite differences and its derivative is not zero; tol = 1e-11 makes the solve error far below
+    eps · ‖∇ℓ‖ for eps = 1e-4, while eps stays large against float64 rounding.
+    """
+    k, eps, n_inst = 3, 1e-4, 5
+    lp = grid_lp(k)
+    n = lp.n_vars
+    layer = DYSLayer(
+        lp, alpha=1.0, gamma=0.5, solver=Picard(tol=1e-11, max_iter=100_000), dtype=F64
+    )
+    target = top_right_path(k, lp)
+    w = torch.rand(n_inst, n, dtype=F64, generator=torch.Generator().manual_seed(0))
+
+    w_req = w.clone().requires_grad_(True)
+    ((layer(w_req) - target) ** 2).sum().backward()
+    assert w_req.grad is not None
+    jfb = w_req.grad
+
+    # All 2·n perturbations of all instances in one batch: rows (i, j, ±).
+    steps = eps * torch.eye(n, dtype=F64)
+    W_pert = torch.cat([w[:, None, :] + steps, w[:, None, :] - steps], dim=1).reshape(-1, n)
+    with torch.no_grad():
+        loss = ((layer(W_pert) - target) ** 2).sum(dim=1).reshape(n_inst, 2, n)
+    assert layer.last_stats is not None and bool(layer.last_stats.converged.all())
+    fd = (loss[:, 0] - loss[:, 1]) / (2 * eps)
+
+    assert (fd.norm(dim=1) > 1e-2).all(), fd.norm(dim=1)
+    inner = (jfb * fd).sum(dim=1)
+    assert (inner > 0).all(), inner
+
+
+def test_jfb_gradient_matches_closed_form() -> None:
+    """One taped application: dx/dw = D (−α M) with D the clamp's mask at the output."""
+    lp = grid_lp(4)
+    alpha, gamma = 1.0, 0.5
+    layer = DYSLayer(
+        lp,
+        alpha=alpha,
+        gamma=gamma,
+        solver=Picard(tol=1e-10, max_iter=100_000),
+        backward=JFB(),
+        dtype=F64,
+    )
+    gen = torch.Generator().manual_seed(1)
+    w = torch.rand(3, lp.n_vars, dtype=F64, generator=gen).requires_grad_(True)
+    g = torch.randn(3, lp.n_vars, dtype=F64, generator=gen)
+    x = layer(w)
+    (grad,) = torch.autograd.grad(x, w, g)
+
+    A = lp.A.toarray()
+    M = np.eye(lp.n_vars) - np.linalg.pinv(A) @ A
+    D = layer.box.jacobian_mask(x.detach()).numpy()  # lower < z < upper  ⇔  lower < x < upper
+    assert 0 < D.sum() < D.size  # both active and inactive bounds occur
+    expected = -alpha * (D * g.numpy()) @ M
+    np.testing.assert_allclose(grad.numpy(), expected, atol=1e-10)
+
+
+# --- the fixed-point solver -------------------------------------------------------------------
+
+
+def scalar_contraction(sizes: list[int]) -> tuple[Callable[[Tensor, Tensor], Tensor], Tensor]:
+    """``fn(z, a) = a z + 1`` (fixed point ``1/(1 − a)``), recording each call's batch size."""
+
+    def fn(z: Tensor, a: Tensor) -> Tensor:
+        sizes.append(z.shape[0])
+        return a * z + 1.0
+
+    return fn, torch.tensor([[0.1], [0.5]], dtype=F64)
+
+
+def test_picard_stops_each_instance_and_shrinks_the_batch() -> None:
+    # From z0 = 0 every entry of z_k − z_{k−1} is a^(k−1); with 4 entries the norm is 2 a^(k−1).
+    # tol = 4e-3 stops a = 0.1 at k = 4 (2e-3) and a = 0.5 at k = 10 (3.9e-3), away from ties.
+    sizes: list[int] = []
+    fn, a = scalar_contraction(sizes)
+    z_star, stats = Picard(tol=4e-3, max_iter=100)(fn, torch.zeros(2, 4, dtype=F64), (a,))
+    assert stats.iterations.tolist() == [4, 10]
+    assert stats.converged.tolist() == [True, True]
+    assert sizes == [2] * 4 + [1] * 6  # the converged instance left the batch
+    for i, k in enumerate([4, 10]):
+        ai = float(a[i])
+        np.testing.assert_allclose(z_star[i].numpy(), (1 - ai**k) / (1 - ai), rtol=1e-14)
+
+
+def test_picard_respects_max_iter() -> None:
+    sizes: list[int] = []
+    fn, a = scalar_contraction(sizes)
+    z_star, stats = Picard(tol=1e-12, max_iter=5)(fn, torch.zeros(2, 1, dtype=F64), (a,))
+    assert stats.iterations.tolist() == [5, 5]
+    assert stats.converged.tolist() == [False, False]
+    assert len(sizes) == 5
+    np.testing.assert_allclose(z_star[:, 0].numpy(), ((1 - a**5) / (1 - a))[:, 0].numpy())
+
+
+@pytest.mark.parametrize("bad", [{"tol": 0.0}, {"max_iter": 0}])
+def test_picard_rejects_bad_settings(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        Picard(**bad)  # type: ignore[arg-type]
+
+
+def test_layer_per_instance_stopping_matches_solo_solves() -> None:
+    lp = grid_lp(4)
+    layer = DYSLayer(lp, alpha=1.0, gamma=1e-3, solver=Picard(tol=1e-6, max_iter=50_000), dtype=F64)
+    W = torch.as_tensor(np.random.default_rng(0).uniform(1.0, 2.0, size=(3, lp.n_vars)))
+    with torch.no_grad():
+        X = layer(W)
+        stats = layer.last_stats
+        assert isinstance(stats, FixedPointStats)
+        iters = stats.iterations.tolist()
+        assert len(set(iters)) > 1 and max(iters) > 2 * min(iters), iters  # easy and hard mixed
+        for i in range(len(W)):
+            x_alone = layer(W[i : i + 1])
+            assert layer.last_stats is not None
+            assert layer.last_stats.iterations.tolist() == [iters[i]]
+            torch.testing.assert_close(x_alone[0], X[i], atol=1e-6, rtol=0)
+
+
+# --- device and dtype -------------------------------------------------------------------------
+
+
+def devices() -> list[str]:
+    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+
+@pytest.mark.parametrize("device", devices())
+@pytest.mark.parametrize("form", ["dense", "factored"])
+def test_layer_device_and_dtype_are_parameters(device: str, form: str) -> None:
+    lp = grid_lp(3)
+    w64 = torch.rand(4, lp.n_vars, dtype=F64, generator=torch.Generator().manual_seed(0)) + 0.5
+    solver = Picard(tol=1e-8, max_iter=20_000)
+    ref = DYSLayer(lp, gamma=0.1, alpha=1.0, solver=solver, dtype=F64, affine_form=form)
+    with torch.no_grad():
+        x_ref = ref(w64)
+
+    layer = DYSLayer(
+        lp, gamma=0.1, alpha=1.0, solver=solver, dtype=F64, device=device, affine_form=form
+    )
+    assert all(buf.device.type == device and buf.dtype == F64 for buf in layer.buffers())
+    w_req = w64.to(device).requires_grad_(True)
+    x = layer(w_req)
+    assert x.device.type == device and x.dtype == F64
+    x.sum().backward()
+    assert w_req.grad is not None and w_req.grad.device.type == device
+    torch.testing.assert_close(x.detach().cpu(), x_ref, atol=1e-10, rtol=0)
+
+    solver32 = Picard(tol=1e-5, max_iter=20_000)  # float32 cannot reach 1e-8
+    layer32 = DYSLayer(lp, gamma=0.1, alpha=1.0, solver=solver32, device=device, affine_form=form)
+    with torch.no_grad():
+        x32 = layer32(w64.to(device=device, dtype=torch.float32))
+    assert x32.dtype == torch.float32
+    torch.testing.assert_close(x32.cpu(), x_ref.float(), atol=1e-3, rtol=0)
+
+    # Buffers, the sparse ones included, follow .to(); they keep their float32 rounding.
+    moved = layer32.to(F64)
+    moved.solver = solver
+    assert all(buf.dtype == F64 for buf in moved.buffers())
+    with torch.no_grad():
+        torch.testing.assert_close(moved(w64.to(device)).cpu(), x_ref, atol=1e-5, rtol=0)
+
+
+def test_layer_rejects_mismatched_costs() -> None:
+    layer = DYSLayer(grid_lp(3), dtype=F64)
+    with pytest.raises(ValueError, match="shape"):
+        layer(torch.zeros(2, 5, dtype=F64))
+    with pytest.raises(ValueError, match="dtype"):
+        layer(torch.zeros(2, 12, dtype=torch.float32))
