@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
@@ -88,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(message)s", handlers=[RichHandler(show_path=False)])
-    console = Console()
+    # Logs and pipes are read later in an editor: do not wrap them at 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else 140)
     try:
         if args.command == "run":
             return _run(args, console)
@@ -154,11 +156,14 @@ def _cell_line(cell: Cell, record: dict[str, Any] | None) -> str:
 
 
 def _summary_table(summary: RunSummary) -> Table:
-    table = Table(title="Summary", show_lines=False)
+    table = Table(title="Summary", box=box.SIMPLE_HEAD)
+    label_width = min(40, max((len(r["method_label"]) for r in summary.written), default=6))
     for column in ("size", "method", "seed", "status", "regret", "test loss", "epochs",
-                   "s/epoch", "peak MB", "fwd iters"):
-        table.add_column(column, justify="right" if column != "method" else "left",
-                         no_wrap=column != "method", overflow="fold")
+                   "s/epoch", "peak MB", "fwd iters"):  # the record's columns, abridged
+        if column == "method":
+            table.add_column(column, min_width=label_width, overflow="fold")
+        else:
+            table.add_column(column, justify="right", overflow="fold")
     for r in summary.written:
         table.add_row(str(r["size"]), escape(r["method_label"]), str(r["seed"]),
                       f"[{_STATUS_STYLE.get(r['status'], 'white')}]{r['status']}[/]",
