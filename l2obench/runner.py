@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from l2obench.errors import MissingExtraError
+from l2obench.errors import L2OBenchError, MissingExtraError
 from l2obench.measure import now, peak_memory
 from l2obench.methods.base import Method
 from l2obench.methods.base import method_registry as methods
@@ -40,8 +40,6 @@ def resolve_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        from l2obench.errors import L2OBenchError
-
         raise L2OBenchError("--device cuda: no CUDA device is visible to PyTorch "
                             "(use --device cpu or auto)")
     return name
@@ -175,6 +173,17 @@ def _measure(cell: Cell, cache: DataCache) -> dict[str, Any]:
     }
 
 
+def warm_up(device: torch.device) -> None:
+    """Pay one-time costs before any cell, so the first cell's time and memory are not charged
+    with them: the device's runtime (CUDA context, kernels, allocator) and the lazy imports of
+    autograd and ``torch.optim`` (the first optimiser built imports torch._dynamo, ~1 s)."""
+    x = torch.randn(64, 64, device=device, requires_grad=True)
+    optimizer = torch.optim.Adam([x])
+    (x @ x).relu().sum().backward()
+    optimizer.step()
+    now(device)
+
+
 @dataclass
 class RunSummary:
     """What a run did: the records it wrote and the cells it found already done."""
@@ -202,6 +211,8 @@ def run_cells(
     """
     summary = RunSummary(written=[], already_done=[])
     cache = DataCache()
+    for device in sorted({cell.device for cell in cells}):
+        warm_up(torch.device(device))
     for cell in cells:
         if store.has(cell.cell_id):
             summary.already_done.append(cell)
