@@ -7,7 +7,9 @@ end with exit status 2 and one message; no traceback reaches the user.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -21,11 +23,20 @@ from rich.table import Table
 
 from l2obench import __version__
 from l2obench.errors import L2OBenchError
+from l2obench.executors import (
+    Executor,
+    InlineExecutor,
+    ProcessExecutor,
+    RayExecutor,
+    run_isolated,
+)
+from l2obench.methods.base import Budget
 from l2obench.methods.base import method_registry as methods
 from l2obench.problems.base import problem_registry as problems
-from l2obench.runner import RunSummary, resolve_device, run_cells
+from l2obench.runner import resolve_device
 from l2obench.store import ResultStore
-from l2obench.suite import Cell, builtin_suites, expand, load_suite
+from l2obench.suite import Cell, Limits, builtin_suites, cell_from_record, expand, load_suite
+from l2obench.sweep import run_cells
 
 EXIT_USAGE = 2
 EXIT_CELLS_FAILED = 1
@@ -63,6 +74,20 @@ def _name_list(text: str) -> list[str]:
     return values
 
 
+def _positive(kind: type) -> Any:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got '{text}'") \
+                from None
+        if not (value > 0 and math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got '{text}'")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="l2obench", description="Benchmarks for learning-to-optimize methods.")
     parser.add_argument("--version", action="version", version=f"l2obench {__version__}")
@@ -77,12 +102,44 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sizes", type=_int_list, help="only these problem sizes, e.g. 5,10")
     run.add_argument("--methods", type=_name_list, help="only these methods, e.g. dys-jfb")
     run.add_argument("--seeds", type=_int_list, help="only these seeds, e.g. 0,1,2")
-    run.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
-                     help="where methods train (default: cuda when visible, else cpu)")
+    _add_device(run)
     run.add_argument("--out", help="results folder (default: runs/<suite>)")
+    budget = run.add_argument_group("budget (part of each cell's identity)")
+    budget.add_argument("--max-epochs", type=_positive(int), help="override the suite's epochs")
+    budget.add_argument("--max-seconds", type=_positive(float),
+                        help="override the suite's training seconds per cell")
+    limits = run.add_argument_group("limits (a cell that overruns them is killed and recorded)")
+    limits.add_argument("--cell-timeout", type=_positive(float), metavar="SECONDS",
+                        help="wall-time limit per cell (default: the suite's, else twice the "
+                             "training budget plus 5 minutes)")
+    limits.add_argument("--memory-cap-mb", type=_positive(float), metavar="MB",
+                        help="host memory limit per cell (default: the suite's, else none)")
+    again = run.add_mutually_exclusive_group()
+    again.add_argument("--force", action="store_true", help="redo cells already recorded")
+    again.add_argument("--retry-failed", action="store_true",
+                       help="redo recorded cells whose status is not ok")
+    where = run.add_argument_group("executor")
+    where.add_argument("--executor", choices=("local", "inline", "ray"), default="local",
+                       help="local: each cell in a child process (default); inline: in this "
+                            "process, no isolation; ray: Ray tasks")
+    where.add_argument("--jobs", type=_positive(int), default=1,
+                       help="cells at once with the local executor (default 1)")
+    where.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+
+    rerun = commands.add_parser("rerun", help="reproduce one recorded cell from its record")
+    rerun.add_argument("cell_id", help="the record's cell_id (a unique prefix is enough)")
+    rerun.add_argument("--results", required=True, help="the results folder holding the record")
+    rerun.add_argument("--device", choices=("cpu", "cuda", "auto"),
+                       help="run on this device instead of the recorded one")
+    rerun.add_argument("--out", help="also store the new record in this results folder")
 
     commands.add_parser("list", help="show problems, methods and suites")
     return parser
+
+
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
+                        help="where methods train (default: cuda when visible, else cpu)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args, console)
+        if args.command == "rerun":
+            return _rerun(args, console)
         _list(console)
         return 0
     except L2OBenchError as exc:
@@ -102,14 +161,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
 
+def _limits(suite_limits: Limits, budget: Budget, args: argparse.Namespace) -> Limits:
+    wall = args.cell_timeout or suite_limits.wall_seconds
+    if wall is None and budget.max_seconds is not None:
+        wall = 2 * budget.max_seconds + 300
+    return Limits(wall_seconds=wall, memory_mb=args.memory_cap_mb or suite_limits.memory_mb)
+
+
+def _executor(args: argparse.Namespace, limits: Limits) -> Executor:
+    if args.executor == "inline":
+        return InlineExecutor()
+    if args.executor == "ray":
+        return RayExecutor(address=args.address, limits=limits)
+    return ProcessExecutor(jobs=args.jobs, limits=limits)
+
+
 def _run(args: argparse.Namespace, console: Console) -> int:
     suite = load_suite(args.suite, quick=args.quick)
+    budget = Budget(max_epochs=args.max_epochs or suite.budget.max_epochs,
+                    max_seconds=args.max_seconds or suite.budget.max_seconds)
+    suite = dataclasses.replace(suite, budget=budget)
     device = resolve_device(args.device)
     cells = expand(suite, device=device, sizes=args.sizes, seeds=args.seeds,
                    method_names=args.methods)
+    limits = _limits(suite.limits, budget, args)
+    executor = _executor(args, limits)
+    mode = "force" if args.force else "retry-failed" if args.retry_failed else "resume"
     store = ResultStore(args.out or f"runs/{suite.name}")
-    console.print(f"[bold]{suite.name}[/]{' (quick)' if args.quick else ''}: {len(cells)} cells "
-                  f"on {device} → {store.root}", highlight=False)
+    console.print(f"[bold]{escape(suite.name)}[/]{' (quick)' if args.quick else ''}: "
+                  f"{len(cells)} cells on {device} → {store.root}", highlight=False)
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=console, transient=True) as progress:
@@ -118,30 +198,57 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         def on_start(cell: Cell) -> None:
             progress.update(task, description=escape(cell.label))
 
-        def on_finish(cell: Cell, record: dict[str, Any] | None) -> None:
+        def on_finish(cell: Cell, record: dict[str, Any]) -> None:
             progress.console.print(_cell_line(cell, record), highlight=False)
             progress.advance(task)
 
-        summary = run_cells(cells, store, on_start=on_start, on_finish=on_finish)
+        def on_skip(cell: Cell, reason: str) -> None:
+            progress.console.print(f"[dim]       · {escape(cell.label)}: {reason}[/]",
+                                   highlight=False)
+            progress.advance(task)
 
-    console.print(_summary_table(summary))
-    counts = {k: v for k, v in summary.counts().items() if v}
-    parts = [f"{n} {status}" for status, n in counts.items()]
+        summary = run_cells(cells, store, executor=executor, mode=mode, on_start=on_start,
+                            on_finish=on_finish, on_skip=on_skip)
+
+    if summary.written:
+        console.print(_summary_table(summary.written))
+    parts = [f"{n} {status}" for status, n in summary.counts().items() if n]
     if summary.already_done:
         parts.append(f"{len(summary.already_done)} already recorded")
+    if summary.busy:
+        parts.append(f"{len(summary.busy)} being run by another sweep")
     console.print(f"{len(cells)} cells: {', '.join(parts) or 'nothing to do'}. "
                   f"Records in {store.root}", highlight=False)
-    failed = sum(n for status, n in counts.items() if status not in ("ok", "skipped"))
-    return EXIT_CELLS_FAILED if failed else 0
+    return EXIT_CELLS_FAILED if summary.unsuccessful else 0
+
+
+def _rerun(args: argparse.Namespace, console: Console) -> int:
+    source = ResultStore(args.results)
+    matches = source.find(args.cell_id)
+    if len(matches) != 1:
+        found = "no record" if not matches else f"{len(matches)} records"
+        raise L2OBenchError(f"{found} with a cell id starting '{args.cell_id}' in "
+                            f"{source.records}")
+    original = matches[0]
+    cell = cell_from_record(original)
+    if args.device:
+        cell = dataclasses.replace(cell, device=resolve_device(args.device))
+    console.print(f"re-running {escape(cell.label)} (cell {original['cell_id']})",
+                  highlight=False)
+    limits = Limits(wall_seconds=2 * cell.budget.max_seconds + 300
+                    if cell.budget.max_seconds else None)
+    record = run_isolated(cell, limits, None)
+    if args.out:
+        ResultStore(args.out).write(record, replace=True)
+    console.print(_comparison_table(original, record))
+    return 0 if record["status"] == "ok" else EXIT_CELLS_FAILED
 
 
 def _fmt(value: Any, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
-def _cell_line(cell: Cell, record: dict[str, Any] | None) -> str:
-    if record is None:
-        return f"[dim]· {escape(cell.label)}: already recorded[/]"
+def _cell_line(cell: Cell, record: dict[str, Any]) -> str:
     status = record["status"]
     style = _STATUS_STYLE.get(status, "white")
     line = f"[{style}]{status:>8}[/] {escape(cell.label)}"
@@ -155,21 +262,34 @@ def _cell_line(cell: Cell, record: dict[str, Any] | None) -> str:
     return line
 
 
-def _summary_table(summary: RunSummary) -> Table:
+_SUMMARY_COLUMNS = {  # header: (record column, format); the record's columns, abridged
+    "regret": ("norm_regret", ".4f"), "test loss": ("test_loss", ".4g"),
+    "epochs": ("epochs", "d"), "s/epoch": ("time_per_epoch_s", ".3g"),
+    "peak MB": ("peak_mem_mb", ".0f"), "fwd iters": ("fwd_iters_mean", ".0f"),
+}
+
+
+def _summary_table(records: list[dict[str, Any]]) -> Table:
     table = Table(title="Summary", box=box.SIMPLE_HEAD)
-    label_width = min(40, max((len(r["method_label"]) for r in summary.written), default=6))
-    for column in ("size", "method", "seed", "status", "regret", "test loss", "epochs",
-                   "s/epoch", "peak MB", "fwd iters"):  # the record's columns, abridged
-        if column == "method":
-            table.add_column(column, min_width=label_width, overflow="fold")
-        else:
-            table.add_column(column, justify="right", overflow="fold")
-    for r in summary.written:
+    label_width = min(40, max(len(r["method_label"]) for r in records))
+    table.add_column("size", justify="right")
+    table.add_column("method", min_width=label_width, overflow="fold")
+    for column in ("seed", "status", *_SUMMARY_COLUMNS):
+        table.add_column(column, justify="right", overflow="fold")
+    for r in records:
         table.add_row(str(r["size"]), escape(r["method_label"]), str(r["seed"]),
                       f"[{_STATUS_STYLE.get(r['status'], 'white')}]{r['status']}[/]",
-                      _fmt(r.get("norm_regret"), ".4f"), _fmt(r.get("test_loss"), ".4g"),
-                      _fmt(r.get("epochs"), "d"), _fmt(r.get("time_per_epoch_s"), ".3g"),
-                      _fmt(r.get("peak_mem_mb"), ".0f"), _fmt(r.get("fwd_iters_mean"), ".0f"))
+                      *(_fmt(r.get(key), spec) for key, spec in _SUMMARY_COLUMNS.values()))
+    return table
+
+
+def _comparison_table(original: dict[str, Any], new: dict[str, Any]) -> Table:
+    table = Table(title="Recorded vs re-run", box=box.SIMPLE_HEAD)
+    for column in ("", "recorded", "re-run"):
+        table.add_column(column, justify="right")
+    table.add_row("status", original["status"], new["status"])
+    for header, (key, spec) in _SUMMARY_COLUMNS.items():
+        table.add_row(header, _fmt(original.get(key), spec), _fmt(new.get(key), spec))
     return table
 
 

@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import traceback
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +26,6 @@ from l2obench.metrics import decision_quality
 from l2obench.problems.base import Dataset, Problem
 from l2obench.problems.base import problem_registry as problems
 from l2obench.provenance import provenance
-from l2obench.store import ResultStore
 from l2obench.suite import Cell
 
 log = logging.getLogger(__name__)
@@ -182,48 +180,3 @@ def warm_up(device: torch.device) -> None:
     (x @ x).relu().sum().backward()
     optimizer.step()
     now(device)
-
-
-@dataclass
-class RunSummary:
-    """What a run did: the records it wrote and the cells it found already done."""
-
-    written: list[dict[str, Any]]
-    already_done: list[Cell]
-
-    def counts(self) -> dict[str, int]:
-        counts = {status: 0 for status in STATUSES}
-        for record in self.written:
-            counts[record["status"]] += 1
-        return counts
-
-
-def run_cells(
-    cells: Sequence[Cell],
-    store: ResultStore,
-    *,
-    on_start: Callable[[Cell], None] | None = None,
-    on_finish: Callable[[Cell, dict[str, Any] | None], None] | None = None,
-) -> RunSummary:
-    """Run every cell not yet recorded in ``store``, writing each record as soon as it is done.
-
-    ``on_finish`` receives ``None`` for a cell that was already recorded and skipped.
-    """
-    summary = RunSummary(written=[], already_done=[])
-    cache = DataCache()
-    for device in sorted({cell.device for cell in cells}):
-        warm_up(torch.device(device))
-    for cell in cells:
-        if store.has(cell.cell_id):
-            summary.already_done.append(cell)
-            if on_finish:
-                on_finish(cell, None)
-            continue
-        if on_start:
-            on_start(cell)
-        record = run_cell(cell, cache)
-        store.write(record)
-        summary.written.append(record)
-        if on_finish:
-            on_finish(cell, record)
-    return summary

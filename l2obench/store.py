@@ -1,18 +1,24 @@
 """Records: one JSON file per cell, written atomically, read back as one long-format table.
 
 A results folder holds ``records/<cell_id>.json``. A record is written to a temporary file in
-the same folder and renamed into place, so a reader (or a crash) never sees half a record, and
-an existing record is never rewritten.
+the same folder, synced, and linked into place, so a reader (or a crash, even SIGKILL) never
+sees half a record and an existing record is never overwritten by accident. Replacing a record
+(``--force``, ``--retry-failed``) moves the old one to ``records/superseded/`` first. A cell in
+progress holds an exclusive lock (``records/.locks/<cell_id>.lock``, released by the OS if its
+holder dies), so two runs sharing a folder never run or write the same cell twice.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import math
 import os
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pandas as pd
 
@@ -41,11 +47,43 @@ class ResultStore:
     def has(self, cell_id: str) -> bool:
         return self.path(cell_id).is_file()
 
-    def write(self, record: dict[str, Any]) -> Path:
-        """Write ``record`` under its ``cell_id`` atomically; refuse to overwrite one."""
+    def read(self, cell_id: str) -> dict[str, Any] | None:
+        """The record of ``cell_id``, or ``None`` if the cell has none."""
+        try:
+            return json.loads(self.path(cell_id).read_text())
+        except FileNotFoundError:
+            return None
+
+    def find(self, prefix: str) -> list[dict[str, Any]]:
+        """The records whose cell id starts with ``prefix``."""
+        return [json.loads(p.read_text()) for p in sorted(self.records.glob(f"{prefix}*.json"))]
+
+    def try_lock(self, cell_id: str) -> IO[str] | None:
+        """Take the cell's exclusive lock without waiting; ``None`` if another run holds it.
+
+        Release it with :meth:`unlock`; the OS releases it if this process dies.
+        """
+        locks = self.records / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        handle = open(locks / f"{cell_id}.lock", "a")  # noqa: SIM115 (held across calls)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return None
+        return handle
+
+    @staticmethod
+    def unlock(handle: IO[str]) -> None:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+    def write(self, record: dict[str, Any], *, replace: bool = False) -> Path:
+        """Write ``record`` under its ``cell_id`` atomically.
+
+        An existing record is an error unless ``replace``, which moves it to ``superseded/``.
+        """
         target = self.path(record["cell_id"])
-        if target.exists():
-            raise FileExistsError(f"a record for cell {record['cell_id']} exists: {target}")
         self.records.mkdir(parents=True, exist_ok=True)
         text = json.dumps(_jsonable(record), indent=1, sort_keys=False)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=self.records)
@@ -54,11 +92,32 @@ class ResultStore:
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
+            if replace and target.exists():
+                self._supersede(target)
+            try:
+                os.link(tmp, target)  # fails if the target exists: never a silent overwrite
+            except FileExistsError:
+                raise FileExistsError(
+                    f"a record for cell {record['cell_id']} exists: {target}") from None
+            _fsync_dir(self.records)
+        finally:
             Path(tmp).unlink(missing_ok=True)
-            raise
         return target
+
+    def _supersede(self, target: Path) -> None:
+        old = self.records / "superseded"
+        old.mkdir(exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+        os.replace(target, old / f"{target.stem}.{stamp}.json")
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _jsonable(value: Any) -> Any:

@@ -51,10 +51,11 @@ from l2obench.params import readable_name
 from l2obench.problems.base import problem_registry as problems
 
 SUITE_PACKAGE = "l2obench.builtin_suites"
-_TOP_KEYS = {"name", "description", "problem", "sizes", "seeds", "data", "budget", "methods",
-             "quick"}
-_QUICK_KEYS = {"sizes", "seeds", "data", "budget", "method_params"}
+_TOP_KEYS = {"name", "description", "problem", "sizes", "seeds", "data", "budget", "limits",
+             "methods", "quick"}
+_QUICK_KEYS = {"sizes", "seeds", "data", "budget", "limits", "method_params"}
 _BUDGET_KEYS = {"max_epochs", "max_seconds"}
+_LIMIT_KEYS = {"wall_seconds", "memory_mb"}
 _METHOD_KEYS = {"name", "params"}
 
 
@@ -77,6 +78,18 @@ class MethodSpec:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Hard limits on one cell, enforced from outside it: wall seconds and host memory (MiB).
+
+    Unlike the budget (which training respects by itself and which is part of the cell's
+    identity), a limit kills a cell that overruns it and records it as ``timeout`` or ``oom``.
+    """
+
+    wall_seconds: float | None = None
+    memory_mb: float | None = None
+
+
+@dataclass(frozen=True)
 class Suite:
     """A validated suite: what to run, before any override from the command line."""
 
@@ -87,6 +100,7 @@ class Suite:
     data: dict[str, Any]
     budget: Budget
     methods: list[MethodSpec]
+    limits: Limits = Limits()
     description: str = ""
     source: str = ""
 
@@ -144,6 +158,22 @@ def _suite_files() -> list[Path]:
     return sorted(Path(str(entry)) for entry in entries if entry.name.endswith(".toml"))
 
 
+def cell_from_record(record: Mapping[str, Any]) -> Cell:
+    """The cell a record was made from: everything needed to run it again."""
+    try:
+        return Cell(
+            suite=record["suite"], problem=record["problem"],
+            problem_params=json.loads(record["problem_params"]), method=record["method"],
+            method_params=json.loads(record["params"]), method_label=record["method_label"],
+            seed=int(record["seed"]), device=record["device"],
+            budget=Budget(max_epochs=record["budget_max_epochs"],
+                          max_seconds=record["budget_max_seconds"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise L2OBenchError(f"record {record.get('cell_id', '?')} lacks what a re-run needs: "
+                            f"{exc}") from None
+
+
 def builtin_suites() -> dict[str, Path]:
     """The suites shipped with l2obench, by name (the file stem)."""
     return {path.stem: path for path in _suite_files()}
@@ -190,6 +220,7 @@ def parse_suite(raw: Mapping[str, Any], source: str, *, quick: bool = False) -> 
     data = _table(raw.get("data", {}), source, "data")
     _validate_data(problem, data, source, "data")
     budget = _budget(raw.get("budget", {}), source, "budget")
+    limits = _limits(raw.get("limits", {}), source, "limits")
     specs = _methods(_require(raw, "methods", list, source), source)
 
     if quick:
@@ -204,9 +235,14 @@ def parse_suite(raw: Mapping[str, Any], source: str, *, quick: bool = False) -> 
         budget = _budget({k: v for k, v in budget_raw.items() if v is not None}, source,
                          "quick.budget")
         specs = _override_methods(specs, overrides.get("method_params", {}), source)
+        limits_raw = {"wall_seconds": limits.wall_seconds, "memory_mb": limits.memory_mb,
+                      **_table(overrides.get("limits", {}), source, "quick.limits")}
+        limits = _limits({k: v for k, v in limits_raw.items() if v is not None}, source,
+                         "quick.limits")
 
     return Suite(name=name, problem=problem, sizes=sizes, seeds=seeds, data=data, budget=budget,
-                 methods=specs, description=str(raw.get("description", "")), source=source)
+                 methods=specs, limits=limits, description=str(raw.get("description", "")),
+                 source=source)
 
 
 def expand(
@@ -302,6 +338,16 @@ def _budget(value: Any, source: str, key: str) -> Budget:
     if epochs is None and seconds is None:
         raise SuiteError(f"{source}: key '{key}' must set max_epochs or max_seconds")
     return Budget(max_epochs=epochs, max_seconds=None if seconds is None else float(seconds))
+
+
+def _limits(value: Any, source: str, key: str) -> Limits:
+    table = _table(value, source, key)
+    _check_keys(table, _LIMIT_KEYS, source, key + ".")
+    for name, number in table.items():
+        if not isinstance(number, (int, float)) or isinstance(number, bool) or not number > 0:
+            raise SuiteError(f"{source}: key '{key}.{name}' must be a positive number, "
+                             f"got {number!r}")
+    return Limits(**{k: float(v) for k, v in table.items()})
 
 
 def _methods(entries: list[Any], source: str) -> list[MethodSpec]:

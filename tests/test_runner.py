@@ -10,9 +10,10 @@ import pytest
 
 from l2obench import Budget, Dataset, FitResult, Method, Split, register_method
 from l2obench.problems.shortest_path import ShortestPath
-from l2obench.runner import run_cell, run_cells
+from l2obench.runner import run_cell
 from l2obench.store import ResultStore, load_results
 from l2obench.suite import Cell
+from l2obench.sweep import run_cells
 
 
 class _Scripted(Method):
