@@ -64,6 +64,8 @@ def _int_list(text: str) -> list[int]:
             from None
     if not values:
         raise argparse.ArgumentTypeError("expected at least one integer")
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"repeated values in '{text}'")
     return values
 
 
@@ -114,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "training budget plus 5 minutes)")
     limits.add_argument("--memory-cap-mb", type=_positive(float), metavar="MB",
                         help="host memory limit per cell (default: the suite's, else none)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="validate everything and list the cells, run nothing")
     again = run.add_mutually_exclusive_group()
     again.add_argument("--force", action="store_true", help="redo cells already recorded")
     again.add_argument("--retry-failed", action="store_true",
@@ -185,9 +189,15 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     cells = expand(suite, device=device, sizes=args.sizes, seeds=args.seeds,
                    method_names=args.methods)
     limits = _limits(suite.limits, budget, args)
-    executor = _executor(args, limits)
     mode = "force" if args.force else "retry-failed" if args.retry_failed else "resume"
     store = ResultStore(args.out or f"runs/{suite.name}")
+    if args.dry_run:
+        for cell in cells:
+            console.print(f"{cell.cell_id}  {escape(cell.label)}", highlight=False)
+        console.print(f"{len(cells)} cells would run on {device} → {store.root} "
+                      f"(budget {budget}, limits {limits})", highlight=False)
+        return 0
+    executor = _executor(args, limits)
     console.print(f"[bold]{escape(suite.name)}[/]{' (quick)' if args.quick else ''}: "
                   f"{len(cells)} cells on {device} → {store.root}", highlight=False)
 

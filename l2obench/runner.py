@@ -26,6 +26,7 @@ from l2obench.metrics import decision_quality
 from l2obench.problems.base import Dataset, Problem
 from l2obench.problems.base import problem_registry as problems
 from l2obench.provenance import provenance
+from l2obench.store import RECORD_COLUMNS
 from l2obench.suite import Cell
 
 log = logging.getLogger(__name__)
@@ -61,10 +62,12 @@ class DataCache:
 
 
 def base_record(cell: Cell) -> dict[str, Any]:
-    """The columns a record has whatever the outcome."""
+    """A record with every documented column: the cell's configuration and provenance filled
+    in, the measurements empty until the cell produces them."""
     device = torch.device(cell.device)
     p = cell.problem_params
     return {
+        **dict.fromkeys(RECORD_COLUMNS),
         "cell_id": cell.cell_id,
         "suite": cell.suite,
         "problem": cell.problem,

@@ -33,9 +33,12 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
+import math
+import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -56,6 +59,7 @@ _TOP_KEYS = {"name", "description", "problem", "sizes", "seeds", "data", "budget
 _QUICK_KEYS = {"sizes", "seeds", "data", "budget", "limits", "method_params"}
 _BUDGET_KEYS = {"max_epochs", "max_seconds"}
 _LIMIT_KEYS = {"wall_seconds", "memory_mb"}
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _METHOD_KEYS = {"name", "params"}
 
 
@@ -208,41 +212,57 @@ def load_suite(name_or_path: str, *, quick: bool = False) -> Suite:
 
 
 def parse_suite(raw: Mapping[str, Any], source: str, *, quick: bool = False) -> Suite:
-    """Validate the decoded TOML of a suite file named ``source``."""
+    """Validate the decoded TOML of a suite file named ``source``.
+
+    The ``[quick]`` profile is validated whether or not it is used, so a mistake in it is
+    reported on any run, not first on the next smoke test.
+    """
     _check_keys(raw, _TOP_KEYS, source, "")
     name = _require(raw, "name", str, source)
+    if not _NAME.fullmatch(name):
+        raise SuiteError(f"{source}: key 'name' must be a plain name (letters, digits, '.', '_', "
+                         f"'-'; it names the results folder), got {name!r}")
     problem = _require(raw, "problem", str, source)
     if problem not in problems:
         raise SuiteError(f"{source}: key 'problem': unknown problem '{problem}'; "
                          f"valid: {', '.join(problems.names())}")
-    sizes = _int_list(_require(raw, "sizes", list, source), source, "sizes")
-    seeds = _int_list(raw.get("seeds", [0]), source, "seeds")
-    data = _table(raw.get("data", {}), source, "data")
-    _validate_data(problem, data, source, "data")
-    budget = _budget(raw.get("budget", {}), source, "budget")
-    limits = _limits(raw.get("limits", {}), source, "limits")
-    specs = _methods(_require(raw, "methods", list, source), source)
+    full = Suite(
+        name=name, problem=problem,
+        sizes=_int_list(_require(raw, "sizes", list, source), source, "sizes"),
+        seeds=_int_list(raw.get("seeds", [0]), source, "seeds"),
+        data=_data(problem, raw.get("data", {}), source, "data"),
+        budget=_budget(raw.get("budget", {}), source, "budget"),
+        limits=_limits(raw.get("limits", {}), source, "limits"),
+        methods=_methods(_require(raw, "methods", list, source), source),
+        description=str(raw.get("description", "")), source=source,
+    )
+    smoke = _apply_quick(full, raw.get("quick", {}), source)
+    return smoke if quick else full
 
-    if quick:
-        overrides = _table(raw.get("quick", {}), source, "quick")
-        _check_keys(overrides, _QUICK_KEYS, source, "quick.")
-        sizes = _int_list(overrides.get("sizes", sizes), source, "quick.sizes")
-        seeds = _int_list(overrides.get("seeds", seeds), source, "quick.seeds")
-        data = {**data, **_table(overrides.get("data", {}), source, "quick.data")}
-        _validate_data(problem, data, source, "quick.data")
-        budget_raw = {"max_epochs": budget.max_epochs, "max_seconds": budget.max_seconds,
-                      **_table(overrides.get("budget", {}), source, "quick.budget")}
-        budget = _budget({k: v for k, v in budget_raw.items() if v is not None}, source,
-                         "quick.budget")
-        specs = _override_methods(specs, overrides.get("method_params", {}), source)
-        limits_raw = {"wall_seconds": limits.wall_seconds, "memory_mb": limits.memory_mb,
-                      **_table(overrides.get("limits", {}), source, "quick.limits")}
-        limits = _limits({k: v for k, v in limits_raw.items() if v is not None}, source,
-                         "quick.limits")
 
-    return Suite(name=name, problem=problem, sizes=sizes, seeds=seeds, data=data, budget=budget,
-                 methods=specs, limits=limits, description=str(raw.get("description", "")),
-                 source=source)
+def _apply_quick(suite: Suite, value: Any, source: str) -> Suite:
+    """``suite`` with its ``[quick]`` overrides applied (validated like the rest)."""
+    overrides = _table(value, source, "quick")
+    _check_keys(overrides, _QUICK_KEYS, source, "quick.")
+    budget, limits = suite.budget, suite.limits
+    budget_raw = {"max_epochs": budget.max_epochs, "max_seconds": budget.max_seconds,
+                  **_table(overrides.get("budget", {}), source, "quick.budget")}
+    limits_raw = {"wall_seconds": limits.wall_seconds, "memory_mb": limits.memory_mb,
+                  **_table(overrides.get("limits", {}), source, "quick.limits")}
+    return dataclasses.replace(
+        suite,
+        sizes=_int_list(overrides.get("sizes", suite.sizes), source, "quick.sizes"),
+        seeds=_int_list(overrides.get("seeds", suite.seeds), source, "quick.seeds"),
+        data=_data(suite.problem, {**suite.data, **_table(overrides.get("data", {}), source,
+                                                          "quick.data")}, source, "quick.data"),
+        budget=_budget(_without_none(budget_raw), source, "quick.budget"),
+        limits=_limits(_without_none(limits_raw), source, "quick.limits"),
+        methods=_override_methods(suite.methods, overrides.get("method_params", {}), source),
+    )
+
+
+def _without_none(table: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in table.items() if v is not None}
 
 
 def expand(
@@ -332,7 +352,7 @@ def _budget(value: Any, source: str, key: str) -> Budget:
         raise SuiteError(f"{source}: key '{key}.max_epochs' must be a positive integer, "
                          f"got {epochs!r}")
     if seconds is not None and (not isinstance(seconds, (int, float))
-                                or isinstance(seconds, bool) or not seconds > 0):
+                                or isinstance(seconds, bool) or not 0 < seconds < math.inf):
         raise SuiteError(f"{source}: key '{key}.max_seconds' must be a positive number, "
                          f"got {seconds!r}")
     if epochs is None and seconds is None:
@@ -344,7 +364,8 @@ def _limits(value: Any, source: str, key: str) -> Limits:
     table = _table(value, source, key)
     _check_keys(table, _LIMIT_KEYS, source, key + ".")
     for name, number in table.items():
-        if not isinstance(number, (int, float)) or isinstance(number, bool) or not number > 0:
+        if (not isinstance(number, (int, float)) or isinstance(number, bool)
+                or not 0 < number < math.inf):
             raise SuiteError(f"{source}: key '{key}.{name}' must be a positive number, "
                              f"got {number!r}")
     return Limits(**{k: float(v) for k, v in table.items()})
@@ -388,7 +409,8 @@ def _override_methods(specs: list[MethodSpec], value: Any, source: str) -> list[
     return result
 
 
-def _validate_data(problem: str, data: dict[str, Any], source: str, key: str) -> None:
+def _data(problem: str, value: Any, source: str, key: str) -> dict[str, Any]:
+    data = _table(value, source, key)
     problem_cls = problems.get(problem)
     clash = {problem_cls.size_param, "seed"} & set(data)
     if clash:
@@ -398,6 +420,7 @@ def _validate_data(problem: str, data: dict[str, Any], source: str, key: str) ->
         problem_cls(**data)
     except L2OBenchError as exc:
         raise SuiteError(f"{source}: key '{key}': {exc}") from None
+    return data
 
 
 def _known_method(name: str, source: str, key: str) -> type:

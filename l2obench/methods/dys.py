@@ -1,23 +1,31 @@
 """The implicit DYS layer methods (PyTorch): one layer, the backward mode passed as a value.
 
-``dys-jfb`` trains the cost model through the DYS layer with Jacobian-free backprop; further
-backward modes (unrolled, implicit) are subclasses that return another :class:`Backward` value
-from :meth:`DYSMethod.make_backward`, nothing more.
+``dys-jfb`` trains the cost model through the DYS layer with Jacobian-free backprop,
+``dys-unrolled`` by backprop through ``K`` taped iterations, ``dys-implicit`` by implicit
+differentiation with an iterative adjoint solve. Each is a subclass that returns its
+:class:`Backward` value from :meth:`DYSMethod.make_backward` and declares its extra parameters,
+nothing more.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-from l2obench.layers.backward import JFB, Backward
+from l2obench.layers.backward import JFB, Backward, Implicit, Unrolled
 from l2obench.layers.dys import DYSLayer
 from l2obench.layers.fixed_point import FixedPointStats, Picard
+from l2obench.layers.linear_solvers import (
+    GMRES,
+    ConjugateGradientNormal,
+    FixedPointIteration,
+    LinearSolver,
+)
 from l2obench.methods.base import register_method
 from l2obench.methods.torch_method import TORCH_PARAMS, TorchMethod
 from l2obench.params import Param
@@ -29,13 +37,20 @@ DYS_PARAMS: dict[str, Param] = {
     "gamma": Param(float, 5e-4, "quadratic regulariser γ (makes the operator contractive)",
                    low=1e-12, high=10.0),
     "tol": Param(float, 1e-2, "per-instance stop: ‖z_{k+1} − z_k‖ ≤ tol", low=1e-12, high=1e3),
-    "max_iter": Param(int, 10_000, "cap on forward iterations per solve", low=1),
+    "max_iter": Param(int, 10_000, "cap on forward iterations per solve", low=1,
+                      high=10_000_000),
 }
 
 
 @dataclass
 class IterationTally:
-    """Running totals of the layer's per-instance iteration counts over training steps."""
+    """Running totals of the layer's iteration counts over training steps.
+
+    Forward counts are per instance and known when the layer returns. Backward counts are per
+    step and filled into the step's :class:`FixedPointStats` only when its backward pass runs,
+    after :meth:`add` saw it; so the tally keeps the latest statistics and reads their backward
+    fields at the next :meth:`add` or at :meth:`summary`.
+    """
 
     instances: int = 0
     iterations: int = 0
@@ -43,27 +58,37 @@ class IterationTally:
     unconverged: int = 0
     backward_steps: int = 0
     backward_iterations: int = 0
+    backward_unconverged: int = 0
+    pending: FixedPointStats | None = field(default=None, repr=False)
 
     def add(self, stats: FixedPointStats) -> None:
+        self._count_backward()
         self.instances += int(stats.iterations.numel())
         self.iterations += int(stats.iterations.sum())
         self.max_iterations = max(self.max_iterations, int(stats.iterations.max()))
         self.unconverged += int((~stats.converged).sum())
-        if stats.backward_iterations is not None:
+        self.pending = stats
+
+    def _count_backward(self) -> None:
+        """Fold the pending step's backward fields (if its backward pass ran) into the totals."""
+        stats, self.pending = self.pending, None
+        if stats is not None and stats.backward_iterations is not None:
             self.backward_steps += 1
             self.backward_iterations += int(stats.backward_iterations)
+            self.backward_unconverged += int(not stats.backward_converged)
 
     def summary(self) -> dict[str, Any]:
         """The record's iteration columns (``None`` where nothing was counted)."""
+        self._count_backward()
         if not self.instances:
             return {}
+        solved = self.backward_steps > 0
         return {
             "fwd_iters_mean": self.iterations / self.instances,
             "fwd_iters_max": self.max_iterations,
             "fwd_unconverged": self.unconverged,
-            "bwd_iters_mean": (
-                self.backward_iterations / self.backward_steps if self.backward_steps else None
-            ),
+            "bwd_iters_mean": self.backward_iterations / self.backward_steps if solved else None,
+            "bwd_unconverged": self.backward_unconverged if solved else None,
         }
 
 
@@ -79,7 +104,7 @@ class DYSMethod(TorchMethod):
             problem.lp(),
             alpha=self.config["alpha"],
             gamma=self.config["gamma"],
-            solver=Picard(tol=self.config["tol"], max_iter=self.config["max_iter"]),
+            solver=Picard(**{k: self.config[k] for k in ("tol", "max_iter") if k in self.config}),
             backward=self.make_backward(),
             device=self.device,
         )
@@ -114,3 +139,60 @@ class DYSJFB(DYSMethod):
 
     def make_backward(self) -> Backward:
         return JFB()
+
+
+@register_method("dys-unrolled")
+class DYSUnrolled(DYSMethod):
+    """DYS layer trained by backprop through ``K`` taped iterations from ``z = 0``.
+
+    The layer is ``K`` iterations in evaluation too (the model that was trained); ``tol`` only
+    decides which instances the record counts as converged after ``K`` steps, and there is no
+    ``max_iter``. Memory grows linearly in ``K``.
+    """
+
+    description = "DYS layer, backprop through K unrolled iterations (memory O(K))"
+    params: ClassVar[dict[str, Param]] = {
+        **{k: p for k, p in DYS_PARAMS.items() if k != "max_iter"},
+        "tol": Param(float, DYS_PARAMS["tol"].default,
+                     "counted as converged if the K-th step has ‖z_K − z_{K−1}‖ ≤ tol",
+                     low=1e-12, high=1e3),
+        "K": Param(int, 50, "number of unrolled (taped) iterations", low=1, high=100_000),
+    }
+
+    def make_backward(self) -> Backward:
+        return Unrolled(self.config["K"])
+
+
+#: The adjoint solvers of ``dys-implicit``, by parameter value.
+LINEAR_SOLVERS: dict[str, type[LinearSolver]] = {
+    "cg": ConjugateGradientNormal,
+    "gmres": GMRES,
+    "fixed-point": FixedPointIteration,
+}
+
+
+@register_method("dys-implicit")
+class DYSImplicit(DYSMethod):
+    """DYS layer trained by implicit differentiation: the adjoint ``(I − J)ᵀ v = g`` per step.
+
+    Default ``cg`` (CG on the normal equations): at the reference α = 0.05, γ = 5e-4 the
+    adjoint system is nearly singular (eigenvalues of ``J`` at ``1 − αγ``, some exactly at 1,
+    with a consistent right-hand side), so fixed-point iteration needs of order ``1/(αγ)``
+    iterations and never converges within the cap, and GMRES, which is not guaranteed for
+    singular systems, wanders in float32; CG returns the least-norm solution in a few dozen
+    iterations. In float32 the relative residual cannot go much below ``ε₃₂/(αγ) ≈ 5e-3`` there,
+    hence ``bwd_tol = 1e-2``. Steps whose solve misses it are counted (``bwd_unconverged``).
+    """
+
+    description = "DYS layer, implicit (Jacobian-based) backprop with an iterative adjoint solve"
+    params: ClassVar[dict[str, Param]] = {
+        **DYS_PARAMS,
+        "linear_solver": Param(str, "cg", "adjoint solver", choices=tuple(LINEAR_SOLVERS)),
+        "bwd_tol": Param(float, 1e-2, "adjoint stop: ‖residual_i‖ ≤ bwd_tol · ‖g_i‖",
+                         low=1e-12, high=1.0),
+        "bwd_max_iter": Param(int, 500, "cap on adjoint solver iterations per step", low=1),
+    }
+
+    def make_backward(self) -> Backward:
+        solver = LINEAR_SOLVERS[self.config["linear_solver"]]
+        return Implicit(solver(tol=self.config["bwd_tol"], max_iter=self.config["bwd_max_iter"]))

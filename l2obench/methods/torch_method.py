@@ -23,7 +23,8 @@ from l2obench.training import train
 TORCH_PARAMS: dict[str, Param] = {
     "lr": Param(float, 1e-2, "Adam learning rate", low=1e-8, high=10.0),
     "batch_size": Param(int, 256, "mini-batch size", low=1, high=1_000_000),
-    "hidden": Param(int, 50, "hidden width of the MLP cost model (0: a linear model)", low=0),
+    "hidden": Param(int, 50, "hidden width of the MLP cost model (0: a linear model)", low=0,
+                    high=100_000),
 }
 
 

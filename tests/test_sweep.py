@@ -1,0 +1,201 @@
+"""Sweeps survive: isolation and limits, resume/force/retry, locks, SIGKILL, reruns."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from l2obench import Budget, load_results
+from l2obench.executors import InlineExecutor, ProcessExecutor, run_isolated
+from l2obench.problems.shortest_path import ShortestPath
+from l2obench.store import ResultStore
+from l2obench.suite import Cell, Limits, cell_from_record
+from l2obench.sweep import run_cells
+from tests.conftest import REPO, run_cli
+
+TIMING_COLUMNS = {"train_time_s", "time_per_epoch_s", "infer_time_s", "peak_mem_mb",
+                  "started_at", "finished_at", "history", "torch_threads"}
+
+
+def cell(method: str = "two-stage", size: int = 3, seed: int = 0, epochs: int = 2,
+         **params) -> Cell:
+    problem = ShortestPath(k=size, n_train=40, n_val=10, n_test=10, seed=seed)
+    label = method + (f"[{','.join(f'{k}={v}' for k, v in sorted(params.items()))}]"
+                      if params else "")
+    from l2obench.methods.base import method_registry
+
+    return Cell(suite="t", problem="shortest-path", problem_params=problem.config,
+                method=method, method_params=method_registry.get(method).validate(params),
+                method_label=label, seed=seed, device="cpu", budget=Budget(max_epochs=epochs))
+
+
+def test_isolated_cell_matches_inline() -> None:
+    c = cell("dys-jfb", max_iter=300)
+    inline = next(iter(InlineExecutor().run([c], lambda _c: True, lambda _c: None)))[1]
+    isolated = run_isolated(c, Limits(wall_seconds=120))
+    assert isolated["status"] == inline["status"] == "ok"
+    for key in ("norm_regret", "test_loss", "epochs", "fwd_iters_mean", "accuracy"):
+        assert isolated[key] == inline[key], key
+
+
+def test_wall_time_limit_kills_and_records_timeout() -> None:
+    slow = cell("dys-jfb", size=12, epochs=1000, tol=1e-9, max_iter=100_000)
+    start = time.monotonic()
+    record = run_isolated(slow, Limits(wall_seconds=3))
+    assert time.monotonic() - start < 30
+    assert record["status"] == "timeout"
+    assert "wall-time limit of 3 s" in record["error"]
+    assert record["cell_id"] == slow.cell_id and record["norm_regret"] is None
+
+
+def test_memory_cap_kills_and_records_oom() -> None:
+    record = run_isolated(cell(), Limits(memory_mb=50))  # the interpreter alone is larger
+    assert record["status"] == "oom"
+    assert "memory cap of 50 MB" in record["error"]
+
+
+def test_modes_resume_force_retry(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    good, bad = cell(), cell("dys-jfb", alpha=1e-8, max_iter=1)  # bad: finishes but poorly
+    first = run_cells([good, bad], store)
+    assert len(first.written) == 2
+    # Make one record look failed, as a crashed cell would have left it.
+    failed = store.read(bad.cell_id)
+    failed["status"] = "failed"
+    store.write(failed, replace=True)
+
+    assert not run_cells([good, bad], store).written  # resume: nothing to do
+    retried = run_cells([good, bad], store, mode="retry-failed")
+    assert [r["cell_id"] for r in retried.written] == [bad.cell_id]
+    forced = run_cells([good, bad], store, mode="force")
+    assert len(forced.written) == 2
+    assert len(list((tmp_path / "records").glob("*.json"))) == 2
+    superseded = list((tmp_path / "records" / "superseded").glob("*.json"))
+    assert len(superseded) == 4  # the hand-made failure, the retried one, two forced
+    assert len(load_results(tmp_path)) == 2
+
+
+def test_a_locked_cell_is_left_to_its_holder(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    a, b = cell(seed=0), cell(seed=1)
+    lock = store.try_lock(a.cell_id)
+    assert lock is not None
+    skipped: list[tuple[str, str]] = []
+    summary = run_cells([a, b], store, on_skip=lambda c, why: skipped.append((c.cell_id, why)))
+    assert [r["cell_id"] for r in summary.written] == [b.cell_id]
+    assert skipped == [(a.cell_id, "being run by another sweep")]
+    store.unlock(lock)
+    assert [r["cell_id"] for r in run_cells([a, b], store).written] == [a.cell_id]
+
+
+def test_process_pool_runs_every_cell_once(tmp_path: Path) -> None:
+    cells = [cell(seed=s) for s in range(4)]
+    summary = run_cells(cells, ResultStore(tmp_path), executor=ProcessExecutor(jobs=2))
+    assert sorted(r["cell_id"] for r in summary.written) == sorted(c.cell_id for c in cells)
+    assert (load_results(tmp_path)["status"] == "ok").all()
+
+
+SWEEP = """
+name = "kill-me"
+problem = "shortest-path"
+sizes = [3, 4, 5]
+seeds = [0, 1]
+data = { n_train = 60, n_val = 20, n_test = 20 }
+budget = { max_epochs = 6 }
+[[methods]]
+name = "dys-jfb"
+[[methods]]
+name = "two-stage"
+"""
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in (out / "records").glob("*.json")]
+
+
+def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.toml"
+    suite.write_text(SWEEP)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "l2obench", "run", "--suite", str(suite), "--device", "cpu",
+               "--out", str(out)]
+    proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (not out.exists() or len(_records(out)) < 2):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    interrupted = _records(out)
+    assert 2 <= len(interrupted) < 12
+
+    result = run_cli("run", "--suite", str(suite), "--device", "cpu", "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    records = _records(out)
+    ids = [r["cell_id"] for r in records]
+    assert len(ids) == len(set(ids)) == 12
+    assert all(r["status"] == "ok" for r in records)
+    kept = {r["cell_id"]: r["finished_at"] for r in interrupted}
+    assert all(r["finished_at"] == kept[r["cell_id"]] for r in records if r["cell_id"] in kept)
+    assert f"{len(interrupted)} already recorded" in result.stdout
+
+
+def test_two_sweeps_on_one_folder_split_the_work(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.toml"
+    suite.write_text(SWEEP)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "l2obench", "run", "--suite", str(suite), "--device", "cpu",
+               "--out", str(out)]
+    procs = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    ids = [r["cell_id"] for r in _records(out)]
+    assert len(ids) == len(set(ids)) == 12
+    assert not list((out / "records" / "superseded").glob("*"))
+
+
+def test_same_seed_same_records_apart_from_timings(tmp_path: Path) -> None:
+    cells = [cell("dys-jfb", max_iter=300), cell()]
+    a = run_cells(cells, ResultStore(tmp_path / "a"), executor=ProcessExecutor()).written
+    b = run_cells(cells, ResultStore(tmp_path / "b"), executor=ProcessExecutor()).written
+    for ra, rb in zip(a, b, strict=True):
+        assert {k: v for k, v in ra.items() if k not in TIMING_COLUMNS} == \
+            {k: v for k, v in rb.items() if k not in TIMING_COLUMNS}
+
+
+def test_rerun_reproduces_a_cell_from_its_record(tmp_path: Path) -> None:
+    c = cell("dys-jfb", max_iter=300)
+    store = ResultStore(tmp_path / "orig")
+    (original,) = run_cells([c], store).written
+    assert cell_from_record(original) == c
+    result = run_cli("rerun", original["cell_id"][:8], "--results", str(tmp_path / "orig"),
+                     "--out", str(tmp_path / "again"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Recorded vs re-run" in result.stdout
+    (again,) = _records(tmp_path / "again")
+    for key in ("norm_regret", "test_loss", "fwd_iters_mean", "epochs"):
+        assert again[key] == original[key]
+    missing = run_cli("rerun", "ffffffff", "--results", str(tmp_path / "orig"))
+    assert missing.returncode == 2 and "no record" in missing.stderr
+
+
+def test_ray_executor_runs_cells(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    from l2obench.executors import RayExecutor
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        cells = [cell(seed=s) for s in range(3)]
+        summary = run_cells(cells, ResultStore(tmp_path), executor=RayExecutor())
+        assert sorted(r["cell_id"] for r in summary.written) == sorted(c.cell_id for c in cells)
+        assert (load_results(tmp_path)["status"] == "ok").all()
+    finally:
+        ray.shutdown()
