@@ -1,9 +1,12 @@
-"""The one PyTorch training loop: mini-batch Adam within a budget, model selection on validation.
+"""The one training loop: mini-batches within a budget, model selection on validation.
 
-Every PyTorch method trains through :func:`train`; it differs from another only in its batch loss.
-The loop stops when the epoch or the seconds budget runs out (checked after every batch, so a
-slow method cannot overrun by more than one batch), keeps the parameters of the epoch with the
-best validation score and restores them at the end.
+:func:`run_epochs` owns what every method's training shares, whatever its framework: the
+mini-batch order, the epoch and seconds budget (checked after every batch, so a slow method
+cannot overrun by more than one batch), divergence detection, and keeping the parameters of the
+epoch with the best validation score, restored at the end. Every PyTorch method trains through
+:func:`train` (Adam on its batch loss, on top of :func:`run_epochs`) and differs from another only
+in its batch loss; methods in other frameworks (``dys-jfb-jax``) call :func:`run_epochs` with
+their own optimiser step.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -52,12 +56,61 @@ def train(
 ) -> TrainingRun:
     """Train ``model`` on ``data = (features, costs, solutions)`` (tensors on the model's device).
 
-    ``validate`` returns a score to minimise (validation regret); the best epoch's parameters
-    are restored before returning.
+    ``validate`` returns a score to minimise (validation regret), computed in eval mode without
+    a tape; the best epoch's parameters are restored before returning.
     """
     features, costs, solutions = data
-    n = features.shape[0]
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+
+    def step(idx: torch.Tensor) -> float:
+        idx = idx.to(features.device)
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        loss = batch_loss(features[idx], costs[idx], solutions[idx])
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())
+
+    def validate_eval() -> float:
+        model.eval()
+        with torch.no_grad():
+            return validate()
+
+    run = run_epochs(
+        step,
+        features.shape[0],
+        validate_eval,
+        budget,
+        batch_size=batch_size,
+        seed=seed,
+        snapshot=lambda: copy.deepcopy(model.state_dict()),
+        restore=model.load_state_dict,
+    )
+    model.eval()
+    return run
+
+
+def run_epochs(
+    step: Callable[[torch.Tensor], float],
+    n: int,
+    validate: Callable[[], float],
+    budget: Budget,
+    *,
+    batch_size: int,
+    seed: int,
+    snapshot: Callable[[], Any],
+    restore: Callable[[Any], Any],
+) -> TrainingRun:
+    """Epochs over ``n`` training instances until ``budget`` runs out; keep the best epoch.
+
+    Each epoch draws a permutation of ``range(n)`` from a CPU ``torch.Generator`` seeded with
+    ``seed``, so methods in any framework see the same mini-batches in the same order for the
+    same seed, and calls ``step(idx)`` on its consecutive slices of ``batch_size`` (``idx`` a CPU
+    int64 tensor): ``step`` takes one optimiser step and returns the batch's mean loss. After each
+    complete epoch ``validate()`` scores the model (lower is better); when the score improves,
+    ``snapshot()`` is kept, and the best one is handed to ``restore`` before returning. An epoch
+    cut short by the seconds budget does not count and is not validated.
+    """
     generator = torch.Generator().manual_seed(seed)
     run = TrainingRun()
     best_score, best_state = math.inf, None
@@ -65,16 +118,11 @@ def train(
     max_epochs = budget.max_epochs if budget.max_epochs is not None else math.inf
 
     while run.epochs < max_epochs:
-        order = torch.randperm(n, generator=generator).to(features.device)
+        order = torch.randperm(n, generator=generator)
         total, out_of_time = 0.0, False
-        model.train()
         for first in range(0, n, batch_size):
             idx = order[first : first + batch_size]
-            optimizer.zero_grad(set_to_none=True)
-            loss = batch_loss(features[idx], costs[idx], solutions[idx])
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * idx.numel()
+            total += step(idx) * idx.numel()
             if budget.max_seconds is not None and time.perf_counter() - start > budget.max_seconds:
                 out_of_time = first + batch_size < n
                 break
@@ -85,26 +133,18 @@ def train(
         train_loss = total / n
         if not math.isfinite(train_loss):
             raise DivergenceError(f"training loss is {train_loss} at epoch {run.epochs}")
-        score = _validate(model, validate)
+        score = float(validate())
+        if not math.isfinite(score):
+            raise DivergenceError(f"validation score is {score}")
         run.history.append({"epoch": run.epochs, "train_loss": train_loss, "val_score": score})
         log.debug("epoch %d: train loss %.5g, validation %.5g", run.epochs, train_loss, score)
         if score < best_score:
-            best_score, best_state = score, copy.deepcopy(model.state_dict())
+            best_score, best_state = score, snapshot()
             run.best_epoch = run.epochs
         if budget.max_seconds is not None and time.perf_counter() - start > budget.max_seconds:
             run.stopped_by = "seconds" if run.epochs < max_epochs else "epochs"
             break
 
     if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
+        restore(best_state)
     return run
-
-
-def _validate(model: nn.Module, validate: Callable[[], float]) -> float:
-    model.eval()
-    with torch.no_grad():
-        score = float(validate())
-    if not math.isfinite(score):
-        raise DivergenceError(f"validation score is {score}")
-    return score

@@ -6,10 +6,11 @@ a ``z`` attached to the autograd graph together with the solve's statistics. The
 ``z`` to its output. Each way of differentiating (BACKGROUND §1.2) is one subclass:
 
 - :class:`JFB`: Jacobian-free backprop, one taped application of ``fn`` at the fixed point;
-- an unrolled mode: ``K`` taped applications of ``fn`` (and no solver call, or one to warm up);
-- an implicit mode: one taped application at ``z*`` plus a backward hook on its output that
-  solves the adjoint system ``(I − ∂fn/∂z)ᵀ v = g`` with vector–Jacobian products and fills in
-  the statistics' backward fields.
+- :class:`Unrolled`: ``K`` taped applications of ``fn`` from the starting point, no solver call;
+- :class:`Implicit`: one taped application at ``z*`` plus a backward hook on its output that
+  solves the adjoint system ``(I − ∂fn/∂z)ᵀ v = g`` with vector–Jacobian products (a
+  :class:`~l2obench.layers.linear_solvers.LinearSolver` value) and fills in the statistics'
+  backward fields.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from l2obench.layers.fixed_point import FixedPointSolver, FixedPointStats, Operator
+from l2obench.layers.linear_solvers import FixedPointIteration, LinearSolver, row_norms
 
 
 class Backward(ABC):
@@ -46,5 +49,107 @@ class JFB(Backward):
     def __call__(
         self, fn: Operator, z0: Tensor, args: tuple[Any, ...], solver: FixedPointSolver
     ) -> tuple[Tensor, FixedPointStats]:
-        z_star, stats = solver(fn, z0, args)
-        return fn(z_star.detach(), *args), stats
+        _, z, stats = _step_at_fixed_point(fn, z0, args, solver)
+        return z, stats
+
+
+def _step_at_fixed_point(
+    fn: Operator, z0: Tensor, args: tuple[Any, ...], solver: FixedPointSolver
+) -> tuple[Tensor, Tensor, FixedPointStats]:
+    """``(z*, fn(z*, *args), stats)``: a tape-free solve, then one application on the tape.
+
+    ``z*`` is detached, so the taped application passes gradients to ``args`` only: it is
+    ``∂fn/∂args`` at the fixed point, with no path back into the solver's iterations.
+    """
+    z_star, stats = solver(fn, z0, args)
+    z_star = z_star.detach()
+    return z_star, fn(z_star, *args), stats
+
+
+@dataclass(frozen=True)
+class Unrolled(Backward):
+    """Backprop through ``K`` iterations of ``fn`` from ``z0``, all on the tape (BACKGROUND §1.2).
+
+    The returned ``z`` is the ``K``-th iterate, in training and in evaluation alike: the layer
+    *is* ``K`` steps, converged or not, and ``solver`` is never called. Memory grows linearly in
+    ``K`` (every step keeps its inputs for the backward pass). The statistics say what was done:
+    ``iterations = K`` for every instance, and ``converged[i]`` whether instance ``i``'s last
+    step moved it by at most the solver's ``tol`` (``‖z_K − z_{K−1}‖₂ ≤ tol``, the stopping test
+    :class:`~l2obench.layers.fixed_point.Picard` would have applied), or ``True`` for a solver
+    without a ``tol`` attribute.
+    """
+
+    K: int = 50
+
+    def __post_init__(self) -> None:
+        if self.K < 1:
+            raise ValueError(f"K must be at least 1, not {self.K}")
+
+    def __call__(
+        self, fn: Operator, z0: Tensor, args: tuple[Any, ...], solver: FixedPointSolver
+    ) -> tuple[Tensor, FixedPointStats]:
+        z = z0
+        for _ in range(self.K):
+            z_prev, z = z, fn(z, *args)
+        tol = getattr(solver, "tol", None)
+        last_step = row_norms((z - z_prev).detach())
+        converged = (
+            last_step <= tol if tol is not None else torch.ones_like(last_step, dtype=torch.bool)
+        )
+        iterations = torch.full_like(converged, self.K, dtype=torch.long)
+        return z, FixedPointStats(iterations=iterations, converged=converged)
+
+
+@dataclass(frozen=True)
+class Implicit(Backward):
+    """Jacobian-based backprop by the implicit function theorem (BACKGROUND §1.2).
+
+    Forward: the solver's ``z*`` (no tape), then ``z = fn(z*, *args)`` on the tape, exactly as
+    :class:`JFB`. A hook on ``z`` replaces the incoming gradient ``g = ∂ℓ/∂z`` by the solution
+    ``v`` of the adjoint system ``(I − J)ᵀ v = g``, ``J = ∂fn/∂z`` at ``z*``, found by
+    ``linear_solver`` from vector–Jacobian products; autograd then carries ``v`` through the
+    taped application into ``args``, giving ``vᵀ ∂fn/∂args = gᵀ (I − J)⁻¹ ∂fn/∂args``, which is
+    ``gᵀ dz*/d args``. (``fn(z*) ≈ z*``, and ``J (I − J)⁻¹ + I = (I − J)⁻¹``, so backprop through
+    the one taped step adds nothing beyond that.)
+
+    The products ``uᵀJ`` differentiate a second application ``fn(z_in, *args)`` that the hook
+    builds on its own tape, from a fresh leaf ``z_in`` (a detached copy of ``z*``) and detached
+    ``args``, and releases when it returns. So ``z*`` never requires grad in the forward graph:
+    the main backward pass computes no gradient with respect to it, nothing accumulates in a
+    ``.grad``, nothing reaches the solver's inputs, and forward memory is that of :class:`JFB`.
+    The price is one more application of ``fn`` per backward, negligible against the solve.
+
+    When the hook runs it sets ``stats.backward_iterations`` (the linear solver's iterations) and
+    ``stats.backward_converged`` (whether every instance met its tolerance) on the statistics
+    returned with ``z``. Under ``torch.no_grad`` no hook is registered and the mode is JFB.
+    """
+
+    linear_solver: LinearSolver = FixedPointIteration()  # noqa: RUF009 (an immutable value)
+
+    def __call__(
+        self, fn: Operator, z0: Tensor, args: tuple[Any, ...], solver: FixedPointSolver
+    ) -> tuple[Tensor, FixedPointStats]:
+        z_star, z, stats = _step_at_fixed_point(fn, z0, args, solver)
+        if z.requires_grad:
+            detached = tuple(a.detach() if isinstance(a, Tensor) else a for a in args)
+            z.register_hook(lambda g: self._adjoint(fn, z_star, detached, stats, g))
+        return z, stats
+
+    def _adjoint(
+        self, fn: Operator, z_star: Tensor, args: tuple[Any, ...], stats: FixedPointStats, g: Tensor
+    ) -> Tensor:
+        """``v = (I − J)⁻ᵀ g`` by the linear solver; records its iterations in ``stats``."""
+        with torch.enable_grad():
+            z_in = z_star.clone().requires_grad_(True)
+            out = fn(z_in, *args)
+
+        def vjp(u: Tensor) -> Tensor:
+            (grad,) = torch.autograd.grad(
+                out, z_in, u, retain_graph=True, create_graph=u.requires_grad
+            )
+            return grad
+
+        v, iterations, converged = self.linear_solver(vjp, g.detach())
+        stats.backward_iterations = iterations
+        stats.backward_converged = bool(converged.all())
+        return v.to(g.dtype)

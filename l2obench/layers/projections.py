@@ -8,6 +8,8 @@ plus a constant, whose matrices are computed once per problem.
 
 Both are :class:`torch.nn.Module` s whose precomputed tensors are buffers, so they follow the
 layer through ``.to(device)``. Inputs have the batch dimension first: ``v`` is ``[N, n_vars]``.
+The matrices themselves are computed in NumPy float64 by :mod:`l2obench.layers.lp_data`, which
+the JAX layer shares.
 """
 
 from __future__ import annotations
@@ -20,18 +22,10 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
+from l2obench.layers.lp_data import DENSE_MAX_VARS, AffineData, AffineForm, resolve_affine_form
 from l2obench.problems.base import LPForm
 
-AffineForm = Literal["auto", "dense", "factored"]
-
-#: ``form="auto"`` stores the dense ``n × n`` projector up to this many variables, by device
-#: type (others use the CPU value); past it the factored form (sparse ``A``, dense ``K``) is
-#: faster. Measured per DYS iteration on grid shortest-path LPs, batch 256, float32: on an H200
-#: dense wins up to 30×30 (1 740 arcs, 0.13 against 0.20 ms), ties at 40×40 (3 120) and loses at
-#: 50×50 (4 900, 0.42 against 0.26 ms). On a 2-core CPU a whole 20×20 solve (760 arcs) is
-#: 15–25 % faster factored and a 10×10 one (180) 40 % faster dense; with 16 cores the crossover
-#: moves up to about 30×30, but the benchmark's CPU figures come from 2-core machines.
-DENSE_MAX_VARS = {"cuda": 2048, "cpu": 512}
+__all__ = ["DENSE_MAX_VARS", "AffineForm", "AffineProjection", "BoxProjection"]
 
 
 class BoxProjection(nn.Module):
@@ -84,11 +78,12 @@ class BoxProjection(nn.Module):
 class AffineProjection(nn.Module):
     """``P_aff(v) = v − Aᵀ K (A v − b)`` onto ``{x : A x = b}``, with ``K = (A Aᵀ)⁺``.
 
-    ``K`` comes from an eigendecomposition of ``A Aᵀ`` in float64, computed once here; eigenvalues
-    below ``rtol · λ_max`` count as zero, because ``A`` may have redundant rows (a
-    flow-conservation matrix has rank ``n_nodes − 1``). Written as ``P_aff(v) = M v + c`` with the
-    symmetric projector ``M = I − Aᵀ K A`` and the least-norm solution ``c = Aᵀ K b`` of
-    ``A x = b``, an application is stored in one of two forms:
+    ``K`` comes from an eigendecomposition of ``A Aᵀ`` in float64, computed once here by
+    :class:`~l2obench.layers.lp_data.AffineData`; eigenvalues below ``rtol · λ_max`` count as
+    zero, because ``A`` may have redundant rows (a flow-conservation matrix has rank
+    ``n_nodes − 1``). Written as ``P_aff(v) = M v + c`` with the symmetric projector
+    ``M = I − Aᵀ K A`` and the least-norm solution ``c = Aᵀ K b`` of ``A x = b``, an application
+    is stored in one of two forms:
 
     - ``"dense"``: ``M`` as an ``n × n`` matrix, one matrix product per application; fastest for
       small ``n``, but its memory and work grow as ``n²``.
@@ -118,33 +113,23 @@ class AffineProjection(nn.Module):
         rtol: float | None = None,
     ) -> None:
         super().__init__()
-        A_sp = sp.csr_matrix(A, dtype=np.float64)
-        m, n = A_sp.shape
-        b64 = np.asarray(b, dtype=np.float64).reshape(-1)
-        if b64.shape != (m,):
-            raise ValueError(f"b has shape {b64.shape}, expected ({m},) for A of shape {(m, n)}")
-        if form not in ("auto", "dense", "factored"):
-            raise ValueError(f"form must be 'auto', 'dense' or 'factored', not {form!r}")
-        if form == "auto":
-            device_type = torch.device(device).type if device is not None else "cpu"
-            max_dense = DENSE_MAX_VARS.get(device_type, DENSE_MAX_VARS["cpu"])
-            form = "dense" if n <= max_dense else "factored"
-        self.form: Literal["dense", "factored"] = form
+        data = AffineData.from_constraints(A, b, rtol)
+        device_type = torch.device(device).type if device is not None else "cpu"
+        self.form: Literal["dense", "factored"] = resolve_affine_form(
+            form, data.n_vars, device_type
+        )
 
-        K = _gram_pinv(A_sp, rtol)
-        c = A_sp.T @ (K @ b64)
         as_t: dict[str, Any] = {"dtype": dtype, "device": device}
-        self.register_buffer("c", torch.as_tensor(c, **as_t))
+        self.register_buffer("c", torch.as_tensor(data.c, **as_t))
         if self.form == "dense":
-            M = np.eye(n) - A_sp.T @ (K @ A_sp.toarray())
-            self.register_buffer("M", torch.as_tensor(0.5 * (M + M.T), **as_t))
+            self.register_buffer("M", torch.as_tensor(data.projector(), **as_t))
         else:
             with warnings.catch_warnings():  # torch flags sparse CSR tensors as beta
                 warnings.filterwarnings("ignore", message=".*Sparse CSR tensor support.*")
                 warnings.filterwarnings("ignore", message=".*Sparse invariant checks.*")
-                self.register_buffer("A", _to_torch_csr(A_sp, dtype, device))
-                self.register_buffer("At", _to_torch_csr(A_sp.T.tocsr(), dtype, device))
-            self.register_buffer("K", torch.as_tensor(K, **as_t))
+                self.register_buffer("A", _to_torch_csr(data.A, dtype, device))
+                self.register_buffer("At", _to_torch_csr(data.A.T.tocsr(), dtype, device))
+            self.register_buffer("K", torch.as_tensor(data.K, **as_t))
 
     @classmethod
     def from_lp(
@@ -201,21 +186,6 @@ class _FactoredProjector(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
         return ctx.proj.linear(grad), None
-
-
-def _gram_pinv(A: sp.csr_matrix, rtol: float | None) -> np.ndarray:
-    """``(A Aᵀ)⁺`` in float64, dropping eigenvalues below ``rtol · λ_max``.
-
-    The default ``rtol`` is ``max(m, n) · ε₆₄``, the rounding level of an eigenvalue of ``A Aᵀ``.
-    """
-    m, n = A.shape
-    G = (A @ A.T).toarray()
-    eigval, eigvec = np.linalg.eigh(G)
-    top = float(eigval[-1]) if m else 0.0
-    tol = (max(m, n) * np.finfo(np.float64).eps if rtol is None else rtol) * top
-    keep = eigval > tol
-    U = eigvec[:, keep]
-    return (U / eigval[keep]) @ U.T
 
 
 def _to_torch_csr(

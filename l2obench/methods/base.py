@@ -41,6 +41,7 @@ class FitResult:
     fwd_iters_max: int | None = None
     bwd_iters_mean: float | None = None
     fwd_unconverged: int | None = None  # instances that hit max_iter during training
+    bwd_unconverged: int | None = None  # training steps whose backward solve missed its tol
     history: list[dict[str, float]] = field(default_factory=list)
 
 
