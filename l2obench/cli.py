@@ -10,8 +10,10 @@ import argparse
 import dataclasses
 import logging
 import math
+import shlex
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from rich import box
@@ -137,6 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run on this device instead of the recorded one")
     rerun.add_argument("--out", help="also store the new record in this results folder")
 
+    report = commands.add_parser("report", help="plots, LEADERBOARD.md and index.html from "
+                                                "a results folder")
+    report.add_argument("--results", required=True, help="a results folder (l2obench run --out)")
+    report.add_argument("--out", help="where to write the report (default: <results>/report)")
+    report.add_argument("--suite", help="only this suite's records")
+    report.add_argument("--publish", action="store_true",
+                        help="write into the checkout's results/<suite>/, where published "
+                             "baselines live (needs --suite)")
+
     commands.add_parser("list", help="show problems, methods and suites")
     return parser
 
@@ -157,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, console)
         if args.command == "rerun":
             return _rerun(args, console)
+        if args.command == "report":
+            return _report(args, console, argv)
         _list(console)
         return 0
     except L2OBenchError as exc:
@@ -230,6 +243,22 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     console.print(f"{len(cells)} cells: {', '.join(parts) or 'nothing to do'}. "
                   f"Records in {store.root}", highlight=False)
     return EXIT_CELLS_FAILED if summary.unsuccessful else 0
+
+
+def _report(args: argparse.Namespace, console: Console, argv: Sequence[str] | None) -> int:
+    from l2obench import report  # matplotlib and seaborn load only for reports
+
+    if args.publish and not args.suite:
+        raise UsageError("--publish needs --suite: a published report is one suite's")
+    if args.publish and args.out:
+        raise UsageError("--publish writes to results/<suite>/; leave out --out")
+    out = report.publish_dir(args.suite) if args.publish else \
+        Path(args.out or Path(args.results) / "report")
+    command = shlex.join(["l2obench", *(sys.argv[1:] if argv is None else argv)])
+    files = report.build_report(args.results, out, suite=args.suite, command=command)
+    console.print(f"report written to {files.out}: {files.leaderboard.name}, "
+                  f"{files.index.name}, {len(files.figures)} figures", highlight=False)
+    return 0
 
 
 def _rerun(args: argparse.Namespace, console: Console) -> int:

@@ -21,6 +21,8 @@ def test_wheel_carries_the_suites_and_finds_them(tmp_path: Path) -> None:
     suites = sorted(p.name for p in (REPO / "problems").glob("*.toml"))
     for suite in suites:
         assert f"l2obench/builtin_suites/{suite}" in names
+    for template in ("LEADERBOARD.md", "index.html"):
+        assert f"l2obench/report/templates/{template}" in names
 
     site = tmp_path / "site"
     subprocess.run(

@@ -1,0 +1,108 @@
+"""Reports: turn a results folder into figures, ``LEADERBOARD.md`` and a static ``index.html``.
+
+Reports read records only through :func:`l2obench.store.load_results` and work on the table
+with pandas; the runner knows nothing of them, so a report can be made of any results folder,
+including one copied from another machine. ``build_report`` writes into ``out``::
+
+    out/LEADERBOARD.md      GitHub-renderable, images linked relatively
+    out/index.html          self-contained static page (inline CSS, no network requests)
+    out/aggregates.csv      the aggregated numbers the pages show
+    out/figures/<suite>-<problem>-<figure>.png / .svg
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from l2obench.errors import L2OBenchError
+from l2obench.report.aggregate import aggregate
+from l2obench.report.leaderboard import section, write_pages
+from l2obench.report.plots import plot_metrics
+from l2obench.store import load_results
+
+__all__ = ["ReportFiles", "build_report", "publish_dir"]
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    """The files a report wrote."""
+
+    out: Path
+    leaderboard: Path
+    index: Path
+    aggregates: Path
+    figures: tuple[Path, ...]
+
+    def all(self) -> list[Path]:
+        """Every written file: pages, table, then figures."""
+        return [self.leaderboard, self.index, self.aggregates, *self.figures]
+
+
+def build_report(results: str | Path, out: str | Path, *, suite: str | None = None,
+                 command: str = "") -> ReportFiles:
+    """Aggregate the records under ``results`` and write figures and pages into ``out``.
+
+    ``suite`` keeps only that suite's records; ``command`` is the command line that made the
+    report, shown on the pages for provenance. A folder without records, or a suite that has
+    none in it, is an :class:`~l2obench.errors.L2OBenchError` naming what is there.
+    """
+    records = _load(Path(results), suite)
+    out = Path(out)
+    figures_dir = out / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    agg = aggregate(records)
+    sections, figures = [], []
+    for (suite_name, problem), part in agg.groupby(["suite", "problem"], sort=True):
+        cells = records[(records["suite"] == suite_name) & (records["problem"] == problem)]
+        plots = plot_metrics(part, cells, figures_dir, _slug(f"{suite_name}-{problem}"))
+        figures += [path for p in plots for path in (p.png, p.svg)]
+        sections.append(section(cells, part, plots, out))
+    aggregates = out / "aggregates.csv"
+    agg.to_csv(aggregates, index=False)
+    leaderboard, index = write_pages(sections, records, out, command)
+    return ReportFiles(out, leaderboard, index, aggregates, tuple(figures))
+
+
+def _load(results: Path, suite: str | None) -> pd.DataFrame:
+    """The records to report on, or an error a user can act on."""
+    try:
+        records = load_results(results)
+    except FileNotFoundError as exc:
+        raise L2OBenchError(f"nothing to report: {exc} (run 'l2obench run --out {results}' "
+                            f"first, or point --results at a folder with records/*.json)") \
+            from None
+    if suite is None:
+        return records
+    present = sorted(pd.unique(records["suite"].astype(str)))
+    if suite not in present:
+        raise L2OBenchError(f"no records of suite '{suite}' under {results}; suites present: "
+                            f"{', '.join(present)}")
+    return records[records["suite"] == suite].reset_index(drop=True)
+
+
+def _slug(text: str) -> str:
+    """A file-name-safe form of a suite or problem name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "suite"
+
+
+def publish_dir(suite: str) -> Path:
+    """``results/<suite>/`` of the l2obench source checkout, where published baselines live.
+
+    Only a checkout has that folder (an installed wheel does not); the suite's name must be one
+    path component, so a name cannot point the report elsewhere.
+    """
+    if not _SAFE_NAME.fullmatch(suite):
+        raise L2OBenchError(f"cannot publish suite '{suite}': a suite name to publish must be "
+                            f"letters, digits, '.', '_' or '-'")
+    root = Path(__file__).resolve().parents[2]
+    results = root / "results"
+    if not (results.is_dir() and (root / "pyproject.toml").is_file()):
+        raise L2OBenchError(f"--publish needs a source checkout of l2obench: no results/ folder "
+                            f"at {root}")
+    return results / suite

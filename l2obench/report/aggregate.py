@@ -1,0 +1,101 @@
+"""Aggregate records over seeds: one row per (suite, problem, size, method_label).
+
+Only cells with status ``ok`` enter the means: a failed or timed-out cell has no trustworthy
+measurement (a timeout's model is untrained), so it is counted in ``attempted`` and listed in
+``statuses`` instead, and the plots and tables show it as such. Each metric gets its mean over
+the ok seeds and a 95 % t-interval (Student t with n − 1 degrees of freedom times the standard
+error), the interval the field's papers report over a handful of seeds; with one seed there is
+no interval (``lo``/``hi`` are NaN, and the pages say "1 seed").
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+#: The cells of one aggregate row.
+GROUP = ["suite", "problem", "size", "method_label"]
+
+#: Aggregated metrics (record columns) and how pages and plots name them, units included.
+METRICS: dict[str, str] = {
+    "norm_regret": "normalized regret",
+    "test_loss": "test loss",
+    "train_time_s": "training time (s)",
+    "time_per_epoch_s": "time per epoch (s)",
+    "peak_mem_mb": "peak host memory (MB)",
+    "device_peak_mem_mb": "peak device memory (MB)",
+    "fwd_iters_mean": "forward iterations",
+    "bwd_iters_mean": "backward iterations",
+    "accuracy": "accuracy",
+}
+
+CONFIDENCE = 0.95
+AGGREGATION_NOTE = (
+    "Each number is the mean over seeds of the cells with status ok, ± the half-width of a "
+    "95 % t-interval (Student t quantile with n − 1 degrees of freedom × the standard error "
+    "over the n seeds); with one seed there is no interval and the value is marked “1 seed”. "
+    "Cells with another status (failed, timeout, oom, diverged, skipped) do not enter the "
+    "means: they are counted in “solved” (ok cells / cells attempted) and marked in the plots."
+)
+
+
+def mean_interval(values: Iterable[float]) -> tuple[float, float, float]:
+    """Mean and 95 % t-interval ``(mean, lo, hi)`` of the finite ``values``.
+
+    No values give three NaNs; one value gives its mean and a NaN interval (a single seed says
+    nothing about the spread); equal values give a zero-width interval.
+    """
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if len(x) == 0:
+        return math.nan, math.nan, math.nan
+    mean = float(x.mean())
+    if len(x) == 1:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return mean, mean - half, mean + half
+
+
+def format_statuses(statuses: pd.Series) -> str:
+    """``"ok 2, failed 1"``: each status seen with its count, ``ok`` first, others by name."""
+    counts = statuses.fillna("unknown").astype(str).value_counts()
+    order = sorted(counts.index, key=lambda s: (s != "ok", s))
+    return ", ".join(f"{status} {counts[status]}" for status in order)
+
+
+def aggregate(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per (suite, problem, size, method_label), sorted by those.
+
+    Columns: the group keys, ``method``, ``n_vars`` (of the size, from any record that has it:
+    failed cells may not), ``attempted``, ``solved`` (ok cells), ``statuses`` and, for every
+    metric in :data:`METRICS`, ``<metric>_mean``, ``<metric>_lo``, ``<metric>_hi`` and
+    ``<metric>_n`` (the ok seeds with a value). A metric missing from the records (an older
+    record format) is treated as having no values.
+    """
+    n_vars = (records.dropna(subset=["n_vars"]).groupby(["suite", "problem", "size"])["n_vars"]
+              .first() if "n_vars" in records else pd.Series(dtype=float))
+    rows = []
+    for key, cells in records.groupby(GROUP, sort=True):
+        row = dict(zip(GROUP, key, strict=True))
+        ok = cells[cells["status"] == "ok"]
+        row["method"] = cells["method"].iloc[0]
+        row["n_vars"] = n_vars.get(tuple(key[:3]), math.nan)
+        row["attempted"] = len(cells)
+        row["solved"] = len(ok)
+        row["statuses"] = format_statuses(cells["status"])
+        for metric in METRICS:
+            values = (pd.to_numeric(ok[metric], errors="coerce").dropna().tolist()
+                      if metric in ok else [])
+            row[f"{metric}_mean"], row[f"{metric}_lo"], row[f"{metric}_hi"] = \
+                mean_interval(values)
+            row[f"{metric}_n"] = len(values)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def has_data(agg: pd.DataFrame, metric: str) -> bool:
+    """Whether any aggregate row has a mean for ``metric``."""
+    return bool(agg[f"{metric}_mean"].notna().any())

@@ -1,0 +1,289 @@
+"""Metric-against-size figures (PNG and SVG) from aggregated records.
+
+One line per method through the means over seeds, a band for the 95 % interval, the problem
+size on the x axis and the decision variables (``n_vars``) on a secondary x axis at the top.
+A cell that is not ok is never dropped silently: every (size, method) with such a cell gets a
+marker in a strip at the top of the axes, shaped by status and coloured by method, with a legend
+entry. A metric without any value gives no figure. An axis is logarithmic where its values span
+at least :data:`LOG_SPAN_DECADES` decades.
+
+Figures are built as plain :class:`matplotlib.figure.Figure` objects on the Agg canvas: no
+pyplot state, no GUI backend, nothing global changed for a caller that also plots.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.lines as mlines
+import matplotlib.patches as mpatches
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullLocator
+
+from l2obench.report.aggregate import METRICS, has_data
+
+LOG_SPAN_DECADES = 1.5
+#: Marker of a not-ok status in the strip at the top of the axes; other statuses get "*".
+STATUS_MARKERS = {"failed": "X", "timeout": "v", "oom": "s", "diverged": "D", "skipped": "P"}
+_STRIP_ROW = 0.07  # height of one method's row in the not-ok strip, in axes fraction
+_BAND_ALPHA = 0.2
+_PANEL_WIDTH = 5.6  # inches, y label included
+_SIZE_FONT_PT = 8.5  # tick labels of the sizes
+_VARS_FONT_PT = 7.0  # tick labels of n_vars on the top axis
+
+
+@dataclass(frozen=True)
+class PlotSpec:
+    """A figure: its file stem, title and the metrics of its panels (left to right)."""
+
+    name: str
+    title: str
+    metrics: tuple[str, ...]
+
+
+#: Every figure a report can have, in page order; the summary comes first.
+PLOTS = (
+    PlotSpec("summary", "Regret and training time", ("norm_regret", "train_time_s")),
+    PlotSpec("regret", "Normalized regret (test)", ("norm_regret",)),
+    PlotSpec("test_loss", "Test loss (the method's training objective)", ("test_loss",)),
+    PlotSpec("train_time", "Training time", ("train_time_s",)),
+    PlotSpec("time_per_epoch", "Time per epoch", ("time_per_epoch_s",)),
+    PlotSpec("peak_mem", "Peak host memory during training", ("peak_mem_mb",)),
+    PlotSpec("device_mem", "Peak device memory during training", ("device_peak_mem_mb",)),
+    PlotSpec("fwd_iters", "Forward fixed-point iterations", ("fwd_iters_mean",)),
+    PlotSpec("bwd_iters", "Backward iterations", ("bwd_iters_mean",)),
+)
+
+
+@dataclass(frozen=True)
+class PlotFiles:
+    """A written figure: what it shows and where its PNG and SVG are."""
+
+    spec: PlotSpec
+    png: Path
+    svg: Path
+
+
+def plot_metrics(agg: pd.DataFrame, records: pd.DataFrame, out_dir: Path,
+                 stem: str) -> list[PlotFiles]:
+    """Write every figure of :data:`PLOTS` that has data as ``<stem>-<name>.png/.svg``.
+
+    ``agg`` is the aggregate of one (suite, problem); ``records`` its records, whose not-ok cells
+    become the markers. A figure whose metrics all lack data is not written.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    methods = sorted(pd.unique(agg["method_label"]))
+    palette = "colorblind" if len(methods) <= 10 else "husl"  # colorblind has 10 colours
+    colours = dict(zip(methods, sns.color_palette(palette, len(methods)), strict=True))
+    written = []
+    for spec in PLOTS:
+        metrics = [m for m in spec.metrics if has_data(agg, m)]
+        if not metrics:
+            continue
+        figure = draw(spec, metrics, agg, records, colours)
+        png, svg = out_dir / f"{stem}-{spec.name}.png", out_dir / f"{stem}-{spec.name}.svg"
+        # Crop to the panels and the legend, measured once for both files (bbox_inches="tight"
+        # would draw the figure once more per file to measure it).
+        crop = figure.get_tightbbox(figure.canvas.get_renderer()).padded(0.1)
+        figure.savefig(png, dpi=150, bbox_inches=crop)
+        figure.savefig(svg, bbox_inches=crop)
+        written.append(PlotFiles(spec, png, svg))
+    return written
+
+
+def draw(spec: PlotSpec, metrics: Sequence[str], agg: pd.DataFrame, records: pd.DataFrame,
+         colours: dict[str, tuple[float, float, float]]) -> Figure:
+    """The figure of ``spec``: one panel per metric, one shared legend on the right.
+
+    The layout is fixed rather than constrained (a constrained layout costs a full draw per
+    save); the legend sits outside the axes and the saved files are cropped to fit it.
+    """
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.8):
+        figure = Figure(figsize=(_PANEL_WIDTH * len(metrics), 4.0))
+        FigureCanvasAgg(figure)
+        figure.subplots_adjust(left=0.1 / len(metrics), right=1 - 0.02 / len(metrics),
+                               bottom=0.13, top=0.8, wspace=0.2)
+        figure.suptitle(f"{agg['suite'].iloc[0]} ({agg['problem'].iloc[0]}): {spec.title}",
+                        y=0.98)
+        n_vars = agg.groupby("size")["n_vars"].first()
+        shown: set[str] = set()
+        statuses: set[str] = set()
+        for index, metric in enumerate(metrics):
+            methods = _methods_for(agg, metric)
+            ax = figure.add_subplot(1, len(metrics), index + 1)
+            statuses |= _draw_metric(ax, metric, agg[agg["method_label"].isin(methods)],
+                                     records[records["method_label"].isin(methods)], colours)
+            _set_x_axis(ax, n_vars)
+            shown |= set(methods)
+        legend = {m: c for m, c in colours.items() if m in shown}
+        banded = any(agg[f"{m}_hi"].notna().any() for m in metrics)
+        figure.legend(handles=_legend(legend, banded, sorted(statuses)), loc="upper left",
+                      bbox_to_anchor=(1.0, 0.8), frameon=False)
+    return figure
+
+
+def _methods_for(agg: pd.DataFrame, metric: str) -> list[str]:
+    """The methods a panel of ``metric`` shows: those with a value of it somewhere, and those
+    with no ok cell at all (whether they would have one is unknown, and their failures must
+    show). A method without fixed-point layer is thus left out of the iterations figure."""
+    by_method = agg.groupby("method_label")
+    has_metric = by_method[f"{metric}_mean"].apply(lambda v: v.notna().any())
+    never_ok = by_method["solved"].sum() == 0
+    return sorted(has_metric.index[has_metric | never_ok])
+
+
+def _draw_metric(ax: Axes, metric: str, agg: pd.DataFrame, records: pd.DataFrame,
+                 colours: dict[str, tuple[float, float, float]]) -> set[str]:
+    """Lines, bands and not-ok markers of one metric on ``ax``; returns the statuses marked.
+
+    ``agg`` and ``records`` hold the methods this panel shows. Every metric plotted is
+    nonnegative, so a band is cut at zero (a t-interval over two seeds easily reaches below).
+    """
+    means = agg[f"{metric}_mean"].to_numpy(float)
+    log_y = _spans_decades(means)
+
+    for label, rows in agg.groupby("method_label", sort=True):
+        rows = rows.sort_values("size")
+        x = rows["size"].to_numpy(float)
+        ax.plot(x, rows[f"{metric}_mean"], marker="o", markersize=4, color=colours[label],
+                label=label)
+        ax.fill_between(x, rows[f"{metric}_lo"].clip(lower=0), rows[f"{metric}_hi"],
+                        color=colours[label], alpha=_BAND_ALPHA, linewidth=0)
+
+    not_ok = records[records["status"] != "ok"]
+    marked = _mark_not_ok(ax, not_ok, list(colours), colours)
+    bounds = agg[[f"{metric}_lo", f"{metric}_hi"]].clip(lower=0).to_numpy(float).ravel()
+    _set_y_limits(ax, means, bounds, log_y, strip=len(pd.unique(not_ok["method_label"])))
+    ax.set_ylabel(METRICS[metric])
+    return marked
+
+
+def _mark_not_ok(ax: Axes, not_ok: pd.DataFrame, methods: list[str],
+                 colours: dict[str, tuple[float, float, float]]) -> set[str]:
+    """One marker per (size, method, status) not ok, in the method's row of the top strip.
+
+    The markers of a status form one collection with ``gid`` ``not-ok-<status>``, so an SVG
+    names them; rows are ordered like the legend's methods.
+    """
+    rows = [m for m in methods if m in set(not_ok["method_label"])]
+    cells = not_ok[["size", "method_label", "status"]].drop_duplicates()
+    for status, group in cells.groupby("status", sort=True):
+        ax.scatter(group["size"].to_numpy(float),
+                   [1 - _STRIP_ROW * (rows.index(m) + 0.6) for m in group["method_label"]],
+                   transform=ax.get_xaxis_transform(), marker=STATUS_MARKERS.get(status, "*"),
+                   s=60, c=[colours[m] for m in group["method_label"]], edgecolors="black",
+                   linewidths=0.7, zorder=5, clip_on=False, gid=f"not-ok-{status}")
+    if rows:
+        height = _STRIP_ROW * len(rows) + 0.02
+        ax.add_patch(mpatches.Rectangle((0, 1 - height), 1, height, transform=ax.transAxes,
+                                        facecolor="0.94", edgecolor="none", zorder=0.1))
+    return set(cells["status"])
+
+
+def _spans_decades(values: Sequence[float] | np.ndarray) -> bool:
+    """Whether the finite ``values`` are all positive and span ≥ LOG_SPAN_DECADES decades."""
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if len(x) == 0 or (x <= 0).any():
+        return False
+    return math.log10(x.max() / x.min()) >= LOG_SPAN_DECADES
+
+
+def _set_y_limits(ax: Axes, means: np.ndarray, bounds: np.ndarray, log: bool,
+                  strip: int) -> None:
+    """Limits that show every mean and interval, with headroom for ``strip`` rows of markers.
+
+    On a log axis an interval reaching zero or below is cut at the lowest positive value shown.
+    """
+    values = np.concatenate([means, bounds])
+    values = values[np.isfinite(values) & ((values > 0) | (not log))]
+    headroom = _STRIP_ROW * strip + 0.03 if strip else 0.0
+    if log:
+        ax.set_yscale("log")
+        lo, hi = math.log10(values.min()), math.log10(values.max())
+        pad = 0.05 * (hi - lo)
+        lo, hi = lo - pad, hi + pad
+        ax.set_ylim(10**lo, 10 ** (lo + (hi - lo) / (1 - headroom)))
+        return
+    lo, hi = float(values.min()), float(values.max())
+    pad = 0.05 * ((hi - lo) or abs(hi) or 1.0)
+    lo = 0.0 if lo >= 0 and lo - pad < 0 else lo - pad
+    hi += pad
+    ax.set_ylim(lo, lo + (hi - lo) / (1 - headroom))
+
+
+def _set_x_axis(ax: Axes, n_vars: pd.Series) -> None:
+    """Ticks at the sizes run (the index of ``n_vars``), each size's ``n_vars`` on a secondary
+    axis at the top; every panel shows all sizes of the suite, whichever methods it shows."""
+    sizes = sorted(n_vars.index)
+    lo, hi = min(sizes), max(sizes)
+    if _spans_decades(sizes):
+        ax.set_xscale("log")
+        pad = (hi / lo) ** 0.05
+        ax.set_xlim(lo / pad, hi * pad)
+    else:
+        pad = 0.05 * ((hi - lo) or 1)
+        ax.set_xlim(lo - pad, hi + pad)
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticks(sizes, labels=_thin(ax, sizes, [_number(s) for s in sizes], _SIZE_FONT_PT),
+                  fontsize=_SIZE_FONT_PT)
+    ax.set_xlabel("problem size")
+    labels = [_number(n_vars[s]) for s in sizes]
+    top = ax.secondary_xaxis("top")
+    top.xaxis.set_minor_locator(NullLocator())
+    top.set_xticks(sizes, labels=_thin(ax, sizes, labels, _VARS_FONT_PT), fontsize=_VARS_FONT_PT)
+    top.set_xlabel("decision variables (n_vars)", fontsize="small")
+
+
+def _thin(ax: Axes, ticks: list[float], labels: list[str], font_pt: float) -> list[str]:
+    """``labels`` with each one that would overlap the last one kept blanked (left to right).
+
+    Sizes such as 5, 10, …, 30, 50, 100 crowd the left of a linear axis; their ``n_vars``
+    (40 … 19 800) are wider still. The widths are estimated from the digit width of the
+    default font, which avoids a costly draw to measure them.
+    """
+    width_in = ax.get_position().width * ax.figure.get_figwidth()
+    lo, hi = ax.get_xlim()
+    scale = ax.get_xscale() == "log"
+    char_in = 0.64 * font_pt / 72
+    shown, last_end = [], -math.inf
+    for tick, label in zip(ticks, labels, strict=True):
+        frac = math.log(tick / lo) / math.log(hi / lo) if scale else (tick - lo) / (hi - lo)
+        half = len(label) * char_in / 2
+        if frac * width_in - half >= last_end + 0.5 * char_in:
+            shown.append(label)
+            last_end = frac * width_in + half
+        else:
+            shown.append("")
+    return shown
+
+
+def _number(value: float) -> str:
+    """An integer-valued size or count without a decimal point; ``?`` when unknown."""
+    if value is None or not math.isfinite(value):
+        return "?"
+    return f"{value:g}" if value != int(value) else str(int(value))
+
+
+def _legend(colours: dict[str, tuple[float, float, float]], banded: bool,
+            statuses: list[str]) -> list[mlines.Line2D | mpatches.Patch]:
+    """Methods, the band's meaning (when a band is drawn), one entry per not-ok status."""
+    handles: list[mlines.Line2D | mpatches.Patch] = [
+        mlines.Line2D([], [], color=c, marker="o", markersize=4, label=m)
+        for m, c in colours.items()
+    ]
+    if banded:
+        handles.append(mpatches.Patch(color="0.5", alpha=_BAND_ALPHA * 2,
+                                      label="95 % t-interval over seeds"))
+    handles += [mlines.Line2D([], [], linestyle="none", marker=STATUS_MARKERS.get(s, "*"),
+                              markerfacecolor="0.85", markeredgecolor="black", markersize=7,
+                              label=f"{s} (not ok, top strip)") for s in statuses]
+    return handles

@@ -1,0 +1,317 @@
+"""Reports: aggregation over seeds, figures, leaderboard pages, on synthetic and real records."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import subprocess
+import sys
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from l2obench.errors import L2OBenchError
+from l2obench.report import ReportFiles, build_report, publish_dir
+from l2obench.report.aggregate import AGGREGATION_NOTE, aggregate, mean_interval
+from l2obench.report.leaderboard import RANKING_RULE, overall_ranking, ranks
+from l2obench.report.plots import PLOTS, draw
+from l2obench.store import ResultStore, load_results
+from tests.conftest import REPO, run_cli
+
+SIZES = (5, 10, 20, 40)
+DYS, TWO_STAGE, SPO = "dys-jfb[lr=0.01]", "two-stage[lr=0.01]", "spo-plus"
+COMMAND = "l2obench report --results runs/synth --out <out> & more"
+#: Figures the synthetic records must give (CPU records without backward iterations give no
+#: device-memory and no backward-iterations figure).
+SYNTH_FIGURES = ("summary", "regret", "test_loss", "train_time", "time_per_epoch", "peak_mem",
+                 "fwd_iters")
+
+
+def record(suite: str, method_label: str, size: int, seed: int, status: str = "ok") -> dict:
+    """A complete record with the documented columns, as the runner writes them."""
+    method = method_label.split("[")[0]
+    ok = status == "ok"
+    rng = np.random.default_rng([size, seed, len(method_label)])
+    key = f"{suite}|{method_label}|{size}|{seed}".encode()
+    return {
+        "cell_id": hashlib.sha256(key).hexdigest()[:16],
+        "suite": suite, "problem": "shortest-path", "size": size,
+        "n_vars": 2 * size * (size - 1) if ok else None,
+        "method": method, "method_label": method_label,
+        "params": '{"lr": 0.01}', "problem_params": f'{{"k": {size}}}',
+        "seed": seed, "device": "cpu", "status": status,
+        "error": None if ok else f"RuntimeError: <b>boom</b> in {method} & co",
+        "test_loss": float(rng.uniform(0.1, 1.0)) * size,
+        "norm_regret": float(rng.uniform(0.05, 0.3)),
+        "accuracy": float(rng.uniform(0, 1)),
+        "train_time_s": float(rng.uniform(1, 2)) * size**2,
+        "epochs": 10 if ok else 0, "best_epoch": 7 if ok else None, "stopped_by": "epochs",
+        "time_per_epoch_s": float(rng.uniform(0.1, 0.2)) * size**2,
+        "infer_time_s": 1e-4, "peak_mem_mb": float(rng.uniform(10, 20)) * size,
+        "device_peak_mem_mb": None,
+        "fwd_iters_mean": float(rng.uniform(50, 60)) * size if method == "dys-jfb" else None,
+        "fwd_iters_max": 500 if method == "dys-jfb" else None,
+        "fwd_unconverged": 0 if method == "dys-jfb" else None,
+        "bwd_iters_mean": None,
+        "budget_max_epochs": 10, "budget_max_seconds": 600, "n_train": 100, "n_val": 20,
+        "n_test": 20, "l2obench_version": "0.1.0", "git_commit": "0123abcd",
+        "torch_version": "2.13.0", "numpy_version": "2.2.0", "python_version": "3.11.9",
+        "hostname": "bench-host", "device_name": "Test CPU <model> 9000", "torch_threads": 2,
+        "started_at": "2025-01-01T00:00:00+00:00", "finished_at": "2025-01-01T00:10:00+00:00",
+        "history": [{"train_loss": 1.0, "val_regret": 0.2}],
+    }
+
+
+def synthetic_records() -> list[dict]:
+    """Suite ``synth``: 4 sizes; two methods × 3 seeds (one timeout), one method with a single
+    seed that fails at the largest size; plus a second suite ``other``, one method, one seed,
+    out of memory at its largest size (no cell there gets as far as knowing ``n_vars``)."""
+    records = []
+    for size in SIZES:
+        for seed in (0, 1, 2):
+            records.append(record("synth", DYS, size, seed,
+                                  "timeout" if (size, seed) == (20, 1) else "ok"))
+            records.append(record("synth", TWO_STAGE, size, seed))
+        records.append(record("synth", SPO, size, 0, "failed" if size == 40 else "ok"))
+    records += [record("other", DYS, 5, 0), record("other", DYS, 10, 0),
+                record("other", DYS, 20, 0, "oom")]
+    return records
+
+
+@pytest.fixture(scope="module")
+def synth_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("synth-results")
+    store = ResultStore(root)
+    for rec in synthetic_records():
+        store.write(rec)
+    return root
+
+
+@pytest.fixture(scope="module")
+def synth_report(synth_results: Path, tmp_path_factory: pytest.TempPathFactory) -> ReportFiles:
+    return build_report(synth_results, tmp_path_factory.mktemp("synth-report"), suite="synth",
+                        command=COMMAND)
+
+
+def test_mean_interval_is_students_t() -> None:
+    x = [0.11, 0.14, 0.09]
+    mean, lo, hi = mean_interval(x)
+    expected = stats.t.interval(0.95, df=len(x) - 1, loc=np.mean(x), scale=stats.sem(x))
+    assert mean == pytest.approx(np.mean(x))
+    assert (lo, hi) == pytest.approx(expected)
+    one = mean_interval([0.2])
+    assert one[0] == 0.2 and math.isnan(one[1]) and math.isnan(one[2])  # one seed: no interval
+    assert all(math.isnan(v) for v in mean_interval([]))
+    assert mean_interval([3.0, 3.0]) == (3.0, 3.0, 3.0)
+    assert mean_interval([1.0, None, float("nan"), 3.0])[0] == 2.0  # empty values are skipped
+
+
+def test_aggregate_matches_a_hand_computation(synth_results: Path) -> None:
+    records = load_results(synth_results)
+    agg = aggregate(records).set_index(["suite", "size", "method_label"])
+
+    cells = records[(records["suite"] == "synth") & (records["size"] == 10)
+                    & (records["method_label"] == DYS)]
+    for metric in ("norm_regret", "train_time_s", "peak_mem_mb", "fwd_iters_mean"):
+        x = cells[metric].to_numpy(float)
+        row = agg.loc[("synth", 10, DYS)]
+        lo, hi = stats.t.interval(0.95, df=2, loc=x.mean(), scale=stats.sem(x))
+        assert row[f"{metric}_mean"] == pytest.approx(x.mean())
+        assert (row[f"{metric}_lo"], row[f"{metric}_hi"]) == pytest.approx((lo, hi))
+        assert row[f"{metric}_n"] == 3
+
+    # The timeout seed is attempted but does not enter the means.
+    timed_out = agg.loc[("synth", 20, DYS)]
+    ok = records[(records["suite"] == "synth") & (records["size"] == 20)
+                 & (records["method_label"] == DYS) & (records["status"] == "ok")]
+    assert (timed_out["solved"], timed_out["attempted"]) == (2, 3)
+    assert timed_out["statuses"] == "ok 2, timeout 1"
+    assert timed_out["norm_regret_mean"] == pytest.approx(ok["norm_regret"].mean())
+    assert timed_out["norm_regret_n"] == 2
+
+    # One seed: a mean without an interval. A failed cell: no means, but n_vars of its size.
+    single = agg.loc[("synth", 10, SPO)]
+    assert single["norm_regret_n"] == 1 and math.isnan(single["norm_regret_hi"])
+    failed = agg.loc[("synth", 40, SPO)]
+    assert (failed["solved"], failed["attempted"], failed["statuses"]) == (0, 1, "failed 1")
+    assert math.isnan(failed["norm_regret_mean"])
+    assert failed["n_vars"] == 2 * 40 * 39
+    assert agg["bwd_iters_mean_mean"].isna().all()
+
+
+def test_ranking_rule() -> None:
+    size = pd.DataFrame({"method_label": ["a", "b", "c"], "norm_regret_mean": [0.1, 0.1, 0.3],
+                         "train_time_s_mean": [5.0, 3.0, 1.0]})
+    # Ties on regret go to the faster method; a method without an ok cell ranks last, tied.
+    assert ranks(size, ["a", "b", "c", "d", "e"], "norm_regret", "train_time_s") == \
+        {"b": 1, "a": 2, "c": 3, "d": 5, "e": 5}
+
+    rows = []
+    for s, regrets, times in [(1, (0.1, 0.2, 0.3), (3, 2, 1)), (2, (0.2, 0.1, None), (1, 2, 3))]:
+        for method, regret, t in zip("xyz", regrets, times, strict=True):
+            rows.append({"size": s, "method_label": method, "solved": int(regret is not None),
+                         "attempted": 1, "norm_regret_mean": regret or math.nan,
+                         "train_time_s_mean": t if regret is not None else math.nan})
+    overall = overall_ranking(pd.DataFrame(rows)).set_index("method_label")
+    # x: ranks 1, 2 → 1.5; y: 2, 1 → 1.5; z: 3, 3 (missing at size 2) → 3. x and y tie on
+    # regret; time ranks: x 3, 1 → 2, y 2, 2 → 2 as well, so they share the rank.
+    assert overall["mean_rank"].to_dict() == {"x": 1.5, "y": 1.5, "z": 3.0}
+    assert overall["rank"].to_dict() == {"x": 1, "y": 1, "z": 3}
+    assert overall.loc["z", "rank@2"] == 3
+
+
+def test_every_figure_is_written_as_png_and_svg(synth_report: ReportFiles) -> None:
+    figures = synth_report.out / "figures"
+    expected = {f"synth-shortest-path-{name}.{ext}" for name in SYNTH_FIGURES
+                for ext in ("png", "svg")}
+    assert {p.name for p in figures.iterdir()} == expected  # nothing empty, nothing extra
+    assert {p.name for p in synth_report.figures} == expected
+    for path in synth_report.figures:
+        data = path.read_bytes()
+        assert len(data) > 5000, path
+        assert data.startswith(b"\x89PNG") if path.suffix == ".png" else b"<svg" in data[:2000]
+    for path in synth_report.all():
+        assert path.is_file() and path.stat().st_size > 0
+
+
+def test_not_ok_cells_are_marked_in_the_figures(synth_results: Path,
+                                                synth_report: ReportFiles) -> None:
+    svg = (synth_report.out / "figures" / "synth-shortest-path-regret.svg").read_text()
+    assert 'id="not-ok-failed"' in svg and 'id="not-ok-timeout"' in svg
+    assert "failed (not ok" in svg  # the legend entry
+
+    records = load_results(synth_results)
+    records = records[records["suite"] == "synth"]
+    agg = aggregate(records)
+    colours = {m: (0.0, 0.0, 0.0) for m in sorted(agg["method_label"].unique())}
+    regret = next(p for p in PLOTS if p.name == "regret")
+    figure = draw(regret, regret.metrics, agg, records, colours)
+    marks = {c.get_gid(): c.get_offsets()[:, 0].tolist() for c in figure.axes[0].collections
+             if (c.get_gid() or "").startswith("not-ok-")}
+    assert marks == {"not-ok-failed": [40.0], "not-ok-timeout": [20.0]}
+
+
+def test_leaderboard_pages_hold_the_tables(synth_report: ReportFiles) -> None:
+    md = synth_report.leaderboard.read_text()
+    html = synth_report.index.read_text()
+    for page in (md, html):
+        assert "Overall ranking" in page and "Provenance" in page
+        for size, n_vars in [(5, 40), (10, 180), (20, 760), (40, 3120)]:
+            assert f"Size {size} ({n_vars} decision variables)" in page
+        assert "ok 2, timeout 1" in page
+        assert "2/3" in page and "1 seed" in page
+        assert "0123abcd" in page and "2.13.0" in page and "3.11.9" in page
+        assert "other (shortest-path)" not in page  # only the suite asked for
+        assert AGGREGATION_NOTE in page and RANKING_RULE in page
+    assert "| 3 | spo-plus | — | — |" in md and "| 0/1 | failed 1 |" in md
+    assert "|\n\n|" not in md  # a blank line would end a Markdown table
+    assert "| rank | method | normalized regret |" in md
+    assert '<td class="name">spo-plus</td>' in html
+    assert '<td class="num">0/1</td><td>failed 1</td>' in html
+    assert "![Regret and training time](figures/synth-shortest-path-summary.png)" in md
+
+
+def test_html_is_escaped_and_requests_nothing(synth_report: ReportFiles) -> None:
+    html = synth_report.index.read_text()
+    assert "<b>boom</b>" not in html and "&lt;b&gt;boom&lt;/b&gt;" in html
+    assert "Test CPU &lt;model&gt; 9000" in html
+    assert "--out &lt;out&gt; &amp; more" in html  # the command, escaped
+    assert "<script" not in html.lower() and "@import" not in html and "url(" not in html
+    assert "http://" not in html and "https://" not in html
+
+    class Links(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.links: list[tuple[str, str]] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.links += [(tag, v or "") for k, v in attrs
+                           if k in ("src", "href", "srcset", "poster", "data", "action")]
+
+    parser = Links()
+    parser.feed(html)
+    images = [v for tag, v in parser.links if tag == "img"]
+    assert len(images) == len(SYNTH_FIGURES)
+    for tag, link in parser.links:
+        if link.startswith("data:"):
+            continue
+        assert ":" not in link and not link.startswith("/"), (tag, link)  # relative paths only
+        assert (synth_report.out / link).is_file(), link
+
+
+def test_all_suites_without_a_filter(synth_results: Path, tmp_path: Path) -> None:
+    files = build_report(synth_results, tmp_path)
+    html = files.index.read_text()
+    assert "<h2>other (shortest-path)</h2>" in html and "<h2>synth (shortest-path)</h2>" in html
+    assert "<h4>Size 20 (decision variables unknown)</h4>" in html
+    svg = (tmp_path / "figures" / "other-shortest-path-regret.svg").read_text()
+    assert 'id="not-ok-oom"' in svg
+    assert set(pd.read_csv(files.aggregates)["suite"]) == {"other", "synth"}
+
+
+def test_errors_name_what_is_there(synth_results: Path, tmp_path: Path) -> None:
+    with pytest.raises(L2OBenchError, match=r"no records of suite 'nope'.*other, synth"):
+        build_report(synth_results, tmp_path / "out", suite="nope")
+    (tmp_path / "empty" / "records").mkdir(parents=True)
+    with pytest.raises(L2OBenchError, match="nothing to report: no records under"):
+        build_report(tmp_path / "empty", tmp_path / "out")
+    with pytest.raises(L2OBenchError, match="nothing to report: no results folder"):
+        build_report(tmp_path / "missing", tmp_path / "out")
+
+
+def test_publish_dir_is_the_checkouts_results_folder() -> None:
+    assert publish_dir("shortest-path") == REPO / "results" / "shortest-path"
+    for bad in ("../x", "a/b", "", ".hidden"):
+        with pytest.raises(L2OBenchError, match="cannot publish"):
+            publish_dir(bad)
+
+
+TINY = """
+name = "tiny-report"
+problem = "shortest-path"
+sizes = [3, 4]
+seeds = [0, 1]
+data = { n_train = 40, n_val = 16, n_test = 16 }
+budget = { max_epochs = 2, max_seconds = 60 }
+
+[[methods]]
+name = "dys-jfb"
+params = { lr = 0.01, max_iter = 500 }
+
+[[methods]]
+name = "two-stage"
+"""
+
+
+def test_report_of_a_real_tiny_run(tmp_path: Path) -> None:
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY)
+    results = tmp_path / "results"
+    run = run_cli("run", "--suite", str(suite), "--device", "cpu", "--out", str(results))
+    assert run.returncode == 0, run.stdout + run.stderr
+
+    # The whole report as a user runs it: interpreter, imports, figures and pages.
+    out = tmp_path / "report"
+    script = ("import sys; from l2obench.report import build_report; "
+              "build_report(sys.argv[1], sys.argv[2], suite='tiny-report', command='x')")
+    start = time.perf_counter()
+    made = subprocess.run([sys.executable, "-c", script, str(results), str(out)],
+                          capture_output=True, text=True, timeout=120)
+    seconds = time.perf_counter() - start
+    assert made.returncode == 0, made.stderr
+    assert seconds < 30, f"the report took {seconds:.1f} s"
+
+    names = {p.name for p in (out / "figures").iterdir()}
+    assert names == {f"tiny-report-shortest-path-{n}.{ext}" for n in SYNTH_FIGURES
+                     for ext in ("png", "svg")}
+    md = (out / "LEADERBOARD.md").read_text()
+    for size, n_vars in [(3, 12), (4, 24)]:
+        assert f"Size {size} ({n_vars} decision variables)" in md
+    assert md.count("| 2/2 | ok 2 |") == 4  # two methods × two sizes, both seeds ok
+    assert "dys-jfb\\[lr=0.01,max\\_iter=500\\]" in md and "| two-stage |" in md
+    assert "device: CPU/GPU model:** cpu: " in md
