@@ -107,6 +107,13 @@ class Method(ABC):
 
 
 method_registry: Registry[type[Method]] = Registry(
-    "method", "l2obench.methods", builtins=("l2obench.methods.dys", "l2obench.methods.two_stage")
+    "method",
+    "l2obench.methods",
+    builtins=(
+        "l2obench.methods.dys",
+        "l2obench.methods.two_stage",
+        "l2obench.methods.pyepo_losses",
+        "l2obench.methods.cvx_net",
+    ),
 )
 register_method = method_registry.register

@@ -1,0 +1,97 @@
+"""``cvx-net``: a cvxpylayers QP layer over the problem's LP, trained by MSE to ``x*``.
+
+The layer solves ``min ±wᵀx + (γ/2)‖x‖²`` subject to ``A x = b`` and ``lower ≤ x ≤ upper``
+(``−wᵀx`` for a maximisation problem) and differentiates through the QP's optimality conditions
+(diffcp); the quadratic term makes the decision a differentiable function of ``w``. This is the
+fpo-dys "CVX-net" baseline (``½‖x‖²``, i.e. ``γ = 1``). cvxpylayers solves in float64 and one
+instance at a time, which is why it is slow past ~1 000 variables. cvxpy and cvxpylayers are
+optional (the ``cvx`` extra) and imported only when the layer is built.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+import torch
+from torch.nn import functional as F
+
+from l2obench.methods.base import register_method
+from l2obench.methods.torch_method import TORCH_PARAMS, TorchMethod
+from l2obench.params import Param
+from l2obench.problems.base import LPForm, Problem
+
+if TYPE_CHECKING:
+    from cvxpylayers.torch import CvxpyLayer
+
+
+def independent_rows(A: sp.spmatrix) -> np.ndarray:
+    """Sorted indices of a maximal linearly independent set of rows of ``A``.
+
+    A flow-conservation matrix has one redundant row per connected component; an equality
+    constraint block with dependent rows makes the QP's KKT system singular, so the layer keeps
+    only these rows. Rank-revealing QR with column pivoting of a dense ``Aᵀ`` (fine for the
+    sizes cvxpylayers can handle at all).
+    """
+    dense_t = A.toarray().T
+    _, r, pivots = scipy.linalg.qr(dense_t, mode="economic", pivoting=True)
+    diagonal = np.abs(np.diag(r))
+    if diagonal.size == 0 or diagonal[0] == 0.0:
+        return np.empty(0, dtype=np.int64)
+    tol = diagonal[0] * max(dense_t.shape) * np.finfo(float).eps
+    return np.sort(pivots[: int((diagonal > tol).sum())])
+
+
+def qp_layer(lp: LPForm, gamma: float) -> CvxpyLayer:
+    """A cvxpylayers layer ``w[B, n] ↦ (x[B, n],)`` solving the regularised QP over ``lp``."""
+    import cvxpy as cp
+    from cvxpylayers.torch import CvxpyLayer
+
+    rows = independent_rows(lp.A)
+    x = cp.Variable(lp.n_vars)
+    w = cp.Parameter(lp.n_vars)
+    sign = 1.0 if lp.sense == "min" else -1.0
+    constraints = [lp.A[rows] @ x == lp.b[rows]]
+    lower, upper = np.asarray(lp.lower, dtype=float), np.asarray(lp.upper, dtype=float)
+    for bound, side in ((lower, 1.0), (upper, -1.0)):
+        finite = np.flatnonzero(np.isfinite(bound))
+        if finite.size:
+            constraints.append(side * x[finite] >= side * bound[finite])
+    problem = cp.Problem(cp.Minimize(sign * w @ x + gamma / 2 * cp.sum_squares(x)), constraints)
+    return CvxpyLayer(problem, parameters=[w], variables=[x])
+
+
+@register_method("cvx-net")
+class CvxNet(TorchMethod):
+    """MLP cost model → cvxpylayers QP layer → decisions, trained by MSE against ``x*``."""
+
+    description = "cvxpylayers QP layer (fpo-dys CVX-net), MSE to the optimal decisions"
+    params: ClassVar[dict[str, Param]] = {
+        **TORCH_PARAMS,
+        "gamma": Param(float, 1.0, "weight γ of the quadratic regulariser (γ/2)‖x‖²",
+                       low=1e-8, high=1e6),
+    }
+    requires = ("cvxpylayers", "cvxpy")
+    extra = "cvx"
+    outputs_decisions = True
+
+    def __init__(self, problem: Problem, device: torch.device, seed: int, **params: Any) -> None:
+        super().__init__(problem, device, seed, **params)
+        self.layer = qp_layer(problem.lp(), self.config["gamma"])
+
+    def decisions(self, features: torch.Tensor) -> torch.Tensor:
+        """The layer's float64 decisions for a batch of contexts (cvxpylayers needs float64)."""
+        (x,) = self.layer(self.model(features).double())
+        return x
+
+    def batch_loss(
+        self, features: torch.Tensor, costs: torch.Tensor, solutions: torch.Tensor
+    ) -> torch.Tensor:
+        return F.mse_loss(self.decisions(features), solutions.double())
+
+    @torch.no_grad()
+    def predict_decisions(self, features: np.ndarray) -> np.ndarray:
+        self.model.eval()
+        return self.decisions(self.tensor(features)).cpu().numpy()
