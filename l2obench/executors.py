@@ -183,8 +183,10 @@ def _child_main(cell: Cell, sender: Any, threads: int | None) -> None:
     if threads:
         torch.set_num_threads(threads)
     warm_up(torch.device(cell.device))
-    sender.send(run_cell(cell))
-    sender.close()
+    record = run_cell(cell)
+    with contextlib.suppress(BrokenPipeError):  # the parent died meanwhile: nobody to tell
+        sender.send(record)
+        sender.close()
 
 
 def _die_with_parent() -> None:
