@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from l2obench.layers.fixed_point import FixedPointSolver, FixedPointStats, Operator
-from l2obench.layers.linear_solvers import FixedPointIteration, LinearSolver, row_norms
+from l2obench.layers.linear_solvers import ConjugateGradientNormal, LinearSolver, row_norms
 
 
 class Backward(ABC):
@@ -121,10 +121,12 @@ class Implicit(Backward):
 
     When the hook runs it sets ``stats.backward_iterations`` (the linear solver's iterations) and
     ``stats.backward_converged`` (whether every instance met its tolerance) on the statistics
-    returned with ``z``. Under ``torch.no_grad`` no hook is registered and the mode is JFB.
+    returned with ``z``. Under ``torch.no_grad`` no hook is registered and the mode is JFB. The
+    default solver is the one ``dys-implicit`` defaults to, for the reasons given there. ``v``
+    carries no graph, so gradients of second order through this mode are not supported.
     """
 
-    linear_solver: LinearSolver = FixedPointIteration()  # noqa: RUF009 (an immutable value)
+    linear_solver: LinearSolver = ConjugateGradientNormal()  # noqa: RUF009 (an immutable value)
 
     def __call__(
         self, fn: Operator, z0: Tensor, args: tuple[Any, ...], solver: FixedPointSolver
@@ -152,4 +154,4 @@ class Implicit(Backward):
         v, iterations, converged = self.linear_solver(vjp, g.detach())
         stats.backward_iterations = iterations
         stats.backward_converged = bool(converged.all())
-        return v.to(g.dtype)
+        return v
