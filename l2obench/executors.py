@@ -182,8 +182,12 @@ def _child_main(cell: Cell, sender: Any, threads: int | None) -> None:
     _die_with_parent()
     if threads:
         torch.set_num_threads(threads)
-    warm_up(torch.device(cell.device))
-    record = run_cell(cell)
+    try:
+        warm_up(torch.device(cell.device))
+        record = run_cell(cell)
+    except BaseException as exc:  # run_cell catches the cell's errors; this is the harness's
+        record = _ended_record(cell, "failed", f"the cell's process failed: "
+                               f"{type(exc).__name__}: {exc}")
     with contextlib.suppress(BrokenPipeError):  # the parent died meanwhile: nobody to tell
         sender.send(record)
         sender.close()
