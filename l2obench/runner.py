@@ -170,6 +170,7 @@ def _measure(cell: Cell, cache: DataCache) -> dict[str, Any]:
         "fwd_iters_max": fit.fwd_iters_max,
         "fwd_unconverged": fit.fwd_unconverged,
         "bwd_iters_mean": fit.bwd_iters_mean,
+        "bwd_unconverged": fit.bwd_unconverged,
         "history": fit.history,
     }
 
