@@ -28,7 +28,8 @@ RECORD_COLUMNS = [
     "problem_params", "seed", "device", "status", "error", "test_loss", "norm_regret", "accuracy",
     "train_time_s", "epochs", "best_epoch", "stopped_by", "time_per_epoch_s", "infer_time_s",
     "peak_mem_mb", "device_peak_mem_mb", "fwd_iters_mean", "fwd_iters_max", "fwd_unconverged",
-    "bwd_iters_mean", "bwd_unconverged", "budget_max_epochs", "budget_max_seconds", "n_train", "n_val", "n_test",
+    "bwd_iters_mean", "bwd_unconverged", "budget_max_epochs", "budget_max_seconds", "n_train",
+    "n_val", "n_test",
     "l2obench_version", "git_commit", "torch_version", "numpy_version", "python_version",
     "hostname", "device_name", "torch_threads", "started_at", "finished_at", "history",
 ]
