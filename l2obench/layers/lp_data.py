@@ -32,9 +32,9 @@ AffineForm = Literal["auto", "dense", "factored"]
 DENSE_MAX_VARS = {"cuda": 2048, "cpu": 512}
 
 
-def resolve_affine_form(form: AffineForm, n_vars: int, device_type: str) -> Literal[
-    "dense", "factored"
-]:
+def resolve_affine_form(
+    form: AffineForm, n_vars: int, device_type: str
+) -> Literal["dense", "factored"]:
     """The storage of ``P_aff`` for ``form``: ``"auto"`` follows :data:`DENSE_MAX_VARS`."""
     if form not in ("auto", "dense", "factored"):
         raise ValueError(f"form must be 'auto', 'dense' or 'factored', not {form!r}")

@@ -111,6 +111,7 @@ method_registry: Registry[type[Method]] = Registry(
     "l2obench.methods",
     builtins=(
         "l2obench.methods.dys",
+        "l2obench.methods.dys_jax",
         "l2obench.methods.two_stage",
         "l2obench.methods.pyepo_losses",
         "l2obench.methods.cvx_net",

@@ -1,0 +1,229 @@
+"""``dys-jfb-jax``: the ``dys-jfb`` method in JAX, to compare frameworks on the same algorithm.
+
+The model, loss, optimiser and training schedule are those of ``dys-jfb``
+(:mod:`l2obench.methods.dys`): an MLP cost model initialised like ``torch.nn.Linear``, the DYS
+layer of :mod:`l2obench.layers.dys_jax` (same problem data, operator and stopping rule as the
+PyTorch layer), MSE against the optimal decisions, Adam with PyTorch's defaults, and the shared
+loop :func:`l2obench.training.run_epochs` (same mini-batch order for the same seed, same budget
+semantics, model selection on validation regret). One optimiser step (MLP, fixed-point loop, JFB
+gradient and Adam update) is a single jit-compiled function; it compiles once per batch shape,
+during the first epoch, and that time counts against the budget like any other.
+
+This module imports without JAX, so the registry can list the method and report the install
+hint; JAX and optax are imported when the method is built.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+
+from l2obench.errors import MissingExtraError
+from l2obench.layers.fixed_point import FixedPointStats
+from l2obench.methods.base import Budget, FitResult, Method, register_method
+from l2obench.methods.dys import DYS_PARAMS, IterationTally
+from l2obench.metrics import normalized_regret
+from l2obench.params import Param
+from l2obench.problems.base import Dataset, Problem, Split
+from l2obench.training import run_epochs
+
+if TYPE_CHECKING:
+    import jax
+    import optax
+
+    from l2obench.layers.dys_jax import DYSLayerJax, SolveStats
+
+#: The MLP's layers as ``(weight[out, in], bias[out])`` pairs, in ``torch.nn.Linear``'s layout.
+MLPParams = list[tuple["jax.Array", "jax.Array"]]
+
+
+def init_mlp(key: jax.Array, sizes: Sequence[int]) -> MLPParams:
+    """Layers ``sizes[0] → … → sizes[-1]``, initialised as ``torch.nn.Linear`` does by default.
+
+    PyTorch draws weight and bias from ``U(−1/√fan_in, 1/√fan_in)`` (Kaiming-uniform with
+    ``a = √5`` for the weight); the same distribution here keeps the two methods comparable.
+    """
+    import jax
+
+    params: MLPParams = []
+    for fan_in, fan_out in itertools.pairwise(sizes):
+        key, key_w, key_b = jax.random.split(key, 3)
+        bound = 1.0 / math.sqrt(fan_in)
+        weight = jax.random.uniform(key_w, (fan_out, fan_in), minval=-bound, maxval=bound)
+        bias = jax.random.uniform(key_b, (fan_out,), minval=-bound, maxval=bound)
+        params.append((weight, bias))
+    return params
+
+
+def apply_mlp(params: MLPParams, features: jax.Array) -> jax.Array:
+    """The cost model: affine layers with ReLU between them (none after the last)."""
+    import jax
+
+    h = features
+    for i, (weight, bias) in enumerate(params):
+        h = h @ weight.T + bias
+        if i < len(params) - 1:
+            h = jax.nn.relu(h)
+    return h
+
+
+def mse_through_layer(
+    params: MLPParams, layer: DYSLayerJax, features: jax.Array, solutions: jax.Array
+) -> tuple[jax.Array, SolveStats]:
+    """The training loss of ``dys-jfb``: mean squared error of the layer's decisions."""
+    decisions, stats = layer(apply_mlp(params, features))
+    return ((decisions - solutions) ** 2).mean(), stats
+
+
+def make_train_step(optimizer: optax.GradientTransformation) -> Callable[..., Any]:
+    """A jit-compiled optimiser step on the mini-batch ``idx`` of the training arrays.
+
+    ``step(params, opt_state, layer, features, solutions, idx)`` returns the new parameters and
+    optimiser state, the batch loss and the layer's :class:`SolveStats`.
+    """
+    import jax
+    import optax
+
+    def step(
+        params: MLPParams,
+        opt_state: optax.OptState,
+        layer: DYSLayerJax,
+        features: jax.Array,
+        solutions: jax.Array,
+        idx: jax.Array,
+    ) -> tuple[MLPParams, optax.OptState, jax.Array, SolveStats]:
+        (loss, stats), grads = jax.value_and_grad(mse_through_layer, has_aux=True)(
+            params, layer, features[idx], solutions[idx]
+        )
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss, stats
+
+    return jax.jit(step)
+
+
+def jax_device(device: torch.device) -> jax.Device:
+    """The JAX device for the cell's ``torch.device`` (``cpu``, or ``cuda[:i]`` → GPU ``i``)."""
+    import jax
+
+    if device.type == "cpu":
+        return jax.devices("cpu")[0]
+    if device.type == "cuda":
+        try:
+            gpus = jax.devices("gpu")
+        except RuntimeError as exc:
+            raise MissingExtraError(
+                "method 'dys-jfb-jax' on cuda needs a CUDA build of JAX, e.g. "
+                "pip install 'jax[cuda12]'"
+            ) from exc
+        return gpus[device.index or 0]
+    raise ValueError(f"dys-jfb-jax runs on cpu or cuda devices, not {device}")
+
+
+@register_method("dys-jfb-jax")
+class DYSJFBJax(Method):
+    """MLP cost model → DYS layer → decisions in JAX, trained by MSE with JFB gradients."""
+
+    description = "implicit DYS layer, JFB backward, in JAX (jit-compiled fixed-point loop)"
+    params: ClassVar[dict[str, Param]] = DYS_PARAMS
+    requires = ("jax", "optax")
+    extra = "jax"
+    outputs_decisions = True
+
+    def __init__(self, problem: Problem, device: torch.device, seed: int, **params: Any) -> None:
+        super().__init__(problem, device, seed, **params)
+        import jax
+        import optax
+
+        from l2obench.layers.dys_jax import DYSLayerJax
+
+        cfg = self.config
+        self.jax_device = jax_device(self.device)
+        self.layer = DYSLayerJax.from_lp(
+            problem.lp(),
+            alpha=cfg["alpha"],
+            gamma=cfg["gamma"],
+            tol=cfg["tol"],
+            max_iter=cfg["max_iter"],
+            device=self.jax_device,
+        )
+        hidden = [cfg["hidden"]] if cfg["hidden"] else []
+        sizes = [problem.n_features, *hidden, problem.n_vars]
+        self.mlp_params: MLPParams = jax.device_put(
+            init_mlp(jax.random.key(self.seed), sizes), self.jax_device
+        )
+        self.optimizer = optax.adam(cfg["lr"])
+        self.train_step = make_train_step(self.optimizer)
+        self.cost_model = jax.jit(apply_mlp)
+        self.decide = jax.jit(lambda params, layer, f: layer(apply_mlp(params, f))[0])
+        self.tally = IterationTally()
+
+    def array(self, array: np.ndarray) -> jax.Array:
+        """``array`` as a float32 JAX array on the method's device."""
+        import jax
+
+        return jax.device_put(np.asarray(array, dtype=np.float32), self.jax_device)
+
+    def fit(self, data: Dataset, budget: Budget) -> FitResult:
+        import jax
+
+        features, solutions = self.array(data.train.features), self.array(data.train.solutions)
+        opt_state = self.optimizer.init(self.mlp_params)
+
+        def step(idx: torch.Tensor) -> float:
+            nonlocal opt_state
+            batch = jax.device_put(idx.numpy().astype(np.int32), self.jax_device)
+            self.mlp_params, opt_state, loss, stats = self.train_step(
+                self.mlp_params, opt_state, self.layer, features, solutions, batch
+            )
+            self.tally.add(
+                FixedPointStats(
+                    iterations=torch.from_numpy(np.array(stats.iterations, dtype=np.int64)),
+                    converged=torch.from_numpy(np.array(stats.converged)),
+                )
+            )
+            return float(loss)
+
+        def restore(params: MLPParams) -> None:
+            self.mlp_params = params
+
+        run = run_epochs(
+            step,
+            len(data.train),
+            lambda: normalized_regret(
+                self.problem, data.val, self.predict_costs(data.val.features)
+            ),
+            budget,
+            batch_size=self.config["batch_size"],
+            seed=self.seed,
+            snapshot=lambda: self.mlp_params,  # immutable arrays: keeping a reference is a copy
+            restore=restore,
+        )
+        return FitResult(
+            epochs=run.epochs,
+            best_epoch=run.best_epoch,
+            stopped_by=run.stopped_by,
+            history=run.history,
+            **self.tally.summary(),
+        )
+
+    def predict_costs(self, features: np.ndarray) -> np.ndarray:
+        costs = self.cost_model(self.mlp_params, self.array(features))
+        return np.asarray(costs, dtype=np.float64)
+
+    def predict_decisions(self, features: np.ndarray) -> np.ndarray:
+        decisions = self.decide(self.mlp_params, self.layer, self.array(features))
+        return np.asarray(decisions, dtype=np.float64)
+
+    def loss(self, split: Split) -> float:
+        """The MSE of the decisions, through the compiled function of :meth:`predict_decisions`.
+
+        Sharing it means the runner's timed ``predict_decisions`` on the test split, which comes
+        after ``loss``, finds that split's shape compiled already.
+        """
+        decisions = np.asarray(self.decide(self.mlp_params, self.layer, self.array(split.features)))
+        return float(np.mean((decisions - split.solutions) ** 2))

@@ -1,0 +1,232 @@
+"""The JAX DYS layer and ``dys-jfb-jax`` against the PyTorch layer and ``dys-jfb``.
+
+The PyTorch layer is tested against independent references in ``test_dys_layer.py``; here the
+JAX layer must reproduce it: the same outputs, per-instance iteration counts and JFB gradients
+for the same inputs and weights. Exact comparisons run in float64 (JAX's x64 mode switched on
+by a fixture and restored after); one float32 comparison runs at the method's default settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+jax = pytest.importorskip("jax")
+pytest.importorskip("optax")
+
+import jax.numpy as jnp  # noqa: E402
+
+from l2obench.errors import MissingExtraError  # noqa: E402
+from l2obench.layers.dys import DYSLayer  # noqa: E402
+from l2obench.layers.dys_jax import DYSLayerJax  # noqa: E402
+from l2obench.layers.fixed_point import Picard  # noqa: E402
+from l2obench.methods.base import Budget, method_registry  # noqa: E402
+from l2obench.methods.dys import DYS_PARAMS  # noqa: E402
+from l2obench.methods.dys_jax import (  # noqa: E402
+    DYSJFBJax,
+    MLPParams,
+    apply_mlp,
+    init_mlp,
+    mse_through_layer,
+)
+from l2obench.methods.torch_method import cost_model  # noqa: E402
+from l2obench.problems.base import LPForm  # noqa: E402
+from l2obench.problems.shortest_path import ShortestPath  # noqa: E402
+
+F64 = torch.float64
+#: Settings whose solutions lie off the LP's vertices (γ = 0.5), so gradients are not zero, and
+#: whose tolerance leaves float64 rounding far behind.
+EXACT = {"alpha": 1.0, "gamma": 0.5}
+TOL, MAX_ITER = 1e-10, 100_000
+
+
+@pytest.fixture
+def x64() -> Iterator[None]:
+    """JAX in float64 for the duration of one test."""
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", previous)
+
+
+def grid_lp(k: int, sense: str = "min") -> LPForm:
+    return dataclasses.replace(ShortestPath(k=k).lp(), sense=sense)
+
+
+def layer_pair(
+    lp: LPForm, form: str, tol: float = TOL, max_iter: int = MAX_ITER
+) -> tuple[DYSLayer, DYSLayerJax]:
+    """The PyTorch and the JAX layer for ``lp`` with the same float64 settings."""
+    torch_layer = DYSLayer(
+        lp, **EXACT, solver=Picard(tol, max_iter), dtype=F64, affine_form=form  # type: ignore[arg-type]
+    )
+    jax_layer = DYSLayerJax.from_lp(
+        lp, **EXACT, tol=tol, max_iter=max_iter, dtype=jnp.float64, affine_form=form
+    )
+    assert torch_layer.aff.form == jax_layer.form == form
+    return torch_layer, jax_layer
+
+
+def costs(n: int, n_vars: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-1.0, 1.0, size=(n, n_vars))
+
+
+@pytest.mark.parametrize("sense", ["min", "max"])
+@pytest.mark.parametrize("form", ["dense", "factored"])
+def test_forward_and_iterations_match_torch(x64: None, form: str, sense: str) -> None:
+    lp = grid_lp(4, sense)
+    torch_layer, jax_layer = layer_pair(lp, form)
+    W = costs(6, lp.n_vars)
+    with torch.no_grad():
+        x_torch = torch_layer(torch.as_tensor(W)).numpy()
+    x_jax, stats = jax.jit(lambda layer, w: layer(w))(jax_layer, jnp.asarray(W))
+    assert torch_layer.last_stats is not None
+
+    np.testing.assert_allclose(np.asarray(x_jax), x_torch, atol=1e-10, rtol=0)
+    iterations = np.asarray(stats.iterations)
+    assert iterations.tolist() == torch_layer.last_stats.iterations.tolist()
+    assert len(set(iterations.tolist())) > 1  # instances stopped at different steps
+    assert np.asarray(stats.converged).all()
+
+
+def test_unconverged_instances_match_torch(x64: None) -> None:
+    """Instances that hit ``max_iter`` are counted and returned as the PyTorch solver does."""
+    lp = grid_lp(4)
+    torch_layer, jax_layer = layer_pair(lp, "dense", max_iter=40)
+    W = costs(6, lp.n_vars)
+    with torch.no_grad():
+        x_torch = torch_layer(torch.as_tensor(W)).numpy()
+    x_jax, stats = jax_layer(jnp.asarray(W))
+    assert torch_layer.last_stats is not None
+    converged = np.asarray(stats.converged)
+    assert converged.tolist() == torch_layer.last_stats.converged.tolist()
+    assert not converged.all()
+    assert np.asarray(stats.iterations).tolist() == torch_layer.last_stats.iterations.tolist()
+    np.testing.assert_allclose(np.asarray(x_jax), x_torch, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("form", ["dense", "factored"])
+def test_float32_forward_matches_torch_at_default_settings(form: str) -> None:
+    """The training configuration: float32, α = 0.05, γ = 5e-4, tol = 1e-2."""
+    problem = ShortestPath(k=5, n_train=64, n_val=1, n_test=1)
+    lp = problem.lp()
+    W = problem.generate().train.costs + 0.3 * costs(64, lp.n_vars).astype(np.float32)
+    torch_layer = DYSLayer(lp, affine_form=form)  # type: ignore[arg-type]
+    jax_layer = DYSLayerJax.from_lp(lp, affine_form=form)
+    with torch.no_grad():
+        x_torch = torch_layer(torch.as_tensor(W)).numpy()
+    x_jax, stats = jax_layer(jnp.asarray(W))
+    assert x_jax.dtype == jnp.float32
+    assert torch_layer.last_stats is not None
+    assert np.asarray(stats.iterations).tolist() == torch_layer.last_stats.iterations.tolist()
+    np.testing.assert_allclose(np.asarray(x_jax), x_torch, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize(("form", "sense"), [("dense", "min"), ("factored", "max")])
+def test_jfb_gradient_wrt_costs_matches_torch(x64: None, form: str, sense: str) -> None:
+    lp = grid_lp(4, sense)
+    torch_layer, jax_layer = layer_pair(lp, form)
+    W, G = costs(5, lp.n_vars, seed=1), costs(5, lp.n_vars, seed=2)
+
+    w = torch.as_tensor(W).requires_grad_(True)
+    (grad_torch,) = torch.autograd.grad(torch_layer(w), w, torch.as_tensor(G))
+    grad_jax = jax.grad(lambda w: (jax_layer(w)[0] * G).sum())(jnp.asarray(W))
+
+    assert grad_torch.abs().max() > 1e-2
+    np.testing.assert_allclose(np.asarray(grad_jax), grad_torch.numpy(), rtol=1e-4, atol=1e-10)
+
+
+@pytest.mark.parametrize("hidden", [0, 16])
+def test_jfb_gradient_wrt_mlp_weights_matches_torch(x64: None, hidden: int) -> None:
+    """The MSE loss of ``dys-jfb`` through identical MLPs: same value, same weight gradients."""
+    problem = ShortestPath(k=3, n_train=32, n_val=1, n_test=1)
+    train = problem.generate().train
+    torch_layer, jax_layer = layer_pair(problem.lp(), "dense")
+    torch.manual_seed(0)
+    model = cost_model(problem.n_features, hidden, problem.n_vars).to(F64)
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    params: MLPParams = [
+        (jnp.asarray(m.weight.detach().numpy()), jnp.asarray(m.bias.detach().numpy()))
+        for m in linears
+    ]
+    features = torch.as_tensor(train.features, dtype=F64)
+    solutions = torch.as_tensor(train.solutions, dtype=F64)
+
+    loss_torch = F.mse_loss(torch_layer(model(features)), solutions)
+    loss_torch.backward()
+    (loss_jax, _), grads = jax.value_and_grad(mse_through_layer, has_aux=True)(
+        params, jax_layer, jnp.asarray(features.numpy()), jnp.asarray(solutions.numpy())
+    )
+
+    np.testing.assert_allclose(float(loss_jax), float(loss_torch.detach()), rtol=1e-10)
+    for linear, (grad_w, grad_b) in zip(linears, grads, strict=True):
+        assert linear.weight.grad is not None and linear.bias.grad is not None
+        assert linear.weight.grad.abs().max() > 1e-4
+        np.testing.assert_allclose(
+            np.asarray(grad_w), linear.weight.grad.numpy(), rtol=1e-4, atol=1e-10
+        )
+        np.testing.assert_allclose(
+            np.asarray(grad_b), linear.bias.grad.numpy(), rtol=1e-4, atol=1e-10
+        )
+
+
+def test_mlp_init_follows_torch_linear() -> None:
+    """Weights and biases in ``U(−1/√fan_in, 1/√fan_in)``, in ``torch.nn.Linear``'s layout."""
+    params = init_mlp(jax.random.key(0), [5, 400, 12])
+    (w1, b1), (w2, b2) = params
+    assert w1.shape == (400, 5) and b1.shape == (400,)
+    assert w2.shape == (12, 400) and b2.shape == (12,)
+    for array, fan_in in [(w1, 5), (b1, 5), (w2, 400)]:
+        bound = 1 / np.sqrt(fan_in)
+        assert float(jnp.abs(array).max()) <= bound
+        assert float(jnp.abs(array).max()) > 0.95 * bound  # fills the interval
+    x = jnp.ones((2, 5), jnp.float32)
+    expected = jax.nn.relu(x @ w1.T + b1) @ w2.T + b2
+    np.testing.assert_allclose(np.asarray(apply_mlp(params, x)), expected, rtol=1e-6)
+
+
+def test_method_trains_and_predicts() -> None:
+    problem = ShortestPath(k=3, n_train=60, n_val=20, n_test=20)
+    data = problem.generate()
+    method = method_registry.get("dys-jfb-jax")(problem, torch.device("cpu"), seed=0)
+    assert method.params is DYS_PARAMS  # the parameters of dys-jfb, shared, not copied
+    fit = method.fit(data, Budget(max_epochs=2))
+
+    assert fit.epochs == 2 and fit.stopped_by == "epochs" and fit.best_epoch in (1, 2)
+    assert [h["epoch"] for h in fit.history] == [1, 2]
+    assert fit.fwd_iters_mean is not None and fit.fwd_iters_mean > 1
+    assert fit.fwd_iters_max is not None and fit.fwd_unconverged == 0
+    assert fit.bwd_iters_mean is None
+    pred = method.predict_costs(data.test.features)
+    assert pred.shape == data.test.costs.shape and pred.dtype == np.float64
+    assert np.isfinite(pred).all()
+    decisions = method.predict_decisions(data.test.features)
+    assert decisions.shape == data.test.costs.shape
+    assert (decisions >= 0).all() and (decisions <= 1).all()
+    assert np.isfinite(method.loss(data.test))
+
+
+def test_missing_jax_gives_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(DYSJFBJax, "requires", ("jax", "l2obench_no_such_module"))
+    assert DYSJFBJax.missing_requirements() == ["l2obench_no_such_module"]
+    assert DYSJFBJax.install_hint() == "pip install 'l2obench[jax]'"
+    with pytest.raises(MissingExtraError, match=r"pip install 'l2obench\[jax\]'"):
+        DYSJFBJax(ShortestPath(k=3), torch.device("cpu"), seed=0)
+
+
+def test_method_module_imports_without_jax() -> None:
+    """Listing methods must not need the extra: the module imports JAX only when built."""
+    code = (
+        "import sys; sys.modules['jax'] = sys.modules['optax'] = None\n"
+        "from l2obench.methods.dys_jax import DYSJFBJax\n"
+        "assert DYSJFBJax.extra == 'jax'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
