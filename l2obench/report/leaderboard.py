@@ -30,6 +30,12 @@ RANKING_RULE = (
 )
 #: Record columns that say where and with what the records were made, as the pages name them.
 PROVENANCE_COLUMNS = {
+    "budget_max_epochs": "protocol: max epochs per cell",
+    "budget_max_seconds": "protocol: max training seconds per cell",
+    "n_train": "protocol: training instances",
+    "n_val": "protocol: validation instances (model selection)",
+    "n_test": "protocol: test instances",
+    "seed": "protocol: seeds",
     "hostname": "host",
     "torch_threads": "torch threads",
     "l2obench_version": "l2obench",
