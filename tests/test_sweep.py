@@ -14,6 +14,7 @@ import pytest
 
 from l2obench import Budget, load_results
 from l2obench.executors import InlineExecutor, ProcessExecutor, run_isolated
+from l2obench.methods.base import method_registry
 from l2obench.problems.shortest_path import ShortestPath
 from l2obench.store import ResultStore
 from l2obench.suite import Cell, Limits, cell_from_record
@@ -30,8 +31,6 @@ def cell(method: str = "two-stage", size: int = 3, seed: int = 0, epochs: int = 
     problem = ShortestPath(k=size, n_train=40, n_val=10, n_test=10, seed=seed)
     label = method + (f"[{','.join(f'{k}={v}' for k, v in sorted(params.items()))}]"
                       if params else "")
-    from l2obench.methods.base import method_registry
-
     return Cell(suite="t", problem="shortest-path", problem_params=problem.config,
                 method=method, method_params=method_registry.get(method).validate(params),
                 method_label=label, seed=seed, device="cpu", budget=Budget(max_epochs=epochs))
