@@ -12,6 +12,25 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def tiny_suite(name: str = "tiny", seeds: str = "[0]") -> str:
+    """A suite of 4 or 8 fast cells (k = 3, 4; dys-jfb and two-stage) for end-to-end tests."""
+    return f"""
+name = "{name}"
+problem = "shortest-path"
+sizes = [3, 4]
+seeds = {seeds}
+data = {{ n_train = 40, n_val = 16, n_test = 16 }}
+budget = {{ max_epochs = 2, max_seconds = 60 }}
+
+[[methods]]
+name = "dys-jfb"
+params = {{ lr = 0.01, max_iter = 500 }}
+
+[[methods]]
+name = "two-stage"
+"""
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
             timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run ``python -m l2obench`` as a user would, capturing its output."""

@@ -9,23 +9,9 @@ import pandas as pd
 import pytest
 
 from l2obench import load_results
-from tests.conftest import run_cli
+from tests.conftest import run_cli, tiny_suite
 
-TINY = """
-name = "tiny"
-problem = "shortest-path"
-sizes = [3, 4]
-seeds = [0]
-data = { n_train = 40, n_val = 16, n_test = 16 }
-budget = { max_epochs = 2, max_seconds = 60 }
-
-[[methods]]
-name = "dys-jfb"
-params = { lr = 0.01, max_iter = 500 }
-
-[[methods]]
-name = "two-stage"
-"""
+TINY = tiny_suite()
 
 REQUIRED_COLUMNS = [
     "suite", "problem", "size", "n_vars", "method", "params", "seed", "device", "status",

@@ -21,7 +21,7 @@ from l2obench.report.aggregate import AGGREGATION_NOTE, aggregate, mean_interval
 from l2obench.report.leaderboard import RANKING_RULE, overall_ranking, ranks
 from l2obench.report.plots import PLOTS, draw
 from l2obench.store import ResultStore, load_results
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli, tiny_suite
 
 SIZES = (5, 10, 20, 40)
 DYS, TWO_STAGE, SPO = "dys-jfb[lr=0.01]", "two-stage[lr=0.01]", "spo-plus"
@@ -271,21 +271,7 @@ def test_publish_dir_is_the_checkouts_results_folder() -> None:
             publish_dir(bad)
 
 
-TINY = """
-name = "tiny-report"
-problem = "shortest-path"
-sizes = [3, 4]
-seeds = [0, 1]
-data = { n_train = 40, n_val = 16, n_test = 16 }
-budget = { max_epochs = 2, max_seconds = 60 }
-
-[[methods]]
-name = "dys-jfb"
-params = { lr = 0.01, max_iter = 500 }
-
-[[methods]]
-name = "two-stage"
-"""
+TINY = tiny_suite("tiny-report", seeds="[0, 1]")
 
 
 def test_report_of_a_real_tiny_run(tmp_path: Path) -> None:

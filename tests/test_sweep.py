@@ -120,12 +120,16 @@ def _records(out: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in (out / "records").glob("*.json")]
 
 
-def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
-    suite = tmp_path / "suite.toml"
+def _sweep_command(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    """The 12-cell sweep's suite file, its results folder, and the command that runs it."""
+    suite, out = tmp_path / "suite.toml", tmp_path / "out"
     suite.write_text(SWEEP)
-    out = tmp_path / "out"
-    command = [sys.executable, "-m", "l2obench", "run", "--suite", str(suite), "--device", "cpu",
-               "--out", str(out)]
+    return suite, out, [sys.executable, "-m", "l2obench", "run", "--suite", str(suite),
+                        "--device", "cpu", "--out", str(out)]
+
+
+def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    suite, out, command = _sweep_command(tmp_path)
     proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -148,11 +152,7 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> Non
 
 
 def test_two_sweeps_on_one_folder_split_the_work(tmp_path: Path) -> None:
-    suite = tmp_path / "suite.toml"
-    suite.write_text(SWEEP)
-    out = tmp_path / "out"
-    command = [sys.executable, "-m", "l2obench", "run", "--suite", str(suite), "--device", "cpu",
-               "--out", str(out)]
+    _, out, command = _sweep_command(tmp_path)
     procs = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
              for _ in range(2)]
     outputs = [p.communicate(timeout=300)[0] for p in procs]
