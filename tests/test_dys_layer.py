@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import networkx as nx
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -23,6 +24,7 @@ from l2obench.layers.dys import DYSLayer
 from l2obench.layers.fixed_point import FixedPointStats, Picard
 from l2obench.layers.projections import AffineProjection, BoxProjection
 from l2obench.problems.base import LPForm
+from l2obench.problems.shortest_path import ShortestPath
 
 F64 = torch.float64
 
@@ -91,6 +93,38 @@ def test_affine_projection_matches_pinv(form: str, case: str) -> None:
     np.testing.assert_allclose(X, pinv_projection(A, b, V), atol=1e-10)
 
 
+def path_laplacian_nx(k: int) -> np.ndarray:
+    """Reference Laplacian of a ``k``-node path, from networkx."""
+    return nx.laplacian_matrix(nx.path_graph(k)).toarray().astype(float)
+
+
+@pytest.mark.parametrize("k", [2, 4, 6])
+def test_kronecker_projection_matches_pinv(k: int) -> None:
+    """A grid's A Aᵀ is the Kronecker sum of two path Laplacians: same map as an SVD pinv."""
+    lp = grid_lp(k)
+    A, b = lp.A.toarray(), lp.b
+    L = path_laplacian_nx(k)
+    proj = AffineProjection(lp.A, b, dtype=F64, form="kronecker", gram_kronecker=(L, L))
+    assert proj.form == "kronecker"
+    V = np.random.default_rng(k).standard_normal((5, lp.n_vars)) * 3.0
+    X = proj(torch.as_tensor(V)).numpy()
+    np.testing.assert_allclose(X, pinv_projection(A, b, V), atol=1e-10)
+    v = torch.as_tensor(V[:2], dtype=F64).requires_grad_()
+    assert torch.autograd.gradcheck(proj, (v,))
+
+
+def test_kronecker_declaration_is_checked() -> None:
+    lp = grid_lp(4)
+    wrong = path_laplacian_nx(4) * 2.0
+    with pytest.raises(ValueError, match="not L₁ ⊗ I"):
+        AffineProjection(lp.A, lp.b, form="kronecker", gram_kronecker=(wrong, wrong))
+    with pytest.raises(ValueError, match="do not fit"):
+        L3 = path_laplacian_nx(3)
+        AffineProjection(lp.A, lp.b, form="kronecker", gram_kronecker=(L3, L3))
+    with pytest.raises(ValueError, match="needs an LP that declares"):
+        AffineProjection(lp.A, lp.b, form="kronecker")
+
+
 def test_affine_projection_auto_form_follows_size_and_device() -> None:
     cases = [(512, "cpu", "dense"), (513, "cpu", "factored")]
     if torch.cuda.is_available():
@@ -100,6 +134,8 @@ def test_affine_projection_auto_form_follows_size_and_device() -> None:
         assert proj.form == form
         x = proj(torch.zeros(2, n, device=device))
         torch.testing.assert_close(x, torch.full((2, n), 1.0 / n, device=device))
+    grid17 = ShortestPath(k=17).lp()  # 544 arcs, A Aᵀ declared as a Kronecker sum
+    assert AffineProjection.from_lp(grid17).form == "kronecker"
 
 
 def test_affine_projection_gradient_is_the_projector() -> None:

@@ -83,8 +83,8 @@ class DYSLayer(nn.Module):
         part that depends on ``w`` only is computed once per forward, not once per iteration.
         """
         x = self.box(z)
-        y = self.aff.linear((2.0 - self.alpha * self.gamma) * x - z, shift=shift)
-        return z - x + y
+        y = self.aff.linear(torch.mul(x, 2.0 - self.alpha * self.gamma).sub_(z), shift=shift)
+        return y.sub_(x).add_(z)
 
     def forward(self, w: Tensor, z0: Tensor | None = None) -> Tensor:
         """The decisions ``x[N, n]`` for costs ``w[N, n]``, optionally warm-started at ``z0``.

@@ -15,14 +15,20 @@ the JAX layer shares.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import Tensor, nn
 
-from l2obench.layers.lp_data import DENSE_MAX_VARS, AffineData, AffineForm, resolve_affine_form
+from l2obench.layers.lp_data import (
+    DENSE_MAX_VARS,
+    AffineData,
+    AffineForm,
+    StoredForm,
+    resolve_affine_form,
+)
 from l2obench.problems.base import LPForm
 
 __all__ = ["DENSE_MAX_VARS", "AffineForm", "AffineProjection", "BoxProjection"]
@@ -78,20 +84,24 @@ class BoxProjection(nn.Module):
 class AffineProjection(nn.Module):
     """``P_aff(v) = v − Aᵀ K (A v − b)`` onto ``{x : A x = b}``, with ``K = (A Aᵀ)⁺``.
 
-    ``K`` comes from an eigendecomposition of ``A Aᵀ`` in float64, computed once here by
-    :class:`~l2obench.layers.lp_data.AffineData`; eigenvalues below ``rtol · λ_max`` count as
-    zero, because ``A`` may have redundant rows (a flow-conservation matrix has rank
-    ``n_nodes − 1``). Written as ``P_aff(v) = M v + c`` with the symmetric projector
-    ``M = I − Aᵀ K A`` and the least-norm solution ``c = Aᵀ K b`` of ``A x = b``, an application
-    is stored in one of two forms:
+    ``K`` is computed once here in float64 by :class:`~l2obench.layers.lp_data.AffineData`;
+    eigenvalues of ``A Aᵀ`` below ``rtol · λ_max`` count as zero, because ``A`` may have
+    redundant rows (a flow-conservation matrix has rank ``n_nodes − 1``). Written as
+    ``P_aff(v) = M v + c`` with the symmetric projector ``M = I − Aᵀ K A`` and the least-norm
+    solution ``c = Aᵀ K b`` of ``A x = b``, an application is stored in one of these forms:
 
     - ``"dense"``: ``M`` as an ``n × n`` matrix, one matrix product per application; fastest for
       small ``n``, but its memory and work grow as ``n²``.
     - ``"factored"``: ``A`` as a sparse CSR matrix and ``K`` as a dense ``m × m`` matrix; an
       application is ``v − Aᵀ(K (A v))`` (two sparse products and one of ``m²`` work). This is the
-      form for large LPs (a 50×50 grid: 2 500 × 4 900).
+      form for large LPs without known structure.
+    - ``"kronecker"``: sparse ``A`` and ``K`` applied through the eigenvectors of the two small
+      factors of a declared Kronecker sum ``A Aᵀ = L₁ ⊗ I + I ⊗ L₂`` (``gram_kronecker``, as
+      for grid graphs): ``O(m (k₁ + k₂))`` work per vector instead of ``O(m²)``, and no
+      ``m × m`` matrix at all, which is what makes a 100×100 grid affordable.
     - ``"auto"`` (default): ``"dense"`` up to :data:`DENSE_MAX_VARS` variables for ``device``'s
-      type. The form is fixed here; moving the module later with ``.to()`` keeps it.
+      type, then ``"kronecker"`` where declared, else ``"factored"``. The form is fixed here;
+      moving the module later with ``.to()`` keeps it.
 
     When ``b`` is not in the range of ``A`` the constraints are inconsistent, and the map
     projects onto the least-squares solutions of ``A x = b`` instead.
@@ -101,6 +111,9 @@ class AffineProjection(nn.Module):
     A: Tensor
     At: Tensor
     K: Tensor
+    U1: Tensor
+    U2: Tensor
+    inv_eig: Tensor
     c: Tensor
 
     def __init__(
@@ -111,12 +124,13 @@ class AffineProjection(nn.Module):
         device: torch.device | str | None = None,
         form: AffineForm = "auto",
         rtol: float | None = None,
+        gram_kronecker: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         super().__init__()
-        data = AffineData.from_constraints(A, b, rtol)
+        data = AffineData.from_constraints(A, b, rtol, gram_kronecker)
         device_type = torch.device(device).type if device is not None else "cpu"
-        self.form: Literal["dense", "factored"] = resolve_affine_form(
-            form, data.n_vars, device_type
+        self.form: StoredForm = resolve_affine_form(
+            form, data.n_vars, device_type, kronecker=data.kronecker is not None
         )
 
         as_t: dict[str, Any] = {"dtype": dtype, "device": device}
@@ -129,7 +143,13 @@ class AffineProjection(nn.Module):
                 warnings.filterwarnings("ignore", message=".*Sparse invariant checks.*")
                 self.register_buffer("A", _to_torch_csr(data.A, dtype, device))
                 self.register_buffer("At", _to_torch_csr(data.A.T.tocsr(), dtype, device))
-            self.register_buffer("K", torch.as_tensor(data.K, **as_t))
+            if self.form == "factored":
+                self.register_buffer("K", torch.as_tensor(data.K, **as_t))
+            else:
+                assert data.kronecker is not None
+                self.register_buffer("U1", torch.as_tensor(data.kronecker.U1, **as_t))
+                self.register_buffer("U2", torch.as_tensor(data.kronecker.U2, **as_t))
+                self.register_buffer("inv_eig", torch.as_tensor(data.kronecker.inv_eig, **as_t))
 
     @classmethod
     def from_lp(
@@ -140,8 +160,11 @@ class AffineProjection(nn.Module):
         form: AffineForm = "auto",
         rtol: float | None = None,
     ) -> AffineProjection:
-        """The projection onto ``lp``'s equality constraints."""
-        return cls(lp.A, lp.b, dtype=dtype, device=device, form=form, rtol=rtol)
+        """The projection onto ``lp``'s equality constraints, with its declared Gram structure."""
+        return cls(
+            lp.A, lp.b, dtype=dtype, device=device, form=form, rtol=rtol,
+            gram_kronecker=lp.gram_kronecker,
+        )
 
     def forward(self, v: Tensor) -> Tensor:
         """Project every row of ``v[N, n]`` onto ``{x : A x = b}``."""
@@ -158,14 +181,31 @@ class AffineProjection(nn.Module):
             return v @ self.M if shift is None else torch.addmm(shift, v, self.M)
         if torch.is_grad_enabled() and v.requires_grad:
             mv = _FactoredProjector.apply(v, self)
-        else:  # skip the autograd.Function's per-call overhead inside tape-free solver loops
-            mv = self._factored_linear(v)
-        return mv if shift is None else mv + shift
+            return mv if shift is None else mv + shift
+        # Tape-free (the solver loops): no autograd.Function overhead, the shift added in place.
+        mv = self._factored_linear(v)
+        return mv if shift is None else mv.add_(shift)
 
     def _factored_linear(self, v: Tensor) -> Tensor:
-        # Sparse CSR products are fastest with a contiguous column-per-instance right-hand side.
-        u = self.K @ (self.A @ v.T.contiguous())
-        return v - (self.At @ u).T
+        # Sparse CSR products are fastest with a contiguous column-per-instance right-hand side;
+        # the result is the transpose of a contiguous [n, N] tensor, so feeding it back in (as
+        # the solver loop does) costs no copy. Past the first product everything is in place.
+        vt = v.T.contiguous()
+        out = self.At @ self._gram_pinv(self.A @ vt)
+        return out.neg_().add_(vt).T
+
+    def _gram_pinv(self, r: Tensor) -> Tensor:
+        """``K r`` for ``r[m, N]``, one column per instance."""
+        if self.form == "factored":
+            return self.K @ r
+        # In the [k1, k2, N] view of r, U1 acts on the first axis (one flat product) and U2 on
+        # the second (k1 products of [k2, k2] by [k2, N]); no transposes of the batch.
+        k1, k2 = self.inv_eig.shape
+        n = r.shape[1]
+        S = (self.U1.T @ r.reshape(k1, k2 * n)).reshape(k1, k2, n)
+        S = (self.U2.T @ S) * self.inv_eig[:, :, None]
+        S = (self.U1 @ S.reshape(k1, k2 * n)).reshape(k1, k2, n)
+        return (self.U2 @ S).reshape(k1 * k2, n)
 
 
 class _FactoredProjector(torch.autograd.Function):

@@ -28,6 +28,11 @@ class LPForm:
 
     ``A`` is sparse (CSR); it may have redundant rows (a flow-conservation matrix has rank
     ``n_nodes - 1``), and consumers that project onto ``A x = b`` must allow for it.
+
+    ``gram_kronecker = (L₁, L₂)``, optional, declares that ``A Aᵀ = L₁ ⊗ I + I ⊗ L₂`` (a
+    Kronecker sum of two small symmetric matrices, as the Laplacian of a grid graph is).
+    Projections onto ``A x = b`` then apply ``(A Aᵀ)⁺`` from the factors' spectra instead of an
+    ``m × m`` matrix; the declaration is checked against ``A`` where it is used.
     """
 
     A: sp.csr_matrix
@@ -35,6 +40,7 @@ class LPForm:
     lower: np.ndarray
     upper: np.ndarray
     sense: Sense
+    gram_kronecker: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def n_vars(self) -> int:

@@ -43,6 +43,14 @@ def grid_arcs(k: int) -> np.ndarray:
     return np.stack([tails, heads], axis=1).astype(np.int64)
 
 
+def path_laplacian(k: int) -> np.ndarray:
+    """The ``k × k`` Laplacian of a path on ``k`` nodes (degree minus adjacency)."""
+    off = -np.ones(k - 1)
+    degree = np.full(k, 2.0)
+    degree[[0, -1]] = 1.0
+    return np.diag(degree) + np.diag(off, 1) + np.diag(off, -1)
+
+
 @dataclass(frozen=True)
 class _Diagonal:
     """Index arrays to relax the nodes of one anti-diagonal at once.
@@ -144,7 +152,13 @@ class ShortestPath(Problem):
         b = np.zeros(n_nodes)
         b[self.source] = -1.0
         b[self.target] = 1.0
-        return LPForm(A=incidence, b=b, lower=np.zeros(m), upper=np.ones(m), sense="min")
+        # The grid is the Cartesian product of two k-node paths, so A Aᵀ (its Laplacian) is the
+        # Kronecker sum of two path Laplacians.
+        path = path_laplacian(self.size)
+        return LPForm(
+            A=incidence, b=b, lower=np.zeros(m), upper=np.ones(m), sense="min",
+            gram_kronecker=(path, path),
+        )
 
     def generate(self) -> Dataset:
         """One draw of ``n_train + n_val + n_test`` instances, identical to PyEPO's ``genData``.
