@@ -17,7 +17,7 @@ from torch import Tensor
 
 from l2obench.layers.backward import JFB, Backward, Implicit, Unrolled
 from l2obench.layers.dys import DYSLayer
-from l2obench.layers.fixed_point import Picard
+from l2obench.layers.fixed_point import Anderson, Picard
 from l2obench.layers.linear_solvers import (
     GMRES,
     ConjugateGradientNormal,
@@ -367,3 +367,16 @@ def test_dys_method_parameters() -> None:
     assert "max_iter" not in unrolled.params and unrolled.params["K"].low == 1
     choices = method_registry.get("dys-implicit").params["linear_solver"].choices
     assert set(choices or ()) == set(SOLVERS)
+
+
+def test_dys_jfb_solver_is_a_parameter() -> None:
+    problem = ShortestPath(k=3, n_train=40, n_val=8, n_test=8, seed=1)
+    data = problem.generate()
+    jfb = method_registry.get("dys-jfb")
+    picard = jfb(problem, torch.device("cpu"), seed=0, batch_size=16, tol=1e-4)
+    anderson = jfb(problem, torch.device("cpu"), seed=0, batch_size=16, tol=1e-4,
+                   solver="anderson", memory=4)
+    assert isinstance(picard.layer.solver, Picard)
+    assert anderson.layer.solver == Anderson(tol=1e-4, max_iter=10_000, memory=4)
+    fits = [m.fit(data, Budget(max_epochs=1)) for m in (picard, anderson)]
+    assert all(f.fwd_unconverged == 0 and f.fwd_iters_mean for f in fits)

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from l2obench.layers.backward import JFB
 from l2obench.layers.dys import DYSLayer
-from l2obench.layers.fixed_point import FixedPointStats, Picard
+from l2obench.layers.fixed_point import Anderson, FixedPointStats, Picard
 from l2obench.layers.projections import AffineProjection, BoxProjection
 from l2obench.problems.base import LPForm
 from l2obench.problems.shortest_path import ShortestPath
@@ -332,6 +332,44 @@ def test_picard_respects_max_iter() -> None:
 def test_picard_rejects_bad_settings(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         Picard(**bad)  # type: ignore[arg-type]
+
+
+def test_anderson_solves_a_slow_linear_iteration_in_few_steps() -> None:
+    # z ← a z + 1 with a = 0.999 (and 0.5): Picard needs thousands of steps, while Anderson with
+    # two residuals extrapolates a scalar linear map almost exactly (a regularised secant step).
+    a = torch.tensor([[0.999], [0.5]], dtype=F64)
+
+    def fn(z: Tensor, a: Tensor) -> Tensor:
+        return a * z + 1.0
+
+    z0 = torch.zeros(2, 3, dtype=F64)
+    z_p, stats_p = Picard(tol=1e-8, max_iter=100_000)(fn, z0, (a,))
+    z_a, stats_a = Anderson(tol=1e-8, max_iter=100, memory=3)(fn, z0, (a,))
+    expected = (1.0 / (1.0 - a)).expand(2, 3)
+    torch.testing.assert_close(z_a, expected, rtol=1e-9, atol=0)
+    torch.testing.assert_close(z_p, expected, rtol=1e-4, atol=0)
+    assert stats_a.converged.all()
+    assert int(stats_a.iterations.max()) <= 10 < 1000 < int(stats_p.iterations[0])
+
+
+def test_anderson_reaches_picards_fixed_point_on_the_layer() -> None:
+    lp = grid_lp(4)
+    W = torch.as_tensor(np.random.default_rng(1).uniform(0.5, 2.0, size=(5, lp.n_vars)))
+    kw = {"alpha": 0.5, "gamma": 1e-3, "dtype": F64}  # slow enough for Picard to crawl
+    picard = DYSLayer(lp, solver=Picard(tol=1e-10, max_iter=200_000), **kw)  # type: ignore[arg-type]
+    anderson = DYSLayer(lp, solver=Anderson(tol=1e-10, max_iter=200_000), **kw)  # type: ignore[arg-type]
+    with torch.no_grad():
+        x_p, x_a = picard(W), anderson(W)
+    assert picard.last_stats is not None and anderson.last_stats is not None
+    assert anderson.last_stats.converged.all()
+    torch.testing.assert_close(x_a, x_p, atol=1e-7, rtol=0)
+    assert anderson.last_stats.iterations.max() < picard.last_stats.iterations.max()
+
+
+@pytest.mark.parametrize("bad", [{"tol": 0.0}, {"max_iter": 0}, {"memory": 0}, {"ridge": -1.0}])
+def test_anderson_rejects_bad_settings(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        Anderson(**bad)  # type: ignore[arg-type]
 
 
 def test_layer_per_instance_stopping_matches_solo_solves() -> None:

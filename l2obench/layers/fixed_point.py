@@ -55,49 +55,163 @@ class FixedPointSolver(ABC):
         """
 
 
+class _ActiveBatch:
+    """Per-instance stopping for a batched iteration: who still runs, and what finished.
+
+    Rows of the compute batch are instances; ``rows[r]`` is row ``r``'s original index. A row
+    that meets the tolerance is *retired*: its result and iteration count are recorded, and it
+    leaves the compute batch at the next compaction. Compacting copies the solver's state, so it
+    waits until at least :attr:`COMPACT_FRACTION` of the rows are retired (retired rows iterate
+    on meanwhile, at most that fraction of extra work); a solver with a large state (Anderson's
+    history) pays a copy only a few times per solve.
+    """
+
+    COMPACT_FRACTION = 0.125
+
+    def __init__(self, z0: Tensor, max_iter: int) -> None:
+        n, device = z0.shape[0], z0.device
+        self.z_star = z0.detach().clone()
+        self.iterations = torch.full((n,), max_iter, dtype=torch.long, device=device)
+        self.converged = torch.zeros(n, dtype=torch.bool, device=device)
+        self.rows = torch.arange(n, device=device)
+        self.live = torch.ones(n, dtype=torch.bool, device=device)
+        self.n_live = n
+
+    def retire(self, done: Tensor, z: Tensor, k: int) -> bool:
+        """Record rows with ``done`` (among the live ones) as converged at ``z`` after ``k`` steps.
+
+        Returns whether the compute batch should be compacted now (see :meth:`keep`).
+        """
+        done = done & self.live
+        if not bool(done.any()):  # the one read-back per iteration
+            return False
+        finished = self.rows[done]
+        self.z_star[finished] = z[done]
+        self.iterations[finished] = k
+        self.converged[finished] = True
+        self.live &= ~done
+        self.n_live = int(self.live.sum())
+        retired = self.rows.numel() - self.n_live
+        return self.n_live == 0 or retired >= self.COMPACT_FRACTION * self.rows.numel()
+
+    def keep(self) -> Tensor:
+        """Compact the bookkeeping to the live rows; returns their indices in the old batch."""
+        keep = torch.nonzero(self.live).squeeze(1)
+        self.rows, self.live = self.rows[keep], self.live[keep]
+        return keep
+
+    def finish(self, z: Tensor) -> tuple[Tensor, FixedPointStats]:
+        """The results, with the live rows (those that hit ``max_iter``) taken from ``z``."""
+        self.z_star[self.rows[self.live]] = z[self.live]
+        return self.z_star, FixedPointStats(iterations=self.iterations, converged=self.converged)
+
+
+def _take(args: tuple[Any, ...], keep: Tensor) -> tuple[Any, ...]:
+    """``args`` restricted to the rows ``keep``: tensors are indexed, other values pass."""
+    return tuple(a[keep] if isinstance(a, Tensor) else a for a in args)
+
+
+def _check_settings(tol: float, max_iter: int) -> None:
+    if not tol > 0:
+        raise ValueError(f"tol must be positive, not {tol}")
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be at least 1, not {max_iter}")
+
+
 @dataclass(frozen=True)
 class Picard(FixedPointSolver):
     """Plain fixed-point iteration ``z_{k+1} = fn(z_k)`` with per-instance stopping.
 
     Instance ``i`` stops at the first ``k`` with ``‖z_{k,i} − z_{k−1,i}‖₂ ≤ tol`` (the norm over
-    all of its non-batch entries) and its result is ``z_{k,i}``; instances that have stopped are
-    removed from ``z`` and ``args`` so they cost nothing afterwards. Each iteration reads one
-    boolean back from the device to decide whether any instance stopped.
+    all of its non-batch entries) and its result is ``z_{k,i}``; instances that have stopped
+    leave the computed batch (:class:`_ActiveBatch`). Each iteration reads one boolean back
+    from the device to decide whether any instance stopped.
     """
 
     tol: float = 1e-2
     max_iter: int = 10_000
 
     def __post_init__(self) -> None:
-        if not self.tol > 0:
-            raise ValueError(f"tol must be positive, not {self.tol}")
-        if self.max_iter < 1:
-            raise ValueError(f"max_iter must be at least 1, not {self.max_iter}")
+        _check_settings(self.tol, self.max_iter)
 
     def __call__(
         self, fn: Operator, z0: Tensor, args: tuple[Any, ...]
     ) -> tuple[Tensor, FixedPointStats]:
-        n = z0.shape[0]
-        device = z0.device
-        iterations = torch.full((n,), self.max_iter, dtype=torch.long, device=device)
-        converged = torch.zeros(n, dtype=torch.bool, device=device)
+        batch = _ActiveBatch(z0, self.max_iter)
         with torch.no_grad():
-            z_star = z0.detach().clone()
-            active = torch.arange(n, device=device)  # original indices of the running instances
-            z = z_star
+            z = batch.z_star.clone()
             for k in range(1, self.max_iter + 1):
-                if active.numel() == 0:
-                    break
                 z_next = fn(z, *args)
                 done = torch.linalg.vector_norm((z_next - z).flatten(1), dim=1) <= self.tol
                 z = z_next
-                if bool(done.any()):
-                    finished = active[done]
-                    z_star[finished] = z[done]
-                    iterations[finished] = k
-                    converged[finished] = True
-                    keep = torch.nonzero(~done).squeeze(1)
-                    active, z = active[keep], z[keep]
-                    args = tuple(a[keep] if isinstance(a, Tensor) else a for a in args)
-            z_star[active] = z
-        return z_star, FixedPointStats(iterations=iterations, converged=converged)
+                if batch.retire(done, z, k):
+                    if batch.n_live == 0:
+                        break
+                    keep = batch.keep()
+                    z, args = z[keep], _take(args, keep)
+            return batch.finish(z)
+
+
+@dataclass(frozen=True)
+class Anderson(FixedPointSolver):
+    """Anderson-accelerated fixed-point iteration (type II), with per-instance stopping.
+
+    Each step extrapolates from the last ``memory`` pairs ``(fn(z_j), g_j = fn(z_j) − z_j)``:
+    ``z_{k+1} = Σ_j a_j fn(z_j)`` with the weights ``a`` (summing to one) that minimise
+    ``‖Σ_j a_j g_j‖`` per instance, regularised by ``ridge`` relative to the residuals' scale.
+    Instance ``i`` stops at the first ``k`` with ``‖g_{k,i}‖ = ‖fn(z_k) − z_k‖ ≤ tol`` — the
+    quantity :class:`Picard` tests — and its result is ``fn(z_{k,i})``. It reaches the same
+    fixed points in fewer applications of ``fn`` where the iteration converges linearly and
+    slowly, for ``memory`` extra vectors per instance and a small least-squares solve per step;
+    an instance whose solve fails takes a plain step.
+    """
+
+    tol: float = 1e-2
+    max_iter: int = 10_000
+    memory: int = 5
+    ridge: float = 1e-6
+
+    def __post_init__(self) -> None:
+        _check_settings(self.tol, self.max_iter)
+        if self.memory < 1:
+            raise ValueError(f"memory must be at least 1, not {self.memory}")
+        if not self.ridge >= 0:
+            raise ValueError(f"ridge must be non-negative, not {self.ridge}")
+
+    def __call__(
+        self, fn: Operator, z0: Tensor, args: tuple[Any, ...]
+    ) -> tuple[Tensor, FixedPointStats]:
+        batch = _ActiveBatch(z0, self.max_iter)
+        n = z0.shape[0]
+        with torch.no_grad():
+            z = batch.z_star.clone().flatten(1)
+            shape = z0.shape[1:]
+            values = z.new_zeros(n, self.memory, z.shape[1])  # fn(z_j), a ring buffer
+            residuals = torch.zeros_like(values)  # g_j
+            for k in range(1, self.max_iter + 1):
+                f = fn(z.view(-1, *shape), *args).reshape(z.shape)
+                g = f - z
+                slot = (k - 1) % self.memory
+                values[:, slot], residuals[:, slot] = f, g
+                done = torch.linalg.vector_norm(g, dim=1) <= self.tol
+                if batch.retire(done, f.view(-1, *shape), k):
+                    if batch.n_live == 0:
+                        break
+                    keep = batch.keep()
+                    f, values, residuals = f[keep], values[keep], residuals[keep]
+                    args = _take(args, keep)
+                z = self._mix(values[:, :k], residuals[:, :k], f)
+            return batch.finish(z.view(-1, *shape))
+
+    def _mix(self, values: Tensor, residuals: Tensor, fallback: Tensor) -> Tensor:
+        """``Σ_j a_j values_j`` with the constrained least-squares weights, per instance."""
+        gram = residuals @ residuals.transpose(1, 2)  # [N, h, h]
+        h = gram.shape[-1]
+        scale = gram.diagonal(dim1=1, dim2=2).mean(dim=1).clamp_min(torch.finfo(gram.dtype).tiny)
+        eye = torch.eye(h, dtype=gram.dtype, device=gram.device)
+        gram = gram + (self.ridge * scale)[:, None, None] * eye
+        ones = gram.new_ones(gram.shape[0], h, 1)
+        weights, info = torch.linalg.solve_ex(gram, ones)
+        weights = weights / weights.sum(dim=1, keepdim=True)
+        mixed = (weights.transpose(1, 2) @ values).squeeze(1)
+        return torch.where((info == 0)[:, None], mixed, fallback)

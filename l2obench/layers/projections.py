@@ -187,12 +187,12 @@ class AffineProjection(nn.Module):
         return mv if shift is None else mv.add_(shift)
 
     def _factored_linear(self, v: Tensor) -> Tensor:
-        # Sparse CSR products are fastest with a contiguous column-per-instance right-hand side;
-        # the result is the transpose of a contiguous [n, N] tensor, so feeding it back in (as
-        # the solver loop does) costs no copy. Past the first product everything is in place.
+        # Sparse CSR products want one contiguous column per instance; the result goes back to
+        # rows, because the clamps, norms and row indexing around the projection are several
+        # times slower on a column-major [N, n] view than the two transposing copies.
         vt = v.T.contiguous()
         out = self.At @ self._gram_pinv(self.A @ vt)
-        return out.neg_().add_(vt).T
+        return out.neg_().add_(vt).T.contiguous()
 
     def _gram_pinv(self, r: Tensor) -> Tensor:
         """``K r`` for ``r[m, N]``, one column per instance."""

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from l2obench.layers.backward import JFB, Backward, Implicit, Unrolled
 from l2obench.layers.dys import DYSLayer
-from l2obench.layers.fixed_point import FixedPointStats, Picard
+from l2obench.layers.fixed_point import Anderson, FixedPointSolver, FixedPointStats, Picard
 from l2obench.layers.linear_solvers import (
     GMRES,
     ConjugateGradientNormal,
@@ -40,6 +40,20 @@ DYS_PARAMS: dict[str, Param] = {
     "max_iter": Param(int, 10_000, "cap on forward iterations per solve", low=1,
                       high=10_000_000),
 }
+
+
+#: The forward solver's parameters, for the methods that solve to a tolerance.
+SOLVER_PARAMS: dict[str, Param] = {
+    "solver": Param(str, "picard", "forward fixed-point solver", choices=("picard", "anderson")),
+    "memory": Param(int, 5, "Anderson: residuals kept for the extrapolation", low=1, high=100),
+}
+
+
+def make_solver(config: dict[str, Any]) -> FixedPointSolver:
+    """The forward solver a method's configuration names, with its tolerance and cap."""
+    if config["solver"] == "anderson":
+        return Anderson(tol=config["tol"], max_iter=config["max_iter"], memory=config["memory"])
+    return Picard(tol=config["tol"], max_iter=config["max_iter"])
 
 
 @dataclass
@@ -95,7 +109,7 @@ class IterationTally:
 class DYSMethod(TorchMethod):
     """MLP cost model → DYS layer → decisions, trained by MSE against the optimal decisions."""
 
-    params: ClassVar[dict[str, Param]] = DYS_PARAMS
+    params: ClassVar[dict[str, Param]] = {**DYS_PARAMS, **SOLVER_PARAMS}
     outputs_decisions = True
 
     def __init__(self, problem: Problem, device: torch.device, seed: int, **params: Any) -> None:
@@ -104,11 +118,15 @@ class DYSMethod(TorchMethod):
             problem.lp(),
             alpha=self.config["alpha"],
             gamma=self.config["gamma"],
-            solver=Picard(**{k: self.config[k] for k in ("tol", "max_iter") if k in self.config}),
+            solver=self.make_solver(),
             backward=self.make_backward(),
             device=self.device,
         )
         self.tally = IterationTally()
+
+    def make_solver(self) -> FixedPointSolver:
+        """The forward solver: the one the parameters name."""
+        return make_solver(self.config)
 
     @abstractmethod
     def make_backward(self) -> Backward:
@@ -159,6 +177,9 @@ class DYSUnrolled(DYSMethod):
         "K": Param(int, 50, "number of unrolled (taped) iterations", low=1, high=100_000),
     }
 
+    def make_solver(self) -> FixedPointSolver:
+        return Picard(tol=self.config["tol"])  # unused: the K taped steps are the solve
+
     def make_backward(self) -> Backward:
         return Unrolled(self.config["K"])
 
@@ -192,6 +213,7 @@ class DYSImplicit(DYSMethod):
     description = "DYS layer, implicit (Jacobian-based) backprop with an iterative adjoint solve"
     params: ClassVar[dict[str, Param]] = {
         **DYS_PARAMS,
+        **SOLVER_PARAMS,
         "linear_solver": Param(str, "cg", "adjoint solver", choices=tuple(LINEAR_SOLVERS)),
         "bwd_tol": Param(float, 2e-2, "adjoint stop: ‖residual_i‖ ≤ bwd_tol · ‖g_i‖",
                          low=1e-12, high=1.0),
