@@ -79,7 +79,7 @@ def costs(n: int, n_vars: int, seed: int = 0) -> np.ndarray:
 
 
 @pytest.mark.parametrize("sense", ["min", "max"])
-@pytest.mark.parametrize("form", ["dense", "factored"])
+@pytest.mark.parametrize("form", ["dense", "factored", "kronecker"])
 def test_forward_and_iterations_match_torch(x64: None, form: str, sense: str) -> None:
     lp = grid_lp(4, sense)
     torch_layer, jax_layer = layer_pair(lp, form)
@@ -112,7 +112,7 @@ def test_unconverged_instances_match_torch(x64: None) -> None:
     np.testing.assert_allclose(np.asarray(x_jax), x_torch, atol=1e-10, rtol=0)
 
 
-@pytest.mark.parametrize("form", ["dense", "factored"])
+@pytest.mark.parametrize("form", ["dense", "factored", "kronecker"])
 def test_float32_forward_matches_torch_at_default_settings(form: str) -> None:
     """The training configuration: float32, α = 0.05, γ = 5e-4, tol = 1e-2."""
     problem = ShortestPath(k=5, n_train=64, n_val=1, n_test=1)

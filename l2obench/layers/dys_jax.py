@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, Literal, NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import sparse as jsparse
 
-from l2obench.layers.lp_data import AffineForm, DYSProblemData, resolve_affine_form
+from l2obench.layers.lp_data import AffineForm, DYSProblemData, StoredForm, resolve_affine_form
 from l2obench.problems.base import LPForm, Sense
 
 
@@ -92,8 +92,10 @@ class DYSLayerJax:
 
     Build it with :meth:`from_lp` or :meth:`from_data`; the operator, its arguments and the
     output are those of :class:`~l2obench.layers.dys.DYSLayer` (``0 < α < 2/γ``, ``γ > 0``).
-    ``P_aff(v) = M v + c`` is stored as the dense projector ``M`` (form ``"dense"``) or as the
-    sparse ``A`` and dense ``K = (AAᵀ)⁺`` (form ``"factored"``), chosen as for the PyTorch layer.
+    ``P_aff(v) = M v + c`` is stored as the dense projector ``M`` (form ``"dense"``), as the
+    sparse ``A`` and dense ``K = (AAᵀ)⁺`` (form ``"factored"``), or as the sparse ``A`` and the
+    factors' eigenbases of a declared Kronecker-sum ``A Aᵀ`` (form ``"kronecker"``), chosen as for
+    the PyTorch layer.
     """
 
     lower: jax.Array  # [n]
@@ -102,12 +104,15 @@ class DYSLayerJax:
     M: jax.Array | None  # [n, n] for the dense form
     A: jsparse.BCOO | None  # [m, n] for the factored form
     K: jax.Array | None  # [m, m] for the factored form
+    U1: jax.Array | None  # [k1, k1] for the Kronecker form
+    U2: jax.Array | None  # [k2, k2]
+    inv_eig: jax.Array | None  # [k1, k2]
     alpha: float
     gamma: float
     tol: float
     max_iter: int
     sense: Sense
-    form: Literal["dense", "factored"]
+    form: StoredForm
 
     @classmethod
     def from_lp(cls, lp: LPForm, **kwargs: Any) -> DYSLayerJax:
@@ -140,19 +145,26 @@ class DYSLayerJax:
             raise ValueError(f"max_iter must be at least 1, not {max_iter}")
         device = device if device is not None else jax.devices()[0]
         device_type = "cuda" if device.platform in ("gpu", "cuda") else device.platform
-        form = resolve_affine_form(affine_form, data.n_vars, device_type)
+        spectrum = data.affine.kronecker
+        form = resolve_affine_form(
+            affine_form, data.n_vars, device_type, kronecker=spectrum is not None
+        )
 
         def put(array: np.ndarray) -> jax.Array:
             return jax.device_put(np.asarray(array, dtype=dtype), device)
 
-        M = A = K = None
+        M = A = K = U1 = U2 = inv_eig = None
         if form == "dense":
             M = put(data.affine.projector())
         else:
             coo = data.affine.A.tocoo()
             indices = np.stack([coo.row, coo.col], axis=1).astype(np.int32)
             A = jsparse.BCOO((put(coo.data), jax.device_put(indices, device)), shape=coo.shape)
+        if form == "factored":
             K = put(data.affine.K)
+        elif form == "kronecker":
+            assert spectrum is not None
+            U1, U2, inv_eig = put(spectrum.U1), put(spectrum.U2), put(spectrum.inv_eig)
         return cls(
             lower=put(data.lower),
             upper=put(data.upper),
@@ -160,6 +172,9 @@ class DYSLayerJax:
             M=M,
             A=A,
             K=K,
+            U1=U1,
+            U2=U2,
+            inv_eig=inv_eig,
             alpha=float(alpha),
             gamma=float(gamma),
             tol=float(tol),
@@ -176,8 +191,18 @@ class DYSLayerJax:
         """``M v`` for every row of ``v[N, n]``: the linear part of ``P_aff``."""
         if self.M is not None:
             return v @ self.M
-        assert self.A is not None and self.K is not None
-        return v - (self.A.T @ (self.K @ (self.A @ v.T))).T
+        assert self.A is not None
+        return v - (self.A.T @ self.gram_pinv(self.A @ v.T)).T
+
+    def gram_pinv(self, r: jax.Array) -> jax.Array:
+        """``(A Aᵀ)⁺ r`` for ``r[m, N]``, one column per instance."""
+        if self.K is not None:
+            return self.K @ r
+        assert self.U1 is not None and self.U2 is not None and self.inv_eig is not None
+        k1, k2 = self.inv_eig.shape
+        R = r.reshape(k1, k2, -1)
+        S = jnp.einsum("ai,ajn,jb->ibn", self.U1, R, self.U2) * self.inv_eig[:, :, None]
+        return jnp.einsum("ia,ajn,bj->ibn", self.U1, S, self.U2).reshape(k1 * k2, -1)
 
     def operator(self, z: jax.Array, shift: jax.Array) -> jax.Array:
         """One DYS step ``T(z; w)`` for every row, given ``shift = P_aff(∓α w)`` (sign applied)."""
@@ -214,6 +239,6 @@ class DYSLayerJax:
 
 jax.tree_util.register_dataclass(
     DYSLayerJax,
-    data_fields=["lower", "upper", "c", "M", "A", "K"],
+    data_fields=["lower", "upper", "c", "M", "A", "K", "U1", "U2", "inv_eig"],
     meta_fields=["alpha", "gamma", "tol", "max_iter", "sense", "form"],
 )
