@@ -11,7 +11,6 @@ recorded too. Every executor yields ``(cell, record)`` pairs as cells finish; th
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import multiprocessing as mp
 import os
@@ -27,6 +26,7 @@ from typing import Any
 import torch
 
 from l2obench.errors import MissingExtraError
+from l2obench.process_pool import die_with_parent
 from l2obench.runner import DataCache, base_record, run_cell, warm_up
 from l2obench.suite import Cell, Limits
 
@@ -179,7 +179,7 @@ def _context() -> mp.context.ForkServerContext:
 
 def _child_main(cell: Cell, sender: Any, threads: int | None) -> None:
     """The child's whole life: run the cell, send its record, exit."""
-    _die_with_parent()
+    die_with_parent()  # no orphan cell runs on
     if threads:
         torch.set_num_threads(threads)
     try:
@@ -191,14 +191,6 @@ def _child_main(cell: Cell, sender: Any, threads: int | None) -> None:
     with contextlib.suppress(BrokenPipeError):  # the parent died meanwhile: nobody to tell
         sender.send(record)
         sender.close()
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to kill this process when its parent dies, so no orphan cell runs on."""
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def _kill(child: mp.process.BaseProcess) -> None:

@@ -1,0 +1,62 @@
+"""Child processes that never outlive their parent, and a process map built on them.
+
+The executors run each cell in a child process, and a cell may spread CPU-bound batch work (exact
+solves of many instances) over further processes. Either kind of child asks Linux to kill it when
+its parent dies, so a cell killed for its wall-time or memory limit leaves no orphan behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing as mp
+import os
+import signal
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def die_with_parent() -> None:
+    """Ask Linux to kill this process when its parent dies (a no-op where that is unsupported)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
+def available_cpus() -> int:
+    """The number of CPUs this process may run on (its affinity mask, where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def can_fork() -> bool:
+    """Whether :func:`map_in_processes` can run here (it needs the ``fork`` start method)."""
+    return "fork" in mp.get_all_start_methods()
+
+
+def map_in_processes(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
+    """``[fn(item) for item in items]``, computed by ``workers`` forked processes, in order.
+
+    The workers are forked, so they start in milliseconds with the caller's modules already
+    imported and need nothing re-imported; ``fn`` and each item are pickled to them. Forking a
+    process that has threads (PyTorch's, BLAS's, JAX's) is safe here as long as ``fn`` does not
+    use those libraries, which is why Python's and JAX's warnings about it are silenced. A
+    worker that dies raises ``BrokenProcessPool`` instead of hanging; an exception in ``fn`` is
+    re-raised here. Raises ``RuntimeError`` where ``fork`` is unavailable (see :func:`can_fork`).
+    """
+    if not can_fork():
+        raise RuntimeError("map_in_processes needs the 'fork' start method (Linux, macOS)")
+    with warnings.catch_warnings():
+        for category in (DeprecationWarning, RuntimeWarning):
+            warnings.filterwarnings("ignore", message=r".*\bfork\(\)", category=category)
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=mp.get_context("fork"), initializer=die_with_parent
+        ) as pool:
+            return list(pool.map(fn, items))
