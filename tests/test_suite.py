@@ -90,7 +90,7 @@ def test_cell_id_is_stable_and_sensitive(tmp_path: Path) -> None:
     [
         ("name = 'x'\nproblem = ", "not valid TOML"),
         (GOOD.replace('problem = "shortest-path"', 'problem = "tsp"'),
-         "key 'problem': unknown problem 'tsp'; valid: shortest-path"),
+         "key 'problem': unknown problem 'tsp'; valid: knapsack, shortest-path"),
         (GOOD.replace('sizes = [3, 4]', 'sizes = "3"'), "key 'sizes' must be a list"),
         (GOOD.replace('sizes = [3, 4]', 'sizes = [3, 3]'), "repeated values"),
         (GOOD.replace('name = "dys-jfb"', 'name = "dys"'),

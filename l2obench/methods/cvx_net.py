@@ -1,7 +1,8 @@
 """``cvx-net``: a cvxpylayers QP layer over the problem's LP, trained by MSE to ``x*``.
 
 The layer solves ``min ±wᵀx + (γ/2)‖x‖²`` subject to ``A x = b`` and ``lower ≤ x ≤ upper``
-(``−wᵀx`` for a maximisation problem) and differentiates through the QP's optimality conditions
+(``−wᵀx`` for a maximisation problem; ``w`` prices the decision variables, the LP form's
+auxiliary columns cost nothing) and differentiates through the QP's optimality conditions
 (diffcp); the quadratic term makes the decision a differentiable function of ``w``. This is the
 fpo-dys "CVX-net" baseline (``½‖x‖²``, i.e. ``γ = 1``). cvxpylayers solves in float64 and one
 instance at a time, which is why it is slow past ~1 000 variables. cvxpy and cvxpylayers are
@@ -44,14 +45,18 @@ def independent_rows(A: sp.spmatrix) -> np.ndarray:
     return np.sort(pivots[: int((diagonal > tol).sum())])
 
 
-def qp_layer(lp: LPForm, gamma: float) -> CvxpyLayer:
-    """A cvxpylayers layer ``w[B, n] ↦ (x[B, n],)`` solving the regularised QP over ``lp``."""
+def qp_layer(lp: LPForm, gamma: float, n_priced: int) -> CvxpyLayer:
+    """A cvxpylayers layer ``w[B, n_priced] ↦ (x[B, lp.n_vars],)``: the regularised QP over ``lp``.
+
+    ``w`` prices the first ``n_priced`` variables; any further ones (auxiliary columns such as
+    slacks) have zero cost.
+    """
     import cvxpy as cp
     from cvxpylayers.torch import CvxpyLayer
 
     rows = independent_rows(lp.A)
     x = cp.Variable(lp.n_vars)
-    w = cp.Parameter(lp.n_vars)
+    w = cp.Parameter(n_priced)
     sign = 1.0 if lp.sense == "min" else -1.0
     constraints = [lp.A[rows] @ x == lp.b[rows]]
     lower, upper = np.asarray(lp.lower, dtype=float), np.asarray(lp.upper, dtype=float)
@@ -59,7 +64,8 @@ def qp_layer(lp: LPForm, gamma: float) -> CvxpyLayer:
         finite = np.flatnonzero(np.isfinite(bound))
         if finite.size:
             constraints.append(side * x[finite] >= side * bound[finite])
-    problem = cp.Problem(cp.Minimize(sign * w @ x + gamma / 2 * cp.sum_squares(x)), constraints)
+    objective = sign * w @ x[:n_priced] + gamma / 2 * cp.sum_squares(x)
+    problem = cp.Problem(cp.Minimize(objective), constraints)
     return CvxpyLayer(problem, parameters=[w], variables=[x])
 
 
@@ -79,12 +85,13 @@ class CvxNet(TorchMethod):
 
     def __init__(self, problem: Problem, device: torch.device, seed: int, **params: Any) -> None:
         super().__init__(problem, device, seed, **params)
-        self.layer = qp_layer(problem.lp(), self.config["gamma"])
+        self.layer = qp_layer(problem.lp(), self.config["gamma"], problem.n_vars)
 
     def decisions(self, features: torch.Tensor) -> torch.Tensor:
-        """The layer's float64 decisions for a batch of contexts (cvxpylayers needs float64)."""
+        """The layer's float64 decisions ``[N, n_vars]`` for a batch of contexts (cvxpylayers
+        needs float64); the LP form's auxiliary columns are dropped."""
         (x,) = self.layer(self.model(features).double())
-        return x
+        return x[:, : self.problem.n_vars]
 
     def batch_loss(
         self, features: torch.Tensor, costs: torch.Tensor, solutions: torch.Tensor

@@ -132,10 +132,19 @@ class DYSMethod(TorchMethod):
     def make_backward(self) -> Backward:
         """How gradients flow through the fixed point: the one thing DYS variants change."""
 
+    def decide(self, features: torch.Tensor) -> torch.Tensor:
+        """The layer's decisions ``[N, n_vars]`` for a batch of contexts.
+
+        The layer solves over the whole LP form: the predicted costs get zeros appended for
+        its auxiliary columns (slacks), and only the decision variables are returned.
+        """
+        w = F.pad(self.model(features), (0, self.problem.n_aux))
+        return self.layer(w)[:, : self.problem.n_vars]
+
     def batch_loss(
         self, features: torch.Tensor, costs: torch.Tensor, solutions: torch.Tensor
     ) -> torch.Tensor:
-        decisions = self.layer(self.model(features))
+        decisions = self.decide(features)
         if self.model.training:
             self.tally.add(self.layer.last_stats)
         return F.mse_loss(decisions, solutions)
@@ -146,7 +155,7 @@ class DYSMethod(TorchMethod):
     @torch.no_grad()
     def predict_decisions(self, features: np.ndarray) -> np.ndarray:
         self.model.eval()
-        return self.layer(self.model(self.tensor(features))).double().cpu().numpy()
+        return self.decide(self.tensor(features)).double().cpu().numpy()
 
 
 @register_method("dys-jfb")

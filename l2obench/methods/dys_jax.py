@@ -72,19 +72,40 @@ def apply_mlp(params: MLPParams, features: jax.Array) -> jax.Array:
     return h
 
 
+def layer_decisions(
+    params: MLPParams, layer: DYSLayerJax, features: jax.Array, n_aux: int = 0
+) -> tuple[jax.Array, SolveStats]:
+    """The layer's decisions on the problem's decision variables, and its solve statistics.
+
+    The layer solves over the whole LP form: the predicted costs get ``n_aux`` zeros appended
+    for its auxiliary columns (slacks; a Python int, static under ``jit``), which are dropped
+    from the decisions.
+    """
+    import jax.numpy as jnp
+
+    costs = apply_mlp(params, features)
+    decisions, stats = layer(jnp.pad(costs, ((0, 0), (0, n_aux))))
+    return decisions[:, : costs.shape[1]], stats
+
+
 def mse_through_layer(
-    params: MLPParams, layer: DYSLayerJax, features: jax.Array, solutions: jax.Array
+    params: MLPParams,
+    layer: DYSLayerJax,
+    features: jax.Array,
+    solutions: jax.Array,
+    n_aux: int = 0,
 ) -> tuple[jax.Array, SolveStats]:
     """The training loss of ``dys-jfb``: mean squared error of the layer's decisions."""
-    decisions, stats = layer(apply_mlp(params, features))
+    decisions, stats = layer_decisions(params, layer, features, n_aux)
     return ((decisions - solutions) ** 2).mean(), stats
 
 
-def make_train_step(optimizer: optax.GradientTransformation) -> Callable[..., Any]:
+def make_train_step(optimizer: optax.GradientTransformation, n_aux: int = 0) -> Callable[..., Any]:
     """A jit-compiled optimiser step on the mini-batch ``idx`` of the training arrays.
 
     ``step(params, opt_state, layer, features, solutions, idx)`` returns the new parameters and
-    optimiser state, the batch loss and the layer's :class:`SolveStats`.
+    optimiser state, the batch loss and the layer's :class:`SolveStats`; ``n_aux`` as in
+    :func:`layer_decisions`.
     """
     import jax
     import optax
@@ -98,7 +119,7 @@ def make_train_step(optimizer: optax.GradientTransformation) -> Callable[..., An
         idx: jax.Array,
     ) -> tuple[MLPParams, optax.OptState, jax.Array, SolveStats]:
         (loss, stats), grads = jax.value_and_grad(mse_through_layer, has_aux=True)(
-            params, layer, features[idx], solutions[idx]
+            params, layer, features[idx], solutions[idx], n_aux
         )
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss, stats
@@ -157,9 +178,10 @@ class DYSJFBJax(Method):
             init_mlp(jax.random.key(self.seed), sizes), self.jax_device
         )
         self.optimizer = optax.adam(cfg["lr"])
-        self.train_step = make_train_step(self.optimizer)
+        n_aux = problem.n_aux
+        self.train_step = make_train_step(self.optimizer, n_aux)
         self.cost_model = jax.jit(apply_mlp)
-        self.decide = jax.jit(lambda params, layer, f: layer(apply_mlp(params, f))[0])
+        self.decide = jax.jit(lambda params, layer, f: layer_decisions(params, layer, f, n_aux)[0])
         self.tally = IterationTally()
 
     def array(self, array: np.ndarray) -> jax.Array:

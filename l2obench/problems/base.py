@@ -99,7 +99,20 @@ class Problem(ABC):
 
     @property
     def n_vars(self) -> int:
+        """The decision variables: the length of a cost vector, a solution and a decision.
+
+        They are the first ``n_vars`` columns of :meth:`lp`. A form may have further columns
+        after them (:attr:`n_aux`, e.g. the slacks that turn ``W x ≤ b`` into equalities),
+        which the objective prices at zero: a method that solves over ``lp()`` appends that many
+        zero costs to a cost vector and keeps the first ``n_vars`` entries of the result. By
+        default there are none; a problem with auxiliary columns overrides this property.
+        """
         return self.lp().n_vars
+
+    @property
+    def n_aux(self) -> int:
+        """How many auxiliary (zero-cost) columns :meth:`lp` has after the decision variables."""
+        return self.lp().n_vars - self.n_vars
 
     @property
     def sense(self) -> Sense:
@@ -107,7 +120,7 @@ class Problem(ABC):
 
     @abstractmethod
     def lp(self) -> LPForm:
-        """The linear-programming form (or LP relaxation) of one instance."""
+        """The linear-programming form (or LP relaxation) of one instance (see :attr:`n_vars`)."""
 
     @abstractmethod
     def generate(self) -> Dataset:
@@ -136,6 +149,8 @@ class Problem(ABC):
 
 
 problem_registry: Registry[type[Problem]] = Registry(
-    "problem", "l2obench.problems", builtins=("l2obench.problems.shortest_path",)
+    "problem",
+    "l2obench.problems",
+    builtins=("l2obench.problems.shortest_path", "l2obench.problems.knapsack"),
 )
 register_problem = problem_registry.register
