@@ -1,0 +1,41 @@
+"""The prepared GPU check runs end to end on CPU (device is a parameter), so it cannot rot."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from l2obench import load_results
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def load_script() -> object:
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks" / "gpu_check.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_check_sweep_on_cpu(tmp_path: Path) -> None:
+    script = load_script()
+    code = script.main(  # type: ignore[attr-defined]
+        [str(tmp_path), "--device", "cpu", "--sizes", "3", "--epochs", "1", "--no-quick",
+         "--no-ratios"]
+    )
+    assert code == 0
+    records = load_results(tmp_path / "sweep")
+    assert sorted(records["method"]) == sorted(script.SWEEP_METHODS)  # type: ignore[attr-defined]
+    assert (records["status"] == "ok").all()
+    table = (tmp_path / "sweep.txt").read_text()
+    assert "time_per_epoch_s" in table and "dys-jfb" in table
+
+
+def test_gpu_check_refuses_cuda_without_a_gpu(tmp_path: Path) -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible")
+    assert load_script().main([str(tmp_path)]) == 2  # type: ignore[attr-defined]
