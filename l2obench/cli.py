@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--results", required=True, help="a results folder (l2obench run --out)")
     report.add_argument("--out", help="where to write the report (default: <results>/report)")
     report.add_argument("--suite", help="only this suite's records")
+    report.add_argument("--notes", metavar="FILE",
+                        help="a Markdown file shown at the top of both pages (what changed, "
+                             "caveats)")
     report.add_argument("--publish", action="store_true",
                         help="write into the checkout's results/<suite>/, where published "
                              "baselines live (needs --suite)")
@@ -255,10 +258,20 @@ def _report(args: argparse.Namespace, console: Console, argv: Sequence[str] | No
     out = report.publish_dir(args.suite) if args.publish else \
         Path(args.out or Path(args.results) / "report")
     command = shlex.join(["l2obench", *(sys.argv[1:] if argv is None else argv)])
-    files = report.build_report(args.results, out, suite=args.suite, command=command)
+    notes = _read_notes(args.notes) if args.notes else ""
+    files = report.build_report(args.results, out, suite=args.suite, command=command,
+                                notes=notes)
     console.print(f"report written to {files.out}: {files.leaderboard.name}, "
                   f"{files.index.name}, {len(files.figures)} figures", highlight=False)
     return 0
+
+
+def _read_notes(path: str) -> str:
+    """The text of a ``--notes`` file, or a usage error naming the file."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the notes file {path}: {exc}") from None
 
 
 def _rerun(args: argparse.Namespace, console: Console) -> int:

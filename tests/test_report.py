@@ -301,3 +301,22 @@ def test_report_of_a_real_tiny_run(tmp_path: Path) -> None:
     assert md.count("| 2/2 | ok 2 |") == 4  # two methods × two sizes, both seeds ok
     assert "dys-jfb\\[lr=0.01,max\\_iter=500\\]" in md and "| two-stage |" in md
     assert "device: CPU/GPU model:** cpu: " in md
+
+
+def test_notes_head_both_pages_escaped(synth_results: Path, tmp_path: Path) -> None:
+    notes = ("What changed: a faster <projection>.\n\n- first bullet\n  continued\n"
+             "- second & last\n")
+    files = build_report(synth_results, tmp_path, suite="synth", notes=notes)
+    md = files.leaderboard.read_text()
+    assert md.index("What changed: a faster <projection>.") < md.index(AGGREGATION_NOTE[:30])
+    html = files.index.read_text()
+    assert "<p>What changed: a faster &lt;projection&gt;.</p>" in html
+    assert "<li>first bullet continued</li><li>second &amp; last</li>" in html
+    assert html.index('class="notes"') < html.index("<h2>")
+
+
+def test_cli_notes_file_must_exist(synth_results: Path, tmp_path: Path) -> None:
+    run = run_cli("report", "--results", str(synth_results), "--out", str(tmp_path / "r"),
+                  "--notes", str(tmp_path / "missing.md"))
+    assert run.returncode == 2 and "cannot read the notes file" in run.stdout + run.stderr
+    assert "Traceback" not in run.stderr

@@ -45,12 +45,14 @@ class ReportFiles:
 
 
 def build_report(results: str | Path, out: str | Path, *, suite: str | None = None,
-                 command: str = "") -> ReportFiles:
+                 command: str = "", notes: str = "") -> ReportFiles:
     """Aggregate the records under ``results`` and write figures and pages into ``out``.
 
     ``suite`` keeps only that suite's records; ``command`` is the command line that made the
-    report, shown on the pages for provenance. A folder without records, or a suite that has
-    none in it, is an :class:`~l2obench.errors.L2OBenchError` naming what is there.
+    report, shown on the pages for provenance; ``notes`` is the publisher's Markdown text (what
+    changed since the last baseline, caveats), shown at the top of both pages. A folder without
+    records, or a suite that has none in it, is an :class:`~l2obench.errors.L2OBenchError`
+    naming what is there.
     """
     records = _load(Path(results), suite)
     out = Path(out)
@@ -65,7 +67,7 @@ def build_report(results: str | Path, out: str | Path, *, suite: str | None = No
         sections.append(section(cells, part, plots, out))
     aggregates = out / "aggregates.csv"
     agg.to_csv(aggregates, index=False)
-    leaderboard, index = write_pages(sections, records, out, command)
+    leaderboard, index = write_pages(sections, records, out, command, notes)
     return ReportFiles(out, leaderboard, index, aggregates, tuple(figures))
 
 

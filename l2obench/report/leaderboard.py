@@ -272,8 +272,12 @@ def provenance(records: pd.DataFrame, command: str) -> list[tuple[str, str]]:
 
 
 def write_pages(sections: list[Section], records: pd.DataFrame, out: Path,
-                command: str) -> tuple[Path, Path]:
-    """Render ``LEADERBOARD.md`` and ``index.html`` into ``out``; returns their paths."""
+                command: str, notes: str = "") -> tuple[Path, Path]:
+    """Render ``LEADERBOARD.md`` and ``index.html`` into ``out``; returns their paths.
+
+    ``notes`` (Markdown) goes into ``LEADERBOARD.md`` as written and into ``index.html`` as
+    escaped paragraphs and bullet lists (:func:`note_blocks`).
+    """
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("l2obench.report", "templates"),
         autoescape=jinja2.select_autoescape(["html"], default_for_string=False, default=False),
@@ -287,11 +291,44 @@ def write_pages(sections: list[Section], records: pd.DataFrame, out: Path,
         "provenance": provenance(records, command),
         "aggregation": AGGREGATION_NOTE,
         "ranking_rule": RANKING_RULE,
+        "notes": notes.strip(),
+        "note_blocks": note_blocks(notes),
     }
     md, html = out / "LEADERBOARD.md", out / "index.html"
     md.write_text(env.get_template("LEADERBOARD.md").render(context), encoding="utf-8")
     html.write_text(env.get_template("index.html").render(context), encoding="utf-8")
     return md, html
+
+
+@dataclass(frozen=True)
+class NoteBlock:
+    """A paragraph (one item) or a bullet list (one item per bullet) of the publisher's notes."""
+
+    items: tuple[str, ...]
+    bullets: bool
+
+
+def note_blocks(notes: str) -> list[NoteBlock]:
+    """Blank-line separated blocks of ``notes``; a block whose lines all start ``- `` is a list.
+
+    Lines of a paragraph or of one bullet are joined with spaces; other Markdown stays as text.
+    """
+    blocks = []
+    for block in re.split(r"\n\s*\n", notes.strip()):
+        lines = [line.strip() for line in block.splitlines() if line.strip()]
+        if not lines:
+            continue
+        if lines[0].startswith("- "):
+            items: list[str] = []
+            for line in lines:
+                if line.startswith("- "):
+                    items.append(line[2:])
+                else:
+                    items[-1] += " " + line
+            blocks.append(NoteBlock(tuple(items), bullets=True))
+        else:
+            blocks.append(NoteBlock((" ".join(lines),), bullets=False))
+    return blocks
 
 
 def md_escape(text: object) -> str:
