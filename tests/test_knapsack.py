@@ -9,6 +9,8 @@ file, never the code under test.
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
 import highspy
 import numpy as np
@@ -23,6 +25,7 @@ from l2obench.metrics import decision_quality, instance_regrets
 from l2obench.problems import lp_solvers
 from l2obench.problems.base import LPForm, problem_registry
 from l2obench.problems.knapsack import Knapsack
+from l2obench.suite import builtin_suites, load_suite
 
 
 def random_values(n: int, rows: int, seed: int) -> np.ndarray:
@@ -297,3 +300,24 @@ def test_every_method_fits_through_the_contract() -> None:
         quality = decision_quality(problem, data.test, method.predict_costs(data.test.features))
         assert 0.0 <= quality.norm_regret <= 1.0
         assert np.isfinite(method.loss(data.test))
+
+
+def test_highs_prints_nothing() -> None:
+    """HiGHS's banner would land in every cell's output; the oracle keeps it off stdout."""
+    probe = ("import numpy as np; from l2obench.problems.knapsack import Knapsack; "
+             "Knapsack(n_items=3).oracle(np.ones((1, 3)))")
+    out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True,
+                         text=True)
+    assert out.stdout == ""
+
+
+def test_builtin_suite_runs_every_method() -> None:
+    assert "knapsack" in builtin_suites()
+    suite = load_suite("knapsack")
+    assert suite.problem == "knapsack"
+    assert suite.sizes == [20, 50, 100, 200, 500]
+    assert suite.data["dim"] == 2 and suite.data["deg"] == 4 and suite.data["noise"] == 0.5
+    assert (suite.data["n_train"], suite.data["n_val"], suite.data["n_test"]) == (1000, 200, 200)
+    assert sorted(spec.name for spec in suite.methods) == method_registry.names()
+    quick = load_suite("knapsack", quick=True)
+    assert max(quick.sizes) <= 20

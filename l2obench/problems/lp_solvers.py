@@ -12,6 +12,8 @@ optima are broken the same way). Nothing here knows about any particular problem
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -125,7 +127,27 @@ def _solve_block(lp: LPForm, costs: np.ndarray, backend: str, integer: np.ndarra
     return (_solve_highs if backend == "highs" else _solve_gurobi)(lp, costs, integer)
 
 
+@functools.cache
+def _silence_highs_banner() -> None:
+    """Create this process's first HiGHS instance with its standard output sent to /dev/null.
+
+    HiGHS prints a banner to the process's standard output (file descriptor 1, below Python's
+    ``sys.stdout``) when the first instance is created, before any option can switch its
+    logging off; every cell's process would print it into the sweep's output.
+    """
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def _solve_highs(lp: LPForm, costs: np.ndarray, integer: np.ndarray) -> np.ndarray:
+    _silence_highs_banner()
     n_rows, n_cols = lp.A.shape
     columns = lp.A.tocsc()
     model = highspy.HighsLp()
