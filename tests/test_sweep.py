@@ -117,7 +117,10 @@ name = "two-stage"
 
 
 def _records(out: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in (out / "records").glob("*.json")]
+    """The folder's records; a SIGKILL between writing and linking may leave a ``.tmp-`` file,
+    which is not a record (readers skip it, as ``load_results`` does)."""
+    return [json.loads(p.read_text()) for p in (out / "records").glob("*.json")
+            if not p.name.startswith(".tmp-")]
 
 
 def _sweep_command(tmp_path: Path) -> tuple[Path, Path, list[str]]:
