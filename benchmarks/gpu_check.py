@@ -9,8 +9,9 @@ runs, through the real command line, (1) the shortest-path suite's quick profile
 printing seconds per epoch, forward iterations, host and device peak memory and regret per size
 (also written to ``OUT/sweep.csv``), and (3) ``benchmarks/ratios.py`` on the same machine, its
 output kept in ``OUT/ratios.txt`` (the ratios script measures on the CPU: it records that
-machine's CPU figures beside the GPU sweep; it has no CUDA path yet). ``--device cpu --sizes 3 --epochs 1 --no-quick --no-ratios``
-exercises the same code without a GPU (the test suite does).
+machine's CPU figures beside the GPU sweep; it has no CUDA path yet).
+``--device cpu --sizes 3 --epochs 1 --no-quick --no-ratios`` exercises the same code without a
+GPU (the test suite does).
 """
 
 from __future__ import annotations
