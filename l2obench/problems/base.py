@@ -148,6 +148,19 @@ class Problem(ABC):
         return {name: p.default for name, p in cls.params.items()}
 
 
+#: The parameters every PyEPO-style generator shares: split sizes, features, noise and seed.
+DATA_PARAMS: dict[str, Param] = {
+    "n_train": Param(int, 1000, "number of training instances", low=1, high=10_000_000),
+    "n_val": Param(int, 200, "number of validation instances", low=1, high=10_000_000),
+    "n_test": Param(int, 200, "number of test instances", low=1, high=10_000_000),
+    "n_features": Param(int, 5, "dimension p of the context features", low=1, high=100_000),
+    "noise": Param(
+        float, 0.5, "half-width ē of the multiplicative noise U[1−ē, 1+ē]", low=0.0, high=1.0
+    ),
+    "seed": Param(int, 0, "seed of the single numpy RandomState draw", low=0, high=2**32 - 1),
+}
+
+
 problem_registry: Registry[type[Problem]] = Registry(
     "problem",
     "l2obench.problems",

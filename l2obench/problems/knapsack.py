@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from l2obench.params import Param
-from l2obench.problems.base import Dataset, LPForm, Problem, register_problem
+from l2obench.problems.base import DATA_PARAMS, Dataset, LPForm, Problem, register_problem
 from l2obench.problems.lp_solvers import as_cost_matrix, solve_lp_batch
 
 if TYPE_CHECKING:
@@ -52,22 +52,11 @@ class Knapsack(Problem):
                      high=1000),
         "capacity": Param(float, 20.0, "capacity in every dimension (weights lie in [3, 8))",
                           low=1e-6, high=1e9),
-        "n_train": Param(int, 1000, "number of training instances", low=1,
-                         high=10_000_000),
-        "n_val": Param(int, 200, "number of validation instances", low=1,
-                       high=10_000_000),
-        "n_test": Param(int, 200, "number of test instances", low=1,
-                        high=10_000_000),
-        "n_features": Param(int, 5, "dimension p of the context features", low=1,
-                            high=100_000),
+        **DATA_PARAMS,
         "deg": Param(
             int, 4, "polynomial degree of the feature-to-value map (misspecification)", low=1,
             high=32,
         ),
-        "noise": Param(
-            float, 0.5, "half-width ē of the multiplicative noise U[1−ē, 1+ē]", low=0.0, high=1.0
-        ),
-        "seed": Param(int, 0, "seed of the single numpy RandomState draw", low=0, high=2**32 - 1),
         "oracle": Param(
             str, "highs", "exact MIP solver behind oracle(): HiGHS or Gurobi",
             choices=("highs", "gurobi"),
