@@ -118,6 +118,21 @@ class FpoDysLayer:
         """Each instance's fixed-point residual ``‖T(z_i; w_i) − z_i‖₂``, shape ``[N]``."""
         return torch.linalg.vector_norm(self.step(z, w) - z, dim=1)
 
+    def equivalent_point(self, z: Tensor, x: Tensor, alpha: float) -> Tensor:
+        """The point of this operator that carries the same solution estimate as ``z``, an
+        iterate of the textbook DYS operator (gradient ``w + γx``) with step ``alpha`` and
+        ``x = P_box(z)``.
+
+        Both operators' iterates encode a primal point ``x`` and a scaled multiplier in
+        ``z − x``: at a fixed point ``z − x = −α(w + γx + Aᵀλ)`` for the textbook operator and
+        ``−α(w + γx + Aᵀλ)/(1 + αγ)`` for this one (the same ``γ``, the same ``x*``, ``λ*``).
+        Rescaling ``z − x`` accordingly maps fixed points onto fixed points, so this operator's
+        residual at the mapped point measures another layer's solution on this layer's scale.
+        """
+        s = self.settings
+        scale = s.alpha / (alpha * (1.0 + s.alpha * s.gamma))
+        return x + scale * (z - x)
+
 
 @dataclass
 class ReferenceRun:
