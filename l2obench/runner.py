@@ -72,6 +72,7 @@ def base_record(cell: Cell) -> dict[str, Any]:
         "suite": cell.suite,
         "problem": cell.problem,
         "size": cell.size,
+        "size_param": cell.size_param,
         "n_vars": None,
         "method": cell.method,
         "method_label": cell.method_label,

@@ -24,8 +24,9 @@ import pandas as pd
 
 #: The documented columns, in the order tables show them (records may carry more).
 RECORD_COLUMNS = [
-    "cell_id", "suite", "problem", "size", "n_vars", "method", "method_label", "params",
-    "problem_params", "seed", "device", "status", "error", "test_loss", "norm_regret", "accuracy",
+    "cell_id", "suite", "problem", "size", "size_param", "n_vars", "method", "method_label",
+    "params", "problem_params", "seed", "device", "status", "error", "test_loss", "norm_regret",
+    "accuracy",
     "train_time_s", "epochs", "best_epoch", "stopped_by", "time_per_epoch_s", "infer_time_s",
     "peak_mem_mb", "device_peak_mem_mb", "fwd_iters_mean", "fwd_iters_max", "fwd_unconverged",
     "bwd_iters_mean", "bwd_unconverged", "budget_max_epochs", "budget_max_seconds", "n_train",

@@ -124,8 +124,13 @@ class Cell:
     budget: Budget
 
     @property
+    def size_param(self) -> str:
+        """The name of the problem's size parameter (``k`` for the grid)."""
+        return problems.get(self.problem).size_param
+
+    @property
     def size(self) -> int:
-        return int(self.problem_params[problems.get(self.problem).size_param])
+        return int(self.problem_params[self.size_param])
 
     def config(self) -> dict[str, Any]:
         """Everything that determines the cell's result, as plain JSON-able data."""
@@ -149,8 +154,7 @@ class Cell:
 
     @property
     def label(self) -> str:
-        size_param = problems.get(self.problem).size_param
-        return f"{self.problem}[{size_param}={self.size}] {self.method_label} seed={self.seed}"
+        return f"{self.problem}[{self.size_param}={self.size}] {self.method_label} seed={self.seed}"
 
 
 def _suite_files() -> list[Path]:

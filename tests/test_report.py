@@ -194,6 +194,9 @@ def test_not_ok_cells_are_marked_in_the_figures(synth_results: Path,
     marks = {c.get_gid(): c.get_offsets()[:, 0].tolist() for c in figure.axes[0].collections
              if (c.get_gid() or "").startswith("not-ok-")}
     assert marks == {"not-ok-failed": [40.0], "not-ok-timeout": [20.0]}
+    assert figure.axes[0].get_xlabel() == "problem size"  # the synthetic records lack its name
+    named = draw(regret, regret.metrics, agg, records.assign(size_param="k"), colours)
+    assert named.axes[0].get_xlabel() == "problem size (k)"
 
 
 def test_leaderboard_pages_hold_the_tables(synth_report: ReportFiles) -> None:

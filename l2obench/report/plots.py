@@ -121,7 +121,7 @@ def draw(spec: PlotSpec, metrics: Sequence[str], agg: pd.DataFrame, records: pd.
             ax = figure.add_subplot(1, len(metrics), index + 1)
             statuses |= _draw_metric(ax, metric, agg[agg["method_label"].isin(methods)],
                                      records[records["method_label"].isin(methods)], colours)
-            _set_x_axis(ax, n_vars)
+            _set_x_axis(ax, n_vars, _size_label(records))
             shown |= set(methods)
         legend = {m: c for m, c in colours.items() if m in shown}
         banded = any(agg[f"{m}_hi"].notna().any() for m in metrics)
@@ -220,7 +220,14 @@ def _set_y_limits(ax: Axes, means: np.ndarray, bounds: np.ndarray, log: bool,
     ax.set_ylim(lo, lo + (hi - lo) / (1 - headroom))
 
 
-def _set_x_axis(ax: Axes, n_vars: pd.Series) -> None:
+def _size_label(records: pd.DataFrame) -> str:
+    """The x axis's title: the problem's size parameter by name, where the records carry it
+    (records written before it was recorded do not)."""
+    names = records["size_param"].dropna().unique() if "size_param" in records else []
+    return f"problem size ({names[0]})" if len(names) == 1 else "problem size"
+
+
+def _set_x_axis(ax: Axes, n_vars: pd.Series, label: str) -> None:
     """Ticks at the sizes run (the index of ``n_vars``), each size's ``n_vars`` on a secondary
     axis at the top; every panel shows all sizes of the suite, whichever methods it shows."""
     sizes = sorted(n_vars.index)
@@ -235,7 +242,7 @@ def _set_x_axis(ax: Axes, n_vars: pd.Series) -> None:
     ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xticks(sizes, labels=_thin(ax, sizes, [_number(s) for s in sizes], _SIZE_FONT_PT),
                   fontsize=_SIZE_FONT_PT)
-    ax.set_xlabel("problem size")
+    ax.set_xlabel(label)
     labels = [_number(n_vars[s]) for s in sizes]
     top = ax.secondary_xaxis("top")
     top.xaxis.set_minor_locator(NullLocator())
