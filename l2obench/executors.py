@@ -36,9 +36,11 @@ Record = dict[str, Any]
 Claim = Callable[[Cell], bool]
 OnStart = Callable[[Cell], None]
 
-#: What the fork server imports once, so that each cell's child starts warm.
+#: What the fork server imports once, so that each cell's child starts warm. The PyEPO methods'
+#: module brings PyEPO, scikit-learn, gurobipy and JAX (about 2 s a cell otherwise); importing
+#: JAX starts none of its threads, so children forked after it are safe.
 _PRELOAD = ["l2obench.runner", "l2obench.methods.dys", "l2obench.methods.two_stage",
-            "torch._dynamo"]
+            "l2obench.methods.pyepo_losses", "torch._dynamo"]
 _POLL_SECONDS = 0.1
 
 
