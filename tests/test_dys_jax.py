@@ -24,8 +24,9 @@ pytest.importorskip("optax")
 import jax.numpy as jnp  # noqa: E402
 
 from l2obench.errors import MissingExtraError  # noqa: E402
+from l2obench.layers import dys_jax  # noqa: E402
 from l2obench.layers.dys import DYSLayer  # noqa: E402
-from l2obench.layers.dys_jax import DYSLayerJax  # noqa: E402
+from l2obench.layers.dys_jax import DYSLayerJax, bucket  # noqa: E402
 from l2obench.layers.fixed_point import Picard  # noqa: E402
 from l2obench.methods.base import Budget, method_registry  # noqa: E402
 from l2obench.methods.dys import DYS_PARAMS  # noqa: E402
@@ -34,7 +35,8 @@ from l2obench.methods.dys_jax import (  # noqa: E402
     MLPParams,
     apply_mlp,
     init_mlp,
-    mse_through_layer,
+    layer_costs,
+    mse_at_fixed_point,
 )
 from l2obench.methods.torch_method import cost_model  # noqa: E402
 from l2obench.problems.base import LPForm  # noqa: E402
@@ -86,7 +88,7 @@ def test_forward_and_iterations_match_torch(x64: None, form: str, sense: str) ->
     W = costs(6, lp.n_vars)
     with torch.no_grad():
         x_torch = torch_layer(torch.as_tensor(W)).numpy()
-    x_jax, stats = jax.jit(lambda layer, w: layer(w))(jax_layer, jnp.asarray(W))
+    x_jax, stats = jax_layer(jnp.asarray(W))
     assert torch_layer.last_stats is not None
 
     np.testing.assert_allclose(np.asarray(x_jax), x_torch, atol=1e-10, rtol=0)
@@ -129,6 +131,55 @@ def test_float32_forward_matches_torch_at_default_settings(form: str) -> None:
     np.testing.assert_allclose(np.asarray(x_jax), x_torch, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("form", ["dense", "kronecker"])
+def test_compacting_solve_matches_torch_picard(x64: None, form: str) -> None:
+    """A batch past ``MIN_BUCKET`` shrinks while it is solved; every instance's ``z*`` and
+    iteration count stay those of the PyTorch solver, with ``max_iter`` met by half of them
+    after compactions."""
+    lp = grid_lp(4)
+    W = torch.as_tensor(costs(100, lp.n_vars, seed=3))
+    torch_layer, _ = layer_pair(lp, form)
+    with torch.no_grad():
+        torch_layer(W)
+    assert torch_layer.last_stats is not None
+    for max_iter in (MAX_ITER, int(torch_layer.last_stats.iterations.median())):
+        torch_layer, jax_layer = layer_pair(lp, form, max_iter=max_iter)
+        shift = torch_layer.aff(-torch_layer.alpha * W)  # the shift of DYSLayer.forward, "min"
+        z_torch, stats_torch = Picard(TOL, max_iter)(
+            torch_layer.operator, torch.zeros_like(W), (shift,)
+        )
+        z_jax, stats_jax = jax_layer.solve(jnp.asarray(W.numpy()))
+        assert np.asarray(stats_jax.iterations).tolist() == stats_torch.iterations.tolist()
+        assert np.asarray(stats_jax.converged).tolist() == stats_torch.converged.tolist()
+        np.testing.assert_allclose(np.asarray(z_jax), z_torch.numpy(), atol=1e-10, rtol=0)
+        assert (max_iter == MAX_ITER) == bool(stats_torch.converged.all())
+
+
+def test_bucket_sizes() -> None:
+    assert [bucket(n_live, 200) for n_live in (1, 32, 33, 64, 65, 128, 129, 200)] == [
+        32, 32, 64, 64, 128, 128, 200, 200
+    ]
+    assert bucket(5, 10) == 10  # never past the batch itself
+
+
+def test_solve_runs_on_bucketed_batch_sizes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each chunk of a solve runs on the batch's own size or a smaller :func:`bucket` size."""
+    sizes: list[int] = []
+    chunk = dys_jax._chunk
+
+    def recording_chunk(fn, consts, z, *args, **kwargs):  # type: ignore[no-untyped-def]
+        sizes.append(z.shape[0])
+        return chunk(fn, consts, z, *args, **kwargs)
+
+    monkeypatch.setattr(dys_jax, "_chunk", recording_chunk)
+    problem = ShortestPath(k=5, n_train=200, n_val=1, n_test=1)
+    W = problem.generate().train.costs + 0.3 * costs(200, problem.n_vars).astype(np.float32)
+    DYSLayerJax.from_lp(problem.lp()).solve(jnp.asarray(W))
+    assert sizes[0] == 200 and len(sizes) > 1
+    assert sizes == sorted(set(sizes), reverse=True)  # each chunk on a smaller batch
+    assert set(sizes) <= {200, 128, 64, 32}
+
+
 @pytest.mark.parametrize(("form", "sense"), [("dense", "min"), ("factored", "max")])
 def test_jfb_gradient_wrt_costs_matches_torch(x64: None, form: str, sense: str) -> None:
     lp = grid_lp(4, sense)
@@ -137,7 +188,8 @@ def test_jfb_gradient_wrt_costs_matches_torch(x64: None, form: str, sense: str) 
 
     w = torch.as_tensor(W).requires_grad_(True)
     (grad_torch,) = torch.autograd.grad(torch_layer(w), w, torch.as_tensor(G))
-    grad_jax = jax.grad(lambda w: (jax_layer(w)[0] * G).sum())(jnp.asarray(W))
+    z_star, _ = jax_layer.solve(jnp.asarray(W))
+    grad_jax = jax.jit(jax.grad(lambda w: (jax_layer.output(w, z_star) * G).sum()))(jnp.asarray(W))
 
     assert grad_torch.abs().max() > 1e-2
     np.testing.assert_allclose(np.asarray(grad_jax), grad_torch.numpy(), rtol=1e-4, atol=1e-10)
@@ -161,8 +213,10 @@ def test_jfb_gradient_wrt_mlp_weights_matches_torch(x64: None, hidden: int) -> N
 
     loss_torch = F.mse_loss(torch_layer(model(features)), solutions)
     loss_torch.backward()
-    (loss_jax, _), grads = jax.value_and_grad(mse_through_layer, has_aux=True)(
-        params, jax_layer, jnp.asarray(features.numpy()), jnp.asarray(solutions.numpy())
+    features_jax = jnp.asarray(features.numpy())
+    z_star, _ = jax_layer.solve(layer_costs(params, features_jax))
+    loss_jax, grads = jax.value_and_grad(mse_at_fixed_point)(
+        params, jax_layer, features_jax, jnp.asarray(solutions.numpy()), z_star
     )
 
     np.testing.assert_allclose(float(loss_jax), float(loss_torch.detach()), rtol=1e-10)

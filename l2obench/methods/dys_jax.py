@@ -5,9 +5,11 @@ The model, loss, optimiser and training schedule are those of ``dys-jfb``
 layer of :mod:`l2obench.layers.dys_jax` (same problem data, operator and stopping rule as the
 PyTorch layer), MSE against the optimal decisions, Adam with PyTorch's defaults, and the shared
 loop :func:`l2obench.training.run_epochs` (same mini-batch order for the same seed, same budget
-semantics, model selection on validation regret). One optimiser step (MLP, fixed-point loop, JFB
-gradient and Adam update) is a single jit-compiled function; it compiles once per batch shape,
-during the first epoch, and that time counts against the budget like any other.
+semantics, model selection on validation regret). One optimiser step is the layer's host-driven
+fixed-point solve between two jit-compiled functions (the batch's costs; the loss, JFB gradient
+and Adam update at the fixed points); they compile once per batch shape (the solve once per
+bucket of its shrinking batch), during the first epoch, and that time counts against the budget
+like any other.
 
 This module imports without JAX, so the registry can list the method and report the install
 hint; JAX and optax are imported when the method is built.
@@ -15,6 +17,7 @@ hint; JAX and optax are imported when the method is built.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Sequence
@@ -72,43 +75,66 @@ def apply_mlp(params: MLPParams, features: jax.Array) -> jax.Array:
     return h
 
 
-def layer_decisions(
-    params: MLPParams, layer: DYSLayerJax, features: jax.Array, n_aux: int = 0
-) -> tuple[jax.Array, SolveStats]:
-    """The layer's decisions on the problem's decision variables, and its solve statistics.
+def layer_costs(params: MLPParams, features: jax.Array, n_aux: int = 0) -> jax.Array:
+    """The predicted costs over the layer's whole LP form: ``n_aux`` zeros appended.
 
-    The layer solves over the whole LP form: the predicted costs get ``n_aux`` zeros appended
-    for its auxiliary columns (slacks; a Python int, static under ``jit``), which are dropped
-    from the decisions.
+    The auxiliary columns (slacks; ``n_aux`` a Python int, static under ``jit``) cost nothing;
+    the layer's decisions on them are dropped.
     """
     import jax.numpy as jnp
 
-    costs = apply_mlp(params, features)
-    decisions, stats = layer(jnp.pad(costs, ((0, 0), (0, n_aux))))
-    return decisions[:, : costs.shape[1]], stats
+    return jnp.pad(apply_mlp(params, features), ((0, 0), (0, n_aux)))
 
 
-def mse_through_layer(
+def mse_at_fixed_point(
     params: MLPParams,
     layer: DYSLayerJax,
     features: jax.Array,
     solutions: jax.Array,
+    z_star: jax.Array,
     n_aux: int = 0,
-) -> tuple[jax.Array, SolveStats]:
-    """The training loss of ``dys-jfb``: mean squared error of the layer's decisions."""
-    decisions, stats = layer_decisions(params, layer, features, n_aux)
-    return ((decisions - solutions) ** 2).mean(), stats
+) -> jax.Array:
+    """The training loss of ``dys-jfb``: mean squared error of the layer's decisions.
+
+    ``z_star`` is the layer's fixed point for these costs (:meth:`DYSLayerJax.solve`); the loss
+    is traceable and its gradient w.r.t. ``params`` is the JFB gradient.
+    """
+    decisions = layer.output(layer_costs(params, features, n_aux), z_star)
+    return ((decisions[:, : solutions.shape[1]] - solutions) ** 2).mean()
 
 
 def make_train_step(optimizer: optax.GradientTransformation, n_aux: int = 0) -> Callable[..., Any]:
-    """A jit-compiled optimiser step on the mini-batch ``idx`` of the training arrays.
+    """An optimiser step on the mini-batch ``idx`` of the training arrays.
 
     ``step(params, opt_state, layer, features, solutions, idx)`` returns the new parameters and
     optimiser state, the batch loss and the layer's :class:`SolveStats`; ``n_aux`` as in
-    :func:`layer_decisions`.
+    :func:`layer_costs`. The step runs in three parts: the batch's costs (compiled), the
+    layer's fixed points (its host-driven solve, outside any trace), and the loss, JFB
+    gradient and Adam update at those fixed points (one compiled function). The cost model runs
+    twice, a negligible cost beside the solve.
     """
     import jax
     import optax
+
+    @jax.jit
+    def costs(params: MLPParams, features: jax.Array, idx: jax.Array) -> jax.Array:
+        return layer_costs(params, features[idx], n_aux)
+
+    @jax.jit
+    def update(
+        params: MLPParams,
+        opt_state: optax.OptState,
+        layer: DYSLayerJax,
+        features: jax.Array,
+        solutions: jax.Array,
+        idx: jax.Array,
+        z_star: jax.Array,
+    ) -> tuple[MLPParams, optax.OptState, jax.Array]:
+        loss, grads = jax.value_and_grad(mse_at_fixed_point)(
+            params, layer, features[idx], solutions[idx], z_star, n_aux
+        )
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
 
     def step(
         params: MLPParams,
@@ -118,13 +144,13 @@ def make_train_step(optimizer: optax.GradientTransformation, n_aux: int = 0) -> 
         solutions: jax.Array,
         idx: jax.Array,
     ) -> tuple[MLPParams, optax.OptState, jax.Array, SolveStats]:
-        (loss, stats), grads = jax.value_and_grad(mse_through_layer, has_aux=True)(
-            params, layer, features[idx], solutions[idx], n_aux
+        z_star, stats = layer.solve(costs(params, features, idx))
+        params, opt_state, loss = update(
+            params, opt_state, layer, features, solutions, idx, z_star
         )
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss, stats
+        return params, opt_state, loss, stats
 
-    return jax.jit(step)
+    return step
 
 
 def jax_device(device: torch.device) -> jax.Device:
@@ -181,7 +207,7 @@ class DYSJFBJax(Method):
         n_aux = problem.n_aux
         self.train_step = make_train_step(self.optimizer, n_aux)
         self.cost_model = jax.jit(apply_mlp)
-        self.decide = jax.jit(lambda params, layer, f: layer_decisions(params, layer, f, n_aux)[0])
+        self.layer_costs = jax.jit(functools.partial(layer_costs, n_aux=n_aux))
         self.tally = IterationTally()
 
     def array(self, array: np.ndarray) -> jax.Array:
@@ -238,14 +264,19 @@ class DYSJFBJax(Method):
         return np.asarray(costs, dtype=np.float64)
 
     def predict_decisions(self, features: np.ndarray) -> np.ndarray:
-        decisions = self.decide(self.mlp_params, self.layer, self.array(features))
-        return np.asarray(decisions, dtype=np.float64)
+        return np.asarray(self.decisions(self.array(features)), dtype=np.float64)
+
+    def decisions(self, features: jax.Array) -> jax.Array:
+        """The layer's decisions on the problem's decision variables (auxiliary columns dropped).
+
+        :meth:`loss` shares it with :meth:`predict_decisions`, so the runner's timed
+        ``predict_decisions`` on the test split, which comes after ``loss``, finds that split's
+        shapes compiled already.
+        """
+        x, _ = self.layer(self.layer_costs(self.mlp_params, features))
+        return x[:, : self.problem.n_vars]
 
     def loss(self, split: Split) -> float:
-        """The MSE of the decisions, through the compiled function of :meth:`predict_decisions`.
-
-        Sharing it means the runner's timed ``predict_decisions`` on the test split, which comes
-        after ``loss``, finds that split's shape compiled already.
-        """
-        decisions = np.asarray(self.decide(self.mlp_params, self.layer, self.array(split.features)))
+        """The MSE of the decisions, through :meth:`decisions`."""
+        decisions = np.asarray(self.decisions(self.array(split.features)))
         return float(np.mean((decisions - split.solutions) ** 2))
