@@ -1,6 +1,6 @@
 """Ratios of l2obench against the references it must beat, both sides measured in the same run.
 
-    python benchmarks/ratios.py            # the full measurement (tens of minutes on 2 cores)
+    python benchmarks/ratios.py            # the full measurement (about 15 minutes on 2 cores)
     python benchmarks/ratios.py --quick    # every section at tiny sizes, well under a minute
     python benchmarks/ratios.py --only 1,3 # some sections only
 
