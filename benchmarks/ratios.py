@@ -585,10 +585,10 @@ def accuracy_outcomes(
     err_share, err_worst = per_instance(l2o_err, ref_err, ref.exact_bound)
     return [
         report(Outcome(3, f"dys-jfb ({label}) residual per instance, reference's ‖T(z)−z‖, k={k}",
-                       f"l2obench ≤ reference on {res_share:.0%} of {n}, worst ratio "
+                       f"l2obench ≤ reference on {round(res_share * n)} of {n}, worst ratio "
                        f"{res_worst:.3g}", "every instance", res_share == 1.0)),
         report(Outcome(3, f"dys-jfb ({label}) ‖x − x*‖ per instance, k={k}",
-                       f"l2obench ≤ reference on {err_share:.0%} of {n}, worst ratio "
+                       f"l2obench ≤ reference on {round(err_share * n)} of {n}, worst ratio "
                        f"{err_worst:.3g}", "every instance", err_share == 1.0)),
     ]
 
