@@ -71,12 +71,15 @@ class InlineExecutor(Executor):
 
 
 class ProcessExecutor(Executor):
-    """Each cell in its own child process, ``jobs`` at a time, under ``limits``."""
+    """Each cell in its own child process, ``jobs`` at a time, under ``limits``, with
+    ``threads`` PyTorch threads each (default: the CPU cores shared out among the jobs)."""
 
-    def __init__(self, jobs: int = 1, limits: Limits | None = None) -> None:
+    def __init__(
+        self, jobs: int = 1, limits: Limits | None = None, threads: int | None = None
+    ) -> None:
         self.jobs = max(1, jobs)
         self.limits = limits or Limits()
-        self.threads = max(1, (os.cpu_count() or 1) // self.jobs)
+        self.threads = threads or max(1, (os.cpu_count() or 1) // self.jobs)
 
     def run(self, cells: Iterable[Cell], claim: Claim, on_start: OnStart) -> Iterator[
             tuple[Cell, Record]]:

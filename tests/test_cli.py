@@ -38,6 +38,8 @@ def assert_clean_usage_error(result, *fragments: str) -> None:
         (["run", "--suite", "shortest-path", "--sizes", "1"], ["'k' = 1 is below its minimum"]),
         (["run", "--suite", "shortest-path", "--sizes", "five"], ["comma-separated integers"]),
         (["run", "--suite", "shortest-path", "--device", "tpu"], ["invalid choice: 'tpu'"]),
+        (["run", "--suite", "shortest-path", "--threads", "0"],
+         ["--threads", "expected a positive int, got '0'"]),
         (["run"], ["--suite"]),
         (["frobnicate"], ["invalid choice"]),
     ],
@@ -65,6 +67,16 @@ def test_list_shows_problems_methods_suites() -> None:
     assert result.returncode == 0, result.stderr
     for name in ("shortest-path", "dys-jfb", "two-stage", "alpha", "max_iter"):
         assert name in result.stdout
+
+
+def test_threads_per_cell_reach_the_cells(tmp_path: Path) -> None:
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(TINY)
+    out = tmp_path / "out"
+    result = run_cli("run", "--suite", str(suite), "--device", "cpu", "--methods", "two-stage",
+                     "--threads", "3", "--out", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert set(load_results(out)["torch_threads"]) == {3}
 
 
 def test_run_writes_complete_records_and_resumes(tmp_path: Path) -> None:
