@@ -117,22 +117,15 @@ def make_train_step(optimizer: optax.GradientTransformation, n_aux: int = 0) -> 
     import optax
 
     @jax.jit
-    def costs(params: MLPParams, features: jax.Array, idx: jax.Array) -> jax.Array:
-        return layer_costs(params, features[idx], n_aux)
+    def costs(params: MLPParams, features: jax.Array) -> jax.Array:
+        return layer_costs(params, features, n_aux)
 
     @jax.jit
     def update(
-        params: MLPParams,
-        opt_state: optax.OptState,
-        layer: DYSLayerJax,
-        features: jax.Array,
-        solutions: jax.Array,
-        idx: jax.Array,
-        z_star: jax.Array,
+        params: MLPParams, opt_state: optax.OptState, layer: DYSLayerJax,
+        batch: tuple[jax.Array, jax.Array], z_star: jax.Array,
     ) -> tuple[MLPParams, optax.OptState, jax.Array]:
-        loss, grads = jax.value_and_grad(mse_at_fixed_point)(
-            params, layer, features[idx], solutions[idx], z_star, n_aux
-        )
+        loss, grads = jax.value_and_grad(mse_at_fixed_point)(params, layer, *batch, z_star, n_aux)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
@@ -144,10 +137,9 @@ def make_train_step(optimizer: optax.GradientTransformation, n_aux: int = 0) -> 
         solutions: jax.Array,
         idx: jax.Array,
     ) -> tuple[MLPParams, optax.OptState, jax.Array, SolveStats]:
-        z_star, stats = layer.solve(costs(params, features, idx))
-        params, opt_state, loss = update(
-            params, opt_state, layer, features, solutions, idx, z_star
-        )
+        batch = features[idx], solutions[idx]
+        z_star, stats = layer.solve(costs(params, batch[0]))
+        params, opt_state, loss = update(params, opt_state, layer, batch, z_star)
         return params, opt_state, loss, stats
 
     return step
