@@ -72,8 +72,8 @@ from l2obench.metrics import normalized_regret
 from l2obench.params import readable_name
 from l2obench.problems.shortest_path import ShortestPath
 from l2obench.provenance import cpu_model, git_commit
+from l2obench.record import Cell, Limits, Record
 from l2obench.runner import warm_up
-from l2obench.suite import Cell, Limits
 
 if __package__:
     from .fpo_dys_reference import FpoDysLayer, FpoDysSettings, predict_costs, train_reference
@@ -385,13 +385,13 @@ def l2obench_solve(method: Any, costs: Tensor, reference: FpoDysLayer) -> Solve:
     layer.solver = probe
     try:
         with torch.no_grad():
-            decisions = layer(costs)
+            decisions, stats = layer(costs)
     finally:
         layer.solver = probe.inner
-    assert probe.z is not None and probe.residuals is not None and layer.last_stats is not None
+    assert probe.z is not None and probe.residuals is not None
     mapped = reference.equivalent_point(probe.z, layer.box(probe.z), layer.alpha)
     return Solve(decisions.double().numpy(), reference.residuals(mapped, costs).numpy(),
-                 probe.residuals.numpy(), layer.last_stats.iterations.numpy())
+                 probe.residuals.numpy(), stats.iterations.numpy())
 
 
 def reference_solve(layer: FpoDysLayer, costs: Tensor) -> Solve:
@@ -600,18 +600,19 @@ MEMORY_JOBS = 2
 
 
 
-def isolated_record(name: str, params: dict[str, Any], k: int, profile: Profile) -> dict[str, Any]:
+def isolated_record(name: str, params: dict[str, Any], k: int, profile: Profile) -> Record:
     """The runner's record of one epoch of ``name`` at grid side ``k``, in a fresh process."""
     method_cls = method_registry.get(name)
     problem_params = shortest_path(k, profile).config
-    cell = Cell(suite="ratios", problem="shortest-path", problem_params=problem_params,
+    cell = Cell(suite="ratios", problem="shortest-path", size_param="k",
+                problem_params=problem_params,
                 method=name, method_params=method_cls.validate(params),
                 method_label=readable_name(name, params), seed=SEED, device="cpu",
                 budget=Budget(max_epochs=1))
     threads = max(1, torch.get_num_threads() // MEMORY_JOBS)
     record = run_isolated(cell, Limits(wall_seconds=1800), threads=threads)
-    if record["status"] != "ok":
-        raise RuntimeError(f"{cell.label}: {record['status']}: {record['error']}")
+    if record.status != "ok":
+        raise RuntimeError(f"{cell.label}: {record.status}: {record.error}")
     return record
 
 
@@ -630,9 +631,9 @@ def memory_series(
             values,
         ))
     for value, record in zip(values, records, strict=True):
-        print(f"    {name:<13}{key}={value:<7} peak {record['peak_mem_mb']:8.1f} MB   forward "
-              f"iterations per instance mean {record['fwd_iters_mean']:.0f}")
-    return [float(record["peak_mem_mb"]) for record in records]
+        print(f"    {name:<13}{key}={value:<7} peak {record.peak_mem_mb:8.1f} MB   forward "
+              f"iterations per instance mean {record.fwd_iters_mean:.0f}")
+    return [float(record.peak_mem_mb or 0.0) for record in records]
 
 
 def memory_vs_iterations(profile: Profile) -> list[Outcome]:

@@ -14,36 +14,25 @@ import shlex
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from l2obench import __version__
 from l2obench.errors import L2OBenchError
-from l2obench.executors import (
-    Executor,
-    InlineExecutor,
-    ProcessExecutor,
-    RayExecutor,
-    run_isolated,
-)
-from l2obench.methods.base import Budget
-from l2obench.methods.base import method_registry as methods
-from l2obench.problems.base import problem_registry as problems
-from l2obench.runner import resolve_device
-from l2obench.store import ResultStore
-from l2obench.suite import Cell, Limits, builtin_suites, cell_from_record, expand, load_suite
-from l2obench.sweep import run_cells
+from l2obench.record import Budget, Cell, Limits, Record, Status
+
+if TYPE_CHECKING:
+    from l2obench.executors import Executor
 
 EXIT_USAGE = 2
 EXIT_CELLS_FAILED = 1
-_STATUS_STYLE = {"ok": "green", "skipped": "yellow", "timeout": "yellow", "failed": "red",
-                 "diverged": "red", "oom": "red"}
+_STATUS_STYLE = {Status.OK: "green", Status.SKIPPED: "yellow", Status.TIMEOUT: "yellow",
+                 Status.FAILED: "red", Status.DIVERGED: "red", Status.OOM: "red"}
 
 
 class UsageError(L2OBenchError):
@@ -193,6 +182,8 @@ def _limits(suite_limits: Limits, budget: Budget, args: argparse.Namespace) -> L
 
 
 def _executor(args: argparse.Namespace, limits: Limits) -> Executor:
+    from l2obench.executors import InlineExecutor, ProcessExecutor, RayExecutor
+
     if args.executor == "inline":
         return InlineExecutor()
     if args.executor == "ray":
@@ -201,6 +192,19 @@ def _executor(args: argparse.Namespace, limits: Limits) -> Executor:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from l2obench.runner import resolve_device
+    from l2obench.store import ResultStore
+    from l2obench.suite import expand, load_suite
+    from l2obench.sweep import run_cells
+
     suite = load_suite(args.suite, quick=args.quick)
     budget = Budget(max_epochs=args.max_epochs or suite.budget.max_epochs,
                     max_seconds=args.max_seconds or suite.budget.max_seconds)
@@ -215,7 +219,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         for cell in cells:
             console.print(f"{cell.cell_id}  {escape(cell.label)}", highlight=False)
         console.print(f"{len(cells)} cells would run on {device} → {store.root} "
-                      f"(budget {budget}, limits {limits})", highlight=False)
+                      f"(budget {budget.describe()}; limits {limits.describe()})",
+                      highlight=False)
         return 0
     executor = _executor(args, limits)
     console.print(f"[bold]{escape(suite.name)}[/]{' (quick)' if args.quick else ''}: "
@@ -225,20 +230,20 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                   TimeElapsedColumn(), console=console, transient=True) as progress:
         task = progress.add_task("cells", total=len(cells))
 
-        def on_start(cell: Cell) -> None:
-            progress.update(task, description=escape(cell.label))
+        class Events:
+            def started(self, cell: Cell) -> None:
+                progress.update(task, description=escape(cell.label))
 
-        def on_finish(cell: Cell, record: dict[str, Any]) -> None:
-            progress.console.print(_cell_line(cell, record), highlight=False)
-            progress.advance(task)
+            def finished(self, cell: Cell, record: Record) -> None:
+                progress.console.print(_cell_line(cell, record), highlight=False)
+                progress.advance(task)
 
-        def on_skip(cell: Cell, reason: str) -> None:
-            progress.console.print(f"[dim]       · {escape(cell.label)}: {reason}[/]",
-                                   highlight=False)
-            progress.advance(task)
+            def skipped(self, cell: Cell, reason: str) -> None:
+                progress.console.print(f"[dim]       · {escape(cell.label)}: {reason}[/]",
+                                       highlight=False)
+                progress.advance(task)
 
-        summary = run_cells(cells, store, executor=executor, mode=mode, on_start=on_start,
-                            on_finish=on_finish, on_skip=on_skip)
+        summary = run_cells(cells, store, executor=executor, mode=mode, events=Events())
 
     if summary.written:
         console.print(_summary_table(summary.written))
@@ -279,6 +284,10 @@ def _read_notes(path: str) -> str:
 
 
 def _rerun(args: argparse.Namespace, console: Console) -> int:
+    from l2obench.executors import run_isolated
+    from l2obench.runner import resolve_device
+    from l2obench.store import ResultStore
+
     source = ResultStore(args.results)
     matches = source.find(args.cell_id)
     if len(matches) != 1:
@@ -286,10 +295,10 @@ def _rerun(args: argparse.Namespace, console: Console) -> int:
         raise L2OBenchError(f"{found} with a cell id starting '{args.cell_id}' in "
                             f"{source.records}")
     original = matches[0]
-    cell = cell_from_record(original)
+    cell = Cell.from_record(_with_size_param(original))
     if args.device:
         cell = dataclasses.replace(cell, device=resolve_device(args.device))
-    console.print(f"re-running {escape(cell.label)} (cell {original['cell_id']})",
+    console.print(f"re-running {escape(cell.label)} (cell {original.cell_id})",
                   highlight=False)
     limits = Limits(wall_seconds=2 * cell.budget.max_seconds + 300
                     if cell.budget.max_seconds else None)
@@ -297,24 +306,33 @@ def _rerun(args: argparse.Namespace, console: Console) -> int:
     if args.out:
         ResultStore(args.out).write(record, replace=True)
     console.print(_comparison_table(original, record))
-    return 0 if record["status"] == "ok" else EXIT_CELLS_FAILED
+    return 0 if record.status == Status.OK else EXIT_CELLS_FAILED
+
+
+def _with_size_param(record: Record) -> Record:
+    """``record``, with the size parameter that records written before it was a column lack."""
+    from l2obench.problems.base import problem_registry
+
+    if record.size_param is not None:
+        return record
+    return record.with_size_param(problem_registry.get(record.problem).size_param)
 
 
 def _fmt(value: Any, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
-def _cell_line(cell: Cell, record: dict[str, Any]) -> str:
-    status = record["status"]
+def _cell_line(cell: Cell, record: Record) -> str:
+    status = record.status
     style = _STATUS_STYLE.get(status, "white")
     line = f"[{style}]{status:>8}[/] {escape(cell.label)}"
-    if record.get("norm_regret") is not None:
-        line += (f"  regret {record['norm_regret']:.4f}  {record['epochs']} ep "
-                 f"in {record['train_time_s']:.1f} s")
-    if record.get("fwd_iters_mean") is not None:
-        line += f"  fwd iters {record['fwd_iters_mean']:.0f}"
-    if record.get("error"):
-        line += f"  [dim]{escape(record['error'])}[/]"
+    if record.norm_regret is not None:
+        line += (f"  regret {record.norm_regret:.4f}  {record.epochs} ep "
+                 f"in {record.train_time_s:.1f} s")
+    if record.fwd_iters_mean is not None:
+        line += f"  fwd iters {record.fwd_iters_mean:.0f}"
+    if record.error:
+        line += f"  [dim]{escape(record.error)}[/]"
     return line
 
 
@@ -325,31 +343,35 @@ _SUMMARY_COLUMNS = {  # header: (record column, format); the record's columns, a
 }
 
 
-def _summary_table(records: list[dict[str, Any]]) -> Table:
+def _summary_table(records: list[Record]) -> Table:
     table = Table(title="Summary", box=box.SIMPLE_HEAD)
-    label_width = min(40, max(len(r["method_label"]) for r in records))
+    label_width = min(40, max(len(r.method_label) for r in records))
     table.add_column("size", justify="right")
     table.add_column("method", min_width=label_width, overflow="fold")
     for column in ("seed", "status", *_SUMMARY_COLUMNS):
         table.add_column(column, justify="right", overflow="fold")
     for r in records:
-        table.add_row(str(r["size"]), escape(r["method_label"]), str(r["seed"]),
-                      f"[{_STATUS_STYLE.get(r['status'], 'white')}]{r['status']}[/]",
-                      *(_fmt(r.get(key), spec) for key, spec in _SUMMARY_COLUMNS.values()))
+        table.add_row(str(r.size), escape(r.method_label), str(r.seed),
+                      f"[{_STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]",
+                      *(_fmt(getattr(r, key), spec) for key, spec in _SUMMARY_COLUMNS.values()))
     return table
 
 
-def _comparison_table(original: dict[str, Any], new: dict[str, Any]) -> Table:
+def _comparison_table(original: Record, new: Record) -> Table:
     table = Table(title="Recorded vs re-run", box=box.SIMPLE_HEAD)
     for column in ("", "recorded", "re-run"):
         table.add_column(column, justify="right")
-    table.add_row("status", original["status"], new["status"])
+    table.add_row("status", str(original.status), str(new.status))
     for header, (key, spec) in _SUMMARY_COLUMNS.items():
-        table.add_row(header, _fmt(original.get(key), spec), _fmt(new.get(key), spec))
+        table.add_row(header, _fmt(getattr(original, key), spec), _fmt(getattr(new, key), spec))
     return table
 
 
 def _list(console: Console) -> None:
+    from l2obench.methods.base import method_registry as methods
+    from l2obench.problems.base import problem_registry as problems
+    from l2obench.suite import builtin_suites, load_suite
+
     table = Table(title="Problems")
     for column in ("name", "size", "parameters", "description"):
         table.add_column(column)

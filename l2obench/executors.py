@@ -1,11 +1,12 @@
 """Where cells run: in this process, in isolated child processes, or as Ray tasks.
 
-Isolation is the default: each cell runs in a child process forked from a server that has
-already imported l2obench and torch (``multiprocessing``'s forkserver), so a cell starts in a
-fraction of a second with no state of the previous one. The parent enforces the cell's wall-time
-limit and host-memory cap by watching the child and killing it; a child that dies by itself is
-recorded too. Every executor yields ``(cell, record)`` pairs as cells finish; the driver in
-:mod:`l2obench.runner` writes them to the store.
+An executor only runs cells: :meth:`Executor.submit` takes a cell and returns a future of its
+complete :class:`~l2obench.record.Record`; which cells run, their locks and the store belong to
+the sweep (:mod:`l2obench.sweep`). Isolation is the default: each cell runs in a child process
+forked from a server that has already imported l2obench, torch and the built-in methods
+(``multiprocessing``'s forkserver), so a cell starts in a fraction of a second with no state of
+the previous one. The parent enforces the cell's wall-time limit and host-memory cap by watching
+the child and killing it; a child that dies by itself is recorded too.
 """
 
 from __future__ import annotations
@@ -17,57 +18,71 @@ import os
 import signal
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from datetime import UTC, datetime
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import torch
 
 from l2obench.errors import MissingExtraError
+from l2obench.methods.base import method_registry
+from l2obench.problems.base import problem_registry
 from l2obench.process_pool import die_with_parent
-from l2obench.runner import DataCache, base_record, run_cell, warm_up
-from l2obench.suite import Cell, Limits
+from l2obench.record import Cell, Limits, Record, Status
+from l2obench.runner import DataCache, run_cell, start_record, warm_up
 
 log = logging.getLogger(__name__)
 
-Record = dict[str, Any]
-Claim = Callable[[Cell], bool]
-OnStart = Callable[[Cell], None]
-
-#: What the fork server imports once, so that each cell's child starts warm. The PyEPO methods'
-#: module brings PyEPO, scikit-learn, gurobipy and JAX (about 2 s a cell otherwise); importing
-#: JAX starts none of its threads, so children forked after it are safe.
-_PRELOAD = ["l2obench.runner", "l2obench.methods.dys", "l2obench.methods.two_stage",
-            "l2obench.methods.pyepo_losses", "torch._dynamo"]
+#: What the fork server imports besides the built-in problems and methods, so that each cell's
+#: child starts warm: the runner, and the module the first optimiser imports (about 1 s).
+#: Importing JAX (through the PyEPO methods' module) starts none of its threads, so children
+#: forked after it are safe.
+_PRELOAD = ["l2obench.runner", "torch._dynamo"]
 _POLL_SECONDS = 0.1
 
 
 class Executor(ABC):
-    """Runs cells and yields each one's record as soon as it is complete."""
+    """Runs cells: :meth:`submit` returns a future of each cell's record.
+
+    ``slots`` is how many cells it runs at once; the sweep keeps at most that many submitted.
+    An executor is a context manager; leaving it waits for submitted cells and frees workers.
+    """
+
+    slots: int = 1
 
     @abstractmethod
-    def run(self, cells: Iterable[Cell], claim: Claim, on_start: OnStart) -> Iterator[
-            tuple[Cell, Record]]:
-        """Run each cell that ``claim`` accepts (called just before it starts)."""
+    def submit(self, cell: Cell) -> Future[Record]:
+        """Start ``cell``; the future's result is its complete record (never an exception)."""
+
+    def close(self) -> None:  # noqa: B027 (a no-op for executors without workers)
+        """Release the executor's workers (after the cells submitted have finished)."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
 
 class InlineExecutor(Executor):
-    """Cells one after another in this process: no isolation, for debugging and tests."""
+    """Cells one after another in this process: no isolation, for debugging and tests.
 
-    def run(self, cells: Iterable[Cell], claim: Claim, on_start: OnStart) -> Iterator[
-            tuple[Cell, Record]]:
-        cache = DataCache()
-        warmed: set[str] = set()
-        for cell in cells:
-            if not claim(cell):
-                continue
-            if cell.device not in warmed:
-                warm_up(torch.device(cell.device))
-                warmed.add(cell.device)
-            on_start(cell)
-            yield cell, run_cell(cell, cache)
+    :meth:`submit` runs the cell before it returns (its future is already done).
+    """
+
+    def __init__(self) -> None:
+        self.cache = DataCache()
+        self.warmed: set[str] = set()
+
+    def submit(self, cell: Cell) -> Future[Record]:
+        if cell.device not in self.warmed:
+            warm_up(torch.device(cell.device))
+            self.warmed.add(cell.device)
+        future: Future[Record] = Future()
+        future.set_result(run_cell(cell, self.cache))
+        return future
 
 
 class ProcessExecutor(Executor):
@@ -77,35 +92,27 @@ class ProcessExecutor(Executor):
     def __init__(
         self, jobs: int = 1, limits: Limits | None = None, threads: int | None = None
     ) -> None:
-        self.jobs = max(1, jobs)
+        self.slots = max(1, jobs)
         self.limits = limits or Limits()
-        self.threads = threads or max(1, (os.cpu_count() or 1) // self.jobs)
+        self.threads = threads or max(1, (os.cpu_count() or 1) // self.slots)
+        self.pool = ThreadPoolExecutor(max_workers=self.slots, thread_name_prefix="cell")
 
-    def run(self, cells: Iterable[Cell], claim: Claim, on_start: OnStart) -> Iterator[
-            tuple[Cell, Record]]:
-        pending = list(cells)
-        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-            running: dict[Future[Record], Cell] = {}
-            while pending or running:
-                while pending and len(running) < self.jobs:
-                    cell = pending.pop(0)
-                    if claim(cell):
-                        on_start(cell)
-                        running[pool.submit(run_isolated, cell, self.limits,
-                                            self.threads)] = cell
-                if not running:
-                    continue
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    yield running.pop(future), future.result()
+    def submit(self, cell: Cell) -> Future[Record]:
+        return self.pool.submit(run_isolated, cell, self.limits, self.threads)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
 
 
 class RayExecutor(Executor):
     """Cells as Ray tasks on an existing cluster (or a local instance when no address is given).
 
     Each task runs its cell isolated in a child process on the worker, under the same limits,
-    and asks Ray for one GPU when the cell's device is CUDA, one CPU otherwise.
+    and asks Ray for one GPU when the cell's device is CUDA, one CPU otherwise. Ray schedules
+    the tasks, so the sweep may keep ``slots`` (a large number) submitted at once.
     """
+
+    slots = 1_000_000
 
     def __init__(self, address: str | None = None, limits: Limits | None = None) -> None:
         try:
@@ -117,27 +124,21 @@ class RayExecutor(Executor):
         self.limits = limits or Limits()
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        self.task = ray.remote(max_retries=0)(run_isolated)
 
-    def run(self, cells: Iterable[Cell], claim: Claim, on_start: OnStart) -> Iterator[
-            tuple[Cell, Record]]:
-        ray = self.ray
-        task = ray.remote(max_retries=0)(run_isolated)
-        submitted: dict[Any, Cell] = {}
-        for cell in cells:
-            if not claim(cell):
-                continue
-            on_start(cell)
-            gpus = 1 if cell.device.startswith("cuda") else 0
-            ref = task.options(num_cpus=1, num_gpus=gpus).remote(cell, self.limits, 1)
-            submitted[ref] = cell
-        while submitted:
-            ready, _ = ray.wait(list(submitted), num_returns=1)
-            cell = submitted.pop(ready[0])
+    def submit(self, cell: Cell) -> Future[Record]:
+        gpus = 1 if cell.device.startswith("cuda") else 0
+        ref = self.task.options(num_cpus=1, num_gpus=gpus).remote(cell, self.limits, 1)
+        future: Future[Record] = Future()
+
+        def settle(done: Future[Any]) -> None:
             try:
-                record = ray.get(ready[0])
+                future.set_result(done.result())
             except Exception as exc:  # the task or its worker failed outside the cell
-                record = _ended_record(cell, "failed", f"Ray task failed: {exc}")
-            yield cell, record
+                future.set_result(ended_record(cell, Status.FAILED, f"Ray task failed: {exc}"))
+
+        ref.future().add_done_callback(settle)
+        return future
 
 
 def run_isolated(cell: Cell, limits: Limits, threads: int | None = None) -> Record:
@@ -161,24 +162,30 @@ def run_isolated(cell: Cell, limits: Limits, threads: int | None = None) -> Reco
             elapsed = time.monotonic() - start
             if limits.wall_seconds is not None and elapsed > limits.wall_seconds:
                 _kill(child)
-                return _ended_record(cell, "timeout", f"exceeded the cell's wall-time limit "
+                return ended_record(cell, Status.TIMEOUT, f"exceeded the cell's wall-time limit "
                                      f"of {limits.wall_seconds:g} s and was killed")
             rss = _rss_mb(child.pid)
             if limits.memory_mb is not None and rss is not None and rss > limits.memory_mb:
                 _kill(child)
-                return _ended_record(cell, "oom", f"used {rss:.0f} MB, above the cell's memory "
+                return ended_record(cell, Status.OOM, f"used {rss:.0f} MB, above the cell's memory "
                                      f"cap of {limits.memory_mb:g} MB, and was killed")
         child.join()
-        return _died_record(cell, child.exitcode)
+        return died_record(cell, child.exitcode)
     finally:
         if child.is_alive():
             _kill(child)
         receiver.close()
 
 
+def preload_modules() -> list[str]:
+    """The fork server's imports: the built-in problems and methods (from the registries'
+    entry points) and :data:`_PRELOAD`."""
+    return [*_PRELOAD, *problem_registry.builtin_modules(), *method_registry.builtin_modules()]
+
+
 def _context() -> mp.context.ForkServerContext:
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload(_PRELOAD)
+    ctx.set_forkserver_preload(preload_modules())
     return ctx
 
 
@@ -191,7 +198,7 @@ def _child_main(cell: Cell, sender: Any, threads: int | None) -> None:
         warm_up(torch.device(cell.device))
         record = run_cell(cell)
     except BaseException as exc:  # run_cell catches the cell's errors; this is the harness's
-        record = _ended_record(cell, "failed", f"the cell's process failed: "
+        record = ended_record(cell, Status.FAILED, f"the cell's process failed: "
                                f"{type(exc).__name__}: {exc}")
     with contextlib.suppress(BrokenPipeError):  # the parent died meanwhile: nobody to tell
         sender.send(record)
@@ -213,19 +220,17 @@ def _rss_mb(pid: int | None) -> float | None:
     return None
 
 
-def _ended_record(cell: Cell, status: str, error: str) -> Record:
-    record = base_record(cell)
-    record.update(status=status, error=error,
-                  finished_at=datetime.now(UTC).isoformat(timespec="seconds"))
-    return record
+def ended_record(cell: Cell, status: Status, error: str) -> Record:
+    """The record of a cell that ended without producing measurements."""
+    return start_record(cell).ended(status, error)
 
 
-def _died_record(cell: Cell, exitcode: int | None) -> Record:
+def died_record(cell: Cell, exitcode: int | None) -> Record:
     if exitcode is not None and exitcode < 0:
         name = signal.Signals(-exitcode).name
         if -exitcode == signal.SIGKILL:
-            return _ended_record(cell, "oom", f"the cell's process was killed by {name} "
+            return ended_record(cell, Status.OOM, f"the cell's process was killed by {name} "
                                  "(most likely the kernel's out-of-memory killer)")
-        return _ended_record(cell, "failed", f"the cell's process died from signal {name}")
-    return _ended_record(cell, "failed", f"the cell's process exited with code {exitcode} "
+        return ended_record(cell, Status.FAILED, f"the cell's process died from signal {name}")
+    return ended_record(cell, Status.FAILED, f"the cell's process exited with code {exitcode} "
                          "without a record")

@@ -1,7 +1,8 @@
 """Decision-quality metrics, computed from true costs with the problem's exact oracle.
 
 These functions are the only place regret is defined; minimisation and maximisation are
-handled here once, so no method has to know the problem's sense.
+handled by the problem's sign (:func:`~l2obench.problems.base.sense_sign`), so no method has to
+know the problem's sense to be scored.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def instance_regrets(problem: Problem, split: Split, pred_costs: np.ndarray) -> 
     decisions, _ = problem.oracle(pred_costs)
     realised = np.einsum("ij,ij->i", split.costs.astype(np.float64), decisions.astype(np.float64))
     gap = realised - split.objectives
-    return gap if problem.sense == "min" else -gap
+    return problem.sign * gap
 
 
 def decision_quality(problem: Problem, split: Split, pred_costs: np.ndarray) -> DecisionQuality:

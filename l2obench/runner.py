@@ -1,4 +1,4 @@
-"""Run cells and turn each into a record: fit, measure, and score with the exact oracle.
+"""Run one cell to its record: fit, measure, and score with the exact oracle.
 
 The runner, not the method, computes every metric: it asks the method for predicted costs and
 scores them with the problem's oracle against the true costs. A cell that raises, diverges or
@@ -12,8 +12,7 @@ import json
 import logging
 import math
 import traceback
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -26,12 +25,9 @@ from l2obench.metrics import decision_quality
 from l2obench.problems.base import Dataset, Problem
 from l2obench.problems.base import problem_registry as problems
 from l2obench.provenance import provenance
-from l2obench.store import RECORD_COLUMNS
-from l2obench.suite import Cell
+from l2obench.record import Cell, Record, Status
 
 log = logging.getLogger(__name__)
-
-STATUSES = ("ok", "failed", "diverged", "timeout", "oom", "skipped")
 
 
 def resolve_device(name: str) -> str:
@@ -61,58 +57,32 @@ class DataCache:
         return self.problem, self.data
 
 
-def base_record(cell: Cell) -> dict[str, Any]:
-    """A record with every documented column: the cell's configuration and provenance filled
-    in, the measurements empty until the cell produces them."""
-    device = torch.device(cell.device)
-    p = cell.problem_params
-    return {
-        **dict.fromkeys(RECORD_COLUMNS),
-        "cell_id": cell.cell_id,
-        "suite": cell.suite,
-        "problem": cell.problem,
-        "size": cell.size,
-        "size_param": cell.size_param,
-        "n_vars": None,
-        "method": cell.method,
-        "method_label": cell.method_label,
-        "params": json.dumps(cell.method_params, sort_keys=True),
-        "problem_params": json.dumps(p, sort_keys=True),
-        "seed": cell.seed,
-        "device": cell.device,
-        "status": None,
-        "error": None,
-        "budget_max_epochs": cell.budget.max_epochs,
-        "budget_max_seconds": cell.budget.max_seconds,
-        "n_train": p.get("n_train"),
-        "n_val": p.get("n_val"),
-        "n_test": p.get("n_test"),
-        **provenance(device),
-        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+def start_record(cell: Cell) -> Record:
+    """The record of ``cell`` before it runs: configuration and provenance filled in."""
+    return Record.start(cell, provenance(torch.device(cell.device)))
 
 
-def run_cell(cell: Cell, cache: DataCache | None = None) -> dict[str, Any]:
+def run_cell(cell: Cell, cache: DataCache | None = None) -> Record:
     """Run one cell to a complete record; exceptions become a status, never escape."""
-    record = base_record(cell)
+    record = start_record(cell)
     try:
-        record.update(_measure(cell, cache or DataCache()))
+        status, error, measurements = _measure(cell, cache or DataCache())
+        record = record.ended(status, error, **measurements)
     except MissingExtraError as exc:
-        record.update(status="skipped", error=str(exc))
+        record = record.ended(Status.SKIPPED, str(exc))
     except torch.cuda.OutOfMemoryError as exc:
-        record.update(status="oom", error=_first_line(exc))
+        record = record.ended(Status.OOM, _first_line(exc))
     except MemoryError as exc:
-        record.update(status="oom", error=f"MemoryError: {exc}")
+        record = record.ended(Status.OOM, f"MemoryError: {exc}")
     except FloatingPointError as exc:
-        record.update(status="diverged", error=str(exc))
+        record = record.ended(Status.DIVERGED, str(exc))
     except Exception as exc:
         log.debug("cell %s failed:\n%s", cell.label, traceback.format_exc())
-        record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        record = record.ended(Status.FAILED, f"{type(exc).__name__}: {exc}")
     finally:
         gc.collect()
         if cell.device.startswith("cuda"):
             torch.cuda.empty_cache()
-    record["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     return record
 
 
@@ -120,8 +90,8 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
 
 
-def _measure(cell: Cell, cache: DataCache) -> dict[str, Any]:
-    """Fit within the budget, then score on the test split; returns the record's measurements."""
+def _measure(cell: Cell, cache: DataCache) -> tuple[Status, str | None, dict[str, Any]]:
+    """Fit within the budget, then score on the test split: the status, error and measurements."""
     method_cls = methods.get(cell.method)
     method_cls.check_available()
     problem, data = cache.get(cell)
@@ -148,31 +118,22 @@ def _measure(cell: Cell, cache: DataCache) -> dict[str, Any]:
         problem.oracle(method.predict_costs(test.features))
     infer_time = (now(device) - start) / len(test)
 
-    status, error = "ok", None
+    status, error = Status.OK, None
     if fit.epochs == 0:
-        status = "timeout"
-        error = f"no epoch completed within max_seconds={cell.budget.max_seconds:g}"
-    return {
+        status = Status.TIMEOUT
+        budget = cell.budget.describe()
+        error = f"no epoch completed within the budget ({budget})"
+    return status, error, {
+        **asdict(fit),
         "n_vars": problem.n_vars,
-        "status": status,
-        "error": error,
         "test_loss": test_loss,
         "norm_regret": quality.norm_regret,
         "accuracy": quality.accuracy,
         "train_time_s": train_time,
-        "epochs": fit.epochs,
-        "best_epoch": fit.best_epoch,
-        "stopped_by": fit.stopped_by,
         "time_per_epoch_s": train_time / fit.epochs if fit.epochs else None,
         "infer_time_s": infer_time,
         "peak_mem_mb": memory.host_mb,
         "device_peak_mem_mb": memory.device_mb,
-        "fwd_iters_mean": fit.fwd_iters_mean,
-        "fwd_iters_max": fit.fwd_iters_max,
-        "fwd_unconverged": fit.fwd_unconverged,
-        "bwd_iters_mean": fit.bwd_iters_mean,
-        "bwd_unconverged": fit.bwd_unconverged,
-        "history": fit.history,
     }
 
 

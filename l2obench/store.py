@@ -1,4 +1,4 @@
-"""Records: one JSON file per cell, written atomically, read back as one long-format table.
+"""Records on disk: one JSON file per cell, written atomically, read back as one table.
 
 A results folder holds ``records/<cell_id>.json``. A record is written to a temporary file in
 the same folder, synced, and linked into place, so a reader (or a crash, even SIGKILL) never
@@ -6,38 +6,60 @@ sees half a record and an existing record is never overwritten by accident. Repl
 (``--force``, ``--retry-failed``) moves the old one to ``records/superseded/`` first. A cell in
 progress holds an exclusive lock (``records/.locks/<cell_id>.lock``, released by the OS if its
 holder dies), so two runs sharing a folder never run or write the same cell twice.
+
+A file in ``records/`` that is not a record of its cell (truncated, not JSON, not UTF-8, another
+program's JSON, a record under another cell's name) is *damaged*: it is reported by path, moved
+to ``records/damaged/`` (never deleted), and never counts as a recorded cell, so its cell runs
+again on resume.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
-import math
+import logging
 import os
+import re
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+from l2obench.errors import L2OBenchError
+from l2obench.record import RECORD_COLUMNS, Record, RecordError
 
-#: The documented columns, in the order tables show them (records may carry more).
-RECORD_COLUMNS = [
-    "cell_id", "suite", "problem", "size", "size_param", "n_vars", "method", "method_label",
-    "params", "problem_params", "seed", "device", "status", "error", "test_loss", "norm_regret",
-    "accuracy",
-    "train_time_s", "epochs", "best_epoch", "stopped_by", "time_per_epoch_s", "infer_time_s",
-    "peak_mem_mb", "device_peak_mem_mb", "fwd_iters_mean", "fwd_iters_max", "fwd_unconverged",
-    "bwd_iters_mean", "bwd_unconverged", "budget_max_epochs", "budget_max_seconds", "n_train",
-    "n_val", "n_test",
-    "l2obench_version", "git_commit", "torch_version", "numpy_version", "python_version",
-    "hostname", "device_name", "torch_threads", "started_at", "finished_at", "history",
-]
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+_CELL_ID = re.compile(r"[0-9a-f]{1,16}")
+#: Records and folders are readable by everyone who can read the results folder.
+_FILE_MODE = 0o644
+
+
+class StoreError(L2OBenchError):
+    """A results folder that cannot be read or written (permissions, a file in the way, …)."""
+
+
+@dataclass
+class CellLock:
+    """A held lock on one cell (see :meth:`ResultStore.try_lock`)."""
+
+    handle: int
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            os.close(self.handle)
 
 
 class ResultStore:
-    """A results folder: write a cell's record once, check which cells are done."""
+    """A results folder: write a cell's record once, read which cells are done."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
@@ -46,51 +68,120 @@ class ResultStore:
     def path(self, cell_id: str) -> Path:
         return self.records / f"{cell_id}.json"
 
-    def has(self, cell_id: str) -> bool:
-        return self.path(cell_id).is_file()
-
-    def read(self, cell_id: str) -> dict[str, Any] | None:
-        """The record of ``cell_id``, or ``None`` if the cell has none."""
+    def read(self, cell_id: str) -> Record | None:
+        """The record of ``cell_id``, or ``None`` if it has none (a damaged one is moved aside)."""
+        path = self.path(cell_id)
         try:
-            return json.loads(self.path(cell_id).read_text())
+            return read_record(path, cell_id)
         except FileNotFoundError:
             return None
+        except RecordError as exc:
+            self.set_aside(path, str(exc))
+            return None
 
-    def find(self, prefix: str) -> list[dict[str, Any]]:
-        """The records whose cell id starts with ``prefix``."""
-        return [json.loads(p.read_text()) for p in sorted(self.records.glob(f"{prefix}*.json"))]
+    def has(self, cell_id: str) -> bool:
+        return self.read(cell_id) is not None
 
-    def try_lock(self, cell_id: str) -> IO[str] | None:
+    def find(self, prefix: str) -> list[Record]:
+        """The records whose cell id starts with ``prefix`` (hex digits only)."""
+        if not _CELL_ID.fullmatch(prefix):
+            raise L2OBenchError(f"'{prefix}' is not a cell id: a cell id is up to 16 hex digits "
+                                "(0-9, a-f)")
+        found = []
+        for path in sorted(self._record_files()):
+            if path.stem.startswith(prefix):
+                record = self.read(path.stem)
+                if record is not None:
+                    found.append(record)
+        return found
+
+    def scan(self) -> Iterator[Record]:
+        """Every intact record of the folder; damaged files are moved aside as they are met."""
+        for path in sorted(self._record_files()):
+            record = self.read(path.stem)
+            if record is not None:
+                yield record
+
+    def _record_files(self) -> list[Path]:
+        try:
+            return [p for p in self.records.glob("*.json") if not p.name.startswith(".tmp-")]
+        except OSError as exc:
+            raise StoreError(f"cannot read the records folder {self.records}: {exc}") from None
+
+    def set_aside(self, path: Path, reason: str) -> Path | None:
+        """Move a damaged record file to ``records/damaged/``, warning with its path."""
+        target = self.records / "damaged" / f"{path.stem}.{_stamp()}.json"
+        try:
+            target.parent.mkdir(exist_ok=True)
+            os.replace(path, target)
+        except OSError as exc:
+            log.warning("damaged record %s (%s); could not move it aside: %s", path, reason, exc)
+            return None
+        log.warning("damaged record %s (%s): moved to %s; its cell will run again", path, reason,
+                    target)
+        return target
+
+    # -- locks ---------------------------------------------------------------------------------
+
+    def try_lock(self, cell_id: str) -> CellLock | None:
         """Take the cell's exclusive lock without waiting; ``None`` if another run holds it.
 
-        Release it with :meth:`unlock`; the OS releases it if this process dies.
+        The lock file is opened without following symbolic links, so a planted link cannot make
+        the sweep create or truncate a file outside the folder. The OS releases the lock if
+        this process dies.
         """
         locks = self.records / ".locks"
-        locks.mkdir(parents=True, exist_ok=True)
-        handle = open(locks / f"{cell_id}.lock", "a")  # noqa: SIM115 (held across calls)
+        self._mkdir(locks)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            handle = os.open(locks / f"{cell_id}.lock", flags, _FILE_MODE)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise StoreError(f"refusing the lock file {locks / cell_id}.lock: it is a "
+                                 "symbolic link") from None
+            raise StoreError(f"cannot create a lock in {locks}: {exc.strerror}") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            handle.close()
+            os.close(handle)
             return None
-        return handle
+        return CellLock(handle)
 
-    @staticmethod
-    def unlock(handle: IO[str]) -> None:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
+    # -- writing -------------------------------------------------------------------------------
 
-    def write(self, record: dict[str, Any], *, replace: bool = False) -> Path:
+    def check_writable(self) -> None:
+        """Raise :class:`StoreError` now if records cannot be written here (before any work)."""
+        self._mkdir(self.records)
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".probe", dir=self.records)
+        except OSError as exc:
+            raise StoreError(f"cannot write records in {self.records}: {exc.strerror}") from None
+        os.close(fd)
+        Path(tmp).unlink(missing_ok=True)
+
+    def _mkdir(self, path: Path) -> None:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise StoreError(f"cannot use {path} as a results folder: a file of that name is "
+                             "in the way") from None
+        except OSError as exc:
+            raise StoreError(f"cannot create {path}: {exc.strerror}") from None
+
+    def write(self, record: Record, *, replace: bool = False) -> Path:
         """Write ``record`` under its ``cell_id`` atomically.
 
         An existing record is an error unless ``replace``, which moves it to ``superseded/``.
+        Raises :class:`StoreError` when the file system refuses (full disk, permissions).
         """
-        target = self.path(record["cell_id"])
-        self.records.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(_jsonable(record), indent=1, sort_keys=False)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=self.records)
+        target = self.path(record.cell_id)
+        self._mkdir(self.records)
+        text = json.dumps(record.to_json(), indent=1)
+        tmp: str | None = None
         try:
-            with os.fdopen(fd, "w") as handle:
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=self.records)
+            os.fchmod(fd, _FILE_MODE & ~_umask())
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
@@ -100,17 +191,56 @@ class ResultStore:
                 os.link(tmp, target)  # fails if the target exists: never a silent overwrite
             except FileExistsError:
                 raise FileExistsError(
-                    f"a record for cell {record['cell_id']} exists: {target}") from None
+                    f"a record for cell {record.cell_id} exists: {target}") from None
             _fsync_dir(self.records)
+        except OSError as exc:
+            if isinstance(exc, FileExistsError):
+                raise
+            raise StoreError(f"cannot write the record of cell {record.cell_id} in "
+                             f"{self.records}: {exc.strerror or exc}") from None
         finally:
-            Path(tmp).unlink(missing_ok=True)
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
         return target
 
     def _supersede(self, target: Path) -> None:
         old = self.records / "superseded"
         old.mkdir(exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        os.replace(target, old / f"{target.stem}.{stamp}.json")
+        os.replace(target, old / f"{target.stem}.{_stamp()}.json")
+
+
+def read_record(path: Path, cell_id: str | None = None) -> Record:
+    """The record in ``path``; :class:`RecordError` if it is damaged or foreign.
+
+    ``FileNotFoundError`` passes through. With ``cell_id``, a record of another cell under that
+    name is damaged too.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise RecordError(f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise RecordError("not UTF-8 text") from None
+    except ValueError as exc:
+        raise RecordError(f"not valid JSON ({exc})") from None
+    record = Record.from_json(data)
+    if cell_id is not None and record.cell_id != cell_id:
+        raise RecordError(f"holds the record of cell {record.cell_id}")
+    return record
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -122,29 +252,42 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def _jsonable(value: Any) -> Any:
-    """Plain JSON: NaN and infinities become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
+def load_records(path: str | os.PathLike[str], *, strict: bool = False) -> list[Record]:
+    """The records of a results folder (``path/records/*.json``, or ``path/*.json``).
 
-
-def load_results(path: str | os.PathLike[str]) -> pd.DataFrame:
-    """Every record under ``path`` (a results folder, or any folder of record files) as a table.
-
-    Documented columns come first; a missing folder or one without records is an error.
+    A damaged or foreign file is skipped with a warning naming it (``strict``: an
+    :class:`~l2obench.errors.L2OBenchError` instead); reading never moves or changes a file.
+    Each cell appears once: files are named by cell id, and a file whose record is of another
+    cell is damaged. A missing folder or one without records is ``FileNotFoundError``.
     """
     root = Path(path)
     if not root.is_dir():
         raise FileNotFoundError(f"no results folder at {root}")
-    files = sorted(root.rglob("records/*.json")) or sorted(root.glob("*.json"))
-    rows = [json.loads(f.read_text()) for f in files if not f.name.startswith(".tmp-")]
-    if not rows:
+    folder = root / "records" if (root / "records").is_dir() else root
+    try:
+        files = sorted(p for p in folder.glob("*.json") if not p.name.startswith(".tmp-"))
+    except OSError as exc:
+        raise StoreError(f"cannot read {folder}: {exc}") from None
+    records = []
+    for file in files:
+        try:
+            records.append(read_record(file, file.stem))
+        except RecordError as exc:
+            if strict:
+                raise L2OBenchError(f"damaged record {file}: {exc}") from None
+            log.warning("skipping damaged record %s: %s", file, exc)
+    if not records:
         raise FileNotFoundError(f"no records under {root}")
-    frame = pd.DataFrame(rows)
-    known = [c for c in RECORD_COLUMNS if c in frame.columns]
-    return frame[known + [c for c in frame.columns if c not in known]]
+    return records
+
+
+def load_results(path: str | os.PathLike[str], *, strict: bool = False) -> pd.DataFrame:
+    """Every record of a results folder as a table, one row per cell (see :func:`load_records`).
+
+    The columns are :data:`~l2obench.record.RECORD_COLUMNS`, in that order; columns that older
+    records lack are empty.
+    """
+    import pandas as pd
+
+    rows: list[dict[str, Any]] = [r.to_json() for r in load_records(path, strict=strict)]
+    return pd.DataFrame(rows, columns=RECORD_COLUMNS)

@@ -34,9 +34,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import itertools
-import json
 import math
 import re
 import tomllib
@@ -46,12 +44,13 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from l2obench import __version__
 from l2obench.errors import L2OBenchError
-from l2obench.methods.base import Budget
+from l2obench.methods.base import Method
 from l2obench.methods.base import method_registry as methods
 from l2obench.params import readable_name
+from l2obench.problems.base import Problem
 from l2obench.problems.base import problem_registry as problems
+from l2obench.record import Budget, Cell, Limits
 
 SUITE_PACKAGE = "l2obench.builtin_suites"
 _TOP_KEYS = {"name", "description", "problem", "sizes", "seeds", "data", "budget", "limits",
@@ -82,18 +81,6 @@ class MethodSpec:
 
 
 @dataclass(frozen=True)
-class Limits:
-    """Hard limits on one cell, enforced from outside it: wall seconds and host memory (MiB).
-
-    Unlike the budget (which training respects by itself and which is part of the cell's
-    identity), a limit kills a cell that overruns it and records it as ``timeout`` or ``oom``.
-    """
-
-    wall_seconds: float | None = None
-    memory_mb: float | None = None
-
-
-@dataclass(frozen=True)
 class Suite:
     """A validated suite: what to run, before any override from the command line."""
 
@@ -109,54 +96,6 @@ class Suite:
     source: str = ""
 
 
-@dataclass(frozen=True)
-class Cell:
-    """One run: problem at one size × method with parameters × seed, on a device."""
-
-    suite: str
-    problem: str
-    problem_params: dict[str, Any]  # complete, validated, size and seed included
-    method: str
-    method_params: dict[str, Any]  # complete, validated
-    method_label: str  # e.g. "dys-jfb[lr=0.01]": the parameters the suite set
-    seed: int
-    device: str
-    budget: Budget
-
-    @property
-    def size_param(self) -> str:
-        """The name of the problem's size parameter (``k`` for the grid)."""
-        return problems.get(self.problem).size_param
-
-    @property
-    def size(self) -> int:
-        return int(self.problem_params[self.size_param])
-
-    def config(self) -> dict[str, Any]:
-        """Everything that determines the cell's result, as plain JSON-able data."""
-        return {
-            "problem": self.problem,
-            "problem_params": self.problem_params,
-            "method": self.method,
-            "method_params": self.method_params,
-            "seed": self.seed,
-            "device": self.device,
-            "budget": {"max_epochs": self.budget.max_epochs,
-                       "max_seconds": self.budget.max_seconds},
-            "l2obench_version": __version__,
-        }
-
-    @property
-    def cell_id(self) -> str:
-        """A stable hash of :meth:`config`: the key of the cell's record."""
-        text = json.dumps(self.config(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-    @property
-    def label(self) -> str:
-        return f"{self.problem}[{self.size_param}={self.size}] {self.method_label} seed={self.seed}"
-
-
 def _suite_files() -> list[Path]:
     """The built-in suite files: inside an installed wheel, or the checkout's problems/."""
     try:
@@ -164,22 +103,6 @@ def _suite_files() -> list[Path]:
     except ModuleNotFoundError:  # an editable install maps only the `l2obench` folder
         entries = (Path(__file__).resolve().parent.parent / "problems").iterdir()
     return sorted(Path(str(entry)) for entry in entries if entry.name.endswith(".toml"))
-
-
-def cell_from_record(record: Mapping[str, Any]) -> Cell:
-    """The cell a record was made from: everything needed to run it again."""
-    try:
-        return Cell(
-            suite=record["suite"], problem=record["problem"],
-            problem_params=json.loads(record["problem_params"]), method=record["method"],
-            method_params=json.loads(record["params"]), method_label=record["method_label"],
-            seed=int(record["seed"]), device=record["device"],
-            budget=Budget(max_epochs=record["budget_max_epochs"],
-                          max_seconds=record["budget_max_seconds"]),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise L2OBenchError(f"record {record.get('cell_id', '?')} lacks what a re-run needs: "
-                            f"{exc}") from None
 
 
 def builtin_suites() -> dict[str, Path]:
@@ -237,7 +160,7 @@ def parse_suite(raw: Mapping[str, Any], source: str, *, quick: bool = False) -> 
         data=_data(problem, raw.get("data", {}), source, "data"),
         budget=_budget(raw.get("budget", {}), source, "budget"),
         limits=_limits(raw.get("limits", {}), source, "limits"),
-        methods=_methods(_require(raw, "methods", list, source), source),
+        methods=_methods(_require(raw, "methods", list, source), source, problems.get(problem)),
         description=str(raw.get("description", "")), source=source,
     )
     smoke = _apply_quick(full, raw.get("quick", {}), source)
@@ -298,15 +221,30 @@ def expand(
                 method_params = method_cls.validate(given)
                 label = readable_name(spec.name, given)
                 for seed in seeds if seeds is not None else suite.seeds:
-                    problem_params = problem_cls(
-                        **suite.data, **{problem_cls.size_param: size, "seed": seed}
-                    ).config
+                    problem_params = problem_cls.validate(
+                        {**suite.data, problem_cls.size_param: size, "seed": seed}
+                    )
                     cells.append(Cell(
-                        suite=suite.name, problem=suite.problem, problem_params=problem_params,
+                        suite=suite.name, problem=suite.problem,
+                        size_param=problem_cls.size_param, problem_params=problem_params,
                         method=spec.name, method_params=method_params, method_label=label,
                         seed=seed, device=device, budget=suite.budget,
                     ))
+    _refuse_duplicates(cells, suite.source or suite.name)
     return cells
+
+
+def _refuse_duplicates(cells: Sequence[Cell], source: str) -> None:
+    """Two entries that are the same cell once defaults are filled in are an input error."""
+    first: dict[str, Cell] = {}
+    for cell in cells:
+        other = first.setdefault(cell.cell_id, cell)
+        if other is not cell:
+            raise SuiteError(
+                f"{source}: key 'methods': '{other.method_label}' and '{cell.method_label}' are "
+                "the same configuration (their parameters are equal once defaults are filled "
+                "in); list it once"
+            )
 
 
 # -- schema helpers -------------------------------------------------------------------------
@@ -375,7 +313,7 @@ def _limits(value: Any, source: str, key: str) -> Limits:
     return Limits(**{k: float(v) for k, v in table.items()})
 
 
-def _methods(entries: list[Any], source: str) -> list[MethodSpec]:
+def _methods(entries: list[Any], source: str, problem: type[Problem]) -> list[MethodSpec]:
     if not entries:
         raise SuiteError(f"{source}: key 'methods' must list at least one method")
     specs = []
@@ -385,6 +323,10 @@ def _methods(entries: list[Any], source: str) -> list[MethodSpec]:
         _check_keys(table, _METHOD_KEYS, source, where + ".")
         name = _require(table, "name", str, source)
         method_cls = _known_method(name, source, where + ".name")
+        try:
+            method_cls.check_applicable(problem)
+        except L2OBenchError as exc:
+            raise SuiteError(f"{source}: key '{where}.name': {exc}") from None
         params = _table(table.get("params", {}), source, where + ".params")
         spec = MethodSpec(name=name, params=params)
         _validate_grid(method_cls, spec, source, where + ".params")
@@ -421,20 +363,20 @@ def _data(problem: str, value: Any, source: str, key: str) -> dict[str, Any]:
         raise SuiteError(f"{source}: key '{key}' must not set {', '.join(sorted(clash))} "
                          "(use 'sizes' and 'seeds')")
     try:
-        problem_cls(**data)
+        problem_cls.validate(data)
     except L2OBenchError as exc:
         raise SuiteError(f"{source}: key '{key}': {exc}") from None
     return data
 
 
-def _known_method(name: str, source: str, key: str) -> type:
+def _known_method(name: str, source: str, key: str) -> type[Method]:
     if name not in methods:
         raise SuiteError(f"{source}: key '{key}': unknown method '{name}'; "
                          f"valid: {', '.join(methods.names())}")
     return methods.get(name)
 
 
-def _validate_grid(method_cls: type, spec: MethodSpec, source: str, key: str) -> None:
+def _validate_grid(method_cls: type[Method], spec: MethodSpec, source: str, key: str) -> None:
     for values in spec.params.values():
         if isinstance(values, list) and not values:
             raise SuiteError(f"{source}: key '{key}' has an empty list of values")

@@ -1,50 +1,79 @@
-"""A sweep: decide which cells to run, run them with an executor, store each record once.
+"""A sweep: decide which cells run, run them with an executor, store each record once.
 
-Re-running a sweep skips the cells already recorded (``resume``), or redoes all of them
-(``force``) or the ones that did not end ``ok`` (``retry-failed``). Each cell is claimed with the
-store's lock before it starts, so two sweeps over the same folder split the work instead of
-duplicating it, and a sweep killed at any moment leaves only complete records behind.
+The sweep owns each cell's life, in one loop: *claim* (take the cell's lock and check that it
+still needs to run), *submit* (to the executor), *write* (its record, atomically) and *release*
+(the lock). Re-running a sweep skips the cells already recorded (``resume``), or redoes all of
+them (``force``) or the ones that did not end ``ok`` (``retry-failed``). Because a cell is
+claimed under its lock and checked again once locked, two sweeps over the same folder split the
+work instead of duplicating it, in every mode, and a sweep killed at any moment leaves only
+complete records behind.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal
+from typing import Literal, Protocol
 
 from l2obench.executors import Executor, InlineExecutor
-from l2obench.runner import STATUSES
-from l2obench.store import ResultStore
-from l2obench.suite import Cell
+from l2obench.record import Cell, Record, Status
+from l2obench.store import CellLock, ResultStore
 
 Mode = Literal["resume", "force", "retry-failed"]
+
+
+class SweepEvents(Protocol):
+    """What a sweep tells its caller (the command line draws progress from it)."""
+
+    def started(self, cell: Cell) -> None: ...
+
+    def finished(self, cell: Cell, record: Record) -> None: ...
+
+    def skipped(self, cell: Cell, reason: str) -> None: ...
+
+
+class _Silent:
+    def started(self, cell: Cell) -> None:
+        pass
+
+    def finished(self, cell: Cell, record: Record) -> None:
+        pass
+
+    def skipped(self, cell: Cell, reason: str) -> None:
+        pass
 
 
 @dataclass
 class RunSummary:
     """What a sweep did with each of its cells."""
 
-    written: list[dict[str, Any]] = field(default_factory=list)
+    written: list[Record] = field(default_factory=list)
     already_done: list[Cell] = field(default_factory=list)
     busy: list[Cell] = field(default_factory=list)  # being run by another sweep right now
 
-    def counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(STATUSES, 0)
-        for record in self.written:
-            counts[record["status"]] += 1
-        return counts
+    def counts(self) -> dict[Status, int]:
+        """Cells written, by status (every status present, in :class:`Status` order)."""
+        seen = Counter(record.status for record in self.written)
+        return {status: seen[status] for status in Status}
 
     @property
     def unsuccessful(self) -> int:
         """Cells that ran and did not end ``ok`` or ``skipped``."""
-        return sum(n for status, n in self.counts().items() if status not in ("ok", "skipped"))
+        return sum(1 for record in self.written if not record.status.successful)
 
 
-def needs_run(existing: dict[str, Any] | None, mode: Mode) -> bool:
+def needs_run(existing: Record | None, mode: Mode) -> bool:
     """Whether a cell with this record (or none) runs in ``mode``."""
     if existing is None or mode == "force":
         return True
-    return mode == "retry-failed" and existing.get("status") != "ok"
+    return mode == "retry-failed" and existing.status != Status.OK
+
+
+def _version(record: Record | None) -> tuple[str | None, str | None] | None:
+    """What tells one record of a cell from a later one."""
+    return None if record is None else (record.started_at, record.finished_at)
 
 
 def run_cells(
@@ -53,50 +82,59 @@ def run_cells(
     *,
     executor: Executor | None = None,
     mode: Mode = "resume",
-    on_start: Callable[[Cell], None] | None = None,
-    on_finish: Callable[[Cell, dict[str, Any]], None] | None = None,
-    on_skip: Callable[[Cell, str], None] | None = None,
+    events: SweepEvents | None = None,
 ) -> RunSummary:
-    """Run the cells that ``mode`` selects; write each record as soon as it is complete.
-
-    ``on_skip`` receives the cells that do not run, with the reason.
-    """
+    """Run the cells that ``mode`` selects; write each record as soon as it is complete."""
+    events = events or _Silent()
+    executor = executor or InlineExecutor()
     summary = RunSummary()
-    locks: dict[str, IO[str]] = {}
-    todo = []
+    todo: deque[tuple[Cell, tuple[str | None, str | None] | None]] = deque()
     for cell in cells:
-        if needs_run(store.read(cell.cell_id), mode):
-            todo.append(cell)
+        existing = store.read(cell.cell_id)
+        if needs_run(existing, mode):
+            todo.append((cell, _version(existing)))
         else:
             summary.already_done.append(cell)
-            if on_skip:
-                on_skip(cell, "already recorded")
+            events.skipped(cell, "already recorded")
 
-    def claim(cell: Cell) -> bool:
+    def claim(cell: Cell, seen: tuple[str | None, str | None] | None) -> CellLock | None:
+        """The cell's lock if it still needs running now that it is locked, else ``None``."""
         lock = store.try_lock(cell.cell_id)
         if lock is None:
             summary.busy.append(cell)
-            reason = "being run by another sweep"
-        elif mode == "resume" and store.has(cell.cell_id):
-            store.unlock(lock)
+            events.skipped(cell, "being run by another sweep")
+            return None
+        current = store.read(cell.cell_id)
+        if _version(current) != seen or not needs_run(current, mode):
+            lock.release()  # another sweep recorded it since this one looked
             summary.already_done.append(cell)
-            reason = "recorded by another sweep"
-        else:
-            locks[cell.cell_id] = lock
-            return True
-        if on_skip:
-            on_skip(cell, reason)
-        return False
+            events.skipped(cell, "recorded by another sweep")
+            return None
+        return lock
 
+    running: dict[Future[Record], tuple[Cell, CellLock]] = {}
     try:
-        for cell, record in (executor or InlineExecutor()).run(
-                todo, claim, on_start or (lambda _cell: None)):
-            store.write(record, replace=mode != "resume")
-            store.unlock(locks.pop(cell.cell_id))
-            summary.written.append(record)
-            if on_finish:
-                on_finish(cell, record)
+        with executor:
+            while todo or running:
+                while todo and len(running) < executor.slots:
+                    cell, seen = todo.popleft()
+                    lock = claim(cell, seen)
+                    if lock is not None:
+                        events.started(cell)
+                        running[executor.submit(cell)] = (cell, lock)
+                if not running:
+                    continue
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    cell, lock = running.pop(future)
+                    record = future.result()
+                    try:
+                        store.write(record, replace=mode != "resume")
+                    finally:
+                        lock.release()
+                    summary.written.append(record)
+                    events.finished(cell, record)
     finally:
-        for lock in locks.values():
-            store.unlock(lock)
+        for _, lock in running.values():
+            lock.release()
     return summary

@@ -16,13 +16,12 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from l2obench.methods.base import Budget
+from l2obench.record import Budget, FitResult
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +30,6 @@ BatchLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 class DivergenceError(FloatingPointError):
     """Training produced a non-finite loss or validation score."""
-
-
-@dataclass
-class TrainingRun:
-    """What the loop did: completed epochs, the selected epoch, why it stopped, per-epoch log."""
-
-    epochs: int = 0
-    best_epoch: int | None = None
-    stopped_by: str = "epochs"
-    history: list[dict[str, float]] = field(default_factory=list)
 
 
 def train(
@@ -53,7 +42,7 @@ def train(
     lr: float,
     batch_size: int,
     seed: int,
-) -> TrainingRun:
+) -> FitResult:
     """Train ``model`` on ``data = (features, costs, solutions)`` (tensors on the model's device).
 
     ``validate`` returns a score to minimise (validation regret), computed in eval mode without
@@ -100,7 +89,7 @@ def run_epochs(
     seed: int,
     snapshot: Callable[[], Any],
     restore: Callable[[Any], Any],
-) -> TrainingRun:
+) -> FitResult:
     """Epochs over ``n`` training instances until ``budget`` runs out; keep the best epoch.
 
     Each epoch draws a permutation of ``range(n)`` from a CPU ``torch.Generator`` seeded with
@@ -112,7 +101,7 @@ def run_epochs(
     cut short by the seconds budget does not count and is not validated.
     """
     generator = torch.Generator().manual_seed(seed)
-    run = TrainingRun()
+    run = FitResult(epochs=0)
     best_score, best_state = math.inf, None
     start = time.perf_counter()
     max_epochs = budget.max_epochs if budget.max_epochs is not None else math.inf

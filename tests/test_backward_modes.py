@@ -9,6 +9,7 @@ as the bytes autograd saves for the backward pass, not by wall-clock.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -60,16 +61,22 @@ def costs(gamma: float, n_inst: int, n: int, seed: int = 0) -> Tensor:
 def assert_mixed_bounds(layer: DYSLayer, w: Tensor) -> None:
     """Every instance's solution has arcs strictly inside the box and arcs at a bound."""
     with torch.no_grad():
-        inside = layer.box.jacobian_mask(layer(w)).sum(dim=1)
+        inside = layer.box.jacobian_mask(layer(w)[0]).sum(dim=1)
     assert ((inside > 0) & (inside < w.shape[1])).all(), inside
 
 
 def gradient(layer: DYSLayer, w: Tensor, target: Tensor) -> Tensor:
     """``dℓ/dw`` of ``ℓ = Σ ‖x(w) − target‖²`` through ``layer``'s backward mode."""
+    return gradient_and_stats(layer, w, target)[0]
+
+
+def gradient_and_stats(layer: DYSLayer, w: Tensor, target: Tensor) -> tuple[Tensor, Any]:
+    """:func:`gradient`, and the layer's statistics after the backward pass."""
     w_req = w.clone().requires_grad_(True)
-    ((layer(w_req) - target) ** 2).sum().backward()
+    x_req, stats = layer(w_req)
+    ((x_req - target) ** 2).sum().backward()
     assert w_req.grad is not None
-    return w_req.grad
+    return w_req.grad, stats
 
 
 def relative_errors(a: Tensor, b: Tensor) -> Tensor:
@@ -98,13 +105,13 @@ def test_implicit_gradient_matches_finite_differences(solver: str, gamma: float)
     target = top_right_path(k, lp)
     w = costs(gamma, n_inst, n)
     assert_mixed_bounds(layer, w)
-    grad = gradient(layer, w, target)
-    assert layer.last_stats is not None and layer.last_stats.backward_converged
+    grad, stats = gradient_and_stats(layer, w, target)
+    assert stats.backward_converged
 
     steps = eps * torch.eye(n, dtype=F64)
     w_pert = torch.cat([w[:, None, :] + steps, w[:, None, :] - steps], dim=1).reshape(-1, n)
     with torch.no_grad():
-        loss = ((layer(w_pert) - target) ** 2).sum(dim=1).reshape(n_inst, 2, n)
+        loss = ((layer(w_pert)[0] - target) ** 2).sum(dim=1).reshape(n_inst, 2, n)
     fd = (loss[:, 0] - loss[:, 1]) / (2 * eps)
     assert (row_norms(fd) > 1e-2).all(), row_norms(fd)
     assert (relative_errors(grad, fd) < 1e-4).all(), relative_errors(grad, fd)
@@ -129,7 +136,7 @@ def test_implicit_gradient_matches_closed_form() -> None:
     w = costs(gamma, 1, n, seed=1)
     g = torch.randn(1, n, dtype=F64, generator=torch.Generator().manual_seed(4))
     w_req = w.clone().requires_grad_(True)
-    x = layer(w_req)
+    x, _ = layer(w_req)
     (grad,) = torch.autograd.grad(x, w_req, g)
 
     with torch.no_grad():
@@ -222,9 +229,8 @@ def test_implicit_records_backward_statistics(solver: str) -> None:
     for max_iter, converged in [(100_000, True), (1, False)]:
         backward = Implicit(SOLVERS[solver](tol=1e-12, max_iter=max_iter))
         layer = DYSLayer(lp, alpha=1.0, gamma=0.05, solver=TIGHT, backward=backward, dtype=F64)
-        x = layer(w.clone().requires_grad_(True))
-        stats = layer.last_stats
-        assert stats is not None and stats.backward_iterations is None  # not yet run
+        x, stats = layer(w.clone().requires_grad_(True))
+        assert stats.backward_iterations is None  # not yet run
         ((x - target) ** 2).sum().backward()
         assert stats.backward_converged is converged
         assert 0 < stats.backward_iterations <= max_iter
@@ -238,9 +244,7 @@ def test_unrolled_statistics_are_k_and_the_last_step() -> None:
         layer = DYSLayer(lp, alpha=1.0, gamma=0.5, solver=Picard(tol=1e-8), backward=Unrolled(K),
                          dtype=F64)
         with torch.no_grad():
-            layer(w)
-        stats = layer.last_stats
-        assert stats is not None
+            _, stats = layer(w)
         assert stats.iterations.tolist() == [K] * 4
         assert stats.converged.tolist() == [converged] * 4
         assert stats.backward_iterations is None

@@ -87,13 +87,13 @@ def test_forward_and_iterations_match_torch(x64: None, form: str, sense: str) ->
     torch_layer, jax_layer = layer_pair(lp, form)
     W = costs(6, lp.n_vars)
     with torch.no_grad():
-        x_torch = torch_layer(torch.as_tensor(W)).numpy()
+        x_torch, stats_torch = torch_layer(torch.as_tensor(W))
+        x_torch = x_torch.numpy()
     x_jax, stats = jax_layer(jnp.asarray(W))
-    assert torch_layer.last_stats is not None
 
     np.testing.assert_allclose(np.asarray(x_jax), x_torch, atol=1e-10, rtol=0)
     iterations = np.asarray(stats.iterations)
-    assert iterations.tolist() == torch_layer.last_stats.iterations.tolist()
+    assert iterations.tolist() == stats_torch.iterations.tolist()
     assert len(set(iterations.tolist())) > 1  # instances stopped at different steps
     assert np.asarray(stats.converged).all()
 
@@ -104,13 +104,13 @@ def test_unconverged_instances_match_torch(x64: None) -> None:
     torch_layer, jax_layer = layer_pair(lp, "dense", max_iter=40)
     W = costs(6, lp.n_vars)
     with torch.no_grad():
-        x_torch = torch_layer(torch.as_tensor(W)).numpy()
+        x_torch, stats_torch = torch_layer(torch.as_tensor(W))
+        x_torch = x_torch.numpy()
     x_jax, stats = jax_layer(jnp.asarray(W))
-    assert torch_layer.last_stats is not None
     converged = np.asarray(stats.converged)
-    assert converged.tolist() == torch_layer.last_stats.converged.tolist()
+    assert converged.tolist() == stats_torch.converged.tolist()
     assert not converged.all()
-    assert np.asarray(stats.iterations).tolist() == torch_layer.last_stats.iterations.tolist()
+    assert np.asarray(stats.iterations).tolist() == stats_torch.iterations.tolist()
     np.testing.assert_allclose(np.asarray(x_jax), x_torch, atol=1e-10, rtol=0)
 
 
@@ -123,11 +123,11 @@ def test_float32_forward_matches_torch_at_default_settings(form: str) -> None:
     torch_layer = DYSLayer(lp, affine_form=form)  # type: ignore[arg-type]
     jax_layer = DYSLayerJax.from_lp(lp, affine_form=form)
     with torch.no_grad():
-        x_torch = torch_layer(torch.as_tensor(W)).numpy()
+        x_torch, stats_torch = torch_layer(torch.as_tensor(W))
+        x_torch = x_torch.numpy()
     x_jax, stats = jax_layer(jnp.asarray(W))
     assert x_jax.dtype == jnp.float32
-    assert torch_layer.last_stats is not None
-    assert np.asarray(stats.iterations).tolist() == torch_layer.last_stats.iterations.tolist()
+    assert np.asarray(stats.iterations).tolist() == stats_torch.iterations.tolist()
     np.testing.assert_allclose(np.asarray(x_jax), x_torch, atol=1e-5, rtol=0)
 
 
@@ -140,9 +140,8 @@ def test_compacting_solve_matches_torch_picard(x64: None, form: str) -> None:
     W = torch.as_tensor(costs(100, lp.n_vars, seed=3))
     torch_layer, _ = layer_pair(lp, form)
     with torch.no_grad():
-        torch_layer(W)
-    assert torch_layer.last_stats is not None
-    for max_iter in (MAX_ITER, int(torch_layer.last_stats.iterations.median())):
+        _, solved = torch_layer(W)
+    for max_iter in (MAX_ITER, int(solved.iterations.median())):
         torch_layer, jax_layer = layer_pair(lp, form, max_iter=max_iter)
         shift = torch_layer.aff(-torch_layer.alpha * W)  # the shift of DYSLayer.forward, "min"
         z_torch, stats_torch = Picard(TOL, max_iter)(
@@ -187,7 +186,7 @@ def test_jfb_gradient_wrt_costs_matches_torch(x64: None, form: str, sense: str) 
     W, G = costs(5, lp.n_vars, seed=1), costs(5, lp.n_vars, seed=2)
 
     w = torch.as_tensor(W).requires_grad_(True)
-    (grad_torch,) = torch.autograd.grad(torch_layer(w), w, torch.as_tensor(G))
+    (grad_torch,) = torch.autograd.grad(torch_layer(w)[0], w, torch.as_tensor(G))
     z_star, _ = jax_layer.solve(jnp.asarray(W))
     grad_jax = jax.jit(jax.grad(lambda w: (jax_layer.output(w, z_star) * G).sum()))(jnp.asarray(W))
 
@@ -211,7 +210,7 @@ def test_jfb_gradient_wrt_mlp_weights_matches_torch(x64: None, hidden: int) -> N
     features = torch.as_tensor(train.features, dtype=F64)
     solutions = torch.as_tensor(train.solutions, dtype=F64)
 
-    loss_torch = F.mse_loss(torch_layer(model(features)), solutions)
+    loss_torch = F.mse_loss(torch_layer(model(features))[0], solutions)
     loss_torch.backward()
     features_jax = jnp.asarray(features.numpy())
     z_star, _ = jax_layer.solve(layer_costs(params, features_jax))

@@ -173,8 +173,9 @@ def test_converged_dys_matches_highs(k: int) -> None:
     solver = Picard(tol=1e-6, max_iter=50_000)
     layer = DYSLayer(lp, alpha=1.0, gamma=1e-3, solver=solver, dtype=F64)
     with torch.no_grad():
-        X = layer(torch.as_tensor(W)).numpy()
-    assert layer.last_stats is not None and bool(layer.last_stats.converged.all())
+        X, stats = layer(torch.as_tensor(W))
+    X = X.numpy()
+    assert bool(stats.converged.all())
 
     for w, x in zip(W, X, strict=True):
         ref = linprog(
@@ -192,7 +193,7 @@ def test_converged_dys_matches_highs(k: int) -> None:
     # sense "max" of −w is the same problem: the layer negates the costs itself.
     layer_max = DYSLayer(grid_lp(k, "max"), alpha=1.0, gamma=1e-3, solver=solver, dtype=F64)
     with torch.no_grad():
-        X_max = layer_max(-torch.as_tensor(W)).numpy()
+        X_max = layer_max(-torch.as_tensor(W))[0].numpy()
     np.testing.assert_allclose(X_max, X, atol=1e-8)
 
 
@@ -209,8 +210,9 @@ def test_converged_dys_is_kkt_optimal_for_the_regularised_problem() -> None:
     solver = Picard(tol=1e-11, max_iter=100_000)
     layer = DYSLayer(lp, alpha=1.0, gamma=gamma, solver=solver, dtype=F64)
     with torch.no_grad():
-        X = layer(torch.as_tensor(W)).numpy()
-    assert layer.last_stats is not None and bool(layer.last_stats.converged.all())
+        X, stats = layer(torch.as_tensor(W))
+    X = X.numpy()
+    assert bool(stats.converged.all())
 
     for w, x in zip(W, X, strict=True):
         g = w + gamma * x
@@ -248,7 +250,7 @@ def test_jfb_gradient_is_a_descent_direction() -> None:
     w = torch.rand(n_inst, n, dtype=F64, generator=torch.Generator().manual_seed(0))
 
     w_req = w.clone().requires_grad_(True)
-    ((layer(w_req) - target) ** 2).sum().backward()
+    ((layer(w_req)[0] - target) ** 2).sum().backward()
     assert w_req.grad is not None
     jfb = w_req.grad
 
@@ -256,8 +258,9 @@ def test_jfb_gradient_is_a_descent_direction() -> None:
     steps = eps * torch.eye(n, dtype=F64)
     W_pert = torch.cat([w[:, None, :] + steps, w[:, None, :] - steps], dim=1).reshape(-1, n)
     with torch.no_grad():
-        loss = ((layer(W_pert) - target) ** 2).sum(dim=1).reshape(n_inst, 2, n)
-    assert layer.last_stats is not None and bool(layer.last_stats.converged.all())
+        x_pert, stats = layer(W_pert)
+        loss = ((x_pert - target) ** 2).sum(dim=1).reshape(n_inst, 2, n)
+    assert bool(stats.converged.all())
     fd = (loss[:, 0] - loss[:, 1]) / (2 * eps)
 
     assert (fd.norm(dim=1) > 1e-2).all(), fd.norm(dim=1)
@@ -280,7 +283,7 @@ def test_jfb_gradient_matches_closed_form() -> None:
     gen = torch.Generator().manual_seed(1)
     w = torch.rand(3, lp.n_vars, dtype=F64, generator=gen).requires_grad_(True)
     g = torch.randn(3, lp.n_vars, dtype=F64, generator=gen)
-    x = layer(w)
+    x, _ = layer(w)
     (grad,) = torch.autograd.grad(x, w, g)
 
     A = lp.A.toarray()
@@ -359,11 +362,10 @@ def test_anderson_reaches_picards_fixed_point_on_the_layer() -> None:
     picard = DYSLayer(lp, solver=Picard(tol=1e-10, max_iter=200_000), **kw)  # type: ignore[arg-type]
     anderson = DYSLayer(lp, solver=Anderson(tol=1e-10, max_iter=200_000), **kw)  # type: ignore[arg-type]
     with torch.no_grad():
-        x_p, x_a = picard(W), anderson(W)
-    assert picard.last_stats is not None and anderson.last_stats is not None
-    assert anderson.last_stats.converged.all()
+        (x_p, stats_p), (x_a, stats_a) = picard(W), anderson(W)
+    assert stats_a.converged.all()
     torch.testing.assert_close(x_a, x_p, atol=1e-7, rtol=0)
-    assert anderson.last_stats.iterations.max() < picard.last_stats.iterations.max()
+    assert stats_a.iterations.max() < stats_p.iterations.max()
 
 
 @pytest.mark.parametrize("bad", [{"tol": 0.0}, {"max_iter": 0}, {"memory": 0}, {"ridge": -1.0}])
@@ -377,15 +379,13 @@ def test_layer_per_instance_stopping_matches_solo_solves() -> None:
     layer = DYSLayer(lp, alpha=1.0, gamma=1e-3, solver=Picard(tol=1e-6, max_iter=50_000), dtype=F64)
     W = torch.as_tensor(np.random.default_rng(0).uniform(1.0, 2.0, size=(3, lp.n_vars)))
     with torch.no_grad():
-        X = layer(W)
-        stats = layer.last_stats
+        X, stats = layer(W)
         assert isinstance(stats, FixedPointStats)
         iters = stats.iterations.tolist()
         assert len(set(iters)) > 1 and max(iters) > 2 * min(iters), iters  # easy and hard mixed
         for i in range(len(W)):
-            x_alone = layer(W[i : i + 1])
-            assert layer.last_stats is not None
-            assert layer.last_stats.iterations.tolist() == [iters[i]]
+            x_alone, alone = layer(W[i : i + 1])
+            assert alone.iterations.tolist() == [iters[i]]
             torch.testing.assert_close(x_alone[0], X[i], atol=1e-6, rtol=0)
 
 
@@ -404,14 +404,14 @@ def test_layer_device_and_dtype_are_parameters(device: str, form: str) -> None:
     solver = Picard(tol=1e-8, max_iter=20_000)
     ref = DYSLayer(lp, gamma=0.1, alpha=1.0, solver=solver, dtype=F64, affine_form=form)
     with torch.no_grad():
-        x_ref = ref(w64)
+        x_ref, _ = ref(w64)
 
     layer = DYSLayer(
         lp, gamma=0.1, alpha=1.0, solver=solver, dtype=F64, device=device, affine_form=form
     )
     assert all(buf.device.type == device and buf.dtype == F64 for buf in layer.buffers())
     w_req = w64.to(device).requires_grad_(True)
-    x = layer(w_req)
+    x, _ = layer(w_req)
     assert x.device.type == device and x.dtype == F64
     x.sum().backward()
     assert w_req.grad is not None and w_req.grad.device.type == device
@@ -420,7 +420,7 @@ def test_layer_device_and_dtype_are_parameters(device: str, form: str) -> None:
     solver32 = Picard(tol=1e-5, max_iter=20_000)  # float32 cannot reach 1e-8
     layer32 = DYSLayer(lp, gamma=0.1, alpha=1.0, solver=solver32, device=device, affine_form=form)
     with torch.no_grad():
-        x32 = layer32(w64.to(device=device, dtype=torch.float32))
+        x32, _ = layer32(w64.to(device=device, dtype=torch.float32))
     assert x32.dtype == torch.float32
     torch.testing.assert_close(x32.cpu(), x_ref.float(), atol=1e-3, rtol=0)
 
@@ -429,7 +429,7 @@ def test_layer_device_and_dtype_are_parameters(device: str, form: str) -> None:
     moved.solver = solver
     assert all(buf.dtype == F64 for buf in moved.buffers())
     with torch.no_grad():
-        torch.testing.assert_close(moved(w64.to(device)).cpu(), x_ref, atol=1e-5, rtol=0)
+        torch.testing.assert_close(moved(w64.to(device))[0].cpu(), x_ref, atol=1e-5, rtol=0)
 
 
 def test_layer_rejects_mismatched_costs() -> None:

@@ -16,6 +16,7 @@ import pytest
 from scipy import stats
 
 from l2obench.errors import L2OBenchError
+from l2obench.record import Record
 from l2obench.report import ReportFiles, build_report, publish_dir
 from l2obench.report.aggregate import AGGREGATION_NOTE, aggregate, mean_interval
 from l2obench.report.leaderboard import RANKING_RULE, overall_ranking, ranks
@@ -88,7 +89,7 @@ def synth_results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("synth-results")
     store = ResultStore(root)
     for rec in synthetic_records():
-        store.write(rec)
+        store.write(Record.from_json(rec))
     return root
 
 

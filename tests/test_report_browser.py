@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from l2obench.record import Record
 from l2obench.report import ReportFiles, build_report
 from l2obench.store import ResultStore
 from tests.test_report import synthetic_records
@@ -114,7 +115,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> ReportFiles:
     results = tmp_path_factory.mktemp("results")
     store = ResultStore(results)
     for record in synthetic_records():
-        store.write(record)
+        store.write(Record.from_json(record))
     return build_report(results, tmp_path_factory.mktemp("report"), command="l2obench report")
 
 

@@ -10,9 +10,9 @@ import pytest
 
 from l2obench import Budget, Dataset, FitResult, Method, Split, register_method
 from l2obench.problems.shortest_path import ShortestPath
+from l2obench.record import Cell, Record, Status
 from l2obench.runner import run_cell
 from l2obench.store import ResultStore, load_results
-from l2obench.suite import Cell
 from l2obench.sweep import run_cells
 
 
@@ -54,16 +54,17 @@ class _NeedsExtra(_Scripted):
 
 def cell(method: str, size: int = 3) -> Cell:
     problem = ShortestPath(k=size, n_train=20, n_val=8, n_test=8, seed=1)
-    return Cell(suite="t", problem="shortest-path", problem_params=problem.config, method=method,
+    return Cell(suite="t", problem="shortest-path", size_param="k",
+                problem_params=problem.config, method=method,
                 method_params={}, method_label=method, seed=1, device="cpu",
                 budget=Budget(max_epochs=1))
 
 
 def test_true_costs_give_zero_regret_and_full_accuracy() -> None:
     record = run_cell(cell("test-ok"))
-    assert record["status"] == "ok", record["error"]
-    assert record["norm_regret"] == pytest.approx(0.0, abs=1e-12)
-    assert record["accuracy"] == 1.0
+    assert record.status == "ok", record.error
+    assert record.norm_regret == pytest.approx(0.0, abs=1e-12)
+    assert record.accuracy == 1.0
 
 
 def test_regret_is_computed_from_true_costs() -> None:
@@ -82,9 +83,9 @@ def test_regret_is_computed_from_true_costs() -> None:
         regrets.append(longest - shortest)
         optima.append(abs(shortest))
     expected = sum(regrets) / sum(optima)
-    assert record["norm_regret"] == pytest.approx(expected)
-    assert record["norm_regret"] > 0.3
-    assert record["accuracy"] < 0.5
+    assert record.norm_regret == pytest.approx(expected)
+    assert record.norm_regret > 0.3
+    assert record.accuracy < 0.5
 
 
 @pytest.mark.parametrize(
@@ -98,16 +99,16 @@ def test_regret_is_computed_from_true_costs() -> None:
 )
 def test_failures_become_statuses(method: str, status: str, fragment: str) -> None:
     record = run_cell(cell(method))
-    assert record["status"] == status
-    assert fragment in record["error"]
+    assert record.status == status
+    assert fragment in record.error
 
 
 def test_suite_goes_on_after_a_failure(tmp_path: Path) -> None:
     store = ResultStore(tmp_path)
     cells = [cell("test-raise"), cell("test-ok"), cell("test-nan", size=4)]
     summary = run_cells(cells, store)
-    assert summary.counts()["failed"] == 1 and summary.counts()["ok"] == 1
-    assert summary.counts()["diverged"] == 1
+    counts = summary.counts()
+    assert counts[Status.FAILED] == 1 and counts[Status.OK] == 1 and counts[Status.DIVERGED] == 1
     frame = load_results(tmp_path)
     assert sorted(frame["status"]) == ["diverged", "failed", "ok"]
     again = run_cells(cells, store)
@@ -116,11 +117,14 @@ def test_suite_goes_on_after_a_failure(tmp_path: Path) -> None:
 
 def test_store_never_overwrites_and_writes_atomically(tmp_path: Path) -> None:
     store = ResultStore(tmp_path)
-    store.write({"cell_id": "abc", "status": "ok", "x": float("nan")})
+    record = Record(cell_id="00000000000000ab", problem="p", method="m", status=Status.OK,
+                    test_loss=float("nan"))
+    store.write(record)
     with pytest.raises(FileExistsError):
-        store.write({"cell_id": "abc", "status": "failed"})
-    assert [p.name for p in (tmp_path / "records").iterdir()] == ["abc.json"]
+        store.write(Record(cell_id="00000000000000ab", problem="p", method="m"))
+    assert [p.name for p in (tmp_path / "records").iterdir()] == ["00000000000000ab.json"]
     frame = load_results(tmp_path)
-    assert frame.loc[0, "status"] == "ok" and frame.loc[0, "x"] is None  # NaN stored as null
+    assert frame.loc[0, "status"] == "ok"
+    assert frame.loc[0, "test_loss"] is None  # NaN stored as null
     with pytest.raises(FileNotFoundError):
         load_results(tmp_path / "missing")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -16,8 +17,8 @@ from l2obench import Budget, load_results
 from l2obench.executors import InlineExecutor, ProcessExecutor, run_isolated
 from l2obench.methods.base import method_registry
 from l2obench.problems.shortest_path import ShortestPath
+from l2obench.record import Cell, Limits, Status
 from l2obench.store import ResultStore
-from l2obench.suite import Cell, Limits, cell_from_record
 from l2obench.sweep import run_cells
 from tests.conftest import REPO, run_cli
 
@@ -31,18 +32,18 @@ def cell(method: str = "two-stage", size: int = 3, seed: int = 0, epochs: int = 
     problem = ShortestPath(k=size, n_train=40, n_val=10, n_test=10, seed=seed)
     label = method + (f"[{','.join(f'{k}={v}' for k, v in sorted(params.items()))}]"
                       if params else "")
-    return Cell(suite="t", problem="shortest-path", problem_params=problem.config,
+    return Cell(suite="t", problem="shortest-path", size_param="k", problem_params=problem.config,
                 method=method, method_params=method_registry.get(method).validate(params),
                 method_label=label, seed=seed, device="cpu", budget=Budget(max_epochs=epochs))
 
 
 def test_isolated_cell_matches_inline() -> None:
     c = cell("dys-jfb", max_iter=300)
-    inline = next(iter(InlineExecutor().run([c], lambda _c: True, lambda _c: None)))[1]
+    inline = InlineExecutor().submit(c).result()
     isolated = run_isolated(c, Limits(wall_seconds=120))
-    assert isolated["status"] == inline["status"] == "ok"
+    assert isolated.status == inline.status == "ok"
     for key in ("norm_regret", "test_loss", "epochs", "fwd_iters_mean", "accuracy"):
-        assert isolated[key] == inline[key], key
+        assert getattr(isolated, key) == getattr(inline, key), key
 
 
 def test_wall_time_limit_kills_and_records_timeout() -> None:
@@ -50,15 +51,15 @@ def test_wall_time_limit_kills_and_records_timeout() -> None:
     start = time.monotonic()
     record = run_isolated(slow, Limits(wall_seconds=3))
     assert time.monotonic() - start < 30
-    assert record["status"] == "timeout"
-    assert "wall-time limit of 3 s" in record["error"]
-    assert record["cell_id"] == slow.cell_id and record["norm_regret"] is None
+    assert record.status == "timeout"
+    assert "wall-time limit of 3 s" in record.error
+    assert record.cell_id == slow.cell_id and record.norm_regret is None
 
 
 def test_memory_cap_kills_and_records_oom() -> None:
     record = run_isolated(cell(), Limits(memory_mb=50))  # the interpreter alone is larger
-    assert record["status"] == "oom"
-    assert "memory cap of 50 MB" in record["error"]
+    assert record.status == "oom"
+    assert "memory cap of 50 MB" in record.error
 
 
 def test_modes_resume_force_retry(tmp_path: Path) -> None:
@@ -68,12 +69,11 @@ def test_modes_resume_force_retry(tmp_path: Path) -> None:
     assert len(first.written) == 2
     # Make one record look failed, as a crashed cell would have left it.
     failed = store.read(bad.cell_id)
-    failed["status"] = "failed"
-    store.write(failed, replace=True)
+    store.write(dataclasses.replace(failed, status=Status.FAILED), replace=True)
 
     assert not run_cells([good, bad], store).written  # resume: nothing to do
     retried = run_cells([good, bad], store, mode="retry-failed")
-    assert [r["cell_id"] for r in retried.written] == [bad.cell_id]
+    assert [r.cell_id for r in retried.written] == [bad.cell_id]
     forced = run_cells([good, bad], store, mode="force")
     assert len(forced.written) == 2
     assert len(list((tmp_path / "records").glob("*.json"))) == 2
@@ -88,17 +88,28 @@ def test_a_locked_cell_is_left_to_its_holder(tmp_path: Path) -> None:
     lock = store.try_lock(a.cell_id)
     assert lock is not None
     skipped: list[tuple[str, str]] = []
-    summary = run_cells([a, b], store, on_skip=lambda c, why: skipped.append((c.cell_id, why)))
-    assert [r["cell_id"] for r in summary.written] == [b.cell_id]
+
+    class Events:
+        def started(self, cell: Cell) -> None:
+            pass
+
+        def finished(self, cell: Cell, record: object) -> None:
+            pass
+
+        def skipped(self, cell: Cell, reason: str) -> None:
+            skipped.append((cell.cell_id, reason))
+
+    summary = run_cells([a, b], store, events=Events())
+    assert [r.cell_id for r in summary.written] == [b.cell_id]
     assert skipped == [(a.cell_id, "being run by another sweep")]
-    store.unlock(lock)
-    assert [r["cell_id"] for r in run_cells([a, b], store).written] == [a.cell_id]
+    lock.release()
+    assert [r.cell_id for r in run_cells([a, b], store).written] == [a.cell_id]
 
 
 def test_process_pool_runs_every_cell_once(tmp_path: Path) -> None:
     cells = [cell(seed=s) for s in range(4)]
     summary = run_cells(cells, ResultStore(tmp_path), executor=ProcessExecutor(jobs=2))
-    assert sorted(r["cell_id"] for r in summary.written) == sorted(c.cell_id for c in cells)
+    assert sorted(r.cell_id for r in summary.written) == sorted(c.cell_id for c in cells)
     assert (load_results(tmp_path)["status"] == "ok").all()
 
 
@@ -170,22 +181,22 @@ def test_same_seed_same_records_apart_from_timings(tmp_path: Path) -> None:
     a = run_cells(cells, ResultStore(tmp_path / "a"), executor=ProcessExecutor()).written
     b = run_cells(cells, ResultStore(tmp_path / "b"), executor=ProcessExecutor()).written
     for ra, rb in zip(a, b, strict=True):
-        assert {k: v for k, v in ra.items() if k not in TIMING_COLUMNS} == \
-            {k: v for k, v in rb.items() if k not in TIMING_COLUMNS}
+        assert {k: v for k, v in ra.to_json().items() if k not in TIMING_COLUMNS} == \
+            {k: v for k, v in rb.to_json().items() if k not in TIMING_COLUMNS}
 
 
 def test_rerun_reproduces_a_cell_from_its_record(tmp_path: Path) -> None:
     c = cell("dys-jfb", max_iter=300)
     store = ResultStore(tmp_path / "orig")
     (original,) = run_cells([c], store).written
-    assert cell_from_record(original) == c
-    result = run_cli("rerun", original["cell_id"][:8], "--results", str(tmp_path / "orig"),
+    assert Cell.from_record(original) == c
+    result = run_cli("rerun", original.cell_id[:8], "--results", str(tmp_path / "orig"),
                      "--out", str(tmp_path / "again"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Recorded vs re-run" in result.stdout
     (again,) = _records(tmp_path / "again")
     for key in ("norm_regret", "test_loss", "fwd_iters_mean", "epochs"):
-        assert again[key] == original[key]
+        assert again[key] == getattr(original, key)
     missing = run_cli("rerun", "ffffffff", "--results", str(tmp_path / "orig"))
     assert missing.returncode == 2 and "no record" in missing.stderr
 
@@ -198,7 +209,7 @@ def test_ray_executor_runs_cells(tmp_path: Path) -> None:
     try:
         cells = [cell(seed=s) for s in range(2)]
         summary = run_cells(cells, ResultStore(tmp_path), executor=RayExecutor())
-        assert sorted(r["cell_id"] for r in summary.written) == sorted(c.cell_id for c in cells)
+        assert sorted(r.cell_id for r in summary.written) == sorted(c.cell_id for c in cells)
         assert (load_results(tmp_path)["status"] == "ok").all()
     finally:
         ray.shutdown()

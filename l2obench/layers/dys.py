@@ -45,7 +45,9 @@ class DYSLayer(nn.Module):
     ``dtype`` and ``device`` place the precomputed projections (they move with ``.to()``);
     ``affine_form`` chooses how ``P_aff`` is stored (:class:`AffineProjection`).
 
-    After each forward, :attr:`last_stats` holds the solve's :class:`FixedPointStats`.
+    A forward returns ``(x, stats)``: the decisions and the solve's :class:`FixedPointStats`,
+    as the JAX layer does. A backward mode that iterates in the backward pass fills the
+    statistics' backward fields when that pass runs.
     """
 
     def __init__(
@@ -64,17 +66,14 @@ class DYSLayer(nn.Module):
             raise ValueError(f"alpha must be positive, not {alpha}")
         if not gamma > 0:
             raise ValueError(f"gamma must be positive, not {gamma}")
-        if lp.sense not in ("min", "max"):
-            raise ValueError(f"sense must be 'min' or 'max', not {lp.sense!r}")
         self.alpha = float(alpha)
         self.gamma = float(gamma)
-        self.sense = lp.sense
+        self.sign = lp.sign
         self.n_vars = lp.n_vars
         self.solver = solver
         self.backward = backward
         self.box = BoxProjection.from_lp(lp, dtype=dtype, device=device)
         self.aff = AffineProjection.from_lp(lp, dtype=dtype, device=device, form=affine_form)
-        self.last_stats: FixedPointStats | None = None
 
     def operator(self, z: Tensor, shift: Tensor) -> Tensor:
         """One DYS step ``T(z; w)`` for every row, given ``shift = P_aff(−α w)`` (sign applied).
@@ -86,8 +85,9 @@ class DYSLayer(nn.Module):
         y = self.aff.linear(torch.mul(x, 2.0 - self.alpha * self.gamma).sub_(z), shift=shift)
         return y.sub_(x).add_(z)
 
-    def forward(self, w: Tensor, z0: Tensor | None = None) -> Tensor:
-        """The decisions ``x[N, n]`` for costs ``w[N, n]``, optionally warm-started at ``z0``.
+    def forward(self, w: Tensor, z0: Tensor | None = None) -> tuple[Tensor, FixedPointStats]:
+        """The decisions ``x[N, n]`` for costs ``w[N, n]``, optionally warm-started at ``z0``,
+        and the statistics of the solve.
 
         ``x`` is differentiable w.r.t. ``w`` through the backward mode only (the solver's
         iterations are not taped).
@@ -100,6 +100,6 @@ class DYSLayer(nn.Module):
             z0 = torch.zeros_like(w, memory_format=torch.contiguous_format)
         elif z0.shape != w.shape:
             raise ValueError(f"z0 has shape {tuple(z0.shape)}, w {tuple(w.shape)}")
-        shift = self.aff((-self.alpha if self.sense == "min" else self.alpha) * w)
-        z, self.last_stats = self.backward(self.operator, z0, (shift,), self.solver)
-        return self.box(z)
+        shift = self.aff((-self.alpha * self.sign) * w)
+        z, stats = self.backward(self.operator, z0, (shift,), self.solver)
+        return self.box(z), stats

@@ -38,7 +38,7 @@ import numpy as np
 from jax.experimental import sparse as jsparse
 
 from l2obench.layers.lp_data import AffineForm, DYSProblemData, StoredForm, resolve_affine_form
-from l2obench.problems.base import LPForm, Sense
+from l2obench.problems.base import LPForm, Sense, sense_sign
 
 #: An operator ``fn(consts, z, *args) -> z_new``: ``consts`` is a pytree shared by every
 #: instance (the layer), each array in ``args`` is batch-aligned with ``z``. It is a static
@@ -293,7 +293,7 @@ class DYSLayerJax:
 
     def shift(self, w: jax.Array) -> jax.Array:
         """``P_aff(∓α w)`` for every row of ``w``: the part of ``T(·; w)`` that depends on ``w``."""
-        return self.linear((-self.alpha if self.sense == "min" else self.alpha) * w) + self.c
+        return self.linear((-self.alpha * sense_sign(self.sense)) * w) + self.c
 
     def solve(self, w: jax.Array, z0: jax.Array | None = None) -> tuple[jax.Array, SolveStats]:
         """The fixed points ``z*[N, n]`` of ``T(·; w)`` for costs ``w[N, n]`` (warm start ``z0``).

@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-from l2obench.problems.base import LPForm, Sense
+from l2obench.problems.base import LPForm, Sense, sense_sign
 
 AffineForm = Literal["auto", "dense", "factored", "kronecker"]
 StoredForm = Literal["dense", "factored", "kronecker"]
@@ -207,8 +207,7 @@ class DYSProblemData:
             )
         if bool((self.lower > self.upper).any()):
             raise ValueError("lower bound above upper bound: the box is empty")
-        if self.sense not in ("min", "max"):
-            raise ValueError(f"sense must be 'min' or 'max', not {self.sense!r}")
+        sense_sign(self.sense)  # raises for anything but "min" and "max"
 
     @classmethod
     def from_lp(cls, lp: LPForm, rtol: float | None = None) -> DYSProblemData:

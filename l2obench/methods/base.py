@@ -10,39 +10,16 @@ from __future__ import annotations
 
 import importlib.util
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from l2obench.errors import MissingExtraError
+from l2obench.errors import MissingExtraError, ParameterError
 from l2obench.params import Param, validate_params
-from l2obench.problems.base import Dataset, Problem, Split
+from l2obench.problems.base import Capability, Dataset, Problem, Split
+from l2obench.record import Budget, FitResult
 from l2obench.registry import Registry
-
-
-@dataclass(frozen=True)
-class Budget:
-    """How long a method may train: whichever of epochs or seconds runs out first."""
-
-    max_epochs: int | None = None
-    max_seconds: float | None = None
-
-
-@dataclass
-class FitResult:
-    """What training reports about itself (never a metric of its decisions)."""
-
-    epochs: int  # completed epochs
-    best_epoch: int | None = None  # epoch of the selected model (model selection on val)
-    stopped_by: str = "epochs"  # "epochs" | "seconds"
-    fwd_iters_mean: float | None = None  # per-instance forward iterations, mean over training
-    fwd_iters_max: int | None = None
-    bwd_iters_mean: float | None = None
-    fwd_unconverged: int | None = None  # instances that hit max_iter during training
-    bwd_unconverged: int | None = None  # training steps whose backward solve missed its tol
-    history: list[dict[str, float]] = field(default_factory=list)
 
 
 class Method(ABC):
@@ -57,6 +34,8 @@ class Method(ABC):
     extra: ClassVar[str | None] = None
     #: Whether the method has its own decision layer (then ``predict_decisions`` is meaningful).
     outputs_decisions: ClassVar[bool] = False
+    #: What the method needs from a problem beyond its exact oracle (e.g. an LP form).
+    needs: ClassVar[frozenset[Capability]] = frozenset()
 
     def __init__(self, problem: Problem, device: torch.device, seed: int, **params: Any) -> None:
         self.check_available()
@@ -68,7 +47,30 @@ class Method(ABC):
     @classmethod
     def validate(cls, params: dict[str, Any]) -> dict[str, Any]:
         """The full, checked parameter set for ``params`` (defaults filled in)."""
-        return validate_params(f"method '{cls.name}'", cls.params, params)
+        return validate_params(f"method '{cls.registered_name()}'", cls.params, params)
+
+    @classmethod
+    def registered_name(cls) -> str:
+        """The registry name (the class name for a class used without the registry)."""
+        return getattr(cls, "name", cls.__name__)
+
+    @classmethod
+    def unmet_needs(cls, problem: type[Problem]) -> list[Capability]:
+        """What the method needs that ``problem`` does not offer (empty: they pair)."""
+        return sorted(cls.needs - problem.offers)
+
+    @classmethod
+    def check_applicable(cls, problem: type[Problem]) -> None:
+        """Raise :class:`ParameterError` naming the reason when the method cannot run on
+        ``problem``."""
+        missing = cls.unmet_needs(problem)
+        if missing:
+            raise ParameterError(
+                f"method '{cls.registered_name()}' cannot run on problem "
+                f"'{problem.registered_name()}': it needs "
+                + ", ".join(f"{c} ({c.doc})" for c in missing)
+                + ", which the problem does not offer"
+            )
 
     @classmethod
     def missing_requirements(cls) -> list[str]:
@@ -86,7 +88,7 @@ class Method(ABC):
         missing = cls.missing_requirements()
         if missing:
             raise MissingExtraError(
-                f"method '{cls.name}' needs {', '.join(missing)}: {cls.install_hint()}"
+                f"method '{cls.registered_name()}' needs {', '.join(missing)}: {cls.install_hint()}"
             )
 
     @abstractmethod
@@ -106,15 +108,5 @@ class Method(ABC):
         """The method's training objective evaluated on ``split`` (the record's test loss)."""
 
 
-method_registry: Registry[type[Method]] = Registry(
-    "method",
-    "l2obench.methods",
-    builtins=(
-        "l2obench.methods.dys",
-        "l2obench.methods.dys_jax",
-        "l2obench.methods.two_stage",
-        "l2obench.methods.pyepo_losses",
-        "l2obench.methods.cvx_net",
-    ),
-)
+method_registry: Registry[type[Method]] = Registry("method", "l2obench.methods")
 register_method = method_registry.register

@@ -19,10 +19,9 @@ import scipy.sparse as sp
 import torch
 from torch.nn import functional as F
 
-from l2obench.methods.base import register_method
 from l2obench.methods.torch_method import TORCH_PARAMS, TorchMethod
 from l2obench.params import Param
-from l2obench.problems.base import LPForm, Problem
+from l2obench.problems.base import Capability, LPForm, Problem
 
 if TYPE_CHECKING:
     from cvxpylayers.torch import CvxpyLayer
@@ -57,19 +56,17 @@ def qp_layer(lp: LPForm, gamma: float, n_priced: int) -> CvxpyLayer:
     rows = independent_rows(lp.A)
     x = cp.Variable(lp.n_vars)
     w = cp.Parameter(n_priced)
-    sign = 1.0 if lp.sense == "min" else -1.0
     constraints = [lp.A[rows] @ x == lp.b[rows]]
     lower, upper = np.asarray(lp.lower, dtype=float), np.asarray(lp.upper, dtype=float)
     for bound, side in ((lower, 1.0), (upper, -1.0)):
         finite = np.flatnonzero(np.isfinite(bound))
         if finite.size:
             constraints.append(side * x[finite] >= side * bound[finite])
-    objective = sign * w @ x[:n_priced] + gamma / 2 * cp.sum_squares(x)
+    objective = lp.sign * w @ x[:n_priced] + gamma / 2 * cp.sum_squares(x)
     problem = cp.Problem(cp.Minimize(objective), constraints)
     return CvxpyLayer(problem, parameters=[w], variables=[x])
 
 
-@register_method("cvx-net")
 class CvxNet(TorchMethod):
     """MLP cost model → cvxpylayers QP layer → decisions, trained by MSE against ``x*``."""
 
@@ -82,6 +79,7 @@ class CvxNet(TorchMethod):
     requires = ("cvxpylayers", "cvxpy")
     extra = "cvx"
     outputs_decisions = True
+    needs = frozenset({Capability.LP_FORM})
 
     def __init__(self, problem: Problem, device: torch.device, seed: int, **params: Any) -> None:
         super().__init__(problem, device, seed, **params)

@@ -26,10 +26,9 @@ from l2obench.layers.linear_solvers import (
     FixedPointIteration,
     LinearSolver,
 )
-from l2obench.methods.base import register_method
 from l2obench.methods.torch_method import TORCH_PARAMS, TorchMethod
 from l2obench.params import Param
-from l2obench.problems.base import Problem
+from l2obench.problems.base import Capability, Problem
 
 DYS_PARAMS: dict[str, Param] = {
     **TORCH_PARAMS,
@@ -58,51 +57,34 @@ def make_solver(config: dict[str, Any]) -> FixedPointSolver:
 
 @dataclass
 class IterationTally:
-    """Running totals of the layer's iteration counts over training steps.
+    """The layer's iteration statistics over the training steps, summed into record columns.
 
-    Forward counts are per instance and known when the layer returns. Backward counts are per
-    step and filled into the step's :class:`FixedPointStats` only when its backward pass runs,
-    after :meth:`add` saw it; so the tally keeps the latest statistics and reads their backward
-    fields at the next :meth:`add` or at :meth:`summary`.
+    Forward counts are per instance and known when the layer returns; backward counts are per
+    step and filled into the step's :class:`FixedPointStats` when its backward pass runs, so the
+    tally keeps each step's statistics and sums them when asked.
     """
 
-    instances: int = 0
-    iterations: int = 0
-    max_iterations: int = 0
-    unconverged: int = 0
-    backward_steps: int = 0
-    backward_iterations: int = 0
-    backward_unconverged: int = 0
-    pending: FixedPointStats | None = field(default=None, repr=False)
+    steps: list[FixedPointStats] = field(default_factory=list)
 
     def add(self, stats: FixedPointStats) -> None:
-        self._count_backward()
-        self.instances += int(stats.iterations.numel())
-        self.iterations += int(stats.iterations.sum())
-        self.max_iterations = max(self.max_iterations, int(stats.iterations.max()))
-        self.unconverged += int((~stats.converged).sum())
-        self.pending = stats
-
-    def _count_backward(self) -> None:
-        """Fold the pending step's backward fields (if its backward pass ran) into the totals."""
-        stats, self.pending = self.pending, None
-        if stats is not None and stats.backward_iterations is not None:
-            self.backward_steps += 1
-            self.backward_iterations += int(stats.backward_iterations)
-            self.backward_unconverged += int(not stats.backward_converged)
+        self.steps.append(stats)
 
     def summary(self) -> dict[str, Any]:
-        """The record's iteration columns (``None`` where nothing was counted)."""
-        self._count_backward()
-        if not self.instances:
+        """The record's iteration columns (none when nothing was counted)."""
+        if not self.steps:
             return {}
-        solved = self.backward_steps > 0
+        iterations = torch.cat([s.iterations.cpu() for s in self.steps])
+        unconverged = sum(int((~s.converged).sum()) for s in self.steps)
+        solved = [s for s in self.steps if s.backward_iterations is not None]
+        backward = {
+            "bwd_iters_mean": sum(s.backward_iterations or 0 for s in solved) / len(solved),
+            "bwd_unconverged": sum(not s.backward_converged for s in solved),
+        } if solved else {}
         return {
-            "fwd_iters_mean": self.iterations / self.instances,
-            "fwd_iters_max": self.max_iterations,
-            "fwd_unconverged": self.unconverged,
-            "bwd_iters_mean": self.backward_iterations / self.backward_steps if solved else None,
-            "bwd_unconverged": self.backward_unconverged if solved else None,
+            "fwd_iters_mean": float(iterations.double().mean()),
+            "fwd_iters_max": int(iterations.max()),
+            "fwd_unconverged": unconverged,
+            **backward,
         }
 
 
@@ -111,6 +93,7 @@ class DYSMethod(TorchMethod):
 
     params: ClassVar[dict[str, Param]] = {**DYS_PARAMS, **SOLVER_PARAMS}
     outputs_decisions = True
+    needs = frozenset({Capability.LP_FORM})
 
     def __init__(self, problem: Problem, device: torch.device, seed: int, **params: Any) -> None:
         super().__init__(problem, device, seed, **params)
@@ -138,15 +121,21 @@ class DYSMethod(TorchMethod):
         The layer solves over the whole LP form: the predicted costs get zeros appended for
         its auxiliary columns (slacks), and only the decision variables are returned.
         """
+        decisions, _ = self.solve(features)
+        return decisions
+
+    def solve(self, features: torch.Tensor) -> tuple[torch.Tensor, FixedPointStats]:
+        """:meth:`decide`, with the statistics of the layer's solve."""
         w = F.pad(self.model(features), (0, self.problem.n_aux))
-        return self.layer(w)[:, : self.problem.n_vars]
+        x, stats = self.layer(w)
+        return x[:, : self.problem.n_vars], stats
 
     def batch_loss(
         self, features: torch.Tensor, costs: torch.Tensor, solutions: torch.Tensor
     ) -> torch.Tensor:
-        decisions = self.decide(features)
+        decisions, stats = self.solve(features)
         if self.model.training:
-            self.tally.add(self.layer.last_stats)
+            self.tally.add(stats)
         return F.mse_loss(decisions, solutions)
 
     def iteration_stats(self) -> dict[str, Any]:
@@ -158,7 +147,6 @@ class DYSMethod(TorchMethod):
         return self.decide(self.tensor(features)).double().cpu().numpy()
 
 
-@register_method("dys-jfb")
 class DYSJFB(DYSMethod):
     """DYS layer trained with Jacobian-free backprop (one tape step at the fixed point)."""
 
@@ -168,7 +156,6 @@ class DYSJFB(DYSMethod):
         return JFB()
 
 
-@register_method("dys-unrolled")
 class DYSUnrolled(DYSMethod):
     """DYS layer trained by backprop through ``K`` taped iterations from ``z = 0``.
 
@@ -201,7 +188,6 @@ LINEAR_SOLVERS: dict[str, type[LinearSolver]] = {
 }
 
 
-@register_method("dys-implicit")
 class DYSImplicit(DYSMethod):
     """DYS layer trained by implicit differentiation: the adjoint ``(I − J)ᵀ v = g`` per step.
 

@@ -17,6 +17,7 @@ hint; JAX and optax are imported when the method is built.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -28,11 +29,12 @@ import torch
 
 from l2obench.errors import MissingExtraError
 from l2obench.layers.fixed_point import FixedPointStats
-from l2obench.methods.base import Budget, FitResult, Method, register_method
+from l2obench.methods.base import Method
 from l2obench.methods.dys import DYS_PARAMS, IterationTally
 from l2obench.metrics import normalized_regret
 from l2obench.params import Param
-from l2obench.problems.base import Dataset, Problem, Split
+from l2obench.problems.base import Capability, Dataset, Problem, Split
+from l2obench.record import Budget, FitResult
 from l2obench.training import run_epochs
 
 if TYPE_CHECKING:
@@ -163,7 +165,6 @@ def jax_device(device: torch.device) -> jax.Device:
     raise ValueError(f"dys-jfb-jax runs on cpu or cuda devices, not {device}")
 
 
-@register_method("dys-jfb-jax")
 class DYSJFBJax(Method):
     """MLP cost model → DYS layer → decisions in JAX, trained by MSE with JFB gradients."""
 
@@ -172,6 +173,7 @@ class DYSJFBJax(Method):
     requires = ("jax", "optax")
     extra = "jax"
     outputs_decisions = True
+    needs = frozenset({Capability.LP_FORM})
 
     def __init__(self, problem: Problem, device: torch.device, seed: int, **params: Any) -> None:
         super().__init__(problem, device, seed, **params)
@@ -243,13 +245,7 @@ class DYSJFBJax(Method):
             snapshot=lambda: self.mlp_params,  # immutable arrays: keeping a reference is a copy
             restore=restore,
         )
-        return FitResult(
-            epochs=run.epochs,
-            best_epoch=run.best_epoch,
-            stopped_by=run.stopped_by,
-            history=run.history,
-            **self.tally.summary(),
-        )
+        return dataclasses.replace(run, **self.tally.summary())
 
     def predict_costs(self, features: np.ndarray) -> np.ndarray:
         costs = self.cost_model(self.mlp_params, self.array(features))

@@ -30,7 +30,6 @@ from pyepo.model.mpax import optMpaxModel
 from pyepo.model.opt import optModel
 from torch.nn import functional as F
 
-from l2obench.methods.base import register_method
 from l2obench.methods.torch_method import TORCH_PARAMS, TorchMethod
 from l2obench.params import Param
 from l2obench.problems.base import Problem
@@ -56,7 +55,7 @@ class ProblemOptModel(optMpaxModel):
         # Not ``self.problem``: PyEPO reads ``model.problem`` as one of its compiled DSL problems.
         self.l2o_problem = problem
         self.modelSense = EPO.MINIMIZE if problem.sense == "min" else EPO.MAXIMIZE
-        self._sign = 1.0 if problem.sense == "min" else -1.0
+        self._sign = problem.sign
         # optMpaxModel.__init__ needs JAX and compiles a PDHG solver; only optModel's is wanted.
         optModel.__init__(self)
 
@@ -104,7 +103,6 @@ class PyEPOMethod(TorchMethod):
         """The PyEPO module this method trains with, built on ``optmodel``."""
 
 
-@register_method("spo+")
 class SPOPlusMethod(PyEPOMethod):
     """SPO+ (Elmachtoub & Grigas 2022): convex surrogate of regret, one exact solve per sample."""
 
@@ -120,7 +118,6 @@ class SPOPlusMethod(PyEPOMethod):
         return self.pyepo_module(self.model(features), costs, solutions, objectives)
 
 
-@register_method("pertopt")
 class PerturbedMethod(PyEPOMethod):
     """Perturbed optimisers (Berthet et al. 2020) with Gaussian noise on the predicted costs.
 
@@ -155,7 +152,6 @@ class PerturbedMethod(PyEPOMethod):
         return F.mse_loss(self.pyepo_module(pred_costs), solutions)
 
 
-@register_method("blackbox")
 class BlackboxMethod(PyEPOMethod):
     """Differentiable black-box solver (Vlastelica et al. 2020): interpolated solver gradients.
 
@@ -184,5 +180,4 @@ class BlackboxMethod(PyEPOMethod):
         decisions = self.pyepo_module(self.model(features))
         if self.config["loss"] == "l1":
             return F.l1_loss(decisions, solutions)
-        sign = 1.0 if self.problem.sense == "min" else -1.0
-        return (sign * ((decisions - solutions) * costs).sum(dim=-1)).mean()
+        return (self.problem.sign * ((decisions - solutions) * costs).sum(dim=-1)).mean()

@@ -6,6 +6,7 @@ model selection on validation regret and cost prediction live here once.
 
 from __future__ import annotations
 
+import dataclasses
 from abc import abstractmethod
 from typing import Any, ClassVar
 
@@ -13,10 +14,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from l2obench.methods.base import Budget, FitResult, Method
+from l2obench.methods.base import Method
 from l2obench.metrics import normalized_regret
 from l2obench.params import Param
 from l2obench.problems.base import Dataset, Problem, Split
+from l2obench.record import Budget, FitResult
 from l2obench.training import train
 
 #: Parameters every PyTorch method has: the cost model and the optimiser.
@@ -73,13 +75,7 @@ class TorchMethod(Method):
             batch_size=self.config["batch_size"],
             seed=self.seed,
         )
-        return FitResult(
-            epochs=run.epochs,
-            best_epoch=run.best_epoch,
-            stopped_by=run.stopped_by,
-            history=run.history,
-            **self.iteration_stats(),
-        )
+        return dataclasses.replace(run, **self.iteration_stats())
 
     def iteration_stats(self) -> dict[str, Any]:
         """Forward/backward iteration statistics gathered during training (none by default)."""

@@ -5,11 +5,9 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from l2obench.methods.base import register_method
 from l2obench.methods.torch_method import TorchMethod
 
 
-@register_method("two-stage")
 class TwoStage(TorchMethod):
     """Predict-then-optimise without the optimisation in training: MSE on costs."""
 

@@ -11,15 +11,45 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
 
+from l2obench.errors import L2OBenchError
 from l2obench.params import Param, validate_params
 from l2obench.registry import Registry
 
 Sense = Literal["min", "max"]
+
+
+def sense_sign(sense: Sense) -> float:
+    """``+1`` for a minimisation, ``−1`` for a maximisation: ``sign · cᵀx`` is minimised.
+
+    The one place the sense becomes arithmetic; everything that turns a problem into a
+    minimisation (regret, losses, layers) multiplies by this sign.
+    """
+    if sense not in ("min", "max"):
+        raise ValueError(f"sense must be 'min' or 'max', not {sense!r}")
+    return 1.0 if sense == "min" else -1.0
+
+
+class Capability(StrEnum):
+    """What a problem offers beyond its data and exact oracle, and a method may need."""
+
+    LP_FORM = "lp-form"
+    BINARY = "binary"
+
+    @property
+    def doc(self) -> str:
+        return _CAPABILITY_DOCS[self]
+
+
+_CAPABILITY_DOCS = {
+    Capability.LP_FORM: "an LP form or LP relaxation of its decisions, lp()",
+    Capability.BINARY: "decisions that are 0/1 vectors",
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +79,11 @@ class LPForm:
     @property
     def n_constraints(self) -> int:
         return int(self.A.shape[0])
+
+    @property
+    def sign(self) -> float:
+        """:func:`sense_sign` of the form's sense."""
+        return sense_sign(self.sense)
 
 
 @dataclass(frozen=True)
@@ -84,9 +119,22 @@ class Problem(ABC):
     description: ClassVar[str] = ""
     params: ClassVar[dict[str, Param]]
     size_param: ClassVar[str]
+    #: What the problem offers methods beyond data and the exact oracle.
+    offers: ClassVar[frozenset[Capability]] = frozenset()
 
     def __init__(self, **params: Any) -> None:
-        self.config: dict[str, Any] = validate_params(f"problem '{self.name}'", self.params, params)
+        self.config: dict[str, Any] = self.validate(params)
+
+    @classmethod
+    def validate(cls, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The full, checked parameter set for ``params`` (defaults filled in), without building
+        the problem."""
+        return validate_params(f"problem '{cls.registered_name()}'", cls.params, params)
+
+    @classmethod
+    def registered_name(cls) -> str:
+        """The registry name (the class name for a class used without the registry)."""
+        return getattr(cls, "name", cls.__name__)
 
     @property
     def size(self) -> int:
@@ -118,9 +166,17 @@ class Problem(ABC):
     def sense(self) -> Sense:
         return self.lp().sense
 
-    @abstractmethod
+    @property
+    def sign(self) -> float:
+        """:func:`sense_sign` of the problem's sense: ``sign · cᵀx`` is minimised."""
+        return sense_sign(self.sense)
+
     def lp(self) -> LPForm:
-        """The linear-programming form (or LP relaxation) of one instance (see :attr:`n_vars`)."""
+        """The linear-programming form (or LP relaxation) of one instance (see :attr:`n_vars`).
+
+        Only problems that offer :attr:`Capability.LP_FORM` have one; they override this.
+        """
+        raise L2OBenchError(f"problem '{self.registered_name()}' has no LP form")
 
     @abstractmethod
     def generate(self) -> Dataset:
@@ -161,9 +217,5 @@ DATA_PARAMS: dict[str, Param] = {
 }
 
 
-problem_registry: Registry[type[Problem]] = Registry(
-    "problem",
-    "l2obench.problems",
-    builtins=("l2obench.problems.shortest_path", "l2obench.problems.knapsack"),
-)
+problem_registry: Registry[type[Problem]] = Registry("problem", "l2obench.problems")
 register_problem = problem_registry.register

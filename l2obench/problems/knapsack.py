@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from l2obench.params import Param
-from l2obench.problems.base import DATA_PARAMS, Dataset, LPForm, Problem, register_problem
+from l2obench.problems.base import DATA_PARAMS, Capability, Dataset, LPForm, Problem
 from l2obench.problems.lp_solvers import as_cost_matrix, solve_lp_batch
 
 if TYPE_CHECKING:
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
 
-@register_problem("knapsack")
 class Knapsack(Problem):
     """The multi-dimensional knapsack of PyEPO (``pyepo.data.knapsack.genData``).
 
@@ -44,6 +43,7 @@ class Knapsack(Problem):
     """
 
     description = "Multi-dimensional 0/1 knapsack (PyEPO generator), exact batched MIP oracle"
+    offers = frozenset({Capability.LP_FORM, Capability.BINARY})
     size_param = "n_items"
     params: ClassVar[dict[str, Param]] = {
         "n_items": Param(int, 20, "number of items (binary decision variables)", low=1,

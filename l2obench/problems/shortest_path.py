@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from l2obench.params import Param
-from l2obench.problems.base import DATA_PARAMS, Dataset, LPForm, Problem, register_problem
+from l2obench.problems.base import DATA_PARAMS, Capability, Dataset, LPForm, Problem
 from l2obench.problems.lp_solvers import as_cost_matrix, solve_lp_batch
 
 if TYPE_CHECKING:
@@ -76,7 +76,6 @@ class _DagPlan:
     tails: np.ndarray  # [m] tail node of each arc
 
 
-@register_problem("shortest-path")
 class ShortestPath(Problem):
     """Shortest path from the top-left to the bottom-right corner of a k×k grid (PyEPO).
 
@@ -88,6 +87,7 @@ class ShortestPath(Problem):
     """
 
     description = "Shortest path on a k×k grid (PyEPO generator), exact batched DAG oracle"
+    offers = frozenset({Capability.LP_FORM, Capability.BINARY})
     size_param = "k"
     params: ClassVar[dict[str, Param]] = {
         "k": Param(int, 5, "grid side: k×k nodes, 2k(k−1) arcs", low=2, high=1000),

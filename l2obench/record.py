@@ -1,0 +1,425 @@
+"""The record of a cell, and what a cell is: the one definition every other module uses.
+
+A *cell* is one run (problem at one size × method with parameters × seed, on a device, within a
+budget); its *record* is one flat row of measurements and provenance, stored as one JSON object
+per cell. This module is the only place that lists the record's columns (the fields of
+:class:`Record`, each with its documentation, from which ``docs/records.md`` is generated), the
+statuses a cell can end in (:class:`Status`), and how a record reads back into the cell that made
+it (:meth:`Cell.from_record`). It imports nothing else of l2obench, so every layer can use it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, get_type_hints
+
+from l2obench import __version__
+
+__all__ = [
+    "RECORD_COLUMNS",
+    "Budget",
+    "Cell",
+    "FitResult",
+    "Limits",
+    "Record",
+    "RecordError",
+    "Status",
+    "columns_markdown",
+]
+
+class RecordError(ValueError):
+    """A record file or object that is not a record of l2obench (damaged, foreign, incomplete)."""
+
+
+class Status(StrEnum):
+    """How a cell ended. Only ``ok`` cells carry measurements that enter aggregates."""
+
+    OK = "ok"  # trained and scored
+    FAILED = "failed"  # the method (or the cell's process) raised
+    DIVERGED = "diverged"  # a non-finite loss, validation score or prediction
+    TIMEOUT = "timeout"  # no epoch within the budget, or killed at the wall-time limit
+    OOM = "oom"  # out of memory, or killed at the memory cap
+    SKIPPED = "skipped"  # an optional dependency of the method is missing
+
+    @property
+    def successful(self) -> bool:
+        """Whether the status counts as a success for the exit status (``ok``, ``skipped``)."""
+        return self in (Status.OK, Status.SKIPPED)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long a method may train: whichever of epochs or seconds runs out first.
+
+    Part of the cell's identity (its hash), unlike :class:`Limits`.
+    """
+
+    max_epochs: int | None = None
+    max_seconds: float | None = None
+
+    def describe(self) -> str:
+        """``"100 epochs or 60 s"``: the budget in words."""
+        parts = []
+        if self.max_epochs is not None:
+            parts.append(f"{self.max_epochs} epoch{'s' * (self.max_epochs != 1)}")
+        if self.max_seconds is not None:
+            parts.append(f"{self.max_seconds:g} s")
+        return " or ".join(parts) or "no budget"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Hard limits on one cell, enforced from outside it: wall seconds and host memory (MiB).
+
+    Unlike the budget (which training respects by itself and which is part of the cell's
+    identity), a limit kills a cell that overruns it and records it as ``timeout`` or ``oom``.
+    """
+
+    wall_seconds: float | None = None
+    memory_mb: float | None = None
+
+    def describe(self) -> str:
+        """``"wall 25 min, memory 4096 MB"``: the limits in words."""
+        parts = []
+        if self.wall_seconds is not None:
+            parts.append(f"wall {self.wall_seconds:g} s")
+        if self.memory_mb is not None:
+            parts.append(f"memory {self.memory_mb:g} MB")
+        return ", ".join(parts) or "no limits"
+
+
+@dataclass
+class FitResult:
+    """What a method's training reports about itself (never a metric of its decisions).
+
+    Its fields are record columns of the same name; the runner adds them to the record as they
+    are.
+    """
+
+    epochs: int  # completed epochs
+    best_epoch: int | None = None  # epoch of the selected model (model selection on val)
+    stopped_by: str = "epochs"  # "epochs" | "seconds"
+    fwd_iters_mean: float | None = None  # per-instance forward iterations, mean over training
+    fwd_iters_max: int | None = None
+    fwd_unconverged: int | None = None  # instances that hit max_iter during training
+    bwd_iters_mean: float | None = None
+    bwd_unconverged: int | None = None  # training steps whose backward solve missed its tol
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run: problem at one size × method with parameters × seed, on a device.
+
+    ``problem_params`` and ``method_params`` are complete and validated (defaults filled in; the
+    problem's size and seed among the problem's), so a cell can be built into a problem and a
+    method without looking anything up.
+    """
+
+    suite: str
+    problem: str
+    size_param: str  # the name of the problem's size parameter (``k`` for the grid)
+    problem_params: dict[str, Any]
+    method: str
+    method_params: dict[str, Any]
+    method_label: str  # e.g. "dys-jfb[lr=0.01]": the parameters the suite set
+    seed: int
+    device: str
+    budget: Budget
+
+    @property
+    def size(self) -> int:
+        return int(self.problem_params[self.size_param])
+
+    def config(self) -> dict[str, Any]:
+        """Everything that determines the cell's result, as plain JSON-able data."""
+        return {
+            "problem": self.problem,
+            "problem_params": self.problem_params,
+            "method": self.method,
+            "method_params": self.method_params,
+            "seed": self.seed,
+            "device": self.device,
+            "budget": {"max_epochs": self.budget.max_epochs,
+                       "max_seconds": self.budget.max_seconds},
+            "l2obench_version": __version__,
+        }
+
+    @property
+    def cell_id(self) -> str:
+        """A stable hash of :meth:`config`: the key of the cell's record."""
+        return hashlib.sha256(_canonical(self.config()).encode()).hexdigest()[:16]
+
+    @property
+    def label(self) -> str:
+        return f"{self.problem}[{self.size_param}={self.size}] {self.method_label} seed={self.seed}"
+
+    @classmethod
+    def from_record(cls, record: Record) -> Cell:
+        """The cell a record was made from: everything needed to run it again.
+
+        Records written before ``size_param`` was a column name the size parameter by its
+        problem's registry entry; the caller passes such records through
+        :meth:`Record.with_size_param` first.
+        """
+        if record.size_param is None:
+            raise RecordError(f"record {record.cell_id} does not name its size parameter")
+        try:
+            problem_params = json.loads(record.problem_params)
+            method_params = json.loads(record.params)
+        except (TypeError, ValueError) as exc:
+            raise RecordError(f"record {record.cell_id}: its parameters are not JSON: {exc}") \
+                from None
+        if not isinstance(problem_params, dict) or not isinstance(method_params, dict):
+            raise RecordError(f"record {record.cell_id}: its parameters are not JSON objects")
+        if record.size_param not in problem_params:
+            raise RecordError(f"record {record.cell_id}: problem_params lack its size "
+                              f"parameter '{record.size_param}'")
+        return cls(
+            suite=record.suite, problem=record.problem, size_param=record.size_param,
+            problem_params=problem_params, method=record.method, method_params=method_params,
+            method_label=record.method_label, seed=record.seed, device=record.device,
+            budget=Budget(max_epochs=record.budget_max_epochs,
+                          max_seconds=record.budget_max_seconds),
+        )
+
+
+def column(doc: str, default: Any = None) -> Any:
+    """A record field with its documentation (the text of ``docs/records.md``)."""
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class Record:
+    """One cell's row: its configuration, status, measurements and provenance.
+
+    The fields are the documented columns, in the order tables show them. Every measurement is
+    ``None`` until the cell produces it, and stays ``None`` for a cell that did not end ``ok``.
+    """
+
+    cell_id: str = column("16 hex digits: SHA-256 of the cell's configuration (problem and all "
+                          "its parameters, method and all its parameters, seed, device, budget, "
+                          "l2obench version)", "")
+    suite: str = column("the name of the suite that ran the cell", "")
+    problem: str = column("the problem's registered name", "")
+    size: int = column("the value of the problem's size parameter (`k` for the grid)", 0)
+    size_param: str | None = column(
+        "the name of that parameter (`k`, `n_items`); the report's x axis says it (absent from "
+        "records written before it was added)")
+    n_vars: int | None = column("decision variables of one instance (arcs of the grid: 2k(k−1))")
+    method: str = column("the method's registered name", "")
+    method_label: str = column("the name with the parameters the suite set, e.g. "
+                               "`dys-jfb[lr=0.01]`", "")
+    params: str = column("the method's complete parameter set as JSON (defaults included)", "{}")
+    problem_params: str = column("the problem's complete parameter set as JSON (size and seed "
+                                 "included)", "{}")
+    seed: int = column("data and initialisation seed", 0)
+    device: str = column("`cpu` or `cuda`", "cpu")
+    status: Status = column(
+        "`ok`; `failed` (an exception), `diverged` (non-finite loss or prediction), `timeout` (no "
+        "epoch completed in the budget, or killed at the wall-time limit), `oom` (out of memory, "
+        "or killed at the memory cap), `skipped` (an optional extra is missing)", Status.FAILED)
+    error: str | None = column("the error text of a cell that did not end `ok`")
+    test_loss: float | None = column(
+        "the method's training objective on the test split (`dys-jfb`: MSE between the layer's "
+        "decisions and the optimal ones; `two-stage`: MSE on costs)")
+    norm_regret: float | None = column(
+        "PyEPO's normalized regret on the test split: Σᵢ(cᵢᵀx̂ᵢ − cᵢᵀx*ᵢ) / Σᵢ\\|cᵢᵀx*ᵢ\\|, with "
+        "x̂ᵢ the exact optimum (the problem's oracle) under the predicted cost ĉᵢ; computed by "
+        "the runner")
+    accuracy: float | None = column(
+        "share of test instances whose regret is below 1e-3·\\|optimal objective\\|")
+    train_time_s: float | None = column(
+        "wall time of `fit` (training and per-epoch validation), clock read after a device "
+        "synchronise")
+    epochs: int | None = column("completed epochs")
+    best_epoch: int | None = column("the epoch kept by model selection on validation regret")
+    stopped_by: str | None = column("which budget ended training (`epochs` or `seconds`)")
+    time_per_epoch_s: float | None = column("`train_time_s / epochs`")
+    infer_time_s: float | None = column(
+        "seconds per test instance to produce decisions (the layer for methods with one; cost "
+        "prediction plus the exact oracle otherwise)")
+    peak_mem_mb: float | None = column(
+        "peak resident host memory during training above the level before training (Linux "
+        "`VmHWM` after resetting it through `/proc/self/clear_refs`)")
+    device_peak_mem_mb: float | None = column(
+        "on CUDA, `torch.cuda.max_memory_allocated` during training above the starting "
+        "allocation; empty on CPU")
+    fwd_iters_mean: float | None = column(
+        "fixed-point layers: per-instance forward iterations over all training steps, mean; "
+        "empty for methods without a layer")
+    fwd_iters_max: int | None = column("fixed-point layers: the most forward iterations of one "
+                                       "instance in training")
+    fwd_unconverged: int | None = column("fixed-point layers: training instances that hit "
+                                         "`max_iter`")
+    bwd_iters_mean: float | None = column(
+        "modes that iterate in the backward pass (implicit): linear-solver iterations per "
+        "training step; empty for JFB and unrolled")
+    bwd_unconverged: int | None = column("implicit modes: training steps whose adjoint solve "
+                                         "missed its tolerance")
+    budget_max_epochs: int | None = column("the cell's epoch budget")
+    budget_max_seconds: float | None = column("the cell's training-seconds budget")
+    n_train: int | None = column("training instances")
+    n_val: int | None = column("validation instances")
+    n_test: int | None = column("test instances")
+    l2obench_version: str | None = column("provenance: l2obench's version")
+    git_commit: str | None = column("provenance: the checkout's commit (ending in `+dirty` for a "
+                                    "modified checkout)")
+    torch_version: str | None = column("provenance: PyTorch's version")
+    numpy_version: str | None = column("provenance: NumPy's version")
+    python_version: str | None = column("provenance: Python's version")
+    hostname: str | None = column("provenance: the machine's host name")
+    device_name: str | None = column("provenance: the CPU's or GPU's model")
+    torch_threads: int | None = column("provenance: PyTorch intra-op threads of the cell")
+    started_at: str | None = column("UTC timestamp of the cell's start")
+    finished_at: str | None = column("UTC timestamp of the cell's end")
+    history: list[dict[str, Any]] = column(
+        "per completed epoch: training loss and validation regret", None)
+
+    # -- building ------------------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, cell: Cell, provenance: Mapping[str, Any]) -> Record:
+        """The record of ``cell`` before it runs: configuration and provenance, no measurement."""
+        p = cell.problem_params
+        return cls(
+            cell_id=cell.cell_id, suite=cell.suite, problem=cell.problem, size=cell.size,
+            size_param=cell.size_param, method=cell.method, method_label=cell.method_label,
+            params=_canonical_params(cell.method_params),
+            problem_params=_canonical_params(p), seed=cell.seed, device=cell.device,
+            budget_max_epochs=cell.budget.max_epochs,
+            budget_max_seconds=cell.budget.max_seconds,
+            n_train=p.get("n_train"), n_val=p.get("n_val"), n_test=p.get("n_test"),
+            started_at=utc_now(), **provenance,
+        )
+
+    def ended(self, status: Status, error: str | None = None, **measurements: Any) -> Record:
+        """This record with its final status, error, measurements and end time."""
+        return dataclasses.replace(self, status=Status(status), error=error,
+                                   finished_at=utc_now(), **measurements)
+
+    # -- JSON ----------------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as a plain JSON object (NaN and infinities become null)."""
+        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Record:
+        """A record from its JSON object; :class:`RecordError` names what is wrong.
+
+        Columns missing from older records take their defaults; columns this version does not
+        know are ignored. Every column present must have its type (integers are accepted where a
+        float is expected).
+        """
+        if not isinstance(data, dict):
+            raise RecordError(f"not a record: a JSON {type(data).__name__}, not an object")
+        for key in ("cell_id", "status", "problem", "method"):
+            if key not in data:
+                raise RecordError(f"not a record: no '{key}'")
+        values: dict[str, Any] = {}
+        for name, hint in _HINTS.items():
+            if name in data:
+                values[name] = _check(name, hint, data[name])
+        if not re.fullmatch(r"[0-9a-f]{16}", values["cell_id"]):
+            raise RecordError(f"not a record: cell_id {values['cell_id']!r} is not 16 hex digits")
+        try:
+            values["status"] = Status(values["status"])
+        except ValueError:
+            raise RecordError(f"not a record: unknown status {values['status']!r}") from None
+        return cls(**values)
+
+    def with_size_param(self, size_param: str) -> Record:
+        """This record with ``size_param`` filled in where an older record lacks it."""
+        if self.size_param is not None:
+            return self
+        return dataclasses.replace(self, size_param=size_param)
+
+
+def _canonical_params(params: Mapping[str, Any]) -> str:
+    return json.dumps(dict(params), sort_keys=True)
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, StrEnum):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+_HINTS: dict[str, Any] = {
+    f.name: get_type_hints(Record)[f.name] for f in dataclasses.fields(Record)
+}
+
+
+def _check(name: str, hint: Any, value: Any) -> Any:
+    """``value`` if it has the column's type (``None`` where the column may be empty)."""
+    text = str(hint)
+    if value is None:
+        if "None" in text or name == "history":
+            return None
+        raise RecordError(f"not a record: column '{name}' is empty")
+    if name == "status" or hint is str or text.startswith("str"):
+        ok = isinstance(value, str)
+    elif "list" in text:
+        ok = isinstance(value, list) and all(isinstance(v, dict) for v in value)
+    elif "float" in text:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif "int" in text:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:  # pragma: no cover - every column's type is one of the above
+        ok = True
+    if not ok:
+        raise RecordError(f"not a record: column '{name}' holds {type(value).__name__} "
+                          f"{value!r:.40}")
+    return value
+
+
+#: The documented columns, in the order tables show them.
+RECORD_COLUMNS: list[str] = [f.name for f in dataclasses.fields(Record)]
+
+
+def columns_markdown() -> str:
+    """The table of columns in ``docs/records.md``, generated from :class:`Record`."""
+    lines = ["| column | meaning |", "|---|---|"]
+    for f in dataclasses.fields(Record):
+        lines.append(f"| `{f.name}` | {f.metadata['doc']} |")
+    return "\n".join(lines) + "\n"
+
+
+def records_page() -> str:
+    """The whole of ``docs/records.md``: its introduction and the generated table."""
+    return (
+        "# Records\n\n"
+        "One JSON file per cell, `records/<cell_id>.json`, written atomically; "
+        "`l2obench.load_results(DIR)`\nreads a folder of them into one long-format "
+        "`pandas.DataFrame` (one row per cell). The columns\nare the fields of "
+        "`l2obench.record.Record`; the table below is generated from them\n"
+        "(`python -m l2obench.record > docs/records.md` rewrites this file, and a test checks "
+        "that it is\ncurrent).\n\n" + columns_markdown()
+    )
+
+
+if __name__ == "__main__":
+    print(records_page(), end="")

@@ -1,0 +1,60 @@
+"""The record module: the one definition of the columns, statuses and the cell of a record."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from l2obench.problems.base import problem_registry
+from l2obench.record import RECORD_COLUMNS, Cell, Record, RecordError, Status, records_page
+from l2obench.store import load_records, load_results
+from tests.conftest import REPO
+
+PUBLISHED = REPO / "results" / "shortest-path"
+
+
+def test_docs_records_page_is_generated_from_the_record() -> None:
+    assert (REPO / "docs" / "records.md").read_text() == records_page()
+
+
+def test_published_records_load_and_give_back_their_cells() -> None:
+    records = load_records(PUBLISHED)
+    assert len(records) > 100
+    for record in records:
+        size_param = problem_registry.get(record.problem).size_param
+        cell = Cell.from_record(record.with_size_param(size_param))
+        assert cell.cell_id == record.cell_id  # the same configuration hashes the same
+    frame = load_results(PUBLISHED)
+    assert list(frame.columns) == RECORD_COLUMNS and len(frame) == len(records)
+
+
+def test_json_round_trip_keeps_every_column() -> None:
+    record = Record(cell_id="0123456789abcdef", problem="p", method="m", status=Status.OK,
+                    norm_regret=0.5, history=[{"epoch": 1, "val_score": 0.2}])
+    text = json.dumps(record.to_json())
+    assert Record.from_json(json.loads(text)) == record
+
+
+@pytest.mark.parametrize("data", [
+    [1, 2, 3],
+    "a string",
+    {"cell_id": "0123456789abcdef"},
+    {"cell_id": "0123456789abcdef", "status": "ok", "problem": "p", "method": 3},
+    {"cell_id": "../../etc/passwd", "status": "ok", "problem": "p", "method": "m"},
+    {"cell_id": "0123456789abcdef", "status": "finished", "problem": "p", "method": "m"},
+    {"cell_id": "0123456789abcdef", "status": "ok", "problem": "p", "method": "m",
+     "norm_regret": "0.1"},
+])
+def test_foreign_objects_are_not_records(data: object) -> None:
+    with pytest.raises(RecordError, match="not a record"):
+        Record.from_json(data)
+
+
+def test_a_record_of_another_cell_is_refused(tmp_path: Path) -> None:
+    record = Record(cell_id="0123456789abcdef", problem="p", method="m", status=Status.OK)
+    (tmp_path / "records").mkdir()
+    (tmp_path / "records" / "fedcba9876543210.json").write_text(json.dumps(record.to_json()))
+    with pytest.raises(FileNotFoundError):  # the only file is skipped: nothing to load
+        load_records(tmp_path)
