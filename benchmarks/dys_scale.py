@@ -56,6 +56,8 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "dys_scale"
 #: The commit whose layer the targets are measured against.
 REFERENCE_COMMIT = "0164524"
+#: Steps per configuration and rounds of the ``forms`` section.
+FORM_STEPS, FORM_ROUNDS = 20, 5
 #: The dys-unrolled memory budget the issue asks about.
 MEMORY_BUDGET_MB = 8 * 1024
 
@@ -293,11 +295,14 @@ class Ratio:
         return self.ratio <= self.target
 
 
-def ratios(profile: Profile, reference: Path | None, threads: int) -> dict[str, Any]:
-    """``ratios``: every DYS method at its defaults against the reference commit's."""
+def ratios(profile: Profile, reference: Path | None, threads: int,
+           methods: Sequence[str] | None = None) -> dict[str, Any]:
+    """``ratios``: every DYS method (or those of ``methods``) at its defaults against the
+    reference commit's."""
     plan = [("dys-jfb", k, 0.25) for k in profile.jfb_sizes]
     plan += [(name, profile.other_size, 0.5)
              for name in ("dys-unrolled", "dys-implicit", "dys-jfb-jax")]
+    plan = [p for p in plan if methods is None or p[0] in methods]
     results, runs = [], []
     for method, k, target in plan:
         pairs = []
@@ -344,13 +349,19 @@ def warm(profile: Profile, threads: int) -> dict[str, Any]:
 
 
 def forms(profile: Profile, threads: int, device_name: str = "cpu") -> dict[str, Any]:
-    """``forms``: the seconds of one layer solve of 256 instances per form and chunk size.
+    """``forms``: the cost of one DYS step per instance in every projection form and chunk size.
 
-    The costs are an untrained cost model's predictions for the first 256 training contexts
-    (the solves of a first epoch), the solver the defaults' (tol 1e-2, per instance), the host
-    looking at every step on a CPU and every 8 on a GPU. The dense and factored forms are left
-    out past 8 000 variables (matrices of gigabytes); chunks only on a CPU.
+    Each configuration runs a fixed ``FORM_STEPS`` steps (no instance stops: tol is 0) on the
+    costs an untrained cost model predicts for 256 training contexts, the host looking at every
+    step on a CPU and every 8 on a GPU; the configurations take turns, ``FORM_ROUNDS`` rounds
+    in a shuffled order, so that a change of the machine's load spreads over all of them, and
+    the median and the minimum over the rounds are kept. The dense form is left out past 2 048
+    variables and the factored one past 1 000 constraints (their matrix products dominate long
+    before: at k = 50 a factored solve took 4× the Kronecker one); chunks, on a CPU only, are
+    the rule's and a quarter and four times it.
     """
+    import random
+
     import torch
 
     from l2obench.layers.dys import DYSLayer
@@ -363,6 +374,7 @@ def forms(profile: Profile, threads: int, device_name: str = "cpu") -> dict[str,
     torch.set_num_threads(threads)
     device = torch.device(device_name)
     check_every = 1 if device.type == "cpu" else 8
+    steps = FORM_STEPS if profile.name == "full" else 3
     rows = []
     for k in profile.form_sizes:
         problem = ShortestPath(k=k, seed=0, n_train=256, n_val=8, n_test=8)
@@ -372,34 +384,41 @@ def forms(profile: Profile, threads: int, device_name: str = "cpu") -> dict[str,
             w = cost_model(problem.n_features, 50, problem.n_vars)(
                 torch.as_tensor(data.train.features, dtype=torch.float32)).to(device)
         lp = problem.lp()
-        offered = available_forms(AffineData.from_lp(lp))
         n = problem.n_vars
         chunks: list[int | None] = [None]
         if device.type == "cpu":
-            chunks += sorted({8, 32, max(1, (1 << 19) // (4 * n))} - {256})
-        for form in offered:
-            if form in ("dense", "factored") and n > 8000:
-                continue  # an n × n or m × m matrix of gigabytes
-            for chunk in chunks:
-                layer = DYSLayer(lp, solver=Picard(check_every=check_every, chunk=chunk),
-                                 affine_form=form, device=device)
-                times, iters = [], 0
-                with torch.no_grad():
-                    layer(w)  # warm-up: kernels, allocator
-                    for _ in range(2):
-                        start = now(device)
-                        _, stats = layer(w)
-                        times.append(now(device) - start)
-                        iters = int(stats.iterations.sum())
-                row = {"k": k, "n_vars": n, "form": form, "chunk": chunk, "device": device_name,
-                       "seconds": statistics.median(times),
-                       "ms_per_instance_step": 1e3 * statistics.median(times) / max(iters, 1),
-                       "iterations": iters, "load": os.getloadavg()[0]}
-                print(f"  k={k:<4} {form:<10} chunk {chunk!s:<5} "
-                      f"{row['seconds']:.3g} s per solve of 256, "
-                      f"{row['ms_per_instance_step'] * 1e3:.3g} µs per instance-step "
-                      f"({iters} instance-steps); load {row['load']:.1f}", flush=True)
-                rows.append(row)
+            rule = max(1, (1 << 19) // (4 * n))
+            chunks += sorted(c for c in {max(1, rule // 4), rule, rule * 4} if c < 256)
+        configs = {
+            (form, chunk): DYSLayer(lp, solver=Picard(tol=1e-30, max_iter=steps,
+                                                      check_every=check_every, chunk=chunk),
+                                    affine_form=form, device=device)
+            for form in available_forms(AffineData.from_lp(lp))
+            if not ((form == "dense" and n > 2048) or (form == "factored" and k * k > 1000))
+            for chunk in chunks
+        }
+        times: dict[tuple[str, int | None], list[float]] = {c: [] for c in configs}
+        order = list(configs)
+        with torch.no_grad():
+            for layer in configs.values():
+                layer(w[:32])  # warm-up: kernels, allocator
+            for _ in range(FORM_ROUNDS if profile.name == "full" else 1):
+                random.Random(len(times[order[0]])).shuffle(order)
+                for config in order:
+                    start = now(device)
+                    configs[config](w)
+                    times[config].append(now(device) - start)
+        for (form, chunk), seconds in times.items():
+            per_step = [t / (steps * len(w)) * 1e6 for t in seconds]
+            row = {"k": k, "n_vars": n, "form": form, "chunk": chunk, "device": device_name,
+                   "us_per_instance_step": statistics.median(per_step),
+                   "us_min": min(per_step), "rounds": len(per_step),
+                   "load": os.getloadavg()[0]}
+            print(f"  k={k:<4} {form:<10} chunk {chunk!s:<5} "
+                  f"{row['us_per_instance_step']:8.3g} µs per instance-step (median, min "
+                  f"{row['us_min']:.3g}, {len(per_step)} rounds); load {row['load']:.1f}",
+                  flush=True)
+            rows.append(row)
     return {"rows": rows}
 
 
@@ -585,11 +604,11 @@ def _cell(value: Any) -> str:
 SECTIONS = ("ratios", "warm", "forms", "threads", "memory", "adjoint")
 
 
-def run_section(section: str, profile: Profile, reference: Path | None,
-                threads: int, device: str = "cpu") -> dict[str, Any]:
+def run_section(section: str, profile: Profile, reference: Path | None, threads: int,
+                device: str = "cpu", methods: Sequence[str] | None = None) -> dict[str, Any]:
     print(f"== {section} ({profile.name} profile) ==", flush=True)
     if section == "ratios":
-        return ratios(profile, reference, threads)
+        return ratios(profile, reference, threads, methods)
     if section == "warm":
         return warm(profile, threads)
     if section == "forms":
@@ -614,10 +633,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
                         help="device of the forms section (the fits run on the CPU)")
-    parser.add_argument("--sizes", help="grid sides of the forms and adjoint sections, e.g. 50,100")
+    parser.add_argument("--sizes", help="grid sides of the section (for ratios: dys-jfb's), "
+                        "e.g. 50,100")
+    parser.add_argument("--epochs", type=int, help="epochs per fit (ratios, warm, threads)")
+    parser.add_argument("--seeds", help="seeds of the ratios' fits, e.g. 0,1,2")
+    parser.add_argument("--methods", help="the ratios' methods, e.g. dys-jfb,dys-jfb-jax")
+    parser.add_argument("--name", help="file name of the stored section (default: its name)")
     args = parser.parse_args(argv)
     if args.sizes:
         args.sizes = tuple(int(s) for s in args.sizes.split(","))
+    if args.seeds:
+        args.seeds = tuple(int(s) for s in args.seeds.split(","))
+    if args.methods:
+        args.methods = tuple(args.methods.split(","))
     return args
 
 
@@ -631,7 +659,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     profile = QUICK if args.quick else FULL
     if args.sizes:
-        profile = replace(profile, form_sizes=args.sizes, adjoint_sizes=args.sizes)
+        profile = replace(profile, form_sizes=args.sizes, adjoint_sizes=args.sizes,
+                          jfb_sizes=args.sizes, warm_sizes=args.sizes, thread_sizes=args.sizes)
+    if args.epochs:
+        profile = replace(profile, ratio_epochs=args.epochs, warm_epochs=args.epochs)
+    if args.seeds:
+        profile = replace(profile, ratio_seeds=args.seeds)
     reference = args.reference
     if reference is None and args.quick:
         reference = HERE.parent  # the machinery, exercised with this checkout on both sides
@@ -642,9 +675,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     sections = SECTIONS if args.section == "all" else (args.section,)
     for section in sections:
         state = machine_state(args.threads, reference)
-        result = run_section(section, profile, reference, args.threads, args.device)
+        result = run_section(section, profile, reference, args.threads, args.device,
+                             args.methods)
         state["load_after"] = list(os.getloadavg())
-        print(f"  stored {store(args.out, section, result, state)}", flush=True)
+        name = args.name or section
+        print(f"  stored {store(args.out, name, result, state)}", flush=True)
     return 0
 
 
