@@ -28,6 +28,7 @@ from l2obench.record import Budget, Cell, Limits, Record, Status
 
 if TYPE_CHECKING:
     from l2obench.executors import Executor
+    from l2obench.sweep import Mode
 
 EXIT_USAGE = 2
 EXIT_CELLS_FAILED = 1
@@ -213,7 +214,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     cells = expand(suite, device=device, sizes=args.sizes, seeds=args.seeds,
                    method_names=args.methods)
     limits = _limits(suite.limits, budget, args)
-    mode = "force" if args.force else "retry-failed" if args.retry_failed else "resume"
+    mode: Mode = "force" if args.force else "retry-failed" if args.retry_failed else "resume"
     store = ResultStore(args.out or f"runs/{suite.name}")
     if args.dry_run:
         for cell in cells:
@@ -383,12 +384,13 @@ def _list(console: Console) -> None:
     table = Table(title="Methods")
     for column in ("name", "available", "parameters", "description"):
         table.add_column(column)
-    for name, cls in methods:
-        missing = cls.missing_requirements()
-        hint = escape(cls.install_hint())
+    for name, method_cls in methods:
+        missing = method_cls.missing_requirements()
+        hint = escape(method_cls.install_hint())
         available = "[green]yes[/]" if not missing else f"[yellow]no[/]: {hint}"
-        params = escape("\n".join(f"{k}: {p.describe()}" for k, p in cls.params.items()))
-        table.add_row(name, available, params, escape(cls.description))
+        params = escape("\n".join(f"{k}: {p.describe()}"
+                                  for k, p in method_cls.params.items()))
+        table.add_row(name, available, params, escape(method_cls.description))
     console.print(table)
 
     table = Table(title="Suites")

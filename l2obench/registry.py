@@ -53,7 +53,7 @@ class Registry(Generic[T]):
                 f"{existing.__module__}.{existing.__qualname__} and "
                 f"{cls.__module__}.{cls.__qualname__}"
             )
-        cls.name = name
+        setattr(cls, "name", name)  # noqa: B010 (T is any class; the attribute is declared by its base)
         self._items[name] = cls
 
     @functools.cached_property

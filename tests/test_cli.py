@@ -11,6 +11,9 @@ import pytest
 from l2obench import load_results
 from tests.conftest import run_cli, tiny_suite
 
+#: Subprocesses, a browser, pip or Ray: the full lane only (`pytest -m "not slow"` skips them).
+pytestmark = pytest.mark.slow
+
 TINY = tiny_suite()
 
 REQUIRED_COLUMNS = [

@@ -274,6 +274,7 @@ def test_missing_jax_gives_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> 
         DYSJFBJax(ShortestPath(k=3), torch.device("cpu"), seed=0)
 
 
+@pytest.mark.slow
 def test_method_module_imports_without_jax() -> None:
     """Listing methods must not need the extra: the module imports JAX only when built."""
     code = (

@@ -10,6 +10,9 @@ import torch
 
 from l2obench import load_results
 
+#: Subprocesses, a browser, pip or Ray: the full lane only (`pytest -m "not slow"` skips them).
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -302,6 +302,7 @@ def test_every_method_fits_through_the_contract() -> None:
         assert np.isfinite(method.loss(data.test))
 
 
+@pytest.mark.slow
 def test_highs_prints_nothing() -> None:
     """HiGHS's banner would land in every cell's output; the oracle keeps it off stdout."""
     probe = ("import numpy as np; from l2obench.problems.knapsack import Knapsack; "

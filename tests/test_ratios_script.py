@@ -20,6 +20,7 @@ SECTIONS = {1, 2, 3, 4, 5}
 ROW = re.compile(r"^\| (\d) \|.*\| (PASS|FAIL|ERROR) \|$")
 
 
+@pytest.mark.slow
 def test_quick_mode_prints_a_result_for_every_section() -> None:
     for module in ("gurobipy", "jax", "optax", "clarabel"):  # the script needs the dev extra
         pytest.importorskip(module)

@@ -278,6 +278,7 @@ def test_publish_dir_is_the_checkouts_results_folder() -> None:
 TINY = tiny_suite("tiny-report", seeds="[0, 1]")
 
 
+@pytest.mark.slow
 def test_report_of_a_real_tiny_run(tmp_path: Path) -> None:
     suite = tmp_path / "tiny.toml"
     suite.write_text(TINY)

@@ -31,9 +31,10 @@ from l2obench.store import ResultStore
 from tests.test_report import synthetic_records
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
+#: A browser: the full lane only (`pytest -m "not slow"` skips it).
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     CHROMIUM is None,
-    reason="headless Chromium not installed (Debian: apt-get install -y chromium)")
+    reason="headless Chromium not installed (Debian: apt-get install -y chromium)")]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]

@@ -216,7 +216,7 @@ class _FactoredProjector(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(v: Tensor, proj: AffineProjection) -> Tensor:  # type: ignore[override]
+    def forward(v: Tensor, proj: AffineProjection) -> Tensor:
         return proj._factored_linear(v)
 
     @staticmethod
@@ -224,7 +224,7 @@ class _FactoredProjector(torch.autograd.Function):
         ctx.proj = inputs[1]
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
         return ctx.proj.linear(grad), None
 
 

@@ -19,7 +19,7 @@ from l2obench.metrics import normalized_regret
 from l2obench.params import Param
 from l2obench.problems.base import Dataset, Problem, Split
 from l2obench.record import Budget, FitResult
-from l2obench.training import train
+from l2obench.training import train as train_model
 
 #: Parameters every PyTorch method has: the cost model and the optimiser.
 TORCH_PARAMS: dict[str, Param] = {
@@ -60,10 +60,10 @@ class TorchMethod(Method):
         """The training loss of one mini-batch (a scalar with a gradient)."""
 
     def fit(self, data: Dataset, budget: Budget) -> FitResult:
-        train_data = tuple(
-            self.tensor(a) for a in (data.train.features, data.train.costs, data.train.solutions)
-        )
-        run = train(
+        train = data.train
+        train_data = (self.tensor(train.features), self.tensor(train.costs),
+                      self.tensor(train.solutions))
+        run = train_model(
             self.model,
             self.batch_loss,
             train_data,

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,6 +20,10 @@ import scipy.sparse as sp
 from l2obench.errors import L2OBenchError
 from l2obench.params import Param, validate_params
 from l2obench.registry import Registry
+
+if TYPE_CHECKING:
+    import torch
+    from numpy.typing import ArrayLike
 
 Sense = Literal["min", "max"]
 
@@ -183,7 +187,7 @@ class Problem(ABC):
         """Draw train, val and test splits from one seeded draw."""
 
     @abstractmethod
-    def oracle(self, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def oracle(self, costs: ArrayLike | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Solve each row of ``costs[N, n_vars]`` exactly.
 
         Returns ``(solutions[N, n_vars], objectives[N])``, objectives in float64.

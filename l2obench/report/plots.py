@@ -17,6 +17,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import matplotlib.lines as mlines
 import matplotlib.patches as mpatches
@@ -92,7 +93,8 @@ def plot_metrics(agg: pd.DataFrame, records: pd.DataFrame, out_dir: Path,
         png, svg = out_dir / f"{stem}-{spec.name}.png", out_dir / f"{stem}-{spec.name}.svg"
         # Crop to the panels and the legend, measured once for both files (bbox_inches="tight"
         # would draw the figure once more per file to measure it).
-        crop = figure.get_tightbbox(figure.canvas.get_renderer()).padded(0.1)
+        renderer = cast(FigureCanvasAgg, figure.canvas).get_renderer()
+        crop = figure.get_tightbbox(renderer).padded(0.1)
         figure.savefig(png, dpi=150, bbox_inches=crop)
         figure.savefig(svg, bbox_inches=crop)
         written.append(PlotFiles(spec, png, svg))
@@ -257,7 +259,7 @@ def _thin(ax: Axes, ticks: list[float], labels: list[str], font_pt: float) -> li
     (40 … 19 800) are wider still. The widths are estimated from the digit width of the
     default font, which avoids a costly draw to measure them.
     """
-    width_in = ax.get_position().width * ax.figure.get_figwidth()
+    width_in = ax.get_position().width * cast(Figure, ax.figure).get_figwidth()
     lo, hi = ax.get_xlim()
     scale = ax.get_xscale() == "log"
     char_in = 0.64 * font_pt / 72
