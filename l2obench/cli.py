@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
@@ -32,6 +31,9 @@ if TYPE_CHECKING:
 
 EXIT_USAGE = 2
 EXIT_CELLS_FAILED = 1
+EXIT_INTERRUPTED = 130
+#: The wall-time limit of a cell whose suite sets neither a training-seconds budget nor a limit.
+DEFAULT_WALL_SECONDS = 12 * 3600.0
 _STATUS_STYLE = {Status.OK: "green", Status.SKIPPED: "yellow", Status.TIMEOUT: "yellow",
                  Status.FAILED: "red", Status.DIVERGED: "red", Status.OOM: "red"}
 
@@ -132,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     rerun.add_argument("--device", choices=("cpu", "cuda", "auto"),
                        help="run on this device instead of the recorded one")
     rerun.add_argument("--out", help="also store the new record in this results folder")
+    rerun.add_argument("--threads", type=_positive(int),
+                       help="PyTorch threads for the re-run (default: the record's)")
 
     report = commands.add_parser("report", help="plots, LEADERBOARD.md and index.html from "
                                                 "a results folder")
@@ -143,7 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "caveats)")
     report.add_argument("--publish", action="store_true",
                         help="write into the checkout's results/<suite>/, where published "
-                             "baselines live (needs --suite)")
+                             "baselines live (needs --suite; refused while cells of the suite "
+                             "have no record)")
+    report.add_argument("--allow-incomplete", action="store_true",
+                        help="publish although some of the suite's cells have no record (the "
+                             "pages say how many)")
 
     commands.add_parser("list", help="show problems, methods and suites")
     return parser
@@ -156,8 +164,11 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Plain lines on stderr ("warning: damaged record PATH (…)"): one line each, never wrapped.
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(message)s", handlers=[RichHandler(show_path=False)])
+                        format="%(levelname)s: %(message)s", stream=sys.stderr)
+    logging.addLevelName(logging.WARNING, "warning")
+    logging.addLevelName(logging.INFO, "info")
     # Logs and pipes are read later in an editor: do not wrap them at 80 columns.
     console = Console(width=None if sys.stdout.isatty() else 140)
     try:
@@ -170,16 +181,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         _list(console)
         return 0
     except L2OBenchError as exc:
-        Console(stderr=True).print(f"[bold red]l2obench: error:[/] {escape(str(exc))}",
-                                  highlight=False)
-        return EXIT_USAGE
+        return _error(str(exc))
+    except OSError as exc:  # the file system refused something no check foresaw
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _error(f"{where}{exc.strerror or exc}")
+    except KeyboardInterrupt:
+        Console(stderr=True).print("l2obench: interrupted", highlight=False)
+        return EXIT_INTERRUPTED
+
+
+def _error(message: str) -> int:
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]l2obench: error:[/] "
+                                               f"{escape(message)}", highlight=False)
+    return EXIT_USAGE
 
 
 def _limits(suite_limits: Limits, budget: Budget, args: argparse.Namespace) -> Limits:
     wall = args.cell_timeout or suite_limits.wall_seconds
-    if wall is None and budget.max_seconds is not None:
-        wall = 2 * budget.max_seconds + 300
-    return Limits(wall_seconds=wall, memory_mb=args.memory_cap_mb or suite_limits.memory_mb)
+    return Limits(wall_seconds=wall or default_wall_seconds(budget),
+                  memory_mb=args.memory_cap_mb or suite_limits.memory_mb)
+
+
+def default_wall_seconds(budget: Budget) -> float:
+    """A cell's wall-time limit when nothing sets one: twice its training-seconds budget plus
+    five minutes, else :data:`DEFAULT_WALL_SECONDS` (so a hung cell never hangs a sweep)."""
+    if budget.max_seconds is not None:
+        return 2 * budget.max_seconds + 300
+    return DEFAULT_WALL_SECONDS
+
+
+def _check_executor_options(args: argparse.Namespace) -> None:
+    """Options that the chosen executor would ignore are usage errors."""
+    if args.executor != "local":
+        for option, value in (("--jobs", args.jobs != 1), ("--threads", args.threads)):
+            if value:
+                raise UsageError(f"{option} applies to the local executor only, not "
+                                 f"--executor {args.executor}")
+    if args.address and args.executor != "ray":
+        raise UsageError("--address applies to --executor ray only")
 
 
 def _executor(args: argparse.Namespace, limits: Limits) -> Executor:
@@ -204,8 +243,11 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from l2obench.runner import resolve_device
     from l2obench.store import ResultStore
     from l2obench.suite import expand, load_suite
-    from l2obench.sweep import run_cells
+    from l2obench.sweep import SweepInterrupted, run_cells
 
+    _check_executor_options(args)
+    if args.out is not None and not args.out.strip():
+        raise UsageError("--out: the results folder may not be empty")
     suite = load_suite(args.suite, quick=args.quick)
     budget = Budget(max_epochs=args.max_epochs or suite.budget.max_epochs,
                     max_seconds=args.max_seconds or suite.budget.max_seconds)
@@ -223,6 +265,12 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                       f"(budget {budget.describe()}; limits {limits.describe()})",
                       highlight=False)
         return 0
+    store.check_writable()  # before any work: a result that cannot be stored is lost
+    # The folder notes the whole suite (not only this run's selection), so a report of the
+    # suite shows the cells not run yet as missing.
+    whole = cells if not (args.sizes or args.seeds or args.methods) else \
+        expand(suite, device=device)
+    store.note_suite(suite.name, [cell.cell_id for cell in whole])
     executor = _executor(args, limits)
     console.print(f"[bold]{escape(suite.name)}[/]{' (quick)' if args.quick else ''}: "
                   f"{len(cells)} cells on {device} → {store.root}", highlight=False)
@@ -244,7 +292,14 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                                        highlight=False)
                 progress.advance(task)
 
-        summary = run_cells(cells, store, executor=executor, mode=mode, events=Events())
+        try:
+            summary = run_cells(cells, store, executor=executor, mode=mode, events=Events())
+        except SweepInterrupted as stop:
+            progress.stop()
+            console.print(f"interrupted: {len(stop.summary.written)} cells recorded in this "
+                          f"run; {len(stop.stopped)} running cells stopped, not recorded (they "
+                          f"run again on resume). Records in {store.root}", highlight=False)
+            return EXIT_INTERRUPTED
 
     if summary.written:
         console.print(_summary_table(summary.written))
@@ -265,14 +320,22 @@ def _report(args: argparse.Namespace, console: Console, argv: Sequence[str] | No
         raise UsageError("--publish needs --suite: a published report is one suite's")
     if args.publish and args.out:
         raise UsageError("--publish writes to results/<suite>/; leave out --out")
+    if args.allow_incomplete and not args.publish:
+        raise UsageError("--allow-incomplete applies to --publish only")
     out = report.publish_dir(args.suite) if args.publish else \
         Path(args.out or Path(args.results) / "report")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: a file of that name is in the way (a report is a folder)")
     command = shlex.join(["l2obench", *(sys.argv[1:] if argv is None else argv)])
     notes = _read_notes(args.notes) if args.notes else ""
     files = report.build_report(args.results, out, suite=args.suite, command=command,
-                                notes=notes)
+                                notes=notes,
+                                allow_incomplete=not args.publish or args.allow_incomplete)
     console.print(f"report written to {files.out}: {files.leaderboard.name}, "
                   f"{files.index.name}, {len(files.figures)} figures", highlight=False)
+    if files.missing:
+        console.print(f"[yellow]warning:[/] {files.missing} cells of suite '{args.suite}' have "
+                      f"no record in {args.results}; the pages say so", highlight=False)
     return 0
 
 
@@ -288,6 +351,7 @@ def _rerun(args: argparse.Namespace, console: Console) -> int:
     from l2obench.executors import run_isolated
     from l2obench.runner import resolve_device
     from l2obench.store import ResultStore
+    from l2obench.suite import check_cell
 
     source = ResultStore(args.results)
     matches = source.find(args.cell_id)
@@ -296,16 +360,21 @@ def _rerun(args: argparse.Namespace, console: Console) -> int:
         raise L2OBenchError(f"{found} with a cell id starting '{args.cell_id}' in "
                             f"{source.records}")
     original = matches[0]
-    cell = Cell.from_record(_with_size_param(original))
+    cell = check_cell(Cell.from_record(_with_size_param(original)))
+    if cell.cell_id != original.cell_id:
+        raise L2OBenchError(f"the record of cell {original.cell_id} describes another cell "
+                            f"({cell.cell_id}): it was edited or damaged")
     if args.device:
         cell = dataclasses.replace(cell, device=resolve_device(args.device))
-    console.print(f"re-running {escape(cell.label)} (cell {original.cell_id})",
-                  highlight=False)
-    limits = Limits(wall_seconds=2 * cell.budget.max_seconds + 300
-                    if cell.budget.max_seconds else None)
-    record = run_isolated(cell, limits, None)
-    if args.out:
-        ResultStore(args.out).write(record, replace=True)
+    target = ResultStore(args.out) if args.out else None
+    if target is not None:
+        target.check_writable()  # before the work, not after it
+    threads = args.threads or original.torch_threads
+    console.print(f"re-running {escape(cell.label)} (cell {original.cell_id}, "
+                  f"{threads or 'default'} PyTorch threads)", highlight=False)
+    record = run_isolated(cell, Limits(wall_seconds=default_wall_seconds(cell.budget)), threads)
+    if target is not None:
+        target.write(record, replace=True)
     console.print(_comparison_table(original, record))
     return 0 if record.status == Status.OK else EXIT_CELLS_FAILED
 

@@ -58,6 +58,9 @@ class Executor(ABC):
     def close(self) -> None:  # noqa: B027 (a no-op for executors without workers)
         """Release the executor's workers (after the cells submitted have finished)."""
 
+    def cancel(self) -> None:  # noqa: B027 (a no-op where cells run inline)
+        """Stop the cells running now (an interrupted sweep); their futures still settle."""
+
     def __enter__(self) -> Executor:
         return self
 
@@ -100,6 +103,9 @@ class ProcessExecutor(Executor):
     def submit(self, cell: Cell) -> Future[Record]:
         return self.pool.submit(run_isolated, cell, self.limits, self.threads)
 
+    def cancel(self) -> None:
+        cancel_all()
+
     def close(self) -> None:
         self.pool.shutdown(wait=True)
 
@@ -125,6 +131,7 @@ class RayExecutor(Executor):
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         self.task = ray.remote(max_retries=0)(run_isolated)
+        self.refs: list[Any] = []
 
     def submit(self, cell: Cell) -> Future[Record]:
         gpus = 1 if cell.device.startswith("cuda") else 0
@@ -138,22 +145,35 @@ class RayExecutor(Executor):
                 future.set_result(ended_record(cell, Status.FAILED, f"Ray task failed: {exc}"))
 
         ref.future().add_done_callback(settle)
+        self.refs.append(ref)
         return future
+
+    def cancel(self) -> None:
+        for ref in self.refs:
+            with contextlib.suppress(Exception):  # finished already
+                self.ray.cancel(ref, force=True)
 
 
 def run_isolated(cell: Cell, limits: Limits, threads: int | None = None) -> Record:
-    """Run ``cell`` in a child process under ``limits``; always returns a complete record."""
+    """Run ``cell`` in a child process under ``limits``; always returns a complete record.
+
+    The child leads a process group of its own, so that whatever it starts (oracle workers, a
+    library's helpers) is counted against the memory cap with it and killed with it: at a limit,
+    when the cell is cancelled, and when it ends having left something running.
+    """
     ctx = _context()
     receiver, sender = ctx.Pipe(duplex=False)
     child = ctx.Process(target=_child_main, args=(cell, sender, threads), name=cell.cell_id)
+    ooms_before = _oom_kills()
     start = time.monotonic()
     child.start()
     sender.close()
+    _LIVE.add(child)
     try:
         while True:
             if receiver.poll(_POLL_SECONDS):
                 with contextlib.suppress(EOFError):
-                    record = receiver.recv()
+                    record: Record = receiver.recv()
                     child.join()
                     return record
                 break  # the child closed the pipe without a record: it is dying
@@ -163,18 +183,42 @@ def run_isolated(cell: Cell, limits: Limits, threads: int | None = None) -> Reco
             if limits.wall_seconds is not None and elapsed > limits.wall_seconds:
                 _kill(child)
                 return ended_record(cell, Status.TIMEOUT, f"exceeded the cell's wall-time limit "
-                                     f"of {limits.wall_seconds:g} s and was killed")
-            rss = _rss_mb(child.pid)
+                                    f"of {_duration(limits.wall_seconds)} and was killed")
+            rss = _group_rss_mb(child.pid)
             if limits.memory_mb is not None and rss is not None and rss > limits.memory_mb:
                 _kill(child)
-                return ended_record(cell, Status.OOM, f"used {rss:.0f} MB, above the cell's memory "
-                                     f"cap of {limits.memory_mb:g} MB, and was killed")
+                return ended_record(cell, Status.OOM, f"used {rss:.0f} MB (its process and "
+                                    f"those it started), above the cell's memory cap of "
+                                    f"{limits.memory_mb:g} MB, and was killed")
         child.join()
-        return died_record(cell, child.exitcode)
+        ooms_after = _oom_kills()
+        oom_killed = (None if ooms_before is None or ooms_after is None
+                      else ooms_after > ooms_before)
+        return died_record(cell, child.exitcode, oom_killed=oom_killed)
     finally:
-        if child.is_alive():
-            _kill(child)
+        _kill(child)
+        _LIVE.discard(child)
         receiver.close()
+
+
+def cancel_all() -> int:
+    """Kill every cell process this process is running (an interrupted sweep); how many."""
+    children = list(_LIVE)
+    for child in children:
+        _kill(child)
+    return len(children)
+
+
+#: The cells' child processes alive in this process, for :func:`cancel_all`.
+_LIVE: set[mp.process.BaseProcess] = set()
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} h"
+    if seconds >= 60:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
 
 
 def preload_modules() -> list[str]:
@@ -191,6 +235,7 @@ def _context() -> mp.context.ForkServerContext:
 
 def _child_main(cell: Cell, sender: Any, threads: int | None) -> None:
     """The child's whole life: run the cell, send its record, exit."""
+    os.setpgid(0, 0)  # a group of its own: what it starts is counted and killed with it
     die_with_parent()  # no orphan cell runs on
     if threads:
         torch.set_num_threads(threads)
@@ -206,17 +251,57 @@ def _child_main(cell: Cell, sender: Any, threads: int | None) -> None:
 
 
 def _kill(child: mp.process.BaseProcess) -> None:
-    child.kill()
+    """Kill the cell's process group (the cell and what it started), then reap the cell."""
+    if child.pid is not None:
+        with contextlib.suppress(OSError):  # the group is gone, or not made yet
+            os.killpg(child.pid, signal.SIGKILL)
+    if child.is_alive():
+        child.kill()
     child.join(timeout=30)
 
 
-def _rss_mb(pid: int | None) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    except (OSError, ValueError):
+def _group_rss_mb(pgid: int | None) -> float | None:
+    """Resident memory of every process in group ``pgid`` (MiB), or ``None`` if unknown."""
+    if pgid is None:
         return None
+    total, found = 0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            fields = text[text.rindex(")") + 2:].split()
+            if int(fields[2]) != pgid:  # field 5 of stat, after the command's name
+                continue
+            status = (stat.parent / "status").read_text()
+        except (OSError, ValueError, IndexError):
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+                found = True
+    return total / 1024.0 if found else None
+
+
+def _oom_kills() -> int | None:
+    """The kernel's out-of-memory kills so far in this process's memory cgroup, if readable
+    (cgroup v2 ``memory.events`` or v1 ``memory.oom_control``, both count ``oom_kill``)."""
+    try:
+        entries = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for entry in entries:
+        _, controllers, group = entry.split(":", 2)
+        if controllers == "":
+            path = Path("/sys/fs/cgroup", group.lstrip("/"), "memory.events")
+        elif "memory" in controllers.split(","):
+            path = Path("/sys/fs/cgroup/memory", group.lstrip("/"), "memory.oom_control")
+        else:
+            continue
+        try:
+            for line in path.read_text().splitlines():
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+        except (OSError, ValueError):
+            continue
     return None
 
 
@@ -225,12 +310,24 @@ def ended_record(cell: Cell, status: Status, error: str) -> Record:
     return start_record(cell).ended(status, error)
 
 
-def died_record(cell: Cell, exitcode: int | None) -> Record:
+def died_record(cell: Cell, exitcode: int | None, oom_killed: bool | None = None) -> Record:
+    """The record of a cell whose process died without sending one.
+
+    A SIGKILL is the kernel's out-of-memory killer only where the cgroup's ``oom_kill`` count
+    rose meanwhile (``oom_killed``); otherwise something outside l2obench killed it.
+    """
     if exitcode is not None and exitcode < 0:
         name = signal.Signals(-exitcode).name
+        if -exitcode == signal.SIGKILL and oom_killed:
+            return ended_record(cell, Status.OOM, f"the cell's process was killed by {name}: "
+                                "the kernel's out-of-memory killer (the cgroup's oom_kill count "
+                                "rose)")
         if -exitcode == signal.SIGKILL:
-            return ended_record(cell, Status.OOM, f"the cell's process was killed by {name} "
-                                 "(most likely the kernel's out-of-memory killer)")
+            cause = ("not by l2obench, nor by the kernel's out-of-memory killer" if oom_killed
+                     is False else "not by l2obench (the out-of-memory killer cannot be told "
+                     "apart here)")
+            return ended_record(cell, Status.FAILED, f"the cell's process was killed by {name} "
+                                f"from outside, {cause}")
         return ended_record(cell, Status.FAILED, f"the cell's process died from signal {name}")
     return ended_record(cell, Status.FAILED, f"the cell's process exited with code {exitcode} "
-                         "without a record")
+                        "without a record")

@@ -410,15 +410,28 @@ def columns_markdown() -> str:
 
 def records_page() -> str:
     """The whole of ``docs/records.md``: its introduction and the generated table."""
-    return (
-        "# Records\n\n"
-        "One JSON file per cell, `records/<cell_id>.json`, written atomically; "
-        "`l2obench.load_results(DIR)`\nreads a folder of them into one long-format "
-        "`pandas.DataFrame` (one row per cell). The columns\nare the fields of "
-        "`l2obench.record.Record`; the table below is generated from them\n"
-        "(`python -m l2obench.record > docs/records.md` rewrites this file, and a test checks "
-        "that it is\ncurrent).\n\n" + columns_markdown()
-    )
+    return _RECORDS_INTRO + columns_markdown()
+
+
+_RECORDS_INTRO = """# Records
+
+One JSON file per cell, `records/<cell_id>.json`, written atomically; `l2obench.load_results(DIR)`
+reads a folder of them into one long-format `pandas.DataFrame` (one row per cell). The columns
+are the fields of `l2obench.record.Record`; the table below is generated from them
+(`python -m l2obench.record > docs/records.md` rewrites this file, and a test checks that it is
+current).
+
+A results folder holds:
+
+| path | what |
+|---|---|
+| `records/<cell_id>.json` | the record of each cell (mode 644 less the umask) |
+| `records/superseded/` | records replaced by `--force` or `--retry-failed`, time-stamped |
+| `records/damaged/` | files found in `records/` that were not a record of their cell, moved aside |
+| `records/.locks/`, `records/.sweeps/` | the locks of cells in progress and of running sweeps |
+| `suites/<suite>.json` | the cells each run of the suite asked for: what its report expects |
+
+"""
 
 
 if __name__ == "__main__":

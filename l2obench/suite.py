@@ -38,6 +38,7 @@ import itertools
 import math
 import re
 import tomllib
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -68,10 +69,15 @@ class SuiteError(L2OBenchError):
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A method named in a suite with its (possibly gridded) parameters."""
+    """A method named in a suite with its (possibly gridded) parameters.
+
+    ``configs`` holds, for each combination of the grid, the parameters as given and as
+    validated (complete, defaults filled in); the suite parser fills it once.
+    """
 
     name: str
     params: dict[str, Any] = field(default_factory=dict)
+    configs: tuple[tuple[dict[str, Any], dict[str, Any]], ...] = ()
 
     def expand(self) -> list[dict[str, Any]]:
         """The parameter grid: one dict per combination of listed values."""
@@ -111,19 +117,27 @@ def builtin_suites() -> dict[str, Path]:
 
 
 def resolve_suite_path(name_or_path: str) -> Path:
-    """A built-in suite's file, or the user's own suite file when given a path."""
+    """A built-in suite's file, or the user's own suite file when given a path.
+
+    A name that is a built-in suite means that suite, even where a folder of that name exists
+    (a results folder is often named after its suite); a ``.toml`` name or an existing file is
+    the user's suite file.
+    """
     candidate = Path(name_or_path)
-    if candidate.suffix == ".toml" or candidate.exists():
-        if not candidate.is_file():
-            raise SuiteError(f"suite file not found: {candidate}")
-        return candidate
     suites = builtin_suites()
-    if name_or_path not in suites:
-        valid = ", ".join(sorted(suites)) or "(none)"
-        raise SuiteError(
-            f"unknown suite '{name_or_path}'; valid: {valid} (or the path of a .toml suite file)"
-        )
-    return suites[name_or_path]
+    if candidate.is_file():
+        return candidate
+    if candidate.suffix == ".toml":
+        raise SuiteError(f"suite file not found: {candidate}")
+    if name_or_path in suites:
+        return suites[name_or_path]
+    valid = ", ".join(sorted(suites)) or "(none)"
+    if candidate.is_dir():
+        raise SuiteError(f"--suite {name_or_path}: that is a folder, not a suite file; built-in "
+                         f"suites: {valid}")
+    raise SuiteError(
+        f"unknown suite '{name_or_path}'; valid: {valid} (or the path of a .toml suite file)"
+    )
 
 
 def load_suite(name_or_path: str, *, quick: bool = False) -> Suite:
@@ -153,15 +167,19 @@ def parse_suite(raw: Mapping[str, Any], source: str, *, quick: bool = False) -> 
     if problem not in problems:
         raise SuiteError(f"{source}: key 'problem': unknown problem '{problem}'; "
                          f"valid: {', '.join(problems.names())}")
+    problem_cls = problems.get(problem)
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise SuiteError(f"{source}: key 'description' must be a string, got {description!r}")
     full = Suite(
         name=name, problem=problem,
-        sizes=_int_list(_require(raw, "sizes", list, source), source, "sizes"),
-        seeds=_int_list(raw.get("seeds", [0]), source, "seeds"),
+        sizes=_sizes(problem_cls, _require(raw, "sizes", list, source), source, "sizes"),
+        seeds=_seeds(problem_cls, raw.get("seeds", [0]), source, "seeds"),
         data=_data(problem, raw.get("data", {}), source, "data"),
         budget=_budget(raw.get("budget", {}), source, "budget"),
         limits=_limits(raw.get("limits", {}), source, "limits"),
-        methods=_methods(_require(raw, "methods", list, source), source, problems.get(problem)),
-        description=str(raw.get("description", "")), source=source,
+        methods=_methods(_require(raw, "methods", list, source), source, problem_cls),
+        description=description, source=source,
     )
     smoke = _apply_quick(full, raw.get("quick", {}), source)
     return smoke if quick else full
@@ -176,10 +194,11 @@ def _apply_quick(suite: Suite, value: Any, source: str) -> Suite:
                   **_table(overrides.get("budget", {}), source, "quick.budget")}
     limits_raw = {"wall_seconds": limits.wall_seconds, "memory_mb": limits.memory_mb,
                   **_table(overrides.get("limits", {}), source, "quick.limits")}
+    problem_cls = problems.get(suite.problem)
     return dataclasses.replace(
         suite,
-        sizes=_int_list(overrides.get("sizes", suite.sizes), source, "quick.sizes"),
-        seeds=_int_list(overrides.get("seeds", suite.seeds), source, "quick.seeds"),
+        sizes=_sizes(problem_cls, overrides.get("sizes", suite.sizes), source, "quick.sizes"),
+        seeds=_seeds(problem_cls, overrides.get("seeds", suite.seeds), source, "quick.seeds"),
         data=_data(suite.problem, {**suite.data, **_table(overrides.get("data", {}), source,
                                                           "quick.data")}, source, "quick.data"),
         budget=_budget(_without_none(budget_raw), source, "quick.budget"),
@@ -213,22 +232,25 @@ def expand(
                                  f"the suite has: {', '.join(in_suite)}")
         specs = [spec for spec in specs if spec.name in wanted]
 
+    sizes = _sizes(problem_cls, list(sizes), "command line", "--sizes") if sizes else suite.sizes
+    seeds = _seeds(problem_cls, list(seeds), "command line", "--seeds") if seeds else suite.seeds
+    problem_params = {
+        (size, seed): problem_cls.validate(
+            {**suite.data, problem_cls.size_param: size, "seed": seed})
+        for size in sizes for seed in seeds
+    }
     cells = []
-    for size in sizes if sizes is not None else suite.sizes:
+    for size in sizes:
         for spec in specs:
-            method_cls = methods.get(spec.name)
-            for given in spec.expand():
-                method_params = method_cls.validate(given)
+            for given, method_params in spec.configs:
                 label = readable_name(spec.name, given)
-                for seed in seeds if seeds is not None else suite.seeds:
-                    problem_params = problem_cls.validate(
-                        {**suite.data, problem_cls.size_param: size, "seed": seed}
-                    )
+                for seed in seeds:
                     cells.append(Cell(
                         suite=suite.name, problem=suite.problem,
-                        size_param=problem_cls.size_param, problem_params=problem_params,
-                        method=spec.name, method_params=method_params, method_label=label,
-                        seed=seed, device=device, budget=suite.budget,
+                        size_param=problem_cls.size_param,
+                        problem_params=problem_params[size, seed], method=spec.name,
+                        method_params=method_params, method_label=label, seed=seed,
+                        device=device, budget=suite.budget,
                     ))
     _refuse_duplicates(cells, suite.source or suite.name)
     return cells
@@ -277,6 +299,27 @@ def _int_list(value: Any, source: str, key: str) -> list[int]:
     if len(set(value)) != len(value):
         raise SuiteError(f"{source}: key '{key}' has repeated values: {value!r}")
     return list(value)
+
+
+def _sizes(problem: type[Problem], value: Any, source: str, key: str) -> list[int]:
+    """Sizes: a list of integers within the problem's size parameter's range."""
+    return _in_range(problem, problem.size_param, _int_list(value, source, key), source, key)
+
+
+def _seeds(problem: type[Problem], value: Any, source: str, key: str) -> list[int]:
+    """Seeds: a list of integers within the problem's seed parameter's range."""
+    return _in_range(problem, "seed", _int_list(value, source, key), source, key)
+
+
+def _in_range(problem: type[Problem], name: str, values: list[int], source: str,
+              key: str) -> list[int]:
+    param = problem.params[name]
+    for value in values:
+        try:
+            param.coerce(f"problem '{problem.registered_name()}'", name, value)
+        except L2OBenchError as exc:
+            raise SuiteError(f"{source}: key '{key}': {exc}") from None
+    return values
 
 
 def _table(value: Any, source: str, key: str) -> dict[str, Any]:
@@ -328,11 +371,10 @@ def _methods(entries: list[Any], source: str, problem: type[Problem]) -> list[Me
         except L2OBenchError as exc:
             raise SuiteError(f"{source}: key '{where}.name': {exc}") from None
         params = _table(table.get("params", {}), source, where + ".params")
-        spec = MethodSpec(name=name, params=params)
-        _validate_grid(method_cls, spec, source, where + ".params")
-        specs.append(spec)
-    labels = [readable_name(s.name, p) for s in specs for p in s.expand()]
-    repeated = sorted({label for label in labels if labels.count(label) > 1})
+        specs.append(_validated(method_cls, MethodSpec(name=name, params=params), source,
+                                where + ".params"))
+    labels = Counter(readable_name(s.name, given) for s in specs for given, _ in s.configs)
+    repeated = sorted(label for label, n in labels.items() if n > 1)
     if repeated:
         raise SuiteError(f"{source}: key 'methods' lists {repeated[0]} more than once")
     return specs
@@ -348,10 +390,8 @@ def _override_methods(specs: list[MethodSpec], value: Any, source: str) -> list[
     result = []
     for spec in specs:
         extra = _table(overrides.get(spec.name, {}), source, f"quick.method_params.{spec.name}")
-        merged = MethodSpec(spec.name, {**spec.params, **extra})
-        _validate_grid(methods.get(spec.name), merged, source,
-                       f"quick.method_params.{spec.name}")
-        result.append(merged)
+        result.append(_validated(methods.get(spec.name), MethodSpec(spec.name, {**spec.params,
+                                 **extra}), source, f"quick.method_params.{spec.name}"))
     return result
 
 
@@ -376,12 +416,45 @@ def _known_method(name: str, source: str, key: str) -> type[Method]:
     return methods.get(name)
 
 
-def _validate_grid(method_cls: type[Method], spec: MethodSpec, source: str, key: str) -> None:
+def _validated(method_cls: type[Method], spec: MethodSpec, source: str, key: str) -> MethodSpec:
+    """``spec`` with its grid validated, each combination once (``configs`` filled in)."""
     for values in spec.params.values():
         if isinstance(values, list) and not values:
             raise SuiteError(f"{source}: key '{key}' has an empty list of values")
+    configs = []
     for combo in spec.expand():
         try:
-            method_cls.validate(combo)
+            configs.append((combo, method_cls.validate(combo)))
         except L2OBenchError as exc:
             raise SuiteError(f"{source}: key '{key}': {exc}") from None
+    return dataclasses.replace(spec, configs=tuple(configs))
+
+
+_DEVICE = re.compile(r"cpu|cuda(:\d+)?")
+
+
+def check_cell(cell: Cell) -> Cell:
+    """A cell read back from a record, validated as a suite's cells are (``l2obench rerun``).
+
+    Its problem, method, parameters, budget and device must be what a suite would produce, so a
+    damaged or hand-edited record is refused with a message instead of failing inside a run.
+    """
+    where = f"the record of cell {cell.cell_id}"
+    try:
+        problem_cls = problems.get(cell.problem)
+        method_cls = methods.get(cell.method)
+        problem_params = problem_cls.validate(cell.problem_params)
+        method_params = method_cls.validate(cell.method_params)
+        method_cls.check_applicable(problem_cls)
+    except L2OBenchError as exc:
+        raise SuiteError(f"{where}: {exc}") from None
+    if cell.size_param != problem_cls.size_param:
+        raise SuiteError(f"{where}: size parameter '{cell.size_param}' is not the problem's "
+                         f"'{problem_cls.size_param}'")
+    if problem_params != cell.problem_params or method_params != cell.method_params:
+        raise SuiteError(f"{where}: its parameters are incomplete or not in canonical form")
+    budget = {"max_epochs": cell.budget.max_epochs, "max_seconds": cell.budget.max_seconds}
+    _budget(_without_none(budget), where, "budget")
+    if not _DEVICE.fullmatch(cell.device):
+        raise SuiteError(f"{where}: device {cell.device!r} is not cpu or cuda")
+    return cell

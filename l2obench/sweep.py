@@ -12,7 +12,7 @@ complete records behind.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -22,6 +22,8 @@ from l2obench.record import Cell, Record, Status
 from l2obench.store import CellLock, ResultStore
 
 Mode = Literal["resume", "force", "retry-failed"]
+#: What tells one record of a cell from a later one (``None``: no record).
+Version = tuple[str | None, str | None] | None
 
 
 class SweepEvents(Protocol):
@@ -64,6 +66,15 @@ class RunSummary:
         return sum(1 for record in self.written if not record.status.successful)
 
 
+class SweepInterrupted(Exception):
+    """The sweep was interrupted (Ctrl-C): what it had done, and the cells it stopped."""
+
+    def __init__(self, summary: RunSummary, stopped: list[Cell]) -> None:
+        super().__init__(f"interrupted with {len(stopped)} cells running")
+        self.summary = summary
+        self.stopped = stopped
+
+
 def needs_run(existing: Record | None, mode: Mode) -> bool:
     """Whether a cell with this record (or none) runs in ``mode``."""
     if existing is None or mode == "force":
@@ -71,8 +82,8 @@ def needs_run(existing: Record | None, mode: Mode) -> bool:
     return mode == "retry-failed" and existing.status != Status.OK
 
 
-def _version(record: Record | None) -> tuple[str | None, str | None] | None:
-    """What tells one record of a cell from a later one."""
+def _version(record: Record | None) -> Version:
+    """The :data:`Version` of ``record``: its start and end times."""
     return None if record is None else (record.started_at, record.finished_at)
 
 
@@ -84,11 +95,21 @@ def run_cells(
     mode: Mode = "resume",
     events: SweepEvents | None = None,
 ) -> RunSummary:
-    """Run the cells that ``mode`` selects; write each record as soon as it is complete."""
-    events = events or _Silent()
-    executor = executor or InlineExecutor()
+    """Run the cells that ``mode`` selects; write each record as soon as it is complete.
+
+    Raises :class:`SweepInterrupted` on Ctrl-C, after stopping the running cells (whose records
+    are not written: they run again on resume) and releasing their locks.
+    """
+    with store.generation(mode) as started:
+        return _run(cells, store, executor or InlineExecutor(), mode, events or _Silent(),
+                    started)
+
+
+def _run(cells: Sequence[Cell], store: ResultStore, executor: Executor, mode: Mode,
+         events: SweepEvents, started: str) -> RunSummary:
+    """:func:`run_cells` within the sweep's generation, which began at ``started``."""
     summary = RunSummary()
-    todo: deque[tuple[Cell, tuple[str | None, str | None] | None]] = deque()
+    todo: deque[tuple[Cell, Version]] = deque()
     for cell in cells:
         existing = store.read(cell.cell_id)
         if needs_run(existing, mode):
@@ -97,7 +118,7 @@ def run_cells(
             summary.already_done.append(cell)
             events.skipped(cell, "already recorded")
 
-    def claim(cell: Cell, seen: tuple[str | None, str | None] | None) -> CellLock | None:
+    def claim(cell: Cell, seen: Version) -> CellLock | None:
         """The cell's lock if it still needs running now that it is locked, else ``None``."""
         lock = store.try_lock(cell.cell_id)
         if lock is None:
@@ -105,8 +126,9 @@ def run_cells(
             events.skipped(cell, "being run by another sweep")
             return None
         current = store.read(cell.cell_id)
-        if _version(current) != seen or not needs_run(current, mode):
-            lock.release()  # another sweep recorded it since this one looked
+        redone = current is not None and (current.started_at or "") >= started
+        if _version(current) != seen or redone or not needs_run(current, mode):
+            lock.release()  # another sweep recorded it since this one started
             summary.already_done.append(cell)
             events.skipped(cell, "recorded by another sweep")
             return None
@@ -115,26 +137,45 @@ def run_cells(
     running: dict[Future[Record], tuple[Cell, CellLock]] = {}
     try:
         with executor:
-            while todo or running:
-                while todo and len(running) < executor.slots:
-                    cell, seen = todo.popleft()
-                    lock = claim(cell, seen)
-                    if lock is not None:
-                        events.started(cell)
-                        running[executor.submit(cell)] = (cell, lock)
-                if not running:
-                    continue
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    cell, lock = running.pop(future)
-                    record = future.result()
-                    try:
-                        store.write(record, replace=mode != "resume")
-                    finally:
-                        lock.release()
-                    summary.written.append(record)
-                    events.finished(cell, record)
+            try:
+                _loop(todo, running, claim, store, executor, mode, summary, events)
+            except KeyboardInterrupt:
+                executor.cancel()
+                raise SweepInterrupted(summary, [cell for cell, _ in running.values()]) \
+                    from None
     finally:
         for _, lock in running.values():
             lock.release()
     return summary
+
+
+def _loop(
+    todo: deque[tuple[Cell, Version]],
+    running: dict[Future[Record], tuple[Cell, CellLock]],
+    claim: Callable[[Cell, Version], CellLock | None],
+    store: ResultStore,
+    executor: Executor,
+    mode: Mode,
+    summary: RunSummary,
+    events: SweepEvents,
+) -> None:
+    """Claim and submit while the executor has slots; write each record as it completes."""
+    while todo or running:
+        while todo and len(running) < executor.slots:
+            cell, seen = todo.popleft()
+            lock = claim(cell, seen)
+            if lock is not None:
+                events.started(cell)
+                running[executor.submit(cell)] = (cell, lock)
+        if not running:
+            continue
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in done:
+            cell, lock = running.pop(future)
+            record = future.result()
+            try:
+                store.write(record, replace=mode != "resume")
+            finally:
+                lock.release()
+            summary.written.append(record)
+            events.finished(cell, record)

@@ -22,7 +22,7 @@ from l2obench.errors import L2OBenchError
 from l2obench.report.aggregate import aggregate
 from l2obench.report.leaderboard import section, write_pages
 from l2obench.report.plots import plot_metrics
-from l2obench.store import load_results
+from l2obench.store import load_results, suite_cells
 
 __all__ = ["ReportFiles", "build_report", "publish_dir"]
 
@@ -38,6 +38,7 @@ class ReportFiles:
     index: Path
     aggregates: Path
     figures: tuple[Path, ...]
+    missing: int = 0  # cells the suite asked for that have no record (yet)
 
     def all(self) -> list[Path]:
         """Every written file: pages, table, then figures."""
@@ -45,16 +46,22 @@ class ReportFiles:
 
 
 def build_report(results: str | Path, out: str | Path, *, suite: str | None = None,
-                 command: str = "", notes: str = "") -> ReportFiles:
+                 command: str = "", notes: str = "",
+                 allow_incomplete: bool = True) -> ReportFiles:
     """Aggregate the records under ``results`` and write figures and pages into ``out``.
 
     ``suite`` keeps only that suite's records; ``command`` is the command line that made the
     report, shown on the pages for provenance; ``notes`` is the publisher's Markdown text (what
-    changed since the last baseline, caveats), shown at the top of both pages. A folder without
+    changed since the last baseline, caveats), shown at the top of both pages;
+    ``allow_incomplete=False`` refuses a suite some of whose cells have no record. A folder without
     records, or a suite that has none in it, is an :class:`~l2obench.errors.L2OBenchError`
     naming what is there.
     """
-    records = _load(Path(results), suite)
+    records, missing = _load(Path(results), suite)
+    if missing and not allow_incomplete:
+        raise L2OBenchError(f"suite '{suite}' has {missing} cells without a record in "
+                            f"{results}; run them first (the same 'l2obench run' resumes), or "
+                            "pass --allow-incomplete")
     out = Path(out)
     figures_dir = out / "figures"
     out.mkdir(parents=True, exist_ok=True)
@@ -64,15 +71,21 @@ def build_report(results: str | Path, out: str | Path, *, suite: str | None = No
         cells = records[(records["suite"] == suite_name) & (records["problem"] == problem)]
         plots = plot_metrics(part, cells, figures_dir, _slug(f"{suite_name}-{problem}"))
         figures += [path for p in plots for path in (p.png, p.svg)]
-        sections.append(section(cells, part, plots, out))
+        sections.append(section(cells, part, plots, out, missing=missing))
     aggregates = out / "aggregates.csv"
     agg.to_csv(aggregates, index=False)
     leaderboard, index = write_pages(sections, records, out, command, notes)
-    return ReportFiles(out, leaderboard, index, aggregates, tuple(figures))
+    return ReportFiles(out, leaderboard, index, aggregates, tuple(figures), missing)
 
 
-def _load(results: Path, suite: str | None) -> pd.DataFrame:
-    """The records to report on, or an error a user can act on."""
+def _load(results: Path, suite: str | None) -> tuple[pd.DataFrame, int]:
+    """The records to report on and how many of the suite's cells have none, or an error a
+    user can act on.
+
+    A suite's records are the cells its runs asked for in this folder (``suites/<suite>.json``),
+    whichever suite's run recorded them; for folders written before runs noted their cells,
+    the records whose ``suite`` column names it.
+    """
     try:
         records = load_results(results)
     except FileNotFoundError as exc:
@@ -80,12 +93,17 @@ def _load(results: Path, suite: str | None) -> pd.DataFrame:
                             f"first, or point --results at a folder with records/*.json)") \
             from None
     if suite is None:
-        return records
+        return records, 0
+    wanted = suite_cells(results, suite)
+    if wanted is not None:
+        mine = records[records["cell_id"].isin(wanted)].copy()
+        mine["suite"] = suite
+        return mine.reset_index(drop=True), len(wanted) - len(mine)
     present = sorted(pd.unique(records["suite"].astype(str)))
     if suite not in present:
         raise L2OBenchError(f"no records of suite '{suite}' under {results}; suites present: "
                             f"{', '.join(present)}")
-    return records[records["suite"] == suite].reset_index(drop=True)
+    return records[records["suite"] == suite].reset_index(drop=True), 0
 
 
 def _slug(text: str) -> str:

@@ -232,8 +232,11 @@ def _plain(value: object) -> str:
 
 
 def section(records: pd.DataFrame, agg: pd.DataFrame, plots: Iterable[PlotFiles],
-            page_dir: Path) -> Section:
-    """The tables and figures of one (suite, problem); figure paths relative to ``page_dir``."""
+            page_dir: Path, missing: int = 0) -> Section:
+    """The tables and figures of one (suite, problem); figure paths relative to ``page_dir``.
+
+    ``missing`` cells of the suite have no record: the counts say so.
+    """
     methods = sorted(pd.unique(agg["method_label"]))
     metrics = _shown_metrics(agg)
     sizes = []
@@ -248,7 +251,9 @@ def section(records: pd.DataFrame, agg: pd.DataFrame, plots: Iterable[PlotFiles]
     return Section(str(agg["suite"].iloc[0]), str(agg["problem"].iloc[0]), overall_table(agg),
                    sizes, figures, not_ok_table(records),
                    counts=f"{solved}/{attempted} cells ok, {_count(len(methods), 'method')}, "
-                          f"{_count(len(sizes), 'size')}")
+                          f"{_count(len(sizes), 'size')}"
+                          + (f"; {_count(missing, 'cell')} of the suite not recorded (not run "
+                             "yet, or failed to write)" if missing else ""))
 
 
 def provenance(records: pd.DataFrame, command: str) -> list[tuple[str, str]]:

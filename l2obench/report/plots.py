@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+import matplotlib
 import matplotlib.lines as mlines
 import matplotlib.patches as mpatches
 import numpy as np
@@ -108,7 +109,9 @@ def draw(spec: PlotSpec, metrics: Sequence[str], agg: pd.DataFrame, records: pd.
     The layout is fixed rather than constrained (a constrained layout costs a full draw per
     save); the legend sits outside the axes and the saved files are cropped to fit it.
     """
-    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.8):
+    # Labels are plain text: a method label such as "m[$x$]" must not be read as mathtext.
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.8), \
+            matplotlib.rc_context({"text.parse_math": False}):
         figure = Figure(figsize=(_PANEL_WIDTH * len(metrics), 4.0))
         FigureCanvasAgg(figure)
         figure.subplots_adjust(left=0.1 / len(metrics), right=1 - 0.02 / len(metrics),
