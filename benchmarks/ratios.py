@@ -35,7 +35,7 @@ import torch
 from l2obench.runner import warm_up
 
 from . import dys_vs_fpo_dys, jax_vs_torch, memory_vs_iterations, oracle_vs_gurobi, spo_vs_pyepo
-from .comparison import CPU, RESULTS_DIR, Comparison, Machine, Result, write_result
+from .comparison import CPU, RESULTS_DIR, Comparison, Machine, Profile, Result, write_result
 
 #: Every comparison, by name, in the order they run.
 COMPARISONS: dict[str, Comparison[Any]] = {
@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger = logging.getLogger(__package__)  # the comparisons' progress lines, not libraries'
     logger.addHandler(progress)
     logger.setLevel(logging.INFO)
-    profile = "quick" if args.quick else "full"
+    profile: Profile = "quick" if args.quick else "full"
     torch.set_num_threads(args.threads)
     machine = Machine.current()
     print(f"l2obench ratios ({profile} profile): {machine.cpu}, {machine.cores} cores, torch "

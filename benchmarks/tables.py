@@ -18,6 +18,7 @@ written; to show a new comparison, add its two comments where its block should g
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -52,9 +53,12 @@ def latest_results(folder: Path = RESULTS_DIR) -> dict[str, Result]:
 
 
 def cell(value: float | int | str | None) -> str:
-    """A table cell: floats to three significant digits, pipes escaped."""
+    """A table cell: floats to three significant digits (whole numbers and those of four digits
+    or more without exponent), pipes escaped."""
     if value is None:
         text = "—"
+    elif isinstance(value, float) and math.isfinite(value) and abs(value) >= 1000:
+        text = f"{value:.0f}"
     elif isinstance(value, float):
         text = f"{value:.3g}"
     else:
