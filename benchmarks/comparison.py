@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 #: The two sizes every comparison runs at: the measurement, and a smoke run of tiny sizes whose
 #: targets mean nothing (it checks that every comparison still runs to a result).
 Profile = Literal["full", "quick"]
-PROFILES: tuple[Profile, ...] = ("full", "quick")
 
 #: Version of the JSON form written by :func:`write_result`.
 FORMAT = 1
