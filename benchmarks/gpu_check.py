@@ -7,9 +7,10 @@ On a machine with a GPU::
 runs, through the real command line, (1) the shortest-path suite's quick profile, (2) a sweep of
 ``dys-jfb`` (with ``two-stage`` and ``spo+`` beside it) over k = 5 … 100 with a short budget,
 printing seconds per epoch, forward iterations, host and device peak memory and regret per size
-(also written to ``OUT/sweep.csv``), and (3) ``benchmarks/ratios.py`` on the same machine, its
-output kept in ``OUT/ratios.txt`` (the ratios script measures on the CPU: it records that
-machine's CPU figures beside the GPU sweep; it has no CUDA path yet).
+(also written to ``OUT/sweep.csv``), and (3) the ratio comparisons (``python -m
+benchmarks.ratios``) on the same machine, their JSON results in ``OUT/ratios/`` and their output
+in ``OUT/ratios.txt`` (the comparisons measure on the CPU: they record that machine's CPU figures
+beside the GPU sweep; they have no CUDA path yet).
 ``--device cpu --sizes 3 --epochs 1 --no-quick --no-ratios`` exercises the same code without a
 GPU (the test suite does).
 """
@@ -26,7 +27,7 @@ import torch
 
 from l2obench import load_results
 
-HERE = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parent.parent
 
 #: Methods of the sweep: the DYS layer, and the two fastest exact-solver baselines beside it.
 SWEEP_METHODS = ("dys-jfb", "two-stage", "spo+")
@@ -78,7 +79,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-quick", dest="quick", action="store_false",
                         help="skip the quick profile of the suite")
     parser.add_argument("--no-ratios", dest="ratios", action="store_false",
-                        help="skip benchmarks/ratios.py")
+                        help="skip the ratio comparisons (python -m benchmarks.ratios)")
     return parser.parse_args(argv)
 
 
@@ -102,9 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_results(args.out / "sweep").to_csv(args.out / "sweep.csv", index=False)
     print(table, flush=True)
     if args.ratios:
+        results = (args.out / "ratios").resolve()
         with open(args.out / "ratios.txt", "w") as log:
-            ratios = subprocess.run([sys.executable, str(HERE / "ratios.py")], check=False,
-                                    stdout=subprocess.PIPE, text=True)
+            ratios = subprocess.run(
+                [sys.executable, "-m", "benchmarks.ratios", "--out", str(results)],
+                cwd=REPO, check=False, stdout=subprocess.PIPE, text=True,
+            )
             log.write(ratios.stdout)
         print(ratios.stdout)
     return 0

@@ -35,7 +35,7 @@ from l2obench.runner import DataCache, run_cell, start_record, warm_up
 log = logging.getLogger(__name__)
 
 #: What the fork server imports besides the built-in problems and methods, so that each cell's
-#: child starts warm: the runner, and the module the first optimiser imports (about 1 s).
+#: child starts warm: the runner, and the module the first optimiser imports (slow to import).
 #: Importing JAX (through the PyEPO methods' module) starts none of its threads, so children
 #: forked after it are safe.
 _PRELOAD = ["l2obench.runner", "torch._dynamo"]

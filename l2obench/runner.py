@@ -140,7 +140,7 @@ def _measure(cell: Cell, cache: DataCache) -> tuple[Status, str | None, dict[str
 def warm_up(device: torch.device) -> None:
     """Pay one-time costs before any cell, so the first cell's time and memory are not charged
     with them: the device's runtime (CUDA context, kernels, allocator) and the lazy imports of
-    autograd and ``torch.optim`` (the first optimiser built imports torch._dynamo, ~1 s)."""
+    autograd and ``torch.optim`` (the first optimiser built imports torch._dynamo, slowly)."""
     x = torch.randn(64, 64, device=device, requires_grad=True)
     optimizer = torch.optim.Adam([x])
     (x @ x).relu().sum().backward()

@@ -24,13 +24,11 @@ StoredForm = Literal["dense", "factored", "kronecker"]
 
 #: ``form="auto"`` stores the dense ``n × n`` projector up to this many variables, by device
 #: type (others use the CPU value); past it the factored form (sparse ``A``, dense ``K``) is
-#: faster. Measured per DYS iteration on grid shortest-path LPs, batch 256, float32: on an H200
-#: (PyTorch) dense wins up to 30×30 (1 740 arcs, 0.13 against 0.20 ms), ties at 40×40 (3 120) and
-#: loses at 50×50 (4 900, 0.42 against 0.26 ms). On a 2-core CPU a whole 20×20 solve (760 arcs)
-#: is 15–25 % faster factored and a 10×10 one (180) 40 % faster dense; with 16 cores the
-#: crossover moves up to about 30×30, but the benchmark's CPU figures come from 2-core machines.
-#: JAX on the same 2-core CPU (XLA, ``BCOO`` sparse products) crosses over at the same place:
-#: one ``M v`` costs 0.17 against 0.24 ms at 10×10 and 1.9 against 1.3 ms at 20×20.
+#: faster. Both thresholds are measured crossovers, per DYS iteration on grid shortest-path LPs
+#: (batch 256, float32): on a GPU with PyTorch, and on a 2-core CPU with PyTorch and with JAX,
+#: which cross over at the same size; the figures are in benchmarks/RESULTS.md ("Measurements
+#: behind the defaults"). More CPU cores move the crossover up, but the benchmark's CPU figures
+#: come from 2-core machines.
 DENSE_MAX_VARS = {"cuda": 2048, "cpu": 512}
 
 
@@ -64,7 +62,7 @@ class KroneckerSpectrum:
     A Kronecker sum has the eigenvectors ``u₁ᵢ ⊗ u₂ⱼ`` and eigenvalues ``λ₁ᵢ + λ₂ⱼ``, so its
     pseudo-inverse applies in ``O(m (k₁ + k₂))`` work per vector, ``m = k₁ k₂``, and never forms
     an ``m × m`` matrix: on a 100×100 grid that is 10⁴ × 10⁴ entries (400 MB in float32) and an
-    eigendecomposition of minutes, against two 100×100 ones here. Row ``i·k₂ + j`` of ``A``
+    ``O(m³)`` eigendecomposition, against two 100×100 ones here. Row ``i·k₂ + j`` of ``A``
     corresponds to the index pair ``(i, j)``.
     """
 

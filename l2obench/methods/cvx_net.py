@@ -5,7 +5,8 @@ The layer solves ``min ±wᵀx + (γ/2)‖x‖²`` subject to ``A x = b`` and ``
 auxiliary columns cost nothing) and differentiates through the QP's optimality conditions
 (diffcp); the quadratic term makes the decision a differentiable function of ``w``. This is the
 fpo-dys "CVX-net" baseline (``½‖x‖²``, i.e. ``γ = 1``). cvxpylayers solves in float64 and one
-instance at a time, which is why it is slow past ~1 000 variables. cvxpy and cvxpylayers are
+instance at a time, which is why it is the slowest method on large problems (the published
+baseline, results/shortest-path/, records its times and time-outs). cvxpy and cvxpylayers are
 optional (the ``cvx`` extra) and imported only when the layer is built.
 """
 

@@ -198,10 +198,11 @@ class DYSImplicit(DYSMethod):
     these reach neither ``x`` nor the costs). Fixed-point iteration then needs of order
     ``1/(αγ) = 4·10⁴`` iterations and returns a truncated sum at any practical cap; GMRES is not
     guaranteed for singular systems and stalls in float32; CG returns the least-norm solution,
-    in 20–55 iterations on 5×5 to 20×20 grids (batch 256, float32). In float32 the relative
-    residual cannot go far below ``ε₃₂/(αγ) ≈ 5e-3`` there, so ``bwd_tol = 2e-2``: CG meets it
-    on those grids, and its gradient is then within 0.4 % of the float64 implicit gradient
-    (measured; the float32 forward, not the residual, dominates that error). Steps whose solve
+    in few iterations on the suite's grids. In float32 the relative residual cannot go far below
+    ``ε₃₂/(αγ) ≈ 5e-3`` there, so ``bwd_tol = 2e-2``: CG meets it, and its gradient then agrees
+    closely with the float64 implicit gradient (the float32 forward, not the residual, dominates
+    the difference). The iteration counts and the gradient's error were measured on 5×5 to
+    20×20 grids: benchmarks/RESULTS.md, "Measurements behind the defaults". Steps whose solve
     misses the tolerance are counted (``bwd_unconverged``).
     """
 

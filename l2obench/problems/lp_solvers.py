@@ -34,7 +34,8 @@ BACKENDS = ("highs", "gurobi")
 BLOCK_ROWS = 32
 
 #: The blocks after the first are spread over processes when, at the pace the first block was
-#: solved, they would take longer than this in one process (forking a worker costs ~10-50 ms).
+#: solved, they would take longer than this in one process (forking a worker has a fixed cost
+#: that a short batch does not repay).
 PARALLEL_MIN_SECONDS = 0.5
 
 
@@ -197,11 +198,11 @@ def _highs_options(is_mip: bool) -> dict[str, Any]:
     """HiGHS options for many re-solves of one small model, one instance at a time.
 
     One thread: parallelism comes from spreading blocks over processes, and HiGHS's default
-    second thread only competes for the same cores (on a 2-core machine a 20-item knapsack MIP
-    took 15 ms of CPU with it, 5 ms without). MIPs are solved to a zero gap, without the
-    feasibility-jump heuristic, a fixed cost per solve that an exact solve of a small model does
-    not need (a 10-item knapsack: 5 ms against 1 ms of CPU; 500 items: 70 against 45 ms).
-    HiGHS versions before that heuristic existed ignore the option.
+    second thread only competes for the same cores, multiplying the CPU time of each small MIP.
+    MIPs are solved to a zero gap, without the feasibility-jump heuristic, a fixed cost per solve
+    that an exact solve of a small model does not need. Both were measured on knapsack MIPs
+    (benchmarks/RESULTS.md, "Measurements behind the defaults"). HiGHS versions before that
+    heuristic existed ignore the option.
     """
     options: dict[str, Any] = {"output_flag": False, "threads": 1}
     if is_mip:
