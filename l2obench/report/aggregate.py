@@ -17,6 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from l2obench.record import Status
+
 #: The cells of one aggregate row.
 GROUP = ["suite", "problem", "size", "method_label"]
 
@@ -62,7 +64,7 @@ def mean_interval(values: Iterable[float]) -> tuple[float, float, float]:
 def format_statuses(statuses: pd.Series) -> str:
     """``"ok 2, failed 1"``: each status seen with its count, ``ok`` first, others by name."""
     counts = statuses.fillna("unknown").astype(str).value_counts()
-    order = sorted(counts.index, key=lambda s: (s != "ok", s))
+    order = sorted(counts.index, key=lambda s: (s != Status.OK, s))
     return ", ".join(f"{status} {counts[status]}" for status in order)
 
 
@@ -80,7 +82,7 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for key, cells in records.groupby(GROUP, sort=True):
         row = dict(zip(GROUP, key, strict=True))
-        ok = cells[cells["status"] == "ok"]
+        ok = cells[cells["status"] == Status.OK]
         row["method"] = cells["method"].iloc[0]
         row["n_vars"] = n_vars.get(tuple(key[:3]), math.nan)
         row["attempted"] = len(cells)

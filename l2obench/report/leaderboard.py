@@ -18,6 +18,7 @@ from pathlib import Path
 import jinja2
 import pandas as pd
 
+from l2obench.record import Status
 from l2obench.report.aggregate import AGGREGATION_NOTE, METRICS, has_data
 from l2obench.report.plots import PlotFiles
 
@@ -204,7 +205,7 @@ def overall_table(agg: pd.DataFrame) -> Table:
 
 def not_ok_table(records: pd.DataFrame) -> Table | None:
     """Every cell that is not ok, with its error's first line; ``None`` when all are ok."""
-    bad = records[records["status"] != "ok"].sort_values(["size", "method_label", "seed"])
+    bad = records[records["status"] != Status.OK].sort_values(["size", "method_label", "seed"])
     if bad.empty:
         return None
     body = [[_plain(r["size"]), r["method_label"], _plain(r["seed"]), r["status"],

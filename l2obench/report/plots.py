@@ -30,11 +30,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator
 
+from l2obench.record import Status
 from l2obench.report.aggregate import METRICS, has_data
 
 LOG_SPAN_DECADES = 1.5
 #: Marker of a not-ok status in the strip at the top of the axes; other statuses get "*".
-STATUS_MARKERS = {"failed": "X", "timeout": "v", "oom": "s", "diverged": "D", "skipped": "P"}
+STATUS_MARKERS: dict[str, str] = {Status.FAILED: "X", Status.TIMEOUT: "v", Status.OOM: "s",
+                                  Status.DIVERGED: "D", Status.SKIPPED: "P"}
 _STRIP_ROW = 0.07  # height of one method's row in the not-ok strip, in axes fraction
 _BAND_ALPHA = 0.2
 _PANEL_WIDTH = 5.6  # inches, y label included
@@ -163,7 +165,7 @@ def _draw_metric(ax: Axes, metric: str, agg: pd.DataFrame, records: pd.DataFrame
         ax.fill_between(x, rows[f"{metric}_lo"].clip(lower=0), rows[f"{metric}_hi"],
                         color=colours[label], alpha=_BAND_ALPHA, linewidth=0)
 
-    not_ok = records[records["status"] != "ok"]
+    not_ok = records[records["status"] != Status.OK]
     marked = _mark_not_ok(ax, not_ok, list(colours), colours)
     bounds = agg[[f"{metric}_lo", f"{metric}_hi"]].clip(lower=0).to_numpy(float).ravel()
     _set_y_limits(ax, means, bounds, log_y, strip=len(pd.unique(not_ok["method_label"])))
