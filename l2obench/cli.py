@@ -376,7 +376,22 @@ def _rerun(args: argparse.Namespace, console: Console) -> int:
     if target is not None:
         target.write(record, replace=True)
     console.print(_comparison_table(original, record))
+    console.print(_conditions(original, record), highlight=False)
     return 0 if record.status == Status.OK else EXIT_CELLS_FAILED
+
+
+#: The record columns that describe where and how a cell ran.
+_CONDITIONS = ("device", "device_name", "hostname", "torch_threads", "torch_version",
+               "numpy_version", "python_version", "l2obench_version", "git_commit")
+
+
+def _conditions(original: Record, new: Record) -> str:
+    """Where the re-run's conditions differ from the record's (so timings can be read)."""
+    changed = [f"{name} {getattr(original, name)} → {getattr(new, name)}"
+               for name in _CONDITIONS if getattr(original, name) != getattr(new, name)]
+    if not changed:
+        return "conditions: as recorded (device, machine, threads, versions, commit)"
+    return "conditions that differ from the record's: " + "; ".join(changed)
 
 
 def _with_size_param(record: Record) -> Record:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from l2obench.errors import ParameterError
+from l2obench.errors import ParameterError, did_you_mean
 
 _TYPE_NAMES = {bool: "bool", int: "int", float: "float", str: "str"}
 
@@ -56,7 +56,8 @@ class Param:
         value = _convert(self.type, value, where)
         if self.choices is not None and value not in self.choices:
             valid = ", ".join(repr(c) for c in self.choices)
-            raise ParameterError(f"{where} = {value!r} is not one of: {valid}")
+            hint = did_you_mean(value, map(str, self.choices)) if isinstance(value, str) else ""
+            raise ParameterError(f"{where} = {value!r} is not one of: {valid}{hint}")
         if self.type in (int, float):
             if self.low is not None and value < self.low:
                 raise ParameterError(f"{where} = {value!r} is below its minimum {self.low:g}")
@@ -111,8 +112,9 @@ def validate_params(
     unknown = sorted(set(given) - set(declared))
     if unknown:
         valid = ", ".join(sorted(declared)) or "(none)"
+        hint = did_you_mean(unknown[0], declared) if len(unknown) == 1 else ""
         raise ParameterError(
-            f"{owner}: unknown parameter(s) {', '.join(map(repr, unknown))}; valid: {valid}"
+            f"{owner}: unknown parameter(s) {', '.join(map(repr, unknown))}{hint}; valid: {valid}"
         )
     return {
         name: param.coerce(owner, name, given.get(name, param.default))

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from importlib.metadata import EntryPoint, entry_points
 from typing import Generic, TypeVar
 
-from l2obench.errors import L2OBenchError, UnknownNameError
+from l2obench.errors import L2OBenchError, UnknownNameError, did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,8 @@ class Registry(Generic[T]):
         cls = self._items.get(name) or self._load(name)
         if cls is None:
             valid = ", ".join(self.names()) or "(none)"
-            raise UnknownNameError(f"unknown {self.kind} '{name}'; valid: {valid}")
+            raise UnknownNameError(f"unknown {self.kind} '{name}'"
+                                   f"{did_you_mean(name, self.names())}; valid: {valid}")
         return cls
 
     def names(self) -> list[str]:

@@ -67,6 +67,7 @@ def test_a_published_record_reruns_to_the_same_result(tmp_path: Path) -> None:
     cell_id = "c7b94ba70dc21815"  # two-stage at k = 5: 100 epochs in about a second
     result = run_cli("rerun", cell_id[:10], "--results", str(PUBLISHED), "--out", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "conditions" in result.stdout  # what differs from the record's machine and threads
     (again,) = load_records(tmp_path)
     (original,) = [r for r in load_records(PUBLISHED) if r.cell_id == cell_id]
     assert again.cell_id == cell_id and again.epochs == original.epochs
