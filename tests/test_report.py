@@ -308,15 +308,20 @@ def test_report_of_a_real_tiny_run(tmp_path: Path) -> None:
     assert "device: CPU/GPU model:** cpu: " in md
 
 
-def test_notes_head_both_pages_escaped(synth_results: Path, tmp_path: Path) -> None:
-    notes = ("What changed: a faster <projection>.\n\n- first bullet\n  continued\n"
-             "- second & last\n")
+def test_notes_head_both_pages_rendered_safely(synth_results: Path, tmp_path: Path) -> None:
+    notes = ("**Regenerated** with `--threads 1`: a faster <projection>.\n\n"
+             "- first bullet\n  continued\n- second & last, [PyEPO](https://example.org)\n\n"
+             "<script>alert(1)</script> ![x](https://example.org/x.png)\n")
     files = build_report(synth_results, tmp_path, suite="synth", notes=notes)
     md = files.leaderboard.read_text()
-    assert md.index("What changed: a faster <projection>.") < md.index(AGGREGATION_NOTE[:30])
+    assert md.index("**Regenerated** with") < md.index(AGGREGATION_NOTE[:30])  # as written
     html = files.index.read_text()
-    assert "<p>What changed: a faster &lt;projection&gt;.</p>" in html
-    assert "<li>first bullet continued</li><li>second &amp; last</li>" in html
+    assert "<strong>Regenerated</strong> with <code>--threads 1</code>" in html
+    assert "a faster &lt;projection&gt;." in html
+    assert "<li>first bullet\ncontinued</li>" in html and "second &amp; last" in html
+    assert '<a href="https://example.org">PyEPO</a>' in html
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<img" not in html.split("<h2>")[0]  # the page requests nothing from elsewhere
     assert html.index('class="notes"') < html.index("<h2>")
 
 
