@@ -330,3 +330,22 @@ def test_cli_notes_file_must_exist(synth_results: Path, tmp_path: Path) -> None:
                   "--notes", str(tmp_path / "missing.md"))
     assert run.returncode == 2 and "cannot read the notes file" in run.stdout + run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_tables_are_exported_as_csv_and_latex(synth_report: ReportFiles) -> None:
+    tables = {p.name: p for p in synth_report.tables}
+    assert "synth-shortest-path-overall.csv" in tables
+    assert "synth-shortest-path-overall.tex" in tables
+    assert "synth-shortest-path-size-5.tex" in tables
+    rows = tables["synth-shortest-path-size-5.csv"].read_text().splitlines()
+    assert rows[0].startswith("rank,method,normalized regret")
+    tex = tables["synth-shortest-path-size-5.tex"].read_text()
+    assert tex.startswith(r"\begin{tabular}{rl") and r"\toprule" in tex and r"\bottomrule" in tex
+    assert r"$\pm$" in tex and "dys-jfb[lr=0.01]" in tex
+
+
+def test_latex_cells_are_escaped() -> None:
+    from l2obench.report.export import latex_cell
+
+    assert latex_cell("a_b & 50% $x$ #1 {y}") == r"a\_b \& 50\% \$x\$ \#1 \{y\}"
+    assert latex_cell("**0.12 ± 0.01**") == r"\textbf{0.12 $\pm$ 0.01}"

@@ -7,6 +7,7 @@ including one copied from another machine. ``build_report`` writes into ``out``:
     out/LEADERBOARD.md      GitHub-renderable, images linked relatively
     out/index.html          self-contained static page (inline CSS, no network requests)
     out/aggregates.csv      the aggregated numbers the pages show
+    out/tables/<name>.csv / .tex   every table of the pages, as CSV and LaTeX (booktabs)
     out/figures/<suite>-<problem>-<figure>.png / .svg
 """
 
@@ -20,6 +21,7 @@ import pandas as pd
 
 from l2obench.errors import L2OBenchError
 from l2obench.report.aggregate import aggregate
+from l2obench.report.export import write_tables
 from l2obench.report.leaderboard import section, write_pages
 from l2obench.report.plots import plot_metrics
 from l2obench.store import load_results, suite_cells
@@ -39,10 +41,11 @@ class ReportFiles:
     aggregates: Path
     figures: tuple[Path, ...]
     missing: int = 0  # cells the suite asked for that have no record (yet)
+    tables: tuple[Path, ...] = ()  # every table as CSV and LaTeX, under out/tables/
 
     def all(self) -> list[Path]:
-        """Every written file: pages, table, then figures."""
-        return [self.leaderboard, self.index, self.aggregates, *self.figures]
+        """Every written file: pages, aggregates, figures, then the exported tables."""
+        return [self.leaderboard, self.index, self.aggregates, *self.figures, *self.tables]
 
 
 def build_report(results: str | Path, out: str | Path, *, suite: str | None = None,
@@ -66,16 +69,20 @@ def build_report(results: str | Path, out: str | Path, *, suite: str | None = No
     figures_dir = out / "figures"
     out.mkdir(parents=True, exist_ok=True)
     agg = aggregate(records)
-    sections, figures = [], []
+    sections, figures, stems = [], [], []
     for (suite_name, problem), part in agg.groupby(["suite", "problem"], sort=True):
         cells = records[(records["suite"] == suite_name) & (records["problem"] == problem)]
-        plots = plot_metrics(part, cells, figures_dir, _slug(f"{suite_name}-{problem}"))
+        stem = _slug(f"{suite_name}-{problem}")
+        plots = plot_metrics(part, cells, figures_dir, stem)
         figures += [path for p in plots for path in (p.png, p.svg)]
         sections.append(section(cells, part, plots, out, missing=missing))
+        stems.append(stem)
     aggregates = out / "aggregates.csv"
     agg.to_csv(aggregates, index=False)
     leaderboard, index = write_pages(sections, records, out, command, notes)
-    return ReportFiles(out, leaderboard, index, aggregates, tuple(figures), missing)
+    tables = write_tables(zip(stems, sections, strict=True), out)
+    return ReportFiles(out, leaderboard, index, aggregates, tuple(figures), missing,
+                       tuple(tables))
 
 
 def _load(results: Path, suite: str | None) -> tuple[pd.DataFrame, int]:
