@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the suite's [quick] profile: tiny sizes and budgets, a smoke run")
     run.add_argument("--sizes", type=_int_list, help="only these problem sizes, e.g. 5,10")
     run.add_argument("--methods", type=_name_list, help="only these methods, e.g. dys-jfb")
+    run.add_argument("--add-method", action="append", default=[], metavar="NAME[k=v,...]",
+                     help="run this method too, beside the suite's (repeatable), e.g. "
+                          "'my-method[lr=0.01]' for a plugin's method in a built-in suite")
     run.add_argument("--seeds", type=_int_list, help="only these seeds, e.g. 0,1,2")
     _add_device(run)
     run.add_argument("--out", help="results folder (default: runs/<suite>)")
@@ -242,13 +245,13 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
     from l2obench.runner import resolve_device
     from l2obench.store import ResultStore
-    from l2obench.suite import expand, load_suite
+    from l2obench.suite import expand, load_suite, with_methods
     from l2obench.sweep import SweepInterrupted, run_cells
 
     _check_executor_options(args)
     if args.out is not None and not args.out.strip():
         raise UsageError("--out: the results folder may not be empty")
-    suite = load_suite(args.suite, quick=args.quick)
+    suite = with_methods(load_suite(args.suite, quick=args.quick), args.add_method)
     budget = Budget(max_epochs=args.max_epochs or suite.budget.max_epochs,
                     max_seconds=args.max_seconds or suite.budget.max_seconds)
     suite = dataclasses.replace(suite, budget=budget)

@@ -45,7 +45,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from l2obench.errors import L2OBenchError
+from l2obench.errors import L2OBenchError, did_you_mean
 from l2obench.methods.base import Method
 from l2obench.methods.base import method_registry as methods
 from l2obench.params import readable_name
@@ -136,7 +136,8 @@ def resolve_suite_path(name_or_path: str) -> Path:
         raise SuiteError(f"--suite {name_or_path}: that is a folder, not a suite file; built-in "
                          f"suites: {valid}")
     raise SuiteError(
-        f"unknown suite '{name_or_path}'; valid: {valid} (or the path of a .toml suite file)"
+        f"unknown suite '{name_or_path}'{did_you_mean(name_or_path, suites)}; valid: {valid} "
+        "(or the path of a .toml suite file)"
     )
 
 
@@ -165,7 +166,8 @@ def parse_suite(raw: Mapping[str, Any], source: str, *, quick: bool = False) -> 
                          f"'-'; it names the results folder), got {name!r}")
     problem = _require(raw, "problem", str, source)
     if problem not in problems:
-        raise SuiteError(f"{source}: key 'problem': unknown problem '{problem}'; "
+        raise SuiteError(f"{source}: key 'problem': unknown problem '{problem}'"
+                         f"{did_you_mean(problem, problems.names())}; "
                          f"valid: {', '.join(problems.names())}")
     problem_cls = problems.get(problem)
     description = raw.get("description", "")
@@ -275,7 +277,8 @@ def _refuse_duplicates(cells: Sequence[Cell], source: str) -> None:
 def _check_keys(table: Mapping[str, Any], allowed: set[str], source: str, prefix: str) -> None:
     unknown = sorted(set(table) - allowed)
     if unknown:
-        raise SuiteError(f"{source}: unknown key '{prefix}{unknown[0]}'; "
+        raise SuiteError(f"{source}: unknown key '{prefix}{unknown[0]}'"
+                         f"{did_you_mean(unknown[0], allowed)}; "
                          f"valid keys here: {', '.join(sorted(allowed))}")
 
 
@@ -411,7 +414,8 @@ def _data(problem: str, value: Any, source: str, key: str) -> dict[str, Any]:
 
 def _known_method(name: str, source: str, key: str) -> type[Method]:
     if name not in methods:
-        raise SuiteError(f"{source}: key '{key}': unknown method '{name}'; "
+        raise SuiteError(f"{source}: key '{key}': unknown method '{name}'"
+                         f"{did_you_mean(name, methods.names())}; "
                          f"valid: {', '.join(methods.names())}")
     return methods.get(name)
 
@@ -458,3 +462,46 @@ def check_cell(cell: Cell) -> Cell:
     if not _DEVICE.fullmatch(cell.device):
         raise SuiteError(f"{where}: device {cell.device!r} is not cpu or cuda")
     return cell
+
+
+_ADDED = re.compile(r"(?P<name>[^\[\]\s]+)(?:\[(?P<params>[^\[\]]*)\])?")
+
+
+def with_methods(suite: Suite, texts: Sequence[str]) -> Suite:
+    """``suite`` with the methods written on the command line added (``--add-method``).
+
+    Each text is ``name`` or ``name[key=value,key=value]``; values are read as TOML values
+    (``0.01``, ``true``, ``"text"``), bare words as strings. They are validated like a suite
+    file's methods: the name, the parameters, and that the method applies to the problem.
+    """
+    source = "--add-method"
+    specs = list(suite.methods)
+    for text in texts:
+        match = _ADDED.fullmatch(text.strip())
+        if match is None:
+            raise SuiteError(f"{source} {text!r}: expected NAME or NAME[key=value,...]")
+        params = {}
+        for item in filter(None, (part.strip() for part in (match["params"] or "").split(","))):
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise SuiteError(f"{source} {text!r}: '{item}' is not key=value")
+            params[key.strip()] = _toml_value(value.strip())
+        name = match["name"]
+        method_cls = _known_method(name, source, text)
+        try:
+            method_cls.check_applicable(problems.get(suite.problem))
+        except L2OBenchError as exc:
+            raise SuiteError(f"{source} {text!r}: {exc}") from None
+        specs.append(_validated(method_cls, MethodSpec(name=name, params=params), source, text))
+    labels = Counter(readable_name(s.name, given) for s in specs for given, _ in s.configs)
+    repeated = sorted(label for label, n in labels.items() if n > 1)
+    if repeated:
+        raise SuiteError(f"{source}: {repeated[0]} is in suite '{suite.name}' already")
+    return dataclasses.replace(suite, methods=specs)
+
+
+def _toml_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import ClassVar
 
+import numpy as np
 import pytest
 
+from l2obench import Param
 from l2obench.errors import L2OBenchError
 from l2obench.suite import SuiteError, builtin_suites, expand, load_suite
 
@@ -94,7 +98,7 @@ def test_cell_id_is_stable_and_sensitive(tmp_path: Path) -> None:
         (GOOD.replace('sizes = [3, 4]', 'sizes = "3"'), "key 'sizes' must be a list"),
         (GOOD.replace('sizes = [3, 4]', 'sizes = [3, 3]'), "repeated values"),
         (GOOD.replace('name = "dys-jfb"', 'name = "dys"'),
-         "key 'methods[1].name': unknown method 'dys'; valid: "),
+         "key 'methods[1].name': unknown method 'dys' (did you mean"),
         (GOOD.replace('params = { lr = [0.01, 0.1] }', 'params = { lr = -1.0 }'),
          "key 'methods[0].params': method 'two-stage': parameter 'lr' = -1.0 is below"),
         (GOOD.replace('params = { lr = [0.01, 0.1] }', 'params = { step = 1 }'),
@@ -121,7 +125,44 @@ def test_malformed_suites_name_file_and_key(tmp_path: Path, text: str, fragment:
 
 
 def test_unknown_suite_lists_builtins() -> None:
-    with pytest.raises(SuiteError, match=r"unknown suite 'shortest'; valid: .*shortest-path"):
+    with pytest.raises(SuiteError, match=r"unknown suite 'shortest' \(did you mean "
+                                         r"'shortest-path'\?\); valid: .*shortest-path"):
         load_suite("shortest")
     with pytest.raises(SuiteError, match="suite file not found"):
         load_suite("nowhere/suite.toml")
+
+
+def test_add_method_joins_a_builtin_suite_from_the_command_line(tmp_path: Path) -> None:
+    from l2obench import FitResult, Method, register_method
+    from l2obench.suite import with_methods
+    from tests.test_input_fuzz import run_main
+
+    @register_method("test-joiner")
+    class Joiner(Method):
+        params: ClassVar[dict[str, Param]] = {"scale": Param(float, 1.0, "cost scale",
+                                                             low=0.0)}
+
+        def fit(self, data, budget):
+            return FitResult(epochs=1)
+
+        def predict_costs(self, features):
+            return np.ones((len(features), self.problem.n_vars)) * self.config["scale"]
+
+        def loss(self, split):
+            return 0.0
+
+    suite = with_methods(load_suite("shortest-path", quick=True),
+                         ["test-joiner[scale=2.5]", "two-stage[lr=0.1,hidden=0]"])
+    labels = {c.method_label for c in expand(suite, device="cpu")}
+    assert {"test-joiner[scale=2.5]", "two-stage[hidden=0,lr=0.1]"} <= labels
+    code, text = run_main(["run", "--suite", "shortest-path", "--quick", "--methods",
+                           "test-joiner", "--add-method", "test-joiner[scale=2]", "--device",
+                           "cpu", "--executor", "inline", "--out", str(tmp_path / "o")])
+    assert code == 0, text
+    assert "test-joiner[scale=2]" in text
+    for bad, fragment in [("test-joiner[scale=-1]", "below its minimum"),
+                          ("test-joiner[scale]", "is not key=value"),
+                          ("two-stage[lr=0.01]", "is in suite 'shortest-path' already"),
+                          ("two-stag", "did you mean 'two-stage'")]:
+        with pytest.raises(SuiteError, match=re.escape(fragment)):
+            with_methods(load_suite("shortest-path"), [bad])
