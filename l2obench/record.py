@@ -222,6 +222,9 @@ class Record:
     method: str = column("the method's registered name", "")
     method_label: str = column("the name with the parameters the suite set, e.g. "
                                "`dys-jfb[lr=0.01]`", "")
+    method_family: str | None = column(
+        "the method's family, which reports group it by: `dys` (DYS layers), `layer` (other "
+        "optimization layers), `pyepo` (losses over the exact oracle), `baseline`, `other`")
     params: str = column("the method's complete parameter set as JSON (defaults included)", "{}")
     problem_params: str = column("the problem's complete parameter set as JSON (size and seed "
                                  "included)", "{}")
@@ -235,6 +238,9 @@ class Record:
     test_loss: float | None = column(
         "the method's training objective on the test split (`dys-jfb`: MSE between the layer's "
         "decisions and the optimal ones; `two-stage`: MSE on costs)")
+    objective: str | None = column(
+        "the name of that objective (`MSE to x*`, `MSE to c`, `SPO+`, `Fenchel-Young`, …): test "
+        "losses compare only between cells with the same one")
     norm_regret: float | None = column(
         "PyEPO's normalized regret on the test split: Σᵢ(cᵢᵀx̂ᵢ − cᵢᵀx*ᵢ) / Σᵢ\\|cᵢᵀx*ᵢ\\|, with "
         "x̂ᵢ the exact optimum (the problem's oracle) under the predicted cost ĉᵢ; computed by "
@@ -291,12 +297,14 @@ class Record:
     # -- building ------------------------------------------------------------------------------
 
     @classmethod
-    def start(cls, cell: Cell, provenance: Mapping[str, Any]) -> Record:
-        """The record of ``cell`` before it runs: configuration and provenance, no measurement."""
+    def start(cls, cell: Cell, provenance: Mapping[str, Any], family: str | None = None) -> Record:
+        """The record of ``cell`` before it runs: configuration, the method's family and
+        provenance, no measurement."""
         p = cell.problem_params
         return cls(
             cell_id=cell.cell_id, suite=cell.suite, problem=cell.problem, size=cell.size,
             size_param=cell.size_param, method=cell.method, method_label=cell.method_label,
+            method_family=family,
             params=_canonical_params(cell.method_params),
             problem_params=_canonical_params(p), seed=cell.seed, device=cell.device,
             budget_max_epochs=cell.budget.max_epochs,

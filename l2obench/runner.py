@@ -59,7 +59,8 @@ class DataCache:
 
 def start_record(cell: Cell) -> Record:
     """The record of ``cell`` before it runs: configuration and provenance filled in."""
-    return Record.start(cell, provenance(torch.device(cell.device)))
+    family = methods.get(cell.method).family if cell.method in methods else None
+    return Record.start(cell, provenance(torch.device(cell.device)), family)
 
 
 def run_cell(cell: Cell, cache: DataCache | None = None) -> Record:
@@ -126,6 +127,7 @@ def _measure(cell: Cell, cache: DataCache) -> tuple[Status, str | None, dict[str
     return status, error, {
         **asdict(fit),
         "n_vars": problem.n_vars,
+        "objective": method.objective_name(),
         "test_loss": test_loss,
         "norm_regret": quality.norm_regret,
         "accuracy": quality.accuracy,

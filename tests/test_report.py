@@ -21,6 +21,7 @@ from l2obench.report import ReportFiles, build_report, publish_dir
 from l2obench.report.aggregate import AGGREGATION_NOTE, aggregate, mean_interval
 from l2obench.report.leaderboard import RANKING_RULE, overall_ranking, ranks
 from l2obench.report.plots import PLOTS, draw
+from l2obench.report.style import method_styles
 from l2obench.store import ResultStore, load_results
 from tests.conftest import REPO, run_cli, tiny_suite
 
@@ -28,9 +29,10 @@ SIZES = (5, 10, 20, 40)
 DYS, TWO_STAGE, SPO = "dys-jfb[lr=0.01]", "two-stage[lr=0.01]", "spo-plus"
 COMMAND = "l2obench report --results runs/synth --out <out> & more"
 #: Figures the synthetic records must give (CPU records without backward iterations give no
-#: device-memory and no backward-iterations figure).
-SYNTH_FIGURES = ("summary", "regret", "test_loss", "train_time", "time_per_epoch", "peak_mem",
-                 "fwd_iters")
+#: device-memory and no backward-iterations figure; three methods with three different training
+#: objectives give no test-loss figure: their losses share no scale).
+SYNTH_FIGURES = ("summary", "regret", "train_time", "time_per_epoch", "peak_mem", "fwd_iters")
+OBJECTIVES = {"dys-jfb": "MSE to x*", "two-stage": "MSE to c", "spo-plus": "SPO+"}
 
 
 def record(suite: str, method_label: str, size: int, seed: int, status: str = "ok") -> dict:
@@ -43,7 +45,7 @@ def record(suite: str, method_label: str, size: int, seed: int, status: str = "o
         "cell_id": hashlib.sha256(key).hexdigest()[:16],
         "suite": suite, "problem": "shortest-path", "size": size,
         "n_vars": 2 * size * (size - 1) if ok else None,
-        "method": method, "method_label": method_label,
+        "method": method, "method_label": method_label, "objective": OBJECTIVES.get(method),
         "params": '{"lr": 0.01}', "problem_params": f'{{"k": {size}}}',
         "seed": seed, "device": "cpu", "status": status,
         "error": None if ok else f"RuntimeError: <b>boom</b> in {method} & co",
@@ -189,14 +191,14 @@ def test_not_ok_cells_are_marked_in_the_figures(synth_results: Path,
     records = load_results(synth_results)
     records = records[records["suite"] == "synth"]
     agg = aggregate(records)
-    colours = {m: (0.0, 0.0, 0.0) for m in sorted(agg["method_label"].unique())}
+    styles = method_styles(records)
     regret = next(p for p in PLOTS if p.name == "regret")
-    figure = draw(regret, regret.metrics, agg, records, colours)
+    figure = draw(regret, regret.metrics, agg, records, styles)
     marks = {c.get_gid(): c.get_offsets()[:, 0].tolist() for c in figure.axes[0].collections
              if (c.get_gid() or "").startswith("not-ok-")}
     assert marks == {"not-ok-failed": [40.0], "not-ok-timeout": [20.0]}
     assert figure.axes[0].get_xlabel() == "problem size"  # the synthetic records lack its name
-    named = draw(regret, regret.metrics, agg, records.assign(size_param="k"), colours)
+    named = draw(regret, regret.metrics, agg, records.assign(size_param="k"), styles)
     assert named.axes[0].get_xlabel() == "problem size (k)"
 
 
@@ -208,7 +210,7 @@ def test_leaderboard_pages_hold_the_tables(synth_report: ReportFiles) -> None:
         for size, n_vars in [(5, 40), (10, 180), (20, 760), (40, 3120)]:
             assert f"Size {size} ({n_vars} decision variables)" in page
         assert "ok 2, timeout 1" in page
-        assert "2/3" in page and "1 seed" in page
+        assert "2/3" in page and "(1 seed)" not in page
         assert "0123abcd" in page and "2.13.0" in page and "3.11.9" in page
         assert "other (shortest-path)" not in page  # only the suite asked for
         assert AGGREGATION_NOTE in page and RANKING_RULE in page
@@ -349,3 +351,32 @@ def test_latex_cells_are_escaped() -> None:
 
     assert latex_cell("a_b & 50% $x$ #1 {y}") == r"a\_b \& 50\% \$x\$ \#1 \{y\}"
     assert latex_cell("**0.12 ± 0.01**") == r"\textbf{0.12 $\pm$ 0.01}"
+
+
+def test_test_losses_are_drawn_one_panel_per_shared_objective(synth_results: Path) -> None:
+    records = load_results(synth_results)
+    records = records[records["suite"] == "synth"].copy()
+    records.loc[records["method"] == "spo-plus", "objective"] = "MSE to x*"  # shares dys-jfb's
+    agg = aggregate(records)
+    test_loss = next(p for p in PLOTS if p.name == "test_loss")
+    figure = draw(test_loss, test_loss.metrics, agg, records, method_styles(records))
+    assert [ax.get_title() for ax in figure.axes if ax.get_title()] == ["objective: MSE to x*"]
+    lines = {line.get_label() for ax in figure.axes for line in ax.get_lines()}
+    assert lines == {DYS, SPO}  # two-stage's MSE on costs is not on this scale
+
+
+def test_methods_are_coloured_by_family_and_seeds_shown_as_points(synth_results: Path) -> None:
+    from l2obench.report.style import FAMILIES
+
+    records = load_results(synth_results)
+    styles = method_styles(records)
+    assert styles[DYS].family == "dys" and styles[TWO_STAGE].family == "baseline"
+    assert styles[SPO].family == "pyepo"  # older records: the family from the method's name
+    assert len({s.colour for s in styles.values()}) == len(styles)
+    assert list(FAMILIES)[:4] == ["dys", "layer", "pyepo", "baseline"]
+    agg = aggregate(records[records["suite"] == "synth"])
+    regret = next(p for p in PLOTS if p.name == "regret")
+    figure = draw(regret, regret.metrics, agg, records[records["suite"] == "synth"], styles)
+    legend = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert legend.index("DYS LAYERS") < legend.index(DYS) < legend.index("BASELINES")
+    assert "one seed (fewer than 3)" in legend  # spo-plus has one seed: points, not a band

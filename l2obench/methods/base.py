@@ -36,6 +36,12 @@ class Method(ABC):
     outputs_decisions: ClassVar[bool] = False
     #: What the method needs from a problem beyond its exact oracle (e.g. an LP form).
     needs: ClassVar[frozenset[Capability]] = frozenset()
+    #: The family reports group it in (colours, legends): ``"dys"`` (DYS layers), ``"layer"``
+    #: (other optimization layers), ``"pyepo"`` (losses over the exact oracle), ``"baseline"``,
+    #: or ``"other"``.
+    family: ClassVar[str] = "other"
+    #: The name of the training objective (see :meth:`objective_name`), e.g. ``"MSE to x*"``.
+    objective: ClassVar[str | None] = None
 
     def __init__(self, problem: Problem, device: torch.device, seed: int, **params: Any) -> None:
         self.check_available()
@@ -106,6 +112,12 @@ class Method(ABC):
     @abstractmethod
     def loss(self, split: Split) -> float:
         """The method's training objective evaluated on ``split`` (the record's test loss)."""
+
+    def objective_name(self) -> str:
+        """The name of :meth:`loss`'s objective (the record's ``objective``): test losses are
+        comparable between methods only where it is the same. :attr:`objective`, else the
+        method's name."""
+        return self.objective or self.registered_name()
 
 
 method_registry: Registry[type[Method]] = Registry("method", "l2obench.methods")

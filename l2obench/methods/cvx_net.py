@@ -81,6 +81,8 @@ class CvxNet(TorchMethod):
     extra = "cvx"
     outputs_decisions = True
     needs = frozenset({Capability.LP_FORM})
+    family = "layer"
+    objective = "MSE to x*"
 
     def __init__(self, problem: Problem, device: torch.device, seed: int, **params: Any) -> None:
         super().__init__(problem, device, seed, **params)

@@ -94,6 +94,8 @@ class DYSMethod(TorchMethod):
     params: ClassVar[dict[str, Param]] = {**DYS_PARAMS, **SOLVER_PARAMS}
     outputs_decisions = True
     needs = frozenset({Capability.LP_FORM})
+    family = "dys"
+    objective = "MSE to x*"
 
     def __init__(self, problem: Problem, device: torch.device, seed: int, **params: Any) -> None:
         super().__init__(problem, device, seed, **params)

@@ -94,6 +94,8 @@ class ProblemOptModel(optMpaxModel):
 class PyEPOMethod(TorchMethod):
     """A PyTorch method trained through a PyEPO loss module solved by the problem's oracle."""
 
+    family = "pyepo"
+
     def __init__(self, problem: Problem, device: torch.device, seed: int, **params: Any) -> None:
         super().__init__(problem, device, seed, **params)
         self.pyepo_module = self.make_module(ProblemOptModel(problem))
@@ -107,6 +109,7 @@ class SPOPlusMethod(PyEPOMethod):
     """SPO+ (Elmachtoub & Grigas 2022): convex surrogate of regret, one exact solve per sample."""
 
     description = "SPO+ loss (pyepo.func.SPOPlus) on the problem's exact batched oracle"
+    objective = "SPO+"
 
     def make_module(self, optmodel: ProblemOptModel) -> optModule:
         return SPOPlus(optmodel)
@@ -136,6 +139,9 @@ class PerturbedMethod(PyEPOMethod):
         "sigma": Param(float, 1.0, "standard deviation of the Gaussian perturbation",
                        low=1e-12, high=1e6),
     }
+
+    def objective_name(self) -> str:
+        return "Fenchel-Young" if self.config["loss"] == "pfyl" else "MSE to x*"
 
     def make_module(self, optmodel: ProblemOptModel) -> optModule:
         module = perturbedFenchelYoung if self.config["loss"] == "pfyl" else perturbedOpt
@@ -170,6 +176,9 @@ class BlackboxMethod(PyEPOMethod):
         "loss": Param(str, "regret", "true-cost regret of the decision, or its L1 distance to x*",
                       choices=("regret", "l1")),
     }
+
+    def objective_name(self) -> str:
+        return "L1 to x*" if self.config["loss"] == "l1" else "regret"
 
     def make_module(self, optmodel: ProblemOptModel) -> optModule:
         return blackboxOpt(optmodel, lambd=self.config["lambd"])

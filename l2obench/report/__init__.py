@@ -8,7 +8,7 @@ including one copied from another machine. ``build_report`` writes into ``out``:
     out/index.html          self-contained static page (inline CSS, no network requests)
     out/aggregates.csv      the aggregated numbers the pages show
     out/tables/<name>.csv / .tex   every table of the pages, as CSV and LaTeX (booktabs)
-    out/figures/<suite>-<problem>-<figure>.png / .svg
+    out/figures/<suite>-<figure>.png / .svg   (<suite>-<problem>-… where the names differ)
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from l2obench.report.aggregate import aggregate
 from l2obench.report.export import write_tables
 from l2obench.report.leaderboard import section, write_pages
 from l2obench.report.plots import plot_metrics
+from l2obench.report.style import method_styles
 from l2obench.store import load_results, suite_cells
 
 __all__ = ["ReportFiles", "build_report", "publish_dir"]
@@ -70,10 +71,11 @@ def build_report(results: str | Path, out: str | Path, *, suite: str | None = No
     out.mkdir(parents=True, exist_ok=True)
     agg = aggregate(records)
     sections, figures, stems = [], [], []
+    styles = method_styles(records)  # one look per method across the whole report
     for (suite_name, problem), part in agg.groupby(["suite", "problem"], sort=True):
         cells = records[(records["suite"] == suite_name) & (records["problem"] == problem)]
-        stem = _slug(f"{suite_name}-{problem}")
-        plots = plot_metrics(part, cells, figures_dir, stem)
+        stem = _slug(suite_name if suite_name == problem else f"{suite_name}-{problem}")
+        plots = plot_metrics(part, cells, figures_dir, stem, styles)
         figures += [path for p in plots for path in (p.png, p.svg)]
         sections.append(section(cells, part, plots, out, missing=missing))
         stems.append(stem)

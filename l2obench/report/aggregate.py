@@ -5,7 +5,7 @@ measurement (a timeout's model is untrained), so it is counted in ``attempted`` 
 ``statuses`` instead, and the plots and tables show it as such. Each metric gets its mean over
 the ok seeds and a 95 % t-interval (Student t with n − 1 degrees of freedom times the standard
 error), the interval the field's papers report over a handful of seeds; with one seed there is
-no interval (``lo``/``hi`` are NaN, and the pages say "1 seed").
+no interval (``lo``/``hi`` are NaN, and the pages show the value without ``±``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ CONFIDENCE = 0.95
 AGGREGATION_NOTE = (
     "Each number is the mean over seeds of the cells with status ok, ± the half-width of a "
     "95 % t-interval (Student t quantile with n − 1 degrees of freedom × the standard error "
-    "over the n seeds); with one seed there is no interval and the value is marked “1 seed”. "
+    "over the n seeds); a value without ± rests on one seed (the “solved” column counts the "
+    "seeds). "
     "Cells with another status (failed, timeout, oom, diverged, skipped) do not enter the "
     "means: they are counted in “solved” (ok cells / cells attempted) and marked in the plots."
 )

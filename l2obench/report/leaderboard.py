@@ -104,12 +104,13 @@ def fmt(value: float) -> str:
 
 
 def estimate(row: pd.Series, metric: str) -> str:
-    """``mean ± half-width``; ``mean (1 seed)`` without an interval; ``—`` without data."""
+    """``mean ± half-width``; the mean alone from one seed (the page says so once); ``—``
+    without data."""
     mean, hi, n = row[f"{metric}_mean"], row[f"{metric}_hi"], row[f"{metric}_n"]
     if not math.isfinite(mean):
         return "—"
     if n == 1:
-        return f"{fmt(mean)} (1 seed)"
+        return fmt(mean)
     half = hi - mean
     # Equal values give a half-width of rounding noise (1e-17), not a measured spread.
     return f"{fmt(mean)} ± {fmt(half if half > 1e-9 * abs(mean) else 0.0)}"
