@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import logging
 import math
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from l2obench import __version__
+from l2obench.display import STATUS_STYLE, cell_line, count, shorten
 from l2obench.errors import L2OBenchError
 from l2obench.record import Budget, Cell, Limits, Record, Status
 
@@ -34,8 +36,6 @@ EXIT_CELLS_FAILED = 1
 EXIT_INTERRUPTED = 130
 #: The wall-time limit of a cell whose suite sets neither a training-seconds budget nor a limit.
 DEFAULT_WALL_SECONDS = 12 * 3600.0
-_STATUS_STYLE = {Status.OK: "green", Status.SKIPPED: "yellow", Status.TIMEOUT: "yellow",
-                 Status.FAILED: "red", Status.DIVERGED: "red", Status.OOM: "red"}
 
 
 class UsageError(L2OBenchError):
@@ -173,7 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.addLevelName(logging.WARNING, "warning")
     logging.addLevelName(logging.INFO, "info")
     # Logs and pipes are read later in an editor: do not wrap them at 80 columns.
-    console = Console(width=None if sys.stdout.isatty() else 140)
+    # A terminal's own width (or $COLUMNS); logs and pipes get 140 columns, read in an editor.
+    console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 140)
     try:
         if args.command == "run":
             return _run(args, console)
@@ -241,6 +242,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         Progress,
         TextColumn,
         TimeElapsedColumn,
+        TimeRemainingColumn,
     )
 
     from l2obench.runner import resolve_device
@@ -264,7 +266,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if args.dry_run:
         for cell in cells:
             console.print(f"{cell.cell_id}  {escape(cell.label)}", highlight=False)
-        console.print(f"{len(cells)} cells would run on {device} → {store.root} "
+        console.print(f"{count(len(cells), 'cell')} would run on {device} → {store.root} "
                       f"(budget {budget.describe()}; limits {limits.describe()})",
                       highlight=False)
         return 0
@@ -276,23 +278,26 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     store.note_suite(suite.name, [cell.cell_id for cell in whole])
     executor = _executor(args, limits)
     console.print(f"[bold]{escape(suite.name)}[/]{' (quick)' if args.quick else ''}: "
-                  f"{len(cells)} cells on {device} → {store.root}", highlight=False)
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
+                  f"{count(len(cells), 'cell')} on {device} → {store.root}", highlight=False)
+    width = console.width
+    with Progress(TextColumn("{task.description}"), BarColumn(bar_width=None),
+                  MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                  TimeRemainingColumn(), console=console, transient=True,
+                  expand=True) as progress:
         task = progress.add_task("cells", total=len(cells))
+        label_room = max(12, width // 2 - 4)
 
         class Events:
             def started(self, cell: Cell) -> None:
-                progress.update(task, description=escape(cell.label))
+                progress.update(task, description=escape(shorten(cell.label, label_room)))
 
             def finished(self, cell: Cell, record: Record) -> None:
-                progress.console.print(_cell_line(cell, record), highlight=False)
+                progress.console.print(cell_line(cell, record, width), highlight=False)
                 progress.advance(task)
 
             def skipped(self, cell: Cell, reason: str) -> None:
-                progress.console.print(f"[dim]       · {escape(cell.label)}: {reason}[/]",
-                                       highlight=False)
+                text = shorten(f"{cell.label}: {reason}", width - 10)
+                progress.console.print(f"[dim]       · {escape(text)}[/]", highlight=False)
                 progress.advance(task)
 
         try:
@@ -311,7 +316,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         parts.append(f"{len(summary.already_done)} already recorded")
     if summary.busy:
         parts.append(f"{len(summary.busy)} being run by another sweep")
-    console.print(f"{len(cells)} cells: {', '.join(parts) or 'nothing to do'}. "
+    console.print(f"{count(len(cells), 'cell')}: {', '.join(parts) or 'nothing to do'}. "
                   f"Records in {store.root}", highlight=False)
     return EXIT_CELLS_FAILED if summary.unsuccessful else 0
 
@@ -410,20 +415,6 @@ def _fmt(value: Any, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
-def _cell_line(cell: Cell, record: Record) -> str:
-    status = record.status
-    style = _STATUS_STYLE.get(status, "white")
-    line = f"[{style}]{status:>8}[/] {escape(cell.label)}"
-    if record.norm_regret is not None:
-        line += (f"  regret {record.norm_regret:.4f}  {record.epochs} ep "
-                 f"in {record.train_time_s:.1f} s")
-    if record.fwd_iters_mean is not None:
-        line += f"  fwd iters {record.fwd_iters_mean:.0f}"
-    if record.error:
-        line += f"  [dim]{escape(record.error)}[/]"
-    return line
-
-
 _SUMMARY_COLUMNS = {  # header: (record column, format); the record's columns, abridged
     "regret": ("norm_regret", ".4f"), "test loss": ("test_loss", ".4g"),
     "epochs": ("epochs", "d"), "s/epoch": ("time_per_epoch_s", ".3g"),
@@ -440,7 +431,7 @@ def _summary_table(records: list[Record]) -> Table:
         table.add_column(column, justify="right", overflow="fold")
     for r in records:
         table.add_row(str(r.size), escape(r.method_label), str(r.seed),
-                      f"[{_STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]",
+                      f"[{STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]",
                       *(_fmt(getattr(r, key), spec) for key, spec in _SUMMARY_COLUMNS.values()))
     return table
 

@@ -29,7 +29,7 @@ from l2obench.errors import MissingExtraError
 from l2obench.methods.base import method_registry
 from l2obench.problems.base import problem_registry
 from l2obench.process_pool import die_with_parent
-from l2obench.record import Cell, Limits, Record, Status
+from l2obench.record import Cell, Limits, Record, Status, human_seconds
 from l2obench.runner import DataCache, run_cell, start_record, warm_up
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,7 @@ def run_isolated(cell: Cell, limits: Limits, threads: int | None = None) -> Reco
             if limits.wall_seconds is not None and elapsed > limits.wall_seconds:
                 _kill(child)
                 return ended_record(cell, Status.TIMEOUT, f"exceeded the cell's wall-time limit "
-                                    f"of {_duration(limits.wall_seconds)} and was killed")
+                                    f"of {human_seconds(limits.wall_seconds)} and was killed")
             rss = _group_rss_mb(child.pid)
             if limits.memory_mb is not None and rss is not None and rss > limits.memory_mb:
                 _kill(child)
@@ -211,14 +211,6 @@ def cancel_all() -> int:
 
 #: The cells' child processes alive in this process, for :func:`cancel_all`.
 _LIVE: set[mp.process.BaseProcess] = set()
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 3600:
-        return f"{seconds / 3600:g} h"
-    if seconds >= 60:
-        return f"{seconds / 60:g} min"
-    return f"{seconds:g} s"
 
 
 def preload_modules() -> list[str]:

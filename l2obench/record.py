@@ -55,6 +55,19 @@ class Status(StrEnum):
         return self in (Status.OK, Status.SKIPPED)
 
 
+def human_seconds(seconds: float | None) -> str:
+    """``12 ms``, ``4.2 s``, ``3.5 min``, ``12 h``; ``—`` when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.3g} ms"
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds / 3600:.3g} h"
+
+
 @dataclass(frozen=True)
 class Budget:
     """How long a method may train: whichever of epochs or seconds runs out first.
@@ -71,7 +84,7 @@ class Budget:
         if self.max_epochs is not None:
             parts.append(f"{self.max_epochs} epoch{'s' * (self.max_epochs != 1)}")
         if self.max_seconds is not None:
-            parts.append(f"{self.max_seconds:g} s")
+            parts.append(human_seconds(self.max_seconds))
         return " or ".join(parts) or "no budget"
 
 
@@ -90,7 +103,7 @@ class Limits:
         """``"wall 25 min, memory 4096 MB"``: the limits in words."""
         parts = []
         if self.wall_seconds is not None:
-            parts.append(f"wall {self.wall_seconds:g} s")
+            parts.append(f"wall {human_seconds(self.wall_seconds)}")
         if self.memory_mb is not None:
             parts.append(f"memory {self.memory_mb:g} MB")
         return ", ".join(parts) or "no limits"
