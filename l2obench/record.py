@@ -174,6 +174,9 @@ class Cell:
     seed: int
     device: str
     budget: Budget
+    #: The data parameters that vary in the suite's grid, e.g. ``"deg=4,noise=0.5"`` (not part of
+    #: the configuration: ``problem_params`` holds them).
+    data_label: str = ""
 
     @property
     def size(self) -> int:
@@ -200,7 +203,9 @@ class Cell:
 
     @property
     def label(self) -> str:
-        return f"{self.problem}[{self.size_param}={self.size}] {self.method_label} seed={self.seed}"
+        data = f",{self.data_label}" if self.data_label else ""
+        return (f"{self.problem}[{self.size_param}={self.size}{data}] {self.method_label} "
+                f"seed={self.seed}")
 
     @classmethod
     def from_record(cls, record: Record) -> Cell:
