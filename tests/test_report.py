@@ -160,7 +160,7 @@ def test_ranking_rule() -> None:
             rows.append({"size": s, "method_label": method, "solved": int(regret is not None),
                          "attempted": 1, "norm_regret_mean": regret or math.nan,
                          "train_time_s_mean": t if regret is not None else math.nan})
-    overall = overall_ranking(pd.DataFrame(rows)).set_index("method_label")
+    overall = overall_ranking(pd.DataFrame(rows))[0].set_index("method_label")
     # x: ranks 1, 2 → 1.5; y: 2, 1 → 1.5; z: 3, 3 (missing at size 2) → 3. x and y tie on
     # regret; time ranks: x 3, 1 → 2, y 2, 2 → 2 as well, so they share the rank.
     assert overall["mean_rank"].to_dict() == {"x": 1.5, "y": 1.5, "z": 3.0}
