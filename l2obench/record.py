@@ -502,7 +502,7 @@ A results folder holds:
 | `records/superseded/` | records replaced by `--force` or `--retry-failed`, time-stamped |
 | `records/damaged/` | files found in `records/` that were not a record of their cell, moved aside |
 | `records/.locks/`, `records/.sweeps/` | the locks of cells in progress and of running sweeps |
-| `suites/<suite>.json` | the cells each run of the suite asked for: what its report expects |
+| `suites/<suite>.json` | the cells the suite's runs asked for, and its tuning declaration |
 
 """
 

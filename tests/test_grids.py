@@ -168,3 +168,19 @@ def test_entries_of_one_method_tune_the_same_parameters(tmp_path: Path) -> None:
     with pytest.raises(SuiteError, match=r"methods\[1\]\.tune': every entry of method "
                                          "'two-stage' must tune the same parameters"):
         load_suite(str(write(tmp_path, text)))
+
+
+def test_the_pyepo_protocol_suite() -> None:
+    suite = load_suite("pyepo-protocol")
+    assert suite.sizes == [5] and len(suite.seeds) == 10
+    assert len(suite.data_points()) == 3 * 4 * 2
+    assert suite.varying_data() == ["deg", "n_train", "noise"]
+    cells = expand(suite, device="cpu")
+    epochs = {(c.problem_params["n_train"], c.budget.max_epochs) for c in cells}
+    assert epochs == {(100, 200), (1000, 20), (5000, 4)}
+    assert {c.problem_params["n_test"] for c in cells} == {1000}
+    assert all(c.method_params["hidden"] == 0 for c in cells)  # PyEPO's linear model
+    assert {c.method for c in cells} >= {"two-stage", "spo+", "blackbox", "pertopt"}
+    assert suite.tuning == Tuning(tuned={"spo+": ("lr",)})
+    quick = expand(load_suite("pyepo-protocol", quick=True), device="cpu")
+    assert len(quick) == 2 * 6 and {c.budget.max_epochs for c in quick} == {5}
