@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from l2obench.record import epoch_val_regret
-from l2obench.report.plots import PlotFiles, PlotSpec, save
+from l2obench.report.plots import PlotFiles, PlotSpec, heading, save
 from l2obench.report.style import Style, method_styles
 
 ANYTIME = PlotSpec("anytime", "Validation regret against training time (selected "
@@ -86,7 +86,7 @@ def plot_anytime(records: pd.DataFrame, out_dir: Path, stem: str,
         FigureCanvasAgg(figure)
         figure.subplots_adjust(left=0.08, right=0.98, bottom=0.12 / rows, top=1 - 0.5 / (
             _PANEL[1] * rows + 0.6), wspace=0.28, hspace=0.45)
-        figure.suptitle(f"{records['suite'].iloc[0]} ({records['problem'].iloc[0]}): "
+        figure.suptitle(f"{heading(records)}: "
                         f"{ANYTIME.title}", y=0.995)
         shown: set[str] = set()
         for index, (data, size, cells) in enumerate(found):

@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 from l2obench.params import format_value
 from l2obench.report.aggregate import METRICS
-from l2obench.report.plots import PlotFiles, PlotSpec, save
+from l2obench.report.plots import PlotFiles, PlotSpec, heading, save
 from l2obench.report.style import Style, method_styles
 
 DATA_GRID = PlotSpec("data-grid", "Normalized regret (test) across the data grid",
@@ -68,7 +68,7 @@ def plot_data_grid(agg: pd.DataFrame, out_dir: Path, stem: str,
         FigureCanvasAgg(figure)
         figure.subplots_adjust(left=0.08, right=0.98, bottom=0.12 / rows, top=1 - 0.5 / (
             _PANEL[1] * rows + 0.6), wspace=0.28, hspace=0.45)
-        figure.suptitle(f"{agg['suite'].iloc[0]} ({agg['problem'].iloc[0]}): "
+        figure.suptitle(f"{heading(agg)}: "
                         f"{DATA_GRID.title}", y=0.995)
         for index, (size, facet) in enumerate(keys):
             ax = figure.add_subplot(rows, columns, index + 1)
