@@ -181,3 +181,15 @@ def test_published_records_still_report(tmp_path: Path) -> None:
     md = files.leaderboard.read_text()
     assert "| best |" in md and "(tie)" not in md
     assert not any("anytime" in p.name for p in files.figures)
+
+
+def test_the_new_tables_are_exported_with_their_tie_groups(report: ReportFiles) -> None:
+    tables = {p.name: p for p in report.tables}
+    assert "proto-shortest-path-tuning.csv" in tables
+    assert "proto-shortest-path-size-5-deg_1.tex" in tables
+    assert "proto-shortest-path-size-10-deg_4-configurations.csv" in tables
+    tex = tables["proto-shortest-path-size-5-deg_1.tex"].read_text()
+    assert r"\textbf{spo+}" in tex and r"\textbf{two-stage}" in tex
+    assert r"\textbf{blackbox}" not in tex
+    rows = tables["proto-shortest-path-size-5-deg_1-configurations.csv"].read_text()
+    assert rows.count(",selected\n") == 4  # the header; spo+ at lr 0.01, two-stage, blackbox
