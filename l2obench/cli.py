@@ -23,12 +23,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from l2obench import __version__
-from l2obench.display import STATUS_STYLE, cell_line, count, shorten
+from l2obench.display import cell_line, count, shorten
 from l2obench.errors import L2OBenchError
 from l2obench.record import Budget, Cell, Limits, Record, Status
 
 if TYPE_CHECKING:
     from l2obench.executors import Executor
+    from l2obench.selection import Selections, Tuning
     from l2obench.sweep import Mode
 
 EXIT_USAGE = 2
@@ -200,6 +201,14 @@ def _error(message: str) -> int:
     return EXIT_USAGE
 
 
+def _longest(cells: Sequence[Cell]) -> Budget:
+    """The budget whose seconds bound every cell's (none where a cell has no seconds budget)."""
+    seconds = [cell.budget.max_seconds for cell in cells]
+    if not seconds or any(s is None for s in seconds):
+        return Budget()
+    return Budget(max_seconds=max(s for s in seconds if s is not None))
+
+
 def _limits(suite_limits: Limits, budget: Budget, args: argparse.Namespace) -> Limits:
     wall = args.cell_timeout or suite_limits.wall_seconds
     return Limits(wall_seconds=wall or default_wall_seconds(budget),
@@ -246,6 +255,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     )
 
     from l2obench.runner import resolve_device
+    from l2obench.selection import TuningPlan
     from l2obench.store import ResultStore
     from l2obench.suite import expand, load_suite, with_methods
     from l2obench.sweep import SweepInterrupted, run_cells
@@ -253,39 +263,65 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     _check_executor_options(args)
     if args.out is not None and not args.out.strip():
         raise UsageError("--out: the results folder may not be empty")
-    suite = with_methods(load_suite(args.suite, quick=args.quick), args.add_method)
-    budget = Budget(max_epochs=args.max_epochs or suite.budget.max_epochs,
-                    max_seconds=args.max_seconds or suite.budget.max_seconds)
-    suite = dataclasses.replace(suite, budget=budget)
+    suite = with_methods(load_suite(args.suite, quick=args.quick), args.add_method) \
+        .with_budget(args.max_epochs, args.max_seconds)
     device = resolve_device(args.device)
-    cells = expand(suite, device=device, sizes=args.sizes, seeds=args.seeds,
+    tuning = suite.tuning
+    sizes = args.sizes
+    if sizes and tuning.rule == "at-size" and tuning.active and tuning.size not in sizes:
+        # The selection at the other sizes needs the tuning size's cells (recorded ones are
+        # not run again).
+        sizes = [tuning.size, *sizes]
+        console.print(f"tuning at size {tuning.size}: its cells run first (those recorded are "
+                      "skipped)", highlight=False)
+    cells = expand(suite, device=device, sizes=sizes, seeds=args.seeds,
                    method_names=args.methods)
-    limits = _limits(suite.limits, budget, args)
+    plan = TuningPlan.of(cells, tuning)
+    limits = _limits(suite.limits, _longest(cells), args)
     mode: Mode = "force" if args.force else "retry-failed" if args.retry_failed else "resume"
     store = ResultStore(args.out or f"runs/{suite.name}")
+    budgets = sorted({cell.budget.describe() for cell in cells})
     if args.dry_run:
-        for cell in cells:
+        for cell in plan.first:
             console.print(f"{cell.cell_id}  {escape(cell.label)}", highlight=False)
-        console.print(f"{count(len(cells), 'cell')} would run on {device} → {store.root} "
-                      f"(budget {budget.describe()}; limits {limits.describe()})",
+        then = ""
+        if plan.pending:
+            then = (f", then the selected configuration of each tuned method at the other "
+                    f"sizes: up to {len(plan.pending)} more")
+        console.print(f"{count(len(plan.first), 'cell')} would run on {device}{then} → "
+                      f"{store.root} (budget {'; '.join(budgets)}; limits {limits.describe()})",
                       highlight=False)
         return 0
     store.check_writable()  # before any work: a result that cannot be stored is lost
     # The folder notes the whole suite (not only this run's selection), so a report of the
-    # suite shows the cells not run yet as missing.
-    whole = cells if not (args.sizes or args.seeds or args.methods) else \
-        expand(suite, device=device)
-    store.note_suite(suite.name, [cell.cell_id for cell in whole])
+    # suite shows the cells not run yet as missing; cells that wait for a selection are noted
+    # once it is made.
+    whole = plan if not (args.sizes or args.seeds or args.methods) else \
+        TuningPlan.of(expand(suite, device=device), tuning)
+    declared = tuning.to_json() if tuning.active else None
+    store.note_suite(suite.name, [cell.cell_id for cell in whole.first], declared)
     executor = _executor(args, limits)
     console.print(f"[bold]{escape(suite.name)}[/]{' (quick)' if args.quick else ''}: "
-                  f"{count(len(cells), 'cell')} on {device} → {store.root}", highlight=False)
+                  f"{count(len(plan.first), 'cell')} on {device} → {store.root}"
+                  + (f"; then the selected configurations at the other sizes (of "
+                     f"{len(plan.pending)})" if plan.pending else ""), highlight=False)
+    ran: list[Cell] = list(plan.first)
     width = console.width
     with Progress(TextColumn("{task.description}"), BarColumn(bar_width=None),
                   MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
                   TimeRemainingColumn(), console=console, transient=True,
                   expand=True) as progress:
-        task = progress.add_task("cells", total=len(cells))
+        task = progress.add_task("cells", total=len(plan.first))
         label_room = max(12, width // 2 - 4)
+
+        def second_stage() -> list[Cell]:
+            chosen, selections = plan.selected(store.read)
+            for line in _selection_lines(selections, plan.first):
+                progress.console.print(line, highlight=False)
+            store.note_suite(suite.name, [cell.cell_id for cell in chosen])
+            ran.extend(chosen)
+            progress.update(task, total=len(ran))
+            return chosen
 
         class Events:
             def started(self, cell: Cell) -> None:
@@ -301,7 +337,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                 progress.advance(task)
 
         try:
-            summary = run_cells(cells, store, executor=executor, mode=mode, events=Events())
+            summary = run_cells(plan.first, store, executor=executor, mode=mode,
+                                events=Events(), then=second_stage if plan.pending else None)
         except SweepInterrupted as stop:
             progress.stop()
             console.print(f"interrupted: {len(stop.summary.written)} cells recorded in this "
@@ -309,14 +346,17 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                           f"run again on resume). Records in {store.root}", highlight=False)
             return EXIT_INTERRUPTED
 
-    if summary.written:
-        console.print(_summary_table(summary.written))
+    written = {record.cell_id: record for record in summary.written}
+    records = [(cell, written.get(cell.cell_id) or store.read(cell.cell_id)) for cell in ran]
+    done = [(cell, record) for cell, record in records if record is not None]
+    if done:
+        console.print(_summary_table(done, tuning))
     parts = [f"{n} {status}" for status, n in summary.counts().items() if n]
     if summary.already_done:
         parts.append(f"{len(summary.already_done)} already recorded")
     if summary.busy:
         parts.append(f"{len(summary.busy)} being run by another sweep")
-    console.print(f"{count(len(cells), 'cell')}: {', '.join(parts) or 'nothing to do'}. "
+    console.print(f"{count(len(ran), 'cell')}: {', '.join(parts) or 'nothing to do'}. "
                   f"Records in {store.root}", highlight=False)
     return EXIT_CELLS_FAILED if summary.unsuccessful else 0
 
@@ -416,23 +456,82 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 _SUMMARY_COLUMNS = {  # header: (record column, format); the record's columns, abridged
-    "regret": ("norm_regret", ".4f"), "test loss": ("test_loss", ".4g"),
-    "epochs": ("epochs", "d"), "s/epoch": ("time_per_epoch_s", ".3g"),
+    "regret": ("norm_regret", ".4f"), "val regret": ("val_regret", ".4f"),
+    "test loss": ("test_loss", ".4g"), "epochs": ("epochs", ".3g"),
+    "s/epoch": ("time_per_epoch_s", ".3g"), "to best s": ("time_to_best_s", ".3g"),
     "peak MB": ("peak_mem_mb", ".0f"), "fwd iters": ("fwd_iters_mean", ".0f"),
 }
 
 
-def _summary_table(records: list[Record]) -> Table:
-    table = Table(title="Summary", box=box.SIMPLE_HEAD)
-    label_width = min(40, max(len(r.method_label) for r in records))
+def _selection_lines(selections: Selections, cells: Sequence[Cell]) -> list[str]:
+    """What a tuning stage selected, one line per tuned method and data point (named by the
+    data parameters that vary)."""
+    from l2obench.selection import data_key
+
+    names = {data_key(c.problem_params, c.size_param): c.data_label for c in cells}
+    lines = []
+    for (group, _, identity), choice in sorted(selections.choices.items(), key=str):
+        if choice.candidates > 1:
+            data = names.get(group[2], "") if isinstance(group, tuple) else ""
+            where = f" at {escape(data)}" if data else ""
+            lines.append(f"[bold]selected[/] {escape(identity)} {escape(choice.configuration)}"
+                         f"{where}: {escape(choice.reason)}")
+    for (group, _, identity), why in sorted(selections.missing.items(), key=str):
+        data = names.get(group[2], "") if isinstance(group, tuple) else ""
+        where = f" at {escape(data)}" if data else ""
+        lines.append(f"[yellow]no selection[/] for {escape(identity)}{where}: {escape(why)}; "
+                     "it does not run at the other sizes")
+    return lines
+
+
+def _mean(values: list[Any]) -> float | None:
+    numbers = [float(v) for v in values if isinstance(v, int | float) and math.isfinite(v)]
+    return sum(numbers) / len(numbers) if numbers else None
+
+
+def _summary_table(done: list[tuple[Cell, Record]], tuning: Tuning) -> Table:
+    """One row per configuration (size, data point, method label): each column the mean over
+    its ok seeds; with tuning declared, the configuration the rule selects on validation regret
+    is marked."""
+    from l2obench.selection import cell_trial, select
+
+    trials = {cell.cell_id: cell_trial(cell, tuning, record) for cell, record in done}
+    selections = select(trials.values(), tuning)
+    rows: dict[tuple[int, str, str], list[tuple[Cell, Record]]] = {}
+    for cell, record in sorted(done, key=lambda d: (d[0].size, d[0].data_label,
+                                                    d[0].method_label)):
+        rows.setdefault((cell.size, cell.data_label, cell.method_label), []).append(
+            (cell, record))
+    means: dict[tuple[int, str, str], dict[str, float | None]] = {}
+    for key, group in rows.items():
+        ok = [record for _, record in group if record.status == Status.OK]
+        means[key] = {column: _mean([trials[r.cell_id].val_regret if column == "val_regret"
+                                     else getattr(r, column) for r in ok])
+                      for column, _ in _SUMMARY_COLUMNS.values()}
+    shown = {header: (column, spec) for header, (column, spec) in _SUMMARY_COLUMNS.items()
+             if any(m[column] is not None for m in means.values())}
+    with_data = any(data for _, data, _ in rows)
+    table = Table(title="Summary: mean over the ok seeds of each configuration",
+                  box=box.SIMPLE_HEAD)
     table.add_column("size", justify="right")
-    table.add_column("method", min_width=label_width, overflow="fold")
-    for column in ("seed", "status", *_SUMMARY_COLUMNS):
+    if with_data:
+        table.add_column("data", overflow="fold")
+    table.add_column("method", overflow="fold")
+    for column in ("ok", *shown):
         table.add_column(column, justify="right", overflow="fold")
-    for r in records:
-        table.add_row(str(r.size), escape(r.method_label), str(r.seed),
-                      f"[{STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]",
-                      *(_fmt(getattr(r, key), spec) for key, spec in _SUMMARY_COLUMNS.values()))
+    for (size, data, label), group in rows.items():
+        ok = [record for _, record in group if record.status == Status.OK]
+        statuses = sorted({str(record.status) for _, record in group} - {"ok"})
+        style = "green" if len(ok) == len(group) else "yellow" if ok else "red"
+        solved = f"[{style}]{len(ok)}/{len(group)}[/]" + (f" {', '.join(statuses)}"
+                                                          if statuses else "")
+        cell, trial = group[0][0], trials[group[0][1].cell_id]
+        choice = selections.choice(trial.group, trial.size, trial.identity)
+        marked = (bool(tuning.keys(cell.method)) and choice is not None
+                  and choice.configuration == trial.configuration)
+        name = escape(label) + (" [bold](selected)[/]" if marked else "")
+        values = [_fmt(means[size, data, label][column], spec) for column, spec in shown.values()]
+        table.add_row(str(size), *([escape(data)] if with_data else []), name, solved, *values)
     return table
 
 

@@ -18,6 +18,7 @@ pyplot state, no GUI backend, nothing global changed for a caller that also plot
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,33 +85,40 @@ class PlotFiles:
     svg: Path
 
 
-def plot_metrics(agg: pd.DataFrame, records: pd.DataFrame, out_dir: Path,
-                 stem: str, styles: dict[str, Style] | None = None) -> list[PlotFiles]:
-    """Write every figure of :data:`PLOTS` that has data as ``<stem>-<name>.png/.svg``.
-
-    ``agg`` is the aggregate of one (suite, problem); ``records`` its records, whose not-ok cells
-    become the markers and whose ok cells the per-seed points. ``styles`` (default: from
-    ``records``) is the report's one style map. A figure whose metrics all lack data is not
-    written.
-    """
+def save(figure: Figure, spec: PlotSpec, out_dir: Path, stem: str) -> PlotFiles:
+    """Write ``figure`` as ``<stem>-<spec.name>.png/.svg``, cropped to its panels and legend."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    png, svg = out_dir / f"{stem}-{spec.name}.png", out_dir / f"{stem}-{spec.name}.svg"
+    # Crop to the panels and the legend, measured once for both files (bbox_inches="tight"
+    # would draw the figure once more per file to measure it).
+    renderer = cast(FigureCanvasAgg, figure.canvas).get_renderer()
+    crop = figure.get_tightbbox(renderer).padded(0.1)
+    figure.savefig(png, dpi=150, bbox_inches=crop)
+    figure.savefig(svg, bbox_inches=crop)
+    return PlotFiles(spec, png, svg)
+
+
+def plot_metrics(agg: pd.DataFrame, records: pd.DataFrame, out_dir: Path,
+                 stem: str, styles: dict[str, Style] | None = None,
+                 specs: Sequence[PlotSpec] = PLOTS, subtitle: str = "") -> list[PlotFiles]:
+    """Write every figure of ``specs`` that has data as ``<stem>-<name>.png/.svg``.
+
+    ``agg`` is the aggregate of one (suite, problem) at one data point; ``records`` its records,
+    whose not-ok cells become the markers and whose ok cells the per-seed points. ``styles``
+    (default: from ``records``) is the report's one style map; ``subtitle`` names the data point
+    in the titles. A figure whose metrics all lack data is not written.
+    """
     styles = styles or method_styles(records)
     written = []
-    for spec in PLOTS:
+    for spec in specs:
         metrics = [m for m in spec.metrics if has_data(agg, m)]
         if spec.metrics == ("test_loss",) and metrics and not _objectives(records):
             metrics = []
         if not metrics:
             continue
-        figure = draw(spec, metrics, agg, records, styles)
-        png, svg = out_dir / f"{stem}-{spec.name}.png", out_dir / f"{stem}-{spec.name}.svg"
-        # Crop to the panels and the legend, measured once for both files (bbox_inches="tight"
-        # would draw the figure once more per file to measure it).
-        renderer = cast(FigureCanvasAgg, figure.canvas).get_renderer()
-        crop = figure.get_tightbbox(renderer).padded(0.1)
-        figure.savefig(png, dpi=150, bbox_inches=crop)
-        figure.savefig(svg, bbox_inches=crop)
-        written.append(PlotFiles(spec, png, svg))
+        shown = dataclasses.replace(spec, title=f"{spec.title} · {subtitle}") if subtitle \
+            else spec
+        written.append(save(draw(shown, metrics, agg, records, styles), shown, out_dir, stem))
     return written
 
 
