@@ -250,6 +250,7 @@ def test_html_is_escaped_and_requests_nothing(synth_report: ReportFiles) -> None
         assert (synth_report.out / link).is_file(), link
 
 
+@pytest.mark.slow
 def test_all_suites_without_a_filter(synth_results: Path, tmp_path: Path) -> None:
     files = build_report(synth_results, tmp_path)
     html = files.index.read_text()

@@ -128,6 +128,7 @@ def test_anytime_and_data_grid_figures(report: ReportFiles) -> None:
     assert "training seconds (validation excluded)" in svg
 
 
+@pytest.mark.slow
 def test_changing_test_data_cannot_change_a_selection(tmp_path: Path) -> None:
     """The same records with every test figure changed (spo+ at lr 0.1 now far better on
     test) select the same configurations, and the ranking sees the new test figures."""
@@ -167,6 +168,7 @@ def test_without_a_declaration_every_configuration_is_its_own_method(tmp_path: P
     assert "spo+\\[lr=0.1\\]" in overall and "spo+\\[lr=0.01\\]" in overall
 
 
+@pytest.mark.slow
 def test_published_records_still_report(tmp_path: Path) -> None:
     """Records written before the clock, the per-instance regrets and the validation regret
     column report: the kept epoch's validation regret from the history, no paired test, no

@@ -168,6 +168,7 @@ params = { batch_size = 8 }
 """
 
 
+@pytest.mark.slow
 def test_the_sweep_runs_the_selected_configuration_only_at_the_other_sizes(
         tmp_path: Path) -> None:
     import tomllib
