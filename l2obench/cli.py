@@ -23,7 +23,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from l2obench import __version__
-from l2obench.display import cell_line, count, shorten
+from l2obench.display import (
+    Column,
+    cell_line,
+    compact_labels,
+    count,
+    fit_table,
+    short_label,
+    shorten,
+)
 from l2obench.errors import L2OBenchError
 from l2obench.record import Budget, Cell, Limits, Record, Status
 
@@ -325,14 +333,15 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
         class Events:
             def started(self, cell: Cell) -> None:
-                progress.update(task, description=escape(shorten(cell.label, label_room)))
+                progress.update(task, description=escape(shorten(short_label(cell),
+                                                                 label_room)))
 
             def finished(self, cell: Cell, record: Record) -> None:
                 progress.console.print(cell_line(cell, record, width), highlight=False)
                 progress.advance(task)
 
             def skipped(self, cell: Cell, reason: str) -> None:
-                text = shorten(f"{cell.label}: {reason}", width - 10)
+                text = shorten(f"{short_label(cell)}: {reason}", width - 10)
                 progress.console.print(f"[dim]       · {escape(text)}[/]", highlight=False)
                 progress.advance(task)
 
@@ -350,7 +359,10 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     records = [(cell, written.get(cell.cell_id) or store.read(cell.cell_id)) for cell in ran]
     done = [(cell, record) for cell, record in records if record is not None]
     if done:
-        console.print(_summary_table(done, tuning))
+        table, notes = _summary_table(done, tuning, console.width)
+        console.print(table)
+        for note in notes:
+            console.print(f"[dim]{escape(note)}[/]", highlight=False)
     parts = [f"{n} {status}" for status, n in summary.counts().items() if n]
     if summary.already_done:
         parts.append(f"{len(summary.already_done)} already recorded")
@@ -455,11 +467,11 @@ def _fmt(value: Any, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
-_SUMMARY_COLUMNS = {  # header: (record column, format); the record's columns, abridged
-    "regret": ("norm_regret", ".4f"), "val regret": ("val_regret", ".4f"),
-    "test loss": ("test_loss", ".4g"), "epochs": ("epochs", ".3g"),
-    "s/epoch": ("time_per_epoch_s", ".3g"), "to best s": ("time_to_best_s", ".3g"),
-    "peak MB": ("peak_mem_mb", ".0f"), "fwd iters": ("fwd_iters_mean", ".0f"),
+_SUMMARY_COLUMNS = {  # header: (record column, format, priority: dropped first when narrow)
+    "regret": ("norm_regret", ".4f", 0), "val regret": ("val_regret", ".4f", 3),
+    "test loss": ("test_loss", ".4g", 6), "epochs": ("epochs", ".3g", 4),
+    "s/epoch": ("time_per_epoch_s", ".3g", 2), "to best s": ("time_to_best_s", ".3g", 5),
+    "peak MB": ("peak_mem_mb", ".0f", 7), "fwd iters": ("fwd_iters_mean", ".0f", 1),
 }
 
 
@@ -489,11 +501,12 @@ def _mean(values: list[Any]) -> float | None:
     return sum(numbers) / len(numbers) if numbers else None
 
 
-def _summary_table(done: list[tuple[Cell, Record]], tuning: Tuning) -> Table:
+def _summary_table(done: list[tuple[Cell, Record]], tuning: Tuning,
+                   width: int) -> tuple[Table, list[str]]:
     """One row per configuration (size, data point, method label): each column the mean over
     its ok seeds; with tuning declared, the configuration the rule selects on validation regret
     is marked."""
-    from l2obench.selection import cell_trial, select
+    from l2obench.selection import cell_trial, given_params, select
 
     trials = {cell.cell_id: cell_trial(cell, tuning, record) for cell, record in done}
     selections = select(trials.values(), tuning)
@@ -507,32 +520,43 @@ def _summary_table(done: list[tuple[Cell, Record]], tuning: Tuning) -> Table:
         ok = [record for _, record in group if record.status == Status.OK]
         means[key] = {column: _mean([trials[r.cell_id].val_regret if column == "val_regret"
                                      else getattr(r, column) for r in ok])
-                      for column, _ in _SUMMARY_COLUMNS.values()}
-    shown = {header: (column, spec) for header, (column, spec) in _SUMMARY_COLUMNS.items()
-             if any(m[column] is not None for m in means.values())}
+                      for column, _, _ in _SUMMARY_COLUMNS.values()}
+    shown = {header: spec for header, spec in _SUMMARY_COLUMNS.items()
+             if any(m[spec[0]] is not None for m in means.values())}
     with_data = any(data for _, data, _ in rows)
-    table = Table(title="Summary: mean over the ok seeds of each configuration",
-                  box=box.SIMPLE_HEAD)
-    table.add_column("size", justify="right")
-    if with_data:
-        table.add_column("data", overflow="fold")
-    table.add_column("method", overflow="fold")
-    for column in ("ok", *shown):
-        table.add_column(column, justify="right", overflow="fold")
+    sizes, datas, names, solved_cells = [], [], [], []
+    entries: list[tuple[str, dict[str, Any]]] = []
+    values: dict[str, list[str]] = {header: [] for header in shown}
     for (size, data, label), group in rows.items():
         ok = [record for _, record in group if record.status == Status.OK]
         statuses = sorted({str(record.status) for _, record in group} - {"ok"})
         style = "green" if len(ok) == len(group) else "yellow" if ok else "red"
-        solved = f"[{style}]{len(ok)}/{len(group)}[/]" + (f" {', '.join(statuses)}"
-                                                          if statuses else "")
+        solved_cells.append(f"[{style}]{len(ok)}/{len(group)}[/]"
+                            + (f" {', '.join(statuses)}" if statuses else ""))
         cell, trial = group[0][0], trials[group[0][1].cell_id]
         choice = selections.choice(trial.group, trial.size, trial.identity)
         marked = (bool(tuning.keys(cell.method)) and choice is not None
                   and choice.configuration == trial.configuration)
-        name = escape(label) + (" [bold](selected)[/]" if marked else "")
-        values = [_fmt(means[size, data, label][column], spec) for column, spec in shown.values()]
-        table.add_row(str(size), *([escape(data)] if with_data else []), name, solved, *values)
-    return table
+        names.append("* " if marked else "")
+        entries.append((cell.method, given_params(cell.method, label, cell.method_params)))
+        sizes.append(str(size))
+        datas.append(escape(data))
+        for header, (column, spec, _) in shown.items():
+            values[header].append(_fmt(means[size, data, label][column], spec))
+    labels, notes = compact_labels(entries)
+    names = [mark + escape(label) for mark, label in zip(names, labels, strict=True)]
+    columns = [Column("size", sizes), *([Column("data", datas, "left", 0, True)]
+                                        if with_data else []),
+               Column("method", names, "left", 0, True), Column("ok", solved_cells)]
+    columns += [Column(header, values[header], "right", spec[2])
+                for header, spec in shown.items()]
+    title = "Summary: mean over the ok seeds of each configuration" + (
+        " (* selected)" if any(n.startswith("* ") for n in names) else "")
+    table, dropped = fit_table(title, columns, width)
+    lines = [f"in every row of {note}" for note in notes]
+    if dropped:
+        lines.append(f"left out at this width: {', '.join(dropped)}")
+    return table, [shorten(line, width) for line in lines]
 
 
 def _comparison_table(original: Record, new: Record) -> Table:
@@ -540,7 +564,9 @@ def _comparison_table(original: Record, new: Record) -> Table:
     for column in ("", "recorded", "re-run"):
         table.add_column(column, justify="right")
     table.add_row("status", str(original.status), str(new.status))
-    for header, (key, spec) in _SUMMARY_COLUMNS.items():
+    for header, (key, spec, _) in _SUMMARY_COLUMNS.items():
+        if key == "val_regret":
+            continue
         table.add_row(header, _fmt(getattr(original, key), spec), _fmt(getattr(new, key), spec))
     return table
 
