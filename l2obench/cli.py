@@ -161,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write into the checkout's results/<suite>/, where published "
                              "baselines live (needs --suite; refused while cells of the suite "
                              "have no record)")
+    report.add_argument("--baseline", metavar="DIR",
+                        help="a results folder (e.g. a published results/<suite>/) to compare "
+                             "against: each method's change, with a paired test where the "
+                             "cells match")
     report.add_argument("--allow-incomplete", action="store_true",
                         help="publish although some of the suite's cells have no record (the "
                              "pages say how many)")
@@ -390,7 +394,8 @@ def _report(args: argparse.Namespace, console: Console, argv: Sequence[str] | No
     notes = _read_notes(args.notes) if args.notes else ""
     files = report.build_report(args.results, out, suite=args.suite, command=command,
                                 notes=notes,
-                                allow_incomplete=not args.publish or args.allow_incomplete)
+                                allow_incomplete=not args.publish or args.allow_incomplete,
+                                baseline=args.baseline)
     console.print(f"report written to {files.out}: {files.leaderboard.name}, "
                   f"{files.index.name}, {len(files.figures)} figures", highlight=False)
     if files.missing:

@@ -382,3 +382,25 @@ def test_methods_are_coloured_by_family_and_seeds_shown_as_points(synth_results:
     legend = [t.get_text() for t in figure.legends[0].get_texts()]
     assert legend.index("DYS LAYERS") < legend.index(DYS) < legend.index("BASELINES")
     assert "one seed (fewer than 3)" in legend  # spo-plus has one seed: points, not a band
+
+
+def test_report_compares_each_method_with_a_baseline(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    now, then = ResultStore(tmp_path / "now"), ResultStore(tmp_path / "then")
+    for row in synthetic_records():
+        if row["suite"] != "synth" or row["status"] != "ok":
+            continue
+        regrets = rng.uniform(0.0, 1.0, 30)
+        shift = 0.2 if row["method"] == "dys-jfb" else 0.0  # dys-jfb got better since
+        now.write(Record.from_json({**row, "test_regrets": regrets.tolist()}))
+        then.write(Record.from_json({**row, "norm_regret": row["norm_regret"] + shift / 10,
+                                     "test_regrets": (regrets + shift).tolist()}))
+    files = build_report(tmp_path / "now", tmp_path / "r", baseline=tmp_path / "then")
+    md = files.leaderboard.read_text()
+    assert "Change against the baseline" in md and str(tmp_path / "then") in md
+    rows = [line for line in md.splitlines() if line.startswith("| 5 |") and "better" in line]
+    assert any("dys-jfb" in line for line in rows)
+    assert "| no significant change |" in md  # two-stage's regrets are the same
+    assert any(p.name.endswith("-baseline.tex") for p in files.tables)
+    with pytest.raises(L2OBenchError, match="--baseline"):
+        build_report(tmp_path / "now", tmp_path / "r2", baseline=tmp_path / "missing")

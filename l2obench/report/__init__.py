@@ -30,6 +30,7 @@ import pandas as pd
 from l2obench.errors import L2OBenchError
 from l2obench.report.aggregate import aggregate
 from l2obench.report.anytime import plot_anytime
+from l2obench.report.baseline import compare
 from l2obench.report.configurations import annotate, ranked, suite_tunings
 from l2obench.report.data_grid import plot_data_grid
 from l2obench.report.export import write_tables
@@ -62,17 +63,21 @@ class ReportFiles:
 
 def build_report(results: str | Path, out: str | Path, *, suite: str | None = None,
                  command: str = "", notes: str = "",
-                 allow_incomplete: bool = True) -> ReportFiles:
+                 allow_incomplete: bool = True,
+                 baseline: str | Path | None = None) -> ReportFiles:
     """Aggregate the records under ``results`` and write figures and pages into ``out``.
 
     ``suite`` keeps only that suite's records; ``command`` is the command line that made the
     report, shown on the pages for provenance; ``notes`` is the publisher's Markdown text (what
     changed since the last baseline, caveats), shown at the top of both pages;
-    ``allow_incomplete=False`` refuses a suite some of whose cells have no record. A folder without
+    ``allow_incomplete=False`` refuses a suite some of whose cells have no record; ``baseline``
+    (a results folder, e.g. a published one) adds each method's change against it
+    (:mod:`l2obench.report.baseline`). A folder without
     records, or a suite that has none in it, is an :class:`~l2obench.errors.L2OBenchError`
     naming what is there.
     """
     records, missing = _load(Path(results), suite)
+    against = _baseline(Path(baseline)) if baseline is not None else None
     if missing and not allow_incomplete:
         raise L2OBenchError(f"suite '{suite}' has {missing} cells without a record in "
                             f"{results}; run them first (the same 'l2obench run' resumes), or "
@@ -93,9 +98,13 @@ def build_report(results: str | Path, out: str | Path, *, suite: str | None = No
         plots = _figures(part, cells, figures_dir, stem, styles)
         figures += [path for p in plots for path in (p.png, p.svg)]
         configurations = every[(every["suite"] == suite_name) & (every["problem"] == problem)]
+        changes = None
+        if against is not None:
+            changes = compare(cells, against[against["problem"] == problem])
         sections.append(section(cells, part, plots, out, missing=missing,
                                 every=configurations,
-                                selections=selections.get(str(suite_name))))
+                                selections=selections.get(str(suite_name)),
+                                baseline=changes, baseline_name=str(baseline)))
         stems.append(stem)
     aggregates = out / "aggregates.csv"
     every.to_csv(aggregates, index=False)
@@ -127,6 +136,17 @@ def _figures(agg: pd.DataFrame, records: pd.DataFrame, out: Path, stem: str,
     anytime = plot_anytime(records, out, stem, styles, size_name)
     grid = plot_data_grid(agg, out, stem, styles, size_name)
     return plots + [p for p in (anytime, grid) if p is not None]
+
+
+def _baseline(path: Path) -> pd.DataFrame:
+    """A baseline's records, each method represented as on its own pages."""
+    try:
+        records = load_results(path)
+    except FileNotFoundError as exc:
+        raise L2OBenchError(f"--baseline: {exc}") from None
+    tunings = suite_tunings(path, sorted(pd.unique(records["suite"].astype(str))))
+    annotated, _ = annotate(records, tunings)
+    return ranked(annotated)
 
 
 def _load(results: Path, suite: str | None) -> tuple[pd.DataFrame, int]:

@@ -35,6 +35,8 @@ def section_tables(section: Section, slug: str) -> Iterable[tuple[str, Table]]:
         yield f"{slug}-size-{block}", size.table
         if size.configurations is not None:
             yield f"{slug}-size-{block}-configurations", size.configurations
+    if section.baseline is not None:
+        yield f"{slug}-baseline", section.baseline
     if section.not_ok is not None:
         yield f"{slug}-not-ok", section.not_ok
 

@@ -8,6 +8,7 @@ the HTML one escapes every value.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,6 +24,7 @@ from markupsafe import Markup
 
 from l2obench.record import Status
 from l2obench.report.aggregate import AGGREGATION_NOTE, METRICS, has_data
+from l2obench.report.baseline import BASELINE_NOTE
 from l2obench.report.plots import PlotFiles
 from l2obench.report.stats import STATISTICS_NOTE, Paired, RankTest, rank_test, versus_best
 from l2obench.selection import Selections
@@ -102,6 +104,8 @@ class Section:
     statistics: str = ""  # the Friedman/Nemenyi summary
     tuning: str = ""  # the tuning rule in words ("" without tuning)
     selection: Table | None = None  # the selected configuration per method, and why
+    baseline: Table | None = None  # each method's change against a baseline
+    baseline_name: str = ""
 
 
 def fmt(value: float) -> str:
@@ -383,9 +387,35 @@ def _regrets(records: pd.DataFrame) -> dict[str, dict[int, list[float]]]:
     return found
 
 
+def baseline_table(changes: pd.DataFrame | None) -> Table | None:
+    """Each method's change against the baseline (:func:`l2obench.report.baseline.compare`)."""
+    if changes is None or changes.empty:
+        return None
+    body = []
+    for _, row in changes.sort_values(["size", "data", "regret_now"]).iterrows():
+        p = row["p_value"]
+        body.append([_plain(row["size"]), str(row.get("data_label", "") or _data(row["data"])),
+                     row["method_label"], fmt(row["regret_now"]), fmt(row["regret_baseline"]),
+                     f"{row['change']:+.3g}", _plain(row["seeds"]),
+                     "—" if not math.isfinite(p) else f"{p:.2g}", row["verdict"]])
+    return Table(["size", "data", "method", "regret now", "regret baseline", "change",
+                  "seeds", "p (Wilcoxon)", "verdict"], body,
+                 [True, False, False, True, True, True, True, True, False])
+
+
+def _data(key: object) -> str:
+    """A data point's label from its canonical JSON (``{}``: the suite's only data point)."""
+    try:
+        point = json.loads(str(key))
+    except ValueError:
+        return str(key)
+    return ",".join(f"{k}={v}" for k, v in sorted(point.items())) if point else ""
+
+
 def section(records: pd.DataFrame, agg: pd.DataFrame, plots: Iterable[PlotFiles],
             page_dir: Path, missing: int = 0, every: pd.DataFrame | None = None,
-            selections: Selections | None = None) -> Section:
+            selections: Selections | None = None, baseline: pd.DataFrame | None = None,
+            baseline_name: str = "") -> Section:
     """The tables and figures of one (suite, problem); figure paths relative to ``page_dir``.
 
     ``records`` and ``agg`` hold the cells that represent each method (``method_label`` the
@@ -429,7 +459,8 @@ def section(records: pd.DataFrame, agg: pd.DataFrame, plots: Iterable[PlotFiles]
                              "yet, or failed to write)" if missing else ""),
                    statistics=test.summary(), tuning=rule,
                    selection=selection_table(every, selections)
-                   if tuned and every is not None and selections is not None else None)
+                   if tuned and every is not None and selections is not None else None,
+                   baseline=baseline_table(baseline), baseline_name=baseline_name)
 
 
 def provenance(records: pd.DataFrame, command: str) -> list[tuple[str, str]]:
@@ -471,6 +502,7 @@ def write_pages(sections: list[Section], records: pd.DataFrame, out: Path,
         "sections": sections,
         "provenance": provenance(records, command),
         "aggregation": AGGREGATION_NOTE,
+        "baseline_note": BASELINE_NOTE,
         "ranking_rule": RANKING_RULE,
         "statistics_note": STATISTICS_NOTE,
         "notes": notes.strip(),
