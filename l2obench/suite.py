@@ -58,7 +58,7 @@ import math
 import re
 import tomllib
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -242,41 +242,101 @@ def load_suite(name_or_path: str, *, quick: bool = False) -> Suite:
     return parse_suite(raw, str(path), quick=quick)
 
 
+class _Errors:
+    """The schema errors of one suite file, gathered so that one message can list them all."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.messages: list[str] = []
+
+    def attempt(self, check: Callable[..., Any], *args: Any, default: Any = None,
+                **kwargs: Any) -> Any:
+        """``check(*args, **kwargs)``, or ``default`` with its error noted."""
+        try:
+            return check(*args, **kwargs)
+        except SuiteError as exc:
+            self.messages.append(str(exc))
+            return default
+
+    def raise_any(self) -> None:
+        """One :class:`SuiteError` for every error noted so far (nothing if none)."""
+        if len(self.messages) == 1:
+            raise SuiteError(self.messages[0])
+        if self.messages:
+            lines = (m.removeprefix(f"{self.source}: ") for m in self.messages)
+            raise SuiteError(f"{self.source}: {len(self.messages)} errors:\n"
+                             + "\n".join(f"  - {line}" for line in lines))
+
+
 def parse_suite(raw: Mapping[str, Any], source: str, *, quick: bool = False) -> Suite:
     """Validate the decoded TOML of a suite file named ``source``.
 
-    The ``[quick]`` profile is validated whether or not it is used, so a mistake in it is
-    reported on any run, not first on the next smoke test.
+    Every schema error of the file is reported, in one message (parts that depend on a broken
+    part, such as the sizes of an unknown problem, are not checked). The ``[quick]`` profile is
+    validated whether or not it is used, so a mistake in it is reported on any run, not first
+    on the next smoke test.
     """
-    _check_keys(raw, _TOP_KEYS, source, "")
+    errors = _Errors(source)
+    errors.attempt(_check_keys, raw, _TOP_KEYS, source, "")
+    name = errors.attempt(_name, raw, source)
+    problem_cls = errors.attempt(_problem, raw, source)
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        errors.messages.append(f"{source}: key 'description' must be a string, got "
+                               f"{description!r}")
+    limits = errors.attempt(_limits, raw.get("limits", {}), source, "limits")
+    if problem_cls is None:  # what depends on the problem cannot be checked
+        errors.attempt(_require, raw, "sizes", list, source)
+        errors.attempt(_require, raw, "methods", list, source)
+        errors.attempt(_budget, raw.get("budget", {}), source, "budget")
+        errors.raise_any()
+    assert problem_cls is not None
+    sizes = errors.attempt(lambda: _sizes(problem_cls, _require(raw, "sizes", list, source),
+                                          source, "sizes"))
+    seeds = errors.attempt(_seeds, problem_cls, raw.get("seeds", [0]), source, "seeds")
+    data = errors.attempt(_data, problem_cls.registered_name(), raw.get("data", {}), source,
+                          "data")
+    entries = errors.attempt(_require, raw, "methods", list, source)
+    specs = None if entries is None else errors.attempt(_methods, entries, source,
+                                                        problem_cls, errors)
+    budget = rules = None
+    if data is not None and sizes is not None:
+        budget, rules = errors.attempt(_budget, raw.get("budget", {}), source, "budget",
+                                       problem_cls, data, sizes, default=(None, None))
+    else:  # the checks that need neither data nor sizes
+        errors.attempt(_budget, raw.get("budget", {}), source, "budget")
+    tuning = None
+    if specs is not None and sizes is not None:
+        tuning = errors.attempt(_tuning, raw.get("tuning"), specs, sizes, source, "tuning")
+    errors.raise_any()
+    assert sizes is not None and seeds is not None and data is not None and specs is not None
+    assert budget is not None and rules is not None and tuning is not None
+    full = Suite(
+        name=name, problem=problem_cls.registered_name(), sizes=sizes, seeds=seeds,
+        data=data, budget=budget, budget_rules=rules, limits=limits, methods=specs,
+        tuning=tuning, description=description, source=source,
+    )
+    errors.attempt(_check_budgets, full, source, "budget")
+    smoke = errors.attempt(_apply_quick, full, raw.get("quick", {}), source, raw.get("tuning"))
+    errors.raise_any()
+    return smoke if quick else full
+
+
+def _name(raw: Mapping[str, Any], source: str) -> str:
     name = _require(raw, "name", str, source)
     if not _NAME.fullmatch(name):
         raise SuiteError(f"{source}: key 'name' must be a plain name (letters, digits, '.', '_', "
                          f"'-'; it names the results folder), got {name!r}")
+    return name
+
+
+def _problem(raw: Mapping[str, Any], source: str) -> type[Problem]:
     problem = _require(raw, "problem", str, source)
     if problem not in problems:
         raise SuiteError(f"{source}: key 'problem': unknown problem '{problem}'"
                          f"{did_you_mean(problem, problems.names())}; "
                          f"valid: {', '.join(problems.names())}")
-    problem_cls = problems.get(problem)
-    description = raw.get("description", "")
-    if not isinstance(description, str):
-        raise SuiteError(f"{source}: key 'description' must be a string, got {description!r}")
-    sizes = _sizes(problem_cls, _require(raw, "sizes", list, source), source, "sizes")
-    data = _data(problem, raw.get("data", {}), source, "data")
-    budget, rules = _budget(raw.get("budget", {}), source, "budget", problem_cls, data, sizes)
-    specs = _methods(_require(raw, "methods", list, source), source, problem_cls)
-    full = Suite(
-        name=name, problem=problem, sizes=sizes,
-        seeds=_seeds(problem_cls, raw.get("seeds", [0]), source, "seeds"),
-        data=data, budget=budget, budget_rules=rules,
-        limits=_limits(raw.get("limits", {}), source, "limits"),
-        methods=specs, tuning=_tuning(raw.get("tuning"), specs, sizes, source, "tuning"),
-        description=description, source=source,
-    )
-    _check_budgets(full, source, "budget")
-    smoke = _apply_quick(full, raw.get("quick", {}), source, raw.get("tuning"))
-    return smoke if quick else full
+    return problems.get(problem)
 
 
 def _apply_quick(suite: Suite, value: Any, source: str, tuning_raw: Any) -> Suite:
@@ -533,24 +593,24 @@ def _limits(value: Any, source: str, key: str) -> Limits:
     return Limits(**{k: float(v) for k, v in table.items()})
 
 
-def _methods(entries: list[Any], source: str, problem: type[Problem]) -> list[MethodSpec]:
+def _methods(entries: list[Any], source: str, problem: type[Problem],
+             errors: _Errors | None = None) -> list[MethodSpec] | None:
+    """The suite's method entries, validated; with ``errors``, each entry's error is noted
+    there, the other entries still checked, and ``None`` returned if any failed."""
     if not entries:
         raise SuiteError(f"{source}: key 'methods' must list at least one method")
-    specs = []
-    for i, entry in enumerate(entries):
-        where = f"methods[{i}]"
-        table = _table(entry, source, where)
-        _check_keys(table, _METHOD_KEYS, source, where + ".")
-        name = _require(table, "name", str, source)
-        method_cls = _known_method(name, source, where + ".name")
-        try:
-            method_cls.check_applicable(problem)
-        except L2OBenchError as exc:
-            raise SuiteError(f"{source}: key '{where}.name': {exc}") from None
-        params = _table(table.get("params", {}), source, where + ".params")
-        tune = _tune(table.get("tune", []), params, source, where + ".tune")
-        specs.append(_validated(method_cls, MethodSpec(name=name, params=params, tune=tune),
-                                source, where + ".params"))
+    if errors is None:
+        return _check_methods([_method(e, i, source, problem) for i, e in enumerate(entries)],
+                              source)
+    noted = len(errors.messages)
+    parsed = [errors.attempt(_method, e, i, source, problem) for i, e in enumerate(entries)]
+    if len(errors.messages) > noted:
+        return None
+    return _check_methods(parsed, source)
+
+
+def _check_methods(specs: list[MethodSpec], source: str) -> list[MethodSpec]:
+    """What holds across the entries: no configuration twice, one tuning list per method."""
     labels = Counter(readable_name(s.name, given) for s in specs for given, _ in s.configs)
     repeated = sorted(label for label, n in labels.items() if n > 1)
     if repeated:
@@ -562,6 +622,23 @@ def _methods(entries: list[Any], source: str, problem: type[Problem]) -> list[Me
                              f"'{spec.name}' must tune the same parameters "
                              f"({list(tuned[spec.name])!r} before, {list(spec.tune)!r} here)")
     return specs
+
+
+def _method(entry: Any, i: int, source: str, problem: type[Problem]) -> MethodSpec:
+    """One method entry, validated (its name, applicability, parameters and tuning list)."""
+    where = f"methods[{i}]"
+    table = _table(entry, source, where)
+    _check_keys(table, _METHOD_KEYS, source, where + ".")
+    name = _require(table, "name", str, source)
+    method_cls = _known_method(name, source, where + ".name")
+    try:
+        method_cls.check_applicable(problem)
+    except L2OBenchError as exc:
+        raise SuiteError(f"{source}: key '{where}.name': {exc}") from None
+    params = _table(table.get("params", {}), source, where + ".params")
+    tune = _tune(table.get("tune", []), params, source, where + ".tune")
+    return _validated(method_cls, MethodSpec(name=name, params=params, tune=tune), source,
+                      where + ".params")
 
 
 def _tune(value: Any, params: Mapping[str, Any], source: str, key: str) -> tuple[str, ...]:
