@@ -17,23 +17,17 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
 import matplotlib.lines as mlines
 import numpy as np
 import pandas as pd
-import seaborn as sns
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from l2obench.record import epoch_val_regret
-from l2obench.report.plots import PlotFiles, PlotSpec, heading, save
+from l2obench.report.plots import PlotFiles, PlotSpec, heading, method_handles, panel_grid, save
 from l2obench.report.style import Style, method_styles
 
 ANYTIME = PlotSpec("anytime", "Validation regret against training time (selected "
                    "configurations)", ("val_regret",))
-_COLUMNS = 4  # panels per row
-_PANEL = (4.2, 3.2)  # inches
 
 
 def curve(histories: Sequence[list[dict[str, float]]]) -> tuple[np.ndarray, np.ndarray]:
@@ -78,19 +72,9 @@ def plot_anytime(records: pd.DataFrame, out_dir: Path, stem: str,
     if not found:
         return None
     styles = styles or method_styles(records)
-    columns = min(_COLUMNS, len(found))
-    rows = math.ceil(len(found) / columns)
-    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.8), \
-            matplotlib.rc_context({"text.parse_math": False}):
-        figure = Figure(figsize=(_PANEL[0] * columns, _PANEL[1] * rows + 0.6))
-        FigureCanvasAgg(figure)
-        figure.subplots_adjust(left=0.08, right=0.98, bottom=0.12 / rows, top=1 - 0.5 / (
-            _PANEL[1] * rows + 0.6), wspace=0.28, hspace=0.45)
-        figure.suptitle(f"{heading(records)}: "
-                        f"{ANYTIME.title}", y=0.995)
+    with panel_grid(len(found), f"{heading(records)}: {ANYTIME.title}") as (figure, axes):
         shown: set[str] = set()
-        for index, (data, size, cells) in enumerate(found):
-            ax = figure.add_subplot(rows, columns, index + 1)
+        for ax, (data, size, cells) in zip(axes, found, strict=True):
             for method, runs in cells.groupby("method_label", sort=True):
                 seconds, regret = curve(list(runs["history"]))
                 if not len(seconds):
@@ -113,8 +97,7 @@ def plot_anytime(records: pd.DataFrame, out_dir: Path, stem: str,
                          fontsize="small")
             ax.set_xlabel("training seconds (validation excluded)")
             ax.set_ylabel("validation regret (best so far)")
-        handles = [mlines.Line2D([], [], color=st.colour, marker=st.marker, markersize=4,
-                                 label=m) for m, st in styles.items() if m in shown]
+        handles = method_handles(styles, shown)
         handles.append(mlines.Line2D([], [], linestyle="none", marker="*", markersize=9,
                                      markerfacecolor="0.6", markeredgecolor="black",
                                      label="kept epoch (mean over seeds)"))

@@ -10,26 +10,19 @@ t-interval as a band. Only drawn where a data parameter varies.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
-import matplotlib
 import matplotlib.lines as mlines
 import numpy as np
 import pandas as pd
-import seaborn as sns
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from l2obench.params import format_value
 from l2obench.report.aggregate import METRICS
-from l2obench.report.plots import PlotFiles, PlotSpec, heading, save
+from l2obench.report.plots import PlotFiles, PlotSpec, heading, method_handles, panel_grid, save
 from l2obench.report.style import Style, method_styles
 
 DATA_GRID = PlotSpec("data-grid", "Normalized regret (test) across the data grid",
                      ("norm_regret",))
-_COLUMNS = 4
-_PANEL = (4.2, 3.2)
 
 
 def varying(points: list[dict[str, object]]) -> list[str]:
@@ -60,18 +53,8 @@ def plot_data_grid(agg: pd.DataFrame, out_dir: Path, stem: str,
     position = {v: (float(v) if numeric else float(i)) for i, v in enumerate(x_values)}
     keys = sorted({(s, f) for s, f in zip(frame["size"], frame["_facet"], strict=True)})
     styles = styles or method_styles(agg)
-    columns = min(_COLUMNS, len(keys))
-    rows = math.ceil(len(keys) / columns)
-    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.8), \
-            matplotlib.rc_context({"text.parse_math": False}):
-        figure = Figure(figsize=(_PANEL[0] * columns, _PANEL[1] * rows + 0.6))
-        FigureCanvasAgg(figure)
-        figure.subplots_adjust(left=0.08, right=0.98, bottom=0.12 / rows, top=1 - 0.5 / (
-            _PANEL[1] * rows + 0.6), wspace=0.28, hspace=0.45)
-        figure.suptitle(f"{heading(agg)}: "
-                        f"{DATA_GRID.title}", y=0.995)
-        for index, (size, facet) in enumerate(keys):
-            ax = figure.add_subplot(rows, columns, index + 1)
+    with panel_grid(len(keys), f"{heading(agg)}: {DATA_GRID.title}") as (figure, axes):
+        for ax, (size, facet) in zip(axes, keys, strict=True):
             panel = frame[(frame["size"] == size) & (frame["_facet"] == facet)]
             for method, lines in panel.groupby("method_label", sort=True):
                 lines = lines.assign(_pos=lines["_x"].map(position)).sort_values("_pos")
@@ -90,9 +73,7 @@ def plot_data_grid(agg: pd.DataFrame, out_dir: Path, stem: str,
             ax.set_title(f"{size_name} = {size}" + (f" · {facet}" if facet else ""),
                          fontsize="small")
             ax.set_ylim(bottom=0)
-        handles = [mlines.Line2D([], [], color=st.colour, marker=st.marker, markersize=4,
-                                 label=m) for m, st in styles.items()
-                   if m in set(frame["method_label"])]
+        handles = method_handles(styles, set(frame["method_label"]))
         if np.isfinite(frame["norm_regret_hi"].to_numpy(float)).any():
             handles.append(mlines.Line2D([], [], color="0.5", linewidth=6, alpha=0.4,
                                          label="95 % t-interval over seeds"))
