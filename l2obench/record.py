@@ -423,7 +423,8 @@ def _canonical_params(params: Mapping[str, Any]) -> str:
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    """Now, in UTC, to the microsecond: a sweep's generation is compared with records' starts."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _jsonable(value: Any) -> Any:
@@ -471,6 +472,14 @@ def _check(name: str, hint: Any, value: Any) -> Any:
 
 #: The documented columns, in the order tables show them.
 RECORD_COLUMNS: list[str] = [f.name for f in dataclasses.fields(Record)]
+
+#: Columns whose values differ between two runs of the same cell on the same machine (clocks,
+#: memory, timestamps, the checkout's commit, the history's clock); every other column is a
+#: function of the cell's configuration and seed.
+RUN_DEPENDENT_COLUMNS: frozenset[str] = frozenset({
+    "train_time_s", "time_to_best_s", "val_time_s", "time_per_epoch_s", "infer_time_s",
+    "peak_mem_mb", "device_peak_mem_mb", "git_commit", "hostname", "torch_threads",
+    "started_at", "finished_at", "history"})
 
 
 def columns_markdown() -> str:

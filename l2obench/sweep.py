@@ -19,6 +19,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal, Protocol
 
 from l2obench.executors import Executor, InlineExecutor
@@ -137,7 +138,7 @@ def _run(cells: Sequence[Cell], store: ResultStore, executor: Executor, mode: Mo
             events.skipped(cell, "being run by another sweep")
             return None
         current = store.read(cell.cell_id)
-        redone = current is not None and (current.started_at or "") >= started
+        redone = current is not None and _started_since(current, started)
         if _version(current) != seen or redone or not needs_run(current, mode):
             lock.release()  # another sweep recorded it since this one started
             summary.already_done.append(cell)
@@ -160,6 +161,20 @@ def _run(cells: Sequence[Cell], store: ResultStore, executor: Executor, mode: Mo
         for _, lock in running.values():
             lock.release()
     return summary
+
+
+def _started_since(record: Record, started: str) -> bool:
+    """Whether ``record`` started within the generation that began at ``started``.
+
+    Timestamps are compared as times, not strings: records written before timestamps carried
+    microseconds hold whole seconds.
+    """
+    if record.started_at is None:
+        return False
+    try:
+        return datetime.fromisoformat(record.started_at) >= datetime.fromisoformat(started)
+    except ValueError:  # an unreadable timestamp: the record predates this generation
+        return False
 
 
 def _loop(
