@@ -183,7 +183,7 @@ def run_highs(solver: highspy.Highs) -> None:
 
 
 def _solve_gurobi(lp: LPForm, costs: np.ndarray, integer: np.ndarray) -> np.ndarray:
-    gp = _import_gurobipy()
+    gp = import_gurobipy()
     grb = gp.GRB
     solutions = np.empty_like(costs)
     with gp.Env(empty=True) as env:
@@ -212,7 +212,7 @@ def _solve_gurobi(lp: LPForm, costs: np.ndarray, integer: np.ndarray) -> np.ndar
     return solutions
 
 
-def _import_gurobipy() -> Any:
+def import_gurobipy() -> Any:
     try:
         import gurobipy
     except ImportError as exc:
