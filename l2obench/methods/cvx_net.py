@@ -46,6 +46,13 @@ def independent_rows(A: sp.spmatrix) -> np.ndarray:
     return np.sort(pivots[: int((diagonal > tol).sum())])
 
 
+#: The cone solver behind the layer's forward solve (diffcp's ``solve_method``): Clarabel, an
+#: interior-point method that meets its ``1e-8`` tolerances. diffcp's default, ECOS, left
+#: decisions up to ~2e-3 from the program's optimum on a 10×10 grid and overran a portfolio's
+#: risk budget by 3e-4 of it, at no lower cost per solve.
+LAYER_SOLVER_ARGS = {"solve_method": "Clarabel"}
+
+
 def qp_layer(form: ConicForm, gamma: float, n_priced: int) -> CvxpyLayer:
     """A cvxpylayers layer ``w[B, n_priced] ↦ (x[B, form.n_vars],)``: the regularised program.
 
@@ -69,7 +76,7 @@ def qp_layer(form: ConicForm, gamma: float, n_priced: int) -> CvxpyLayer:
     constraints += [cp.SOC(cp.Constant(cone.bound), cone.F @ x) for cone in form.cones]
     objective = lp.sign * w @ x[:n_priced] + gamma / 2 * cp.sum_squares(x)
     problem = cp.Problem(cp.Minimize(objective), constraints)
-    return CvxpyLayer(problem, parameters=[w], variables=[x])
+    return CvxpyLayer(problem, parameters=[w], variables=[x], solver_args=LAYER_SOLVER_ARGS)
 
 
 class CvxNet(TorchMethod):

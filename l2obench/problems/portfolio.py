@@ -7,8 +7,8 @@ budget (PyEPO's ``portfolioModel``)::
     max rᵀx   subject to   Σᵢ xᵢ = 1,   0 ≤ x ≤ 1,   xᵀ Σ x ≤ γ · mean(Σ)
 
 The risk constraint is quadratic, so the problem has **no LP form**: it is a second-order-cone
-program, offered as a :class:`~l2obench.problems.base.ConicForm` (``‖F x‖₂ ≤ √(γ·mean(Σ))``
-with ``Σ = FᵀF``) and solved exactly by Clarabel (licence-free; Gurobi optional), instances
+program, offered as a :class:`~l2obench.problems.base.ConicForm` (``‖F x‖₂ ≤ 1`` with
+``FᵀF = Σ / (γ·mean(Σ))``) and solved exactly by Clarabel (licence-free; Gurobi optional), instances
 spread over processes. Layers over an LP form do not apply to it; ``cvx-net``, whose
 cvxpylayers layer takes the cone, and the methods that only call the oracle do.
 """
@@ -108,12 +108,15 @@ class Portfolio(Problem):
         return "max"
 
     def conic(self) -> ConicForm:
-        """``Σ x = 1``, ``0 ≤ x ≤ 1`` and ``‖F x‖₂ ≤ √risk_level`` with ``F = [Lᵀ; 0.01 τ I]``.
+        """``Σ x = 1``, ``0 ≤ x ≤ 1`` and ``‖F x‖₂ ≤ 1`` with ``F = [Lᵀ; 0.01 τ I] / √risk_level``.
 
-        ``FᵀF = L Lᵀ + (0.01 τ)² I = Σ``, and this factor is sparse (``p + n`` rows, ``(p + 1) n``
-        entries) where a Cholesky factor of ``Σ`` is dense, which makes each solve several
-        times faster. With ``τ = 0``, ``Σ = 0`` and the risk constraint holds for every
-        portfolio, so the form has no cone. The returned form is cached and shared.
+        ``FᵀF = (L Lᵀ + (0.01 τ)² I) / risk_level = Σ / risk_level``, so the cone is the risk
+        budget. This factor is sparse (``p + n`` rows, ``(p + 1) n`` entries) where a Cholesky
+        factor of ``Σ`` is dense, which makes each solve several times faster; dividing by
+        ``√risk_level`` (about ``10⁻³`` at PyEPO's defaults) scales the cone to a bound of 1,
+        so that a solver's feasibility tolerance reads relative to the risk budget. With ``τ = 0``,
+        ``Σ = 0`` and the risk constraint holds for every portfolio, so the form has no cone.
+        The returned form is cached and shared.
         """
         return self._conic_form
 
@@ -129,7 +132,7 @@ class Portfolio(Problem):
         factor = sp.vstack(
             [sp.csr_matrix(self.loadings.T), 1e-2 * tau * sp.identity(n)], format="csr"
         )
-        risk = SecondOrderCone(F=factor, bound=float(np.sqrt(self.risk_level)))
+        risk = SecondOrderCone(F=factor / np.sqrt(self.risk_level), bound=1.0)
         return ConicForm(linear, (risk,))
 
     def generate(self) -> Dataset:
@@ -158,9 +161,9 @@ class Portfolio(Problem):
     def oracle(self, costs: ArrayLike | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Optimal portfolios for every row of ``costs[N, n_assets]`` (expected returns).
 
-        Solves the conic program with the ``oracle`` backend to its tolerances (Clarabel's
-        defaults: ``1e-8`` relative gap and feasibility), each row on its own, large batches
-        over processes. Returns ``(solutions[N, n_assets] float64, objectives[N] float64)``
+        Solves the conic program with the ``oracle`` backend to its tolerances (Clarabel:
+        ``1e-9`` duality gap and feasibility), each row on its own, large batches over
+        processes. Returns ``(solutions[N, n_assets] float64, objectives[N] float64)``
         with ``objectives = costs · solutions`` row-wise. Raises ``ValueError`` for a batch
         that is not shaped ``(N, n_assets)`` or holds non-finite values.
         """
