@@ -93,8 +93,9 @@ def test_cell_id_is_stable_and_sensitive(tmp_path: Path) -> None:
     ("text", "fragment"),
     [
         ("name = 'x'\nproblem = ", "not valid TOML"),
-        (GOOD.replace('problem = "shortest-path"', 'problem = "tsp"'),
-         "key 'problem': unknown problem 'tsp'; valid: knapsack, shortest-path"),
+        (GOOD.replace('problem = "shortest-path"', 'problem = "tsp-atsp"'),
+         "key 'problem': unknown problem 'tsp-atsp'; valid: knapsack, portfolio, shortest-path, "
+         "tsp"),
         (GOOD.replace('sizes = [3, 4]', 'sizes = "3"'), "key 'sizes' must be a list"),
         (GOOD.replace('sizes = [3, 4]', 'sizes = [3, 3]'), "repeated values"),
         (GOOD.replace('name = "dys-jfb"', 'name = "dys"'),
@@ -166,3 +167,21 @@ def test_add_method_joins_a_builtin_suite_from_the_command_line(tmp_path: Path) 
                           ("two-stag", "did you mean 'two-stage'")]:
         with pytest.raises(SuiteError, match=re.escape(fragment)):
             with_methods(load_suite("shortest-path"), [bad])
+
+
+@pytest.mark.parametrize("name", ["tsp", "portfolio"])
+def test_new_problem_suites_run_every_applicable_method(name: str) -> None:
+    """The TSP and portfolio suites list every registered method that applies to their problem
+    (and, being valid, none that does not), with a quick profile of small sizes."""
+    from l2obench.methods.base import method_registry
+    from l2obench.problems.base import problem_registry
+
+    suite = load_suite(name)
+    problem_cls = problem_registry.get(suite.problem)
+    applicable = {m for m in method_registry.names()
+                  if not method_registry.get(m).unmet_needs(problem_cls)}
+    assert {spec.name for spec in suite.methods} == applicable
+    assert (suite.data["n_train"], suite.data["n_val"], suite.data["n_test"]) == (1000, 200, 200)
+    assert suite.data["deg"] == 4
+    quick = load_suite(name, quick=True)
+    assert max(quick.sizes) <= min(suite.sizes) and quick.budget.max_epochs == 2
