@@ -27,7 +27,11 @@ PROBLEMS: dict[str, dict] = {
 }
 
 PAIRS = [(p, m) for p in PROBLEMS for m in method_registry.names()]
-APPLICABLE = [(p, m) for p, m in PAIRS
+#: Pairings that take several seconds (JAX compiles; many exact TSP solves per step): the full
+#: lane only.
+SLOW = {("tsp", "dys-jfb-jax"), ("tsp", "blackbox"), ("tsp", "pertopt")}
+APPLICABLE = [pytest.param(p, m, marks=[pytest.mark.slow] if (p, m) in SLOW else [])
+              for p, m in PAIRS
               if not method_registry.get(m).unmet_needs(problem_registry.get(p))]
 
 
