@@ -194,20 +194,26 @@ def test_mtz_formulation_agrees() -> None:
     assert form.lp.n_vars == 2 * 28 + 7 + 7 * 6 and form.integer.sum() == 56
 
 
+def pyepo_objectives(model, costs: np.ndarray) -> np.ndarray:
+    objectives = []
+    for cost in costs:
+        model.setObj(cost)
+        objectives.append(model.solve()[1])
+    return np.array(objectives)
+
+
 def test_oracle_matches_pyepo_gurobi_models() -> None:
-    """PyEPO's DFJ (lazy cuts in Gurobi's callback) and GG models on the generator's costs."""
+    """PyEPO's DFJ (lazy cuts in Gurobi's callback) equals the oracle; its GG model stops at
+    Gurobi's default relative MIP gap (1e-4), so it is never better and at most that worse."""
     pytest.importorskip("gurobipy")
     from pyepo.model.grb.tsp import tspDFJModel, tspGGModel
 
     problem = TSP(n_nodes=15, n_train=8, n_val=1, n_test=1, seed=3)
     costs = problem.generate().train.costs
     _, objectives = problem.oracle(costs)
-    for model in (tspDFJModel(15), tspGGModel(15)):
-        reference = []
-        for cost in costs:
-            model.setObj(cost)
-            reference.append(model.solve()[1])
-        np.testing.assert_allclose(objectives, reference, rtol=1e-6)
+    np.testing.assert_allclose(objectives, pyepo_objectives(tspDFJModel(15), costs), rtol=1e-6)
+    gg = pyepo_objectives(tspGGModel(15), costs)
+    assert (objectives <= gg + 1e-6).all() and (gg <= objectives * (1 + 1e-4) + 1e-6).all()
 
 
 def test_gurobi_backend() -> None:
