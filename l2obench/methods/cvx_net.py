@@ -47,9 +47,10 @@ def independent_rows(A: sp.spmatrix) -> np.ndarray:
 
 
 #: The cone solver behind the layer's forward solve (diffcp's ``solve_method``): Clarabel, an
-#: interior-point method that meets its ``1e-8`` tolerances. diffcp's default, ECOS, left
-#: decisions up to ~2e-3 from the program's optimum on a 10×10 grid and overran a portfolio's
-#: risk budget by 3e-4 of it, at no lower cost per solve.
+#: interior-point method that meets its ``1e-8`` tolerances. diffcp's default, SCS (a
+#: first-order method at tolerance 1e-4), stopped visibly short of the program's optimum and
+#: overran second-order-cone constraints, at no lower cost per solve
+#: (``benchmarks/cvx_net_solver.py``; figures in ``benchmarks/RESULTS.md``).
 LAYER_SOLVER_ARGS = {"solve_method": "Clarabel"}
 
 
