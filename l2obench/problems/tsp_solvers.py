@@ -41,6 +41,11 @@ SUPPORT_TOL = 1e-6
 #: An LP solution within this of a 0/1 vector is that vector.
 INTEGRAL_TOL = 1e-9
 
+#: HiGHS options of the DFJ loop, beyond :func:`~l2obench.problems.lp_solvers.highs_options`:
+#: the degree model and its cuts are small and have nothing to remove, so HiGHS's presolve costs
+#: each of the loop's many re-solves more than it saves (measured in ``benchmarks/``).
+DFJ_HIGHS_OPTIONS: dict[str, Any] = {"presolve": "off"}
+
 
 def tsp_edges(n_nodes: int) -> np.ndarray:
     """The undirected edges ``[m, 2]`` (``i < j``) of the complete graph, in PyEPO's order."""
@@ -206,6 +211,8 @@ class _HighsCuts:
 
     def __post_init__(self) -> None:
         self.solver = highs_solver(is_mip=True)
+        for option, value in DFJ_HIGHS_OPTIONS.items():
+            self.solver.setOptionValue(option, value)
         if self.solver.passModel(self.base) == highspy.HighsStatus.kError:
             raise RuntimeError("HiGHS refused the TSP degree model")
         self.columns = np.arange(len(self.costs), dtype=np.int32)
