@@ -1,45 +1,49 @@
 """The cone solver inside ``cvx-net``'s cvxpylayers layer: Clarabel (its choice) against SCS
 (diffcp's default), on the layer's own program, against cvxpy's solve of the same program.
 
-    python -m benchmarks.cvx_net_solver            # full sizes (about a minute on 2 cores)
-    python -m benchmarks.cvx_net_solver --quick    # tiny sizes: checks that it runs
-
 For each problem (shortest path on a 10×10 grid: a QP over an LP form; portfolio with 50 assets:
 an SOCP with the risk cone) the layer ``qp_layer(problem.conic(), γ = 1)`` solves a batch of
-random costs forward and backward with each ``solve_method``. Reported per solver: seconds per
-instance (median of the repeats), the largest distance of a decision to cvxpy's Clarabel
-solution of the same regularised program, and the largest violation of the form's constraints
-(equalities, bounds and cones, each relative to its right-hand side where that is not zero).
-The result is printed as a Markdown table and written as JSON to ``--out`` (default
-``benchmarks/results/``). It needs the ``cvx`` extra.
+random costs forward and backward with each ``solve_method``. Measured per solver: seconds per
+batch (median of the repeats), the largest distance of a decision to cvxpy's Clarabel solution of
+the same regularised program, and the largest violation of the form's constraints (equalities,
+bounds and cones, each relative to its right-hand side where that is not below 1). Targets:
+Clarabel's decisions within 1e-4 of the reference and feasible to 1e-6, at most 1.5× SCS's time.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import statistics
-import sys
-import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from pathlib import Path
+import functools
+import logging
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from l2obench.methods.cvx_net import qp_layer
-from l2obench.problems.base import ConicForm, Problem
+from l2obench.problems.base import ConicForm
 from l2obench.problems.portfolio import Portfolio
 from l2obench.problems.shortest_path import ShortestPath
-from l2obench.provenance import cpu_model, git_commit
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
-NAME = "cvx-net-solver"
+from .comparison import (
+    Check,
+    Comparison,
+    Findings,
+    Side,
+    Table,
+    at_most,
+    clock,
+    median_of,
+    ratio,
+    seconds,
+)
+
+log = logging.getLogger(__name__)
+
 SOLVERS = ("Clarabel", "SCS")
 GAMMA = 1.0
+CLOSE = at_most(1e-4)
+FEASIBLE = at_most(1e-6)
+TIME = at_most(1.5, "×")
 
 
 @dataclass(frozen=True)
@@ -52,16 +56,6 @@ class Sizes:
 
 FULL = Sizes(k=10, n_assets=50, batch=64, repeats=3)
 QUICK = Sizes(k=3, n_assets=8, batch=4, repeats=1)
-
-
-@dataclass(frozen=True)
-class Row:
-    problem: str
-    n_vars: int
-    solver: str
-    seconds_per_instance: float  # forward and backward
-    max_distance: float  # to cvxpy's Clarabel solve of the same program
-    max_violation: float
 
 
 def reference(form: ConicForm, costs: np.ndarray) -> np.ndarray:
@@ -84,6 +78,7 @@ def reference(form: ConicForm, costs: np.ndarray) -> np.ndarray:
 
 
 def violation(form: ConicForm, x: np.ndarray) -> float:
+    """The largest violation of ``form``'s constraints by the rows of ``x``."""
     lp = form.linear
     scale = np.maximum(np.abs(lp.b), 1.0)
     worst = [np.abs((x @ lp.A.T - lp.b) / scale).max(), (lp.lower - x).max(), (x - lp.upper).max()]
@@ -93,61 +88,52 @@ def violation(form: ConicForm, x: np.ndarray) -> float:
     return float(max(0.0, *worst))
 
 
-def measure(name: str, problem: Problem, sizes: Sizes) -> list[Row]:
-    form = problem.conic()
-    rng = np.random.default_rng(0)
-    costs = np.abs(rng.normal(0.5, 0.3, (sizes.batch, problem.n_vars)))
-    target = reference(form, costs)
-    layer = qp_layer(form, GAMMA, problem.n_vars)
-    rows = []
-    for solver in SOLVERS:
-        args = {"solve_method": solver}
-        times = []
-        for _ in range(sizes.repeats):
-            w = torch.tensor(costs, requires_grad=True)
-            start = time.perf_counter()
-            (x,) = layer(w, solver_args=args)
-            x.sum().backward()
-            times.append(time.perf_counter() - start)
-        decisions = x.detach().numpy()
-        rows.append(Row(name, problem.n_vars, solver, statistics.median(times) / sizes.batch,
-                        float(np.abs(decisions - target).max()), violation(form, decisions)))
-    return rows
+def solve(layer: object, costs: np.ndarray, solver: str) -> np.ndarray:
+    """The layer's decisions for ``costs``, forward and backward."""
+    w = torch.tensor(costs, requires_grad=True)
+    (x,) = layer(w, solver_args={"solve_method": solver})  # type: ignore[operator]
+    x.sum().backward()
+    return x.detach().numpy()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.cvx_net_solver",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that it runs")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR,
-                        help="folder for the JSON result (default benchmarks/results/)")
-    args = parser.parse_args(argv)
-    sizes = QUICK if args.quick else FULL
+def measure(sizes: Sizes) -> Findings:
     torch.set_num_threads(1)
-    started, load_before = datetime.now(UTC).isoformat(timespec="seconds"), os.getloadavg()
-    rows = (measure(f"shortest-path k={sizes.k}", ShortestPath(k=sizes.k), sizes)
-            + measure(f"portfolio n_assets={sizes.n_assets}",
-                      Portfolio(n_assets=sizes.n_assets), sizes))
-    result = {"name": NAME, "profile": "quick" if args.quick else "full", "sizes": asdict(sizes),
-              "started": started, "load_before": [round(v, 2) for v in load_before],
-              "load_after": [round(v, 2) for v in os.getloadavg()], "cpu": cpu_model(),
-              "cores": os.cpu_count(), "commit": git_commit() or "?",
-              "rows": [asdict(row) for row in rows]}
-    print(f"{started} UTC, {result['cpu']}, {result['cores']} cores, load average "
-          f"{result['load_before']} before and {result['load_after']} after, commit "
-          f"`{result['commit'][:7]}`, batch {sizes.batch}, γ = {GAMMA}.\n")
-    print("| problem | n_vars | layer solver | s/instance (fwd+bwd) | max \\|x − reference\\| "
-          "| max constraint violation |\n|---|---:|---|---:|---:|---:|")
-    for row in rows:
-        print(f"| {row.problem} | {row.n_vars} | {row.solver} | {row.seconds_per_instance:.4f} | "
-              f"{row.max_distance:.1e} | {row.max_violation:.1e} |")
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = started.replace("-", "").replace(":", "").replace("+0000", "Z")
-    path = args.out / f"{NAME}-{stamp}{'-quick' if args.quick else ''}.json"
-    path.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"\n{path}")
-    return 0
+    checks, rows = [], []
+    for name, problem in ((f"shortest-path k={sizes.k}", ShortestPath(k=sizes.k)),
+                          (f"portfolio n_assets={sizes.n_assets}",
+                           Portfolio(n_assets=sizes.n_assets))):
+        form = problem.conic()
+        costs = np.abs(np.random.default_rng(0).normal(0.5, 0.3, (sizes.batch, problem.n_vars)))
+        target = reference(form, costs)
+        layer = qp_layer(form, GAMMA, problem.n_vars)
+        found = {}
+        for solver in SOLVERS:
+            t = median_of(functools.partial(clock, functools.partial(solve, layer, costs,
+                                                                     solver)), sizes.repeats)
+            decisions = solve(layer, costs, solver)
+            found[solver] = (t, float(np.abs(decisions - target).max()),
+                             violation(form, decisions))
+            rows.append([name, problem.n_vars, solver, t / sizes.batch, *found[solver][1:]])
+            log.info("%s, %s: %s per batch of %d", name, solver, seconds(t), sizes.batch)
+        (t_ours, d_ours, v_ours), (t_scs, d_scs, v_scs) = found["Clarabel"], found["SCS"]
+        note = f"per batch of {sizes.batch}, forward and backward, median of {sizes.repeats}"
+        checks += [
+            Check(f"{name}: max |x − reference|, Clarabel (SCS beside it)",
+                  Side(d_ours, "", "Clarabel"), Side(d_scs, "", "SCS"), d_ours, CLOSE),
+            Check(f"{name}: max constraint violation, Clarabel (SCS beside it)",
+                  Side(v_ours, "", "Clarabel"), Side(v_scs, "", "SCS"), v_ours, FEASIBLE),
+            Check(f"{name}: Clarabel s ÷ SCS s", Side(t_ours, "s", note), Side(t_scs, "s", note),
+                  ratio(t_ours, t_scs), TIME),
+        ]
+    return Findings(checks, tables=[Table(
+        "cvx-net's layer by diffcp solve_method", ["problem", "n_vars", "solver",
+                                                   "s/instance", "max |x − reference|",
+                                                   "max violation"], rows)])
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+COMPARISON = Comparison(
+    name="cvx-net-solver",
+    title="cvx-net's layer solver: Clarabel vs diffcp's default SCS",
+    sizes={"full": FULL, "quick": QUICK},
+    measure=measure,
+)
