@@ -371,6 +371,19 @@ def median_of(measure: Callable[[], float], repeats: int, warm_up_first: bool = 
     return statistics.median(measure() for _ in range(repeats))
 
 
+def interleaved_medians(work: Mapping[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Median seconds of each of ``work``'s callables over ``rounds`` rounds that run them in
+    turn (after one warm-up round), so that a change of load on a shared machine falls on every
+    side alike rather than on whichever ran last."""
+    for fn in work.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in work}
+    for _ in range(rounds):
+        for name, fn in work.items():
+            times[name].append(clock(fn))
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
 def timed_fit(method: Method, data: Dataset, epochs: int) -> tuple[float, FitResult]:
     """Seconds per epoch of ``method.fit`` under a budget of exactly ``epochs`` epochs (the
     runner's ``time_per_epoch_s``: training plus the per-epoch validation)."""
