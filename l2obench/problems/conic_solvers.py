@@ -95,9 +95,10 @@ def clarabel_data(
 
 
 #: Clarabel's duality-gap, feasibility and KKT-ratio tolerances for the oracle: one order
-#: tighter than its defaults (``1e-8``), which left the portfolio's shares stationary only to
-#: a few 1e-5 of the returns' norm. An instance that reaches only Clarabel's reduced
-#: tolerances at these (frequent at ``1e-10``) is solved again at the defaults.
+#: tighter than its defaults (``1e-8``), at which the portfolio's shares were visibly less
+#: stationary (the KKT certificate of ``tests/test_portfolio.py``). An instance that reaches
+#: only Clarabel's reduced tolerances at these (which became frequent at ``1e-10``) is solved
+#: again at the defaults.
 CLARABEL_TOL = 1e-9
 
 
