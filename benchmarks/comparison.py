@@ -2,13 +2,15 @@
 and the timing helpers.
 
 Each comparison (``oracle_vs_gurobi``, ``spo_vs_pyepo``, ``dys_vs_fpo_dys``,
-``memory_vs_iterations``, ``jax_vs_torch``) is one module that declares its sizes for the
-``full`` and ``quick`` profiles and a function measuring them, bundled in a :class:`Comparison`;
-``Comparison.run(profile)`` returns a :class:`Result`: the checks (both sides' measured values,
-the checked value, usually a ratio, its :class:`Target` and whether it was met), supplementary
-tables, the machine, the commit, and the load average before and after. ``benchmarks/ratios.py``
-runs them and writes each result as JSON (:func:`write_result`); ``benchmarks/tables.py``
-renders the tables of ``benchmarks/RESULTS.md`` from those files (:func:`load_result`).
+``memory_vs_iterations``, ``jax_vs_torch``, ``tsp_vs_gurobi``, ``portfolio_vs_gurobi``,
+``tsp_formulation``, ``portfolio_factor``, ``cvx_net_solver``) is one module that declares its
+sizes for the ``full`` and ``quick`` profiles and a function measuring them, bundled in a
+:class:`Comparison`; ``Comparison.run(profile)`` returns a :class:`Result`: the checks (both
+sides' measured values, the checked value, usually a ratio, its :class:`Target` and whether it
+was met), supplementary tables, the machine, the commit, and the load average before and after.
+``benchmarks/ratios.py`` runs them and writes each result as JSON (:func:`write_result`);
+``benchmarks/tables.py`` renders the tables of ``benchmarks/RESULTS.md`` from those files
+(:func:`load_result`).
 """
 
 from __future__ import annotations
@@ -367,6 +369,19 @@ def median_of(measure: Callable[[], float], repeats: int, warm_up_first: bool = 
     if warm_up_first:
         measure()
     return statistics.median(measure() for _ in range(repeats))
+
+
+def interleaved_medians(work: Mapping[str, Callable[[], object]], rounds: int) -> dict[str, float]:
+    """Median seconds of each of ``work``'s callables over ``rounds`` rounds that run them in
+    turn (after one warm-up round), so that a change of load on a shared machine falls on every
+    side alike rather than on whichever ran last."""
+    for fn in work.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in work}
+    for _ in range(rounds):
+        for name, fn in work.items():
+            times[name].append(clock(fn))
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def timed_fit(method: Method, data: Dataset, epochs: int) -> tuple[float, FitResult]:

@@ -1,7 +1,7 @@
 """Ratios of l2obench against the references it must beat, both sides measured in the same run.
 
-    python -m benchmarks.ratios                  # every comparison, full sizes (15-25 minutes
-                                                 # on 2 cores)
+    python -m benchmarks.ratios                  # every comparison, full sizes (25-35 minutes
+                                                 # on 2 cores; the TSP and portfolio ones ~10)
     python -m benchmarks.ratios --quick          # tiny sizes: checks that each runs (< 1 min)
     python -m benchmarks.ratios --only jax-vs-torch,oracle-vs-gurobi
 
@@ -34,14 +34,26 @@ import torch
 
 from l2obench.runner import warm_up
 
-from . import dys_vs_fpo_dys, jax_vs_torch, memory_vs_iterations, oracle_vs_gurobi, spo_vs_pyepo
+from . import (
+    cvx_net_solver,
+    dys_vs_fpo_dys,
+    jax_vs_torch,
+    memory_vs_iterations,
+    oracle_vs_gurobi,
+    portfolio_factor,
+    portfolio_vs_gurobi,
+    spo_vs_pyepo,
+    tsp_formulation,
+    tsp_vs_gurobi,
+)
 from .comparison import CPU, RESULTS_DIR, Comparison, Machine, Profile, Result, write_result
 
 #: Every comparison, by name, in the order they run.
 COMPARISONS: dict[str, Comparison[Any]] = {
     module.COMPARISON.name: module.COMPARISON
     for module in (oracle_vs_gurobi, spo_vs_pyepo, dys_vs_fpo_dys, memory_vs_iterations,
-                   jax_vs_torch)
+                   jax_vs_torch, tsp_vs_gurobi, portfolio_vs_gurobi, tsp_formulation,
+                   portfolio_factor, cvx_net_solver)
 }
 
 

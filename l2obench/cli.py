@@ -582,23 +582,38 @@ def _list(console: Console) -> None:
     from l2obench.suite import builtin_suites, load_suite
 
     table = Table(title="Problems")
-    for column in ("name", "size", "parameters", "description"):
+    for column in ("name", "size", "offers", "parameters", "description"):
         table.add_column(column)
     for name, cls in problems:
         params = escape("\n".join(f"{k}: {p.describe()}" for k, p in cls.params.items()))
-        table.add_row(name, cls.size_param, params, escape(cls.description))
+        offers = "\n".join(sorted(cls.capabilities())) or "oracle only"
+        table.add_row(name, cls.size_param, offers, params, escape(cls.description))
     console.print(table)
 
     table = Table(title="Methods")
-    for column in ("name", "available", "parameters", "description"):
+    for column in ("name", "available", "needs", "parameters", "description"):
         table.add_column(column)
     for name, method_cls in methods:
         missing = method_cls.missing_requirements()
         hint = escape(method_cls.install_hint())
         available = "[green]yes[/]" if not missing else f"[yellow]no[/]: {hint}"
+        needs = "\n".join(sorted(method_cls.needs)) or "the oracle"
         params = escape("\n".join(f"{k}: {p.describe()}"
                                   for k, p in method_cls.params.items()))
-        table.add_row(name, available, params, escape(method_cls.description))
+        table.add_row(name, available, needs, params, escape(method_cls.description))
+    console.print(table)
+
+    table = Table(title="Which method runs on which problem")
+    table.add_column("method")
+    problem_classes = list(problems)
+    for name, _ in problem_classes:
+        table.add_column(name)
+    for name, method_cls in methods:
+        cells = []
+        for _, problem_cls in problem_classes:
+            unmet = method_cls.unmet_needs(problem_cls)
+            cells.append("[green]yes[/]" if not unmet else "[red]no[/]: needs " + ", ".join(unmet))
+        table.add_row(name, *cells)
     console.print(table)
 
     table = Table(title="Suites")

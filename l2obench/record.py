@@ -257,9 +257,10 @@ class Record:
     problem: str = column("the problem's registered name", "")
     size: int = column("the value of the problem's size parameter (`k` for the grid)", 0)
     size_param: str | None = column(
-        "the name of that parameter (`k`, `n_items`); the report's x axis says it (absent from "
-        "records written before it was added)")
-    n_vars: int | None = column("decision variables of one instance (arcs of the grid: 2k(k−1))")
+        "the name of that parameter (`k`, `n_items`, `n_nodes`, `n_assets`); the report's x axis "
+        "says it (absent from records written before it was added)")
+    n_vars: int | None = column("decision variables of one instance (arcs of the grid: 2k(k−1); "
+                                "items; edges of the TSP: n(n−1)/2; assets)")
     method: str = column("the method's registered name", "")
     method_label: str = column("the name with the parameters the suite set, e.g. "
                                "`dys-jfb[lr=0.01]`", "")

@@ -93,8 +93,9 @@ def test_cell_id_is_stable_and_sensitive(tmp_path: Path) -> None:
     ("text", "fragment"),
     [
         ("name = 'x'\nproblem = ", "not valid TOML"),
-        (GOOD.replace('problem = "shortest-path"', 'problem = "tsp"'),
-         "key 'problem': unknown problem 'tsp'; valid: knapsack, shortest-path"),
+        (GOOD.replace('problem = "shortest-path"', 'problem = "tsp-atsp"'),
+         "key 'problem': unknown problem 'tsp-atsp'; valid: knapsack, portfolio, shortest-path, "
+         "tsp"),
         (GOOD.replace('sizes = [3, 4]', 'sizes = "3"'), "key 'sizes' must be a list"),
         (GOOD.replace('sizes = [3, 4]', 'sizes = [3, 3]'), "repeated values"),
         (GOOD.replace('name = "dys-jfb"', 'name = "dys"'),
@@ -132,10 +133,15 @@ def test_unknown_suite_lists_builtins() -> None:
         load_suite("nowhere/suite.toml")
 
 
-def test_add_method_joins_a_builtin_suite_from_the_command_line(tmp_path: Path) -> None:
+def test_add_method_joins_a_builtin_suite_from_the_command_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from l2obench import FitResult, Method, register_method
+    from l2obench.methods.base import method_registry
     from l2obench.suite import with_methods
     from tests.test_input_fuzz import run_main
+
+    # The method registered here leaves with the test (others list every registered method).
+    monkeypatch.setattr(method_registry, "_items", dict(method_registry._items))
 
     @register_method("test-joiner")
     class Joiner(Method):
@@ -186,3 +192,22 @@ def test_every_schema_error_of_a_suite_file_in_one_message(tmp_path: Path) -> No
     with pytest.raises(SuiteError, match=r"2 errors:\n.*did you mean 'shortest-path'.*\n"
                                          r".*max_seconds"):
         load_suite(str(unknown))
+
+
+@pytest.mark.parametrize("name", ["tsp", "portfolio"])
+def test_new_problem_suites_run_every_applicable_method(name: str) -> None:
+    """The TSP and portfolio suites list every registered method that applies to their problem
+    (and, being valid, none that does not), with a quick profile of small sizes."""
+    from l2obench.methods.base import method_registry
+    from l2obench.problems.base import problem_registry
+
+    suite = load_suite(name)
+    problem_cls = problem_registry.get(suite.problem)
+    builtin = [m for m in method_registry.names()  # not the tests' own registrations
+               if method_registry.get(m).__module__.startswith("l2obench.")]
+    applicable = {m for m in builtin if not method_registry.get(m).unmet_needs(problem_cls)}
+    assert {spec.name for spec in suite.methods} == applicable
+    assert (suite.data["n_train"], suite.data["n_val"], suite.data["n_test"]) == (1000, 200, 200)
+    assert suite.data["deg"] == 4
+    quick = load_suite(name, quick=True)
+    assert max(quick.sizes) <= min(suite.sizes) and quick.budget.max_epochs == 2

@@ -62,8 +62,9 @@ class Method(ABC):
 
     @classmethod
     def unmet_needs(cls, problem: type[Problem]) -> list[Capability]:
-        """What the method needs that ``problem`` does not offer (empty: they pair)."""
-        return sorted(cls.needs - problem.offers)
+        """What the method needs that ``problem`` does not offer, directly or by implication
+        (:meth:`Problem.capabilities`); empty when they pair."""
+        return sorted(cls.needs - problem.capabilities())
 
     @classmethod
     def check_applicable(cls, problem: type[Problem]) -> None:

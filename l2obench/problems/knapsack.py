@@ -24,7 +24,8 @@ import scipy.sparse as sp
 
 from l2obench.params import Param
 from l2obench.problems.base import DATA_PARAMS, Capability, Dataset, LPForm, Problem
-from l2obench.problems.lp_solvers import as_cost_matrix, solve_lp_batch
+from l2obench.problems.batching import as_cost_matrix
+from l2obench.problems.lp_solvers import solve_lp_batch
 
 if TYPE_CHECKING:
     import torch
