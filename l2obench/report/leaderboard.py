@@ -475,7 +475,9 @@ def provenance(records: pd.DataFrame, command: str) -> list[tuple[str, str]]:
         items.append((label, ", ".join(sorted({_plain(v) for v in values})) or "unknown"))
     started = records["started_at"].dropna() if "started_at" in records else pd.Series()
     finished = records["finished_at"].dropna() if "finished_at" in records else pd.Series()
-    span = f"{started.min()} – {finished.max()}" if len(started) and len(finished) else "unknown"
+    # To the second: the records' stamps carry microseconds (older ones whole seconds, "+00:00").
+    span = (f"{str(started.min())[:19]} – {str(finished.max())[:19]}"
+            if len(started) and len(finished) else "unknown")
     items += [("runs (UTC)", span),
               ("records", str(len(records))),
               ("report made (UTC)", datetime.now(UTC).isoformat(timespec="seconds")),
