@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 #: What the fork server imports besides the built-in problems and methods, so that each cell's
 #: child starts warm: the runner, and the module the first optimiser imports (slow to import).
-#: Importing JAX (through the PyEPO methods' module) starts none of its threads, so children
+#: Importing JAX (through the PyEPO methods' modules) starts none of its threads, so children
 #: forked after it are safe.
 _PRELOAD = ["l2obench.runner", "torch._dynamo"]
 _POLL_SECONDS = 0.1
