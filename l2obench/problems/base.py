@@ -44,6 +44,7 @@ class Capability(StrEnum):
 
     LP_FORM = "lp-form"
     BINARY = "binary"
+    SLACK_FORM = "slack-form"
 
     @property
     def doc(self) -> str:
@@ -53,6 +54,8 @@ class Capability(StrEnum):
 _CAPABILITY_DOCS = {
     Capability.LP_FORM: "an LP form or LP relaxation of its decisions, lp()",
     Capability.BINARY: "decisions that are 0/1 vectors",
+    Capability.SLACK_FORM: "an LP form whose auxiliary columns are slacks, each in one row only, "
+                           "so that the constraints binding at a decision follow from it",
 }
 
 
