@@ -22,13 +22,13 @@ class NegativeIdentityMethod(DecisionMethod):
     ``−I`` (``+I`` for a maximisation), a hyperparameter-free black-box gradient.
 
     One oracle call per step (the forward solve); the backward pass solves nothing. Trained, as
-    in PyEPO's recipe, on the regret of the decision by default.
+    in PyEPO's recipe, on the L1 distance of the decision's true objective to the optimal one.
     """
 
-    description = "negative identity backprop (pyepo.func.negativeIdentity), regret loss"
+    description = "negative identity backprop (pyepo.func.negativeIdentity), objective L1"
     params: ClassVar[dict[str, Param]] = {
         **PyEPOMethod.params,
-        "loss": decision_loss_param("regret"),
+        "loss": decision_loss_param("objective"),
     }
 
     def make_module(self, optmodel: ProblemOptModel, pool: PoolSeed | None) -> optModule:

@@ -172,14 +172,15 @@ class PyEPOMethod(TorchMethod):
         return super().fit(data, budget)
 
 
-#: Task losses on a decision: its true-cost regret, or its L1 or squared distance to ``x*``.
-DECISION_LOSSES = ("regret", "l1", "mse")
+#: Task losses on a decision: the L1 distance of its true objective to the optimal one, its
+#: true-cost regret, or its L1 or squared distance to ``x*``.
+DECISION_LOSSES = ("objective", "regret", "l1", "mse")
 
 
 def decision_loss_param(default: str) -> Param:
     """The ``loss`` parameter of a method whose PyEPO module returns a decision."""
-    return Param(str, default, "task loss on the module's decision: its true-cost regret "
-                 "(PyEPO's objective-value L1), or its L1 or squared distance to x*",
+    return Param(str, default, "task loss on the module's decision: |cᵀx̂ − cᵀx*| (PyEPO's "
+                 "objective-value L1), the signed regret, or its L1 or squared distance to x*",
                  choices=DECISION_LOSSES)
 
 
@@ -188,10 +189,14 @@ def decision_loss(
 ) -> torch.Tensor:
     """The batch mean of task loss ``kind`` on ``decisions`` (see :data:`DECISION_LOSSES`).
 
-    ``"regret"`` is ``sign · cᵀ(x̂ − x*)``, signed by the problem's sense: PyEPO's recipes train
-    the L1 distance between the realised and the optimal objective, the same number for any
-    decision in the convex hull of the feasible set, where regret is never negative.
+    ``"objective"`` is PyEPO's recipe for its black-box modules, ``|cᵀx̂ − cᵀx*|``.
+    ``"regret"`` is ``sign · cᵀ(x̂ − x*)``, signed by the problem's sense: the same number for
+    any decision in the convex hull of the feasible set (where regret is never negative), but
+    not the same gradient where the regret is zero: there the objective L1 has none, the regret
+    still the true cost.
     """
+    if kind == "objective":
+        return F.l1_loss((decisions * costs).sum(dim=-1), (solutions * costs).sum(dim=-1))
     if kind == "regret":
         return (sign * ((decisions - solutions) * costs).sum(dim=-1)).mean()
     if kind == "l1":
