@@ -479,3 +479,27 @@ def test_new_parameters_leave_published_cell_ids_unchanged() -> None:
     given = {"perturbation": "multiplicative"}
     assert method_registry.get("pertopt").cell_params(given)["perturbation"] == "multiplicative"
     assert "solve_ratio" not in method_registry.get("spo+").cell_params({})
+
+
+@pytest.mark.parametrize("max_iter", [5, 60, 10_000])
+def test_frank_wolfe_solve_equals_pyepos(max_iter: int) -> None:
+    """The compact NumPy loop returns PyEPO's iterate and active set (in PyEPO's first slots)."""
+    from pyepo.func import regularizedFrankWolfeOpt
+    from pyepo.func.regularized import _away_step_frank_wolfe
+
+    from l2obench.methods.frank_wolfe import FastRFWO
+    from l2obench.methods.pyepo_oracle import ProblemOptModel
+
+    problem = ShortestPath(k=5, n_train=16, n_val=4, n_test=4)
+    theta = -torch.as_tensor(problem.generate().train.costs[:12], dtype=torch.float64)
+    theta += torch.as_tensor(np.random.default_rng(0).normal(0, 0.3, theta.shape))
+    ours = FastRFWO(ProblemOptModel(problem), max_iter=max_iter)
+    mu, vertices, weights = ours._frank_wolfe(theta)
+    reference = regularizedFrankWolfeOpt(ProblemOptModel(problem), max_iter=max_iter)
+    mu_ref, vertices_ref, weights_ref = _away_step_frank_wolfe(reference, theta)
+    width = vertices.shape[1]
+    assert width < vertices_ref.shape[1] and not weights_ref[:, width:].any()
+    torch.testing.assert_close(mu, mu_ref, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(weights, weights_ref[:, :width], rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(vertices, vertices_ref[:, :width])
+    assert ours.iteration_log[-1] <= max_iter
