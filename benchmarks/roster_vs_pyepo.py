@@ -159,7 +159,7 @@ ROSTER = [
     Spec("ltr listwise", "ltr", {"kind": "listwise"},
          lambda m, d: func("listwiseLearningToRank")(m, dataset=d), against_costs),
     Spec("cave", "cave", {}, lambda m, d: func("coneAlignedCosine")(m), cone_aligned,
-         constrs=True, slow=True),
+         constrs=True),
 ]
 
 
