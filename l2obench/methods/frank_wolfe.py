@@ -152,7 +152,7 @@ class _FrankWolfeSolve:
         def lmo(g: np.ndarray) -> np.ndarray:
             if self.solve_ratio >= 1 and self.solpool is None:  # PyEPO would solve: directly
                 return problem.oracle(sense_sign * g)[0]
-            solution, _ = _solve_or_cache(torch.from_numpy(sense_sign * g), self)  # type: ignore[arg-type]
+            solution, _ = _solve_or_cache(torch.from_numpy(sense_sign * g), self)
             return solution.double().cpu().numpy()
 
         theta_np = theta.detach().cpu().double().numpy()
@@ -194,7 +194,7 @@ class FrankWolfeMethod(PyEPOMethod):
     def iteration_stats(self) -> dict[str, Any]:
         """Frank–Wolfe iterations of the training steps (``fwd_unconverged``: steps that ran
         all ``max_iter``)."""
-        log: list[int] = self.pyepo_module.iteration_log  # type: ignore[assignment]
+        log: list[int] = self.pyepo_module.iteration_log
         if not log:
             return {}
         return {"fwd_iters_mean": sum(log) / len(log), "fwd_iters_max": max(log),
