@@ -270,7 +270,12 @@ def assert_steps_equal(ours: list, ref: list, rtol: float) -> None:
                                        msg=f"gradient at step {step}")
 
 
-@pytest.mark.parametrize("case", CASES, ids=str)
+#: The cases that run Frank–Wolfe to convergence take seconds each: the slow lane's.
+SLOW = {"rfwo-converged", "rfy-converged"}
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.slow) if str(c) in SLOW else c
+                                  for c in CASES], ids=str)
 def test_loss_and_gradient_equal_pyepo_on_gurobi(setting: tuple, case: Case, request) -> None:
     problem, grb_model, split = setting
     problem_name = request.node.callspec.params["setting"]
@@ -371,7 +376,8 @@ NEW_METHODS = [
 ]
 
 
-@pytest.mark.parametrize("problem_name", list(PROBLEMS))
+@pytest.mark.parametrize("problem_name", ["shortest-path",
+                                          pytest.param("knapsack", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("name, params", NEW_METHODS)
 def test_trains_two_epochs_through_fit(problem_name: str, name: str, params: dict) -> None:
     problem = (ShortestPath(k=5, n_train=48, n_val=16, n_test=16) if problem_name == "shortest-path"
@@ -485,7 +491,7 @@ def test_new_parameters_leave_published_cell_ids_unchanged() -> None:
     assert "solve_ratio" not in method_registry.get("spo+").cell_params({})
 
 
-@pytest.mark.parametrize("max_iter", [5, 60, 10_000])
+@pytest.mark.parametrize("max_iter", [5, 60, pytest.param(10_000, marks=pytest.mark.slow)])
 def test_frank_wolfe_solve_equals_pyepos(max_iter: int) -> None:
     """The compact NumPy loop returns PyEPO's iterate and active set (in PyEPO's first slots)."""
     from pyepo.func import regularizedFrankWolfeOpt

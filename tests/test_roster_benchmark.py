@@ -16,6 +16,8 @@ import pytest
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "roster_vs_pyepo.py"
 
+pytestmark = pytest.mark.slow  # subprocesses
+
 
 def test_quick_run_writes_rows_whose_training_losses_agree(tmp_path: Path) -> None:
     for module in ("gurobipy", "clarabel"):
