@@ -2,6 +2,7 @@
 
     python benchmarks/roster_vs_pyepo.py --out roster.json          # the full comparison
     python benchmarks/roster_vs_pyepo.py --quick --out /tmp/r.json  # tiny sizes, a smoke run
+    python benchmarks/roster_vs_pyepo.py --table roster.json        # the table of a saved run
 
 For every method of the roster, on shortest path at k = 5 and k = 20, both sides are measured in
 one run on the same data, cost model (the same initial weights), batch size, seed and mini-batch
@@ -316,7 +317,8 @@ def compare(profile: Profile, specs: Sequence[Spec], log: Callable[[str], None])
 
 
 def table(rows: Sequence[Row]) -> str:
-    """The Markdown table of ``rows``: one line per method, a column per (k, batch)."""
+    """The Markdown table of ``rows``: one line per method, a column per (k, batch); each cell
+    the ratio (bold: above the target) and both sides' seconds per epoch."""
     keys = sorted({(r.k, r.batch_size) for r in rows})
     head = "| method | " + " | ".join(f"k={k}, batch {b}" for k, b in keys) + " |"
     lines = [head, "|---|" + "---:|" * len(keys)]
@@ -324,8 +326,13 @@ def table(rows: Sequence[Row]) -> str:
         cells = []
         for key in keys:
             match = [r for r in rows if r.label == label and (r.k, r.batch_size) == key]
-            cells.append(f"{match[0].ratio:.3f}× ({match[0].l2obench_s_per_epoch:.3g} / "
-                         f"{match[0].pyepo_s_per_epoch:.3g} s)" if match else "—")
+            if not match:
+                cells.append("—")
+                continue
+            row = match[0]
+            ratio = f"{row.ratio:.3f}×" if row.passed else f"**{row.ratio:.3f}×**"
+            seconds = f"{row.l2obench_s_per_epoch:.3g} / {row.pyepo_s_per_epoch:.3g} s"
+            cells.append(f"{ratio} ({seconds})")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -345,11 +352,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", help="comma-separated labels of the roster to run")
     parser.add_argument("--out", help="write the rows and the provenance as JSON here")
     parser.add_argument("--threads", type=int, default=1, help="PyTorch threads (default 1)")
+    parser.add_argument("--table", metavar="JSON", help="print a saved run's table; run nothing")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.table:
+        with open(args.table) as saved:
+            data = json.load(saved)
+        print(table([Row(**row) for row in data["rows"]]))
+        return 0
     torch.set_num_threads(args.threads)
     specs = ROSTER
     if args.only:
