@@ -1,7 +1,7 @@
 """Ratios of l2obench against the references it must beat, both sides measured in the same run.
 
-    python -m benchmarks.ratios                  # every comparison, full sizes (15-25 minutes
-                                                 # on 2 cores)
+    python -m benchmarks.ratios                  # every comparison, full sizes (1-2 hours on
+                                                 # 2 cores, most of it roster-vs-pyepo)
     python -m benchmarks.ratios --quick          # tiny sizes: checks that each runs (< 1 min)
     python -m benchmarks.ratios --only jax-vs-torch,oracle-vs-gurobi
 
@@ -34,14 +34,21 @@ import torch
 
 from l2obench.runner import warm_up
 
-from . import dys_vs_fpo_dys, jax_vs_torch, memory_vs_iterations, oracle_vs_gurobi, spo_vs_pyepo
+from . import (
+    dys_vs_fpo_dys,
+    jax_vs_torch,
+    memory_vs_iterations,
+    oracle_vs_gurobi,
+    roster_vs_pyepo,
+    spo_vs_pyepo,
+)
 from .comparison import CPU, RESULTS_DIR, Comparison, Machine, Profile, Result, write_result
 
 #: Every comparison, by name, in the order they run.
 COMPARISONS: dict[str, Comparison[Any]] = {
     module.COMPARISON.name: module.COMPARISON
     for module in (oracle_vs_gurobi, spo_vs_pyepo, dys_vs_fpo_dys, memory_vs_iterations,
-                   jax_vs_torch)
+                   jax_vs_torch, roster_vs_pyepo)
 }
 
 

@@ -1,40 +1,30 @@
 """The PyEPO roster in l2obench against PyEPO's own training loop on its Gurobi model.
 
-    python benchmarks/roster_vs_pyepo.py --out roster.json          # the full comparison
-    python benchmarks/roster_vs_pyepo.py --quick --out /tmp/r.json  # tiny sizes, a smoke run
-    python benchmarks/roster_vs_pyepo.py --table roster.json        # the table of a saved run
+    python -m benchmarks.ratios --only roster-vs-pyepo           # about an hour on 2 cores
+    python -m benchmarks.ratios --only roster-vs-pyepo --quick   # four methods at k = 3
 
-For every method of the roster, on shortest path at k = 5 and k = 20, both sides are measured in
-one run on the same data, cost model (the same initial weights), batch size, seed and mini-batch
-order: l2obench's ``fit`` (training and the per-epoch validation the runner records as
-``time_per_epoch_s``) against PyEPO's own loop (``pyepo.func``'s module on
-``pyepo.model.grb.shortestPathModel``, data from ``optDataset`` — ``optDatasetConstrs`` for CaVE
-— built outside the clock, the task loss of PyEPO's training recipes, Adam), seconds per epoch.
-The target is at most 0.25× for every method. Both sides see the mini-batches in the same order
-(PyEPO's ``DataLoader`` draws them through l2obench's sampler), so they follow the same training
-trajectory: the check that they train the same thing is that their per-epoch mean training
-losses agree. The Frank–Wolfe methods feed their module float64 costs on both sides (l2obench
-does; in float32 PyEPO's default gap tolerance is never reached and every step runs all 10 000
-iterations).
-
-The result is a list of :class:`Row` (JSON with ``--out``) and a Markdown table on standard
-output.
+For every method of the roster, on shortest path at k = 5 and k = 20 and at batch sizes 32
+(PyEPO's protocol) and 256 (l2obench's default), both sides are measured in one run on the same
+data, cost model (the same initial weights), batch size, seed and mini-batch order: l2obench's
+``fit`` (training and the per-epoch validation the runner records as ``time_per_epoch_s``)
+against PyEPO's own loop (``pyepo.func``'s module on ``pyepo.model.grb.shortestPathModel``, data
+from ``optDataset`` — ``optDatasetConstrs`` for CaVE — built outside the clock, the task loss of
+PyEPO's training recipes, Adam), seconds per epoch. Target: at most 0.25× for every method.
+Both sides see the mini-batches in the same order (PyEPO's ``DataLoader`` draws them through
+l2obench's sampler), so they follow the same training trajectory, and the check that they train
+the same thing is that their per-epoch mean training losses agree (to 1e-5 relative). The
+Frank–Wolfe methods feed their module float64 costs on both sides (l2obench does; in float32
+PyEPO's default gap tolerance is never reached and every step runs all 10 000 iterations); they
+and CaVE run one epoch per side, the others ``epochs``.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import io
-import json
+import logging
 import math
-import os
-import platform
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -44,18 +34,27 @@ from torch import nn
 from l2obench import Budget, method_registry
 from l2obench.methods.torch_method import cost_model
 from l2obench.problems.shortest_path import ShortestPath
-from l2obench.provenance import cpu_model, git_commit
+
+from .comparison import (
+    CPU,
+    Check,
+    Comparison,
+    Findings,
+    Side,
+    Table,
+    at_most,
+    load_average,
+    quiet,
+    ratio_check,
+    seconds,
+)
+
+log = logging.getLogger(__name__)
 
 SEED = 0
-TARGET = 0.25
-CPU = torch.device("cpu")
-
-
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Swallow what PyEPO and Gurobi print (progress bars, the licence banner)."""
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        yield
+SPEED = at_most(0.25, "×")
+#: Both sides' per-epoch mean training losses, largest relative difference.
+SAME_TRAINING = at_most(1e-5)
 
 
 # -- the roster: l2obench's parameters, PyEPO's module and recipe loss -------------------------
@@ -168,21 +167,21 @@ ROSTER = [
 
 
 @dataclass(frozen=True)
-class Profile:
-    """Sizes, data and epochs of a run."""
+class Sizes:
+    """Grid sides (each with its training-set size), batch sizes, epochs, and which methods."""
 
-    name: str
-    sizes: tuple[int, ...]
-    n_train: dict[int, int]  # per size
+    ks: tuple[int, ...]
+    n_train: tuple[int, ...]  # per grid side
     batch_sizes: tuple[int, ...]
     epochs: int
-    hidden: int = 0
+    labels: tuple[str, ...] = ()  # roster entries to run (empty: all)
+    hidden: int = 0  # PyEPO's protocol: a linear cost model
     lr: float = 1e-2
 
 
-FULL = Profile("full", sizes=(5, 20), n_train={5: 1000, 20: 200}, batch_sizes=(32, 256),
-               epochs=2)
-QUICK = Profile("quick", sizes=(3, 4), n_train={3: 64, 4: 64}, batch_sizes=(16,), epochs=1)
+FULL = Sizes(ks=(5, 20), n_train=(1000, 200), batch_sizes=(32, 256), epochs=2)
+QUICK = Sizes(ks=(3,), n_train=(64,), batch_sizes=(16,), epochs=1,
+              labels=("spo+", "rfy", "nce", "cave"))
 
 
 @dataclass
@@ -190,23 +189,20 @@ class Row:
     """One method at one size and batch size: both sides' seconds per epoch and their losses."""
 
     label: str
-    method: str
-    params: dict[str, Any]
     k: int
-    n_vars: int
-    n_train: int
     batch_size: int
     epochs: int
-    l2obench_s_per_epoch: float
-    pyepo_s_per_epoch: float
-    ratio: float
-    target: float
-    passed: bool
-    l2obench_train_loss: list[float] = field(default_factory=list)
-    pyepo_train_loss: list[float] = field(default_factory=list)
-    loss_rel_diff: float = math.nan  # max over epochs of |Δ| / max(|loss|, 1e-12)
+    l2obench_s: float
+    pyepo_s: float
+    l2obench_losses: list[float] = field(default_factory=list)
+    pyepo_losses: list[float] = field(default_factory=list)
     fwd_iters_mean: float | None = None
-    load_average: str = ""
+
+    @property
+    def loss_gap(self) -> float:
+        """The largest relative difference of the two sides' per-epoch training losses."""
+        return max(abs(a - b) / max(abs(b), 1e-12)
+                   for a, b in zip(self.l2obench_losses, self.pyepo_losses, strict=True))
 
 
 class SameOrder(torch.utils.data.Sampler):
@@ -227,13 +223,13 @@ class SameOrder(torch.utils.data.Sampler):
 
 
 def pyepo_epochs(spec: Spec, optmodel: Any, dataset: Any, problem: ShortestPath, batch_size: int,
-                 epochs: int, profile: Profile) -> tuple[float, list[float]]:
+                 epochs: int, sizes: Sizes) -> tuple[float, list[float]]:
     """PyEPO's own loop for ``epochs`` epochs: seconds per epoch and mean training losses."""
     from pyepo.data.dataset import optDataLoader
 
     torch.manual_seed(SEED)  # the same initial weights as l2obench's TorchMethod
-    model = cost_model(problem.n_features, profile.hidden, problem.n_vars)
-    optimizer = torch.optim.Adam(model.parameters(), lr=profile.lr)
+    model = cost_model(problem.n_features, sizes.hidden, problem.n_vars)
+    optimizer = torch.optim.Adam(model.parameters(), lr=sizes.lr)
     module = spec.module(optmodel, dataset)
     module._branch_rng = np.random.RandomState(SEED)  # as l2obench seeds it
     loader = optDataLoader(dataset, batch_sampler=SameOrder(len(dataset), batch_size, SEED))
@@ -255,10 +251,10 @@ def pyepo_epochs(spec: Spec, optmodel: Any, dataset: Any, problem: ShortestPath,
 
 
 def l2obench_epochs(spec: Spec, problem: ShortestPath, data: Any, batch_size: int, epochs: int,
-                    profile: Profile) -> tuple[float, list[float], float | None]:
+                    sizes: Sizes) -> tuple[float, list[float], float | None]:
     """l2obench's ``fit`` for ``epochs`` epochs: seconds per epoch, training losses, iterations."""
     method = method_registry.get(spec.method)(
-        problem, CPU, SEED, batch_size=batch_size, hidden=profile.hidden, lr=profile.lr,
+        problem, CPU, SEED, batch_size=batch_size, hidden=sizes.hidden, lr=sizes.lr,
         **spec.params)
     start = time.perf_counter()
     fit = method.fit(data, Budget(max_epochs=epochs))
@@ -266,18 +262,13 @@ def l2obench_epochs(spec: Spec, problem: ShortestPath, data: Any, batch_size: in
     return elapsed / epochs, [h["train_loss"] for h in fit.history], fit.fwd_iters_mean
 
 
-def load_average() -> str:
-    return ", ".join(f"{x:.1f}" for x in os.getloadavg())
-
-
-def compare(profile: Profile, specs: Sequence[Spec], log: Callable[[str], None]) -> list[Row]:
-    """Every spec at every size and batch size of ``profile``."""
+def measure_rows(sizes: Sizes, specs: Sequence[Spec]) -> tuple[list[Row], list[str]]:
+    """Every spec at every grid side and batch size of ``sizes``; rows and notes."""
     from pyepo.data.dataset import optDataset, optDatasetConstrs
     from pyepo.model.grb import shortestPathModel
 
-    rows = []
-    for k in profile.sizes:
-        n_train = profile.n_train[k]
+    rows, notes = [], []
+    for k, n_train in zip(sizes.ks, sizes.n_train, strict=True):
         problem = ShortestPath(k=k, n_train=n_train, n_val=200, n_test=200, seed=SEED)
         data = problem.generate()
         train = data.train
@@ -287,105 +278,82 @@ def compare(profile: Profile, specs: Sequence[Spec], log: Callable[[str], None])
             constrs = (optDatasetConstrs(optmodel, train.features, train.costs)
                        if any(s.constrs for s in specs) else None)
         gap = float(np.abs(dataset.objs.numpy().ravel() - train.objectives).max())
-        log(f"k={k}: {n_train} training instances; PyEPO's and l2obench's optimal objectives "
-            f"agree to {gap:.1e}")
+        notes.append(f"k = {k}: {n_train} training instances; PyEPO's (Gurobi) and l2obench's "
+                     f"optimal objectives agree to {gap:.1e}.")
         with quiet():  # first calls (optimiser imports, allocators) outside the clock
-            l2obench_epochs(specs[0], problem, data, profile.batch_sizes[0], 1, profile)
+            l2obench_epochs(specs[0], problem, data, sizes.batch_sizes[0], 1, sizes)
             pyepo_epochs(specs[0], optmodel, constrs if specs[0].constrs else dataset, problem,
-                         profile.batch_sizes[0], 1, profile)
-        for batch_size in profile.batch_sizes:
+                         sizes.batch_sizes[0], 1, sizes)
+        for batch_size in sizes.batch_sizes:
             for spec in specs:
-                epochs = 1 if spec.slow else profile.epochs
-                l2o, ours, iters = l2obench_epochs(spec, problem, data, batch_size, epochs,
-                                                   profile)
+                epochs = 1 if spec.slow else sizes.epochs
+                ours, our_losses, iters = l2obench_epochs(spec, problem, data, batch_size,
+                                                          epochs, sizes)
                 with quiet():
-                    ref, theirs = pyepo_epochs(spec, optmodel, constrs if spec.constrs
-                                               else dataset, problem, batch_size, epochs,
-                                               profile)
-                diff = max(abs(a - b) / max(abs(b), 1e-12) for a, b in zip(ours, theirs,
-                                                                            strict=True))
-                ratio = l2o / ref
-                row = Row(spec.label, spec.method, spec.params, k, problem.n_vars, n_train,
-                          batch_size, epochs, l2o, ref, ratio, TARGET, ratio <= TARGET, ours,
-                          theirs, diff, iters, load_average())
+                    theirs, their_losses = pyepo_epochs(
+                        spec, optmodel, constrs if spec.constrs else dataset, problem,
+                        batch_size, epochs, sizes)
+                row = Row(spec.label, k, batch_size, epochs, ours, theirs, our_losses,
+                          their_losses, iters)
                 rows.append(row)
-                log(f"  {spec.label:18s} k={k:<3d} batch {batch_size:<4d} l2obench "
-                    f"{l2o:8.3f} s/epoch, PyEPO {ref:8.3f} s/epoch: {ratio:6.3f}x "
-                    f"({'PASS' if row.passed else 'FAIL'}); training losses agree to "
-                    f"{diff:.1e}; load {row.load_average}")
-    return rows
+                log.info("%-18s k=%-3d batch %-4d l2obench %s/epoch, PyEPO %s/epoch: %.3f×; "
+                         "training losses agree to %.1e; load %s", spec.label, k, batch_size,
+                         seconds(ours), seconds(theirs), ours / theirs, row.loss_gap,
+                         load_average())
+    return rows, notes
 
 
-def table(rows: Sequence[Row]) -> str:
-    """The Markdown table of ``rows``: one line per method, a column per (k, batch); each cell
-    the ratio (bold: above the target) and both sides' seconds per epoch."""
+def check_of(row: Row) -> Check:
+    how = f"s/epoch over {row.epochs} epoch{'s' if row.epochs > 1 else ''}"
+    iters = (f"; {row.fwd_iters_mean:.0f} Frank–Wolfe iterations per step"
+             if row.fwd_iters_mean is not None else "")
+    return ratio_check(
+        f"{row.label} s/epoch ÷ PyEPO (Gurobi), k={row.k}, batch {row.batch_size}",
+        Side(row.l2obench_s, "s", how), Side(row.pyepo_s, "s", how), SPEED,
+        note=f"training losses agree to {row.loss_gap:.1e}{iters}",
+    )
+
+
+def table_of(rows: Sequence[Row]) -> Table:
+    """One line per method, a column per (k, batch): the ratio and both sides' seconds."""
     keys = sorted({(r.k, r.batch_size) for r in rows})
-    head = "| method | " + " | ".join(f"k={k}, batch {b}" for k, b in keys) + " |"
-    lines = [head, "|---|" + "---:|" * len(keys)]
+    lines: list[list[float | int | str | None]] = []
     for label in dict.fromkeys(r.label for r in rows):
-        cells = []
+        line: list[float | int | str | None] = [label]
         for key in keys:
             match = [r for r in rows if r.label == label and (r.k, r.batch_size) == key]
             if not match:
-                cells.append("—")
+                line.append(None)
                 continue
             row = match[0]
-            ratio = f"{row.ratio:.3f}×" if row.passed else f"**{row.ratio:.3f}×**"
-            seconds = f"{row.l2obench_s_per_epoch:.3g} / {row.pyepo_s_per_epoch:.3g} s"
-            cells.append(f"{ratio} ({seconds})")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            ratio = row.l2obench_s / row.pyepo_s
+            text = f"{ratio:.3f}×" if SPEED.met(ratio) else f"**{ratio:.3f}×**"
+            line.append(f"{text} ({seconds(row.l2obench_s)} / {seconds(row.pyepo_s)})")
+        lines.append(line)
+    return Table("seconds per epoch, l2obench ÷ PyEPO (l2obench / PyEPO); above the target in "
+                 "bold", ["method", *(f"k={k}, batch {b}" for k, b in keys)], lines)
 
 
-def provenance() -> dict[str, Any]:
-    import pyepo
-
-    return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": cpu_model(),
-            "cores": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__, "pyepo": pyepo.__version__, "commit": git_commit(),
-            "torch_threads": torch.get_num_threads(), "load_average_start": load_average()}
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, one epoch (a smoke run)")
-    parser.add_argument("--only", help="comma-separated labels of the roster to run")
-    parser.add_argument("--out", help="write the rows and the provenance as JSON here")
-    parser.add_argument("--threads", type=int, default=1, help="PyTorch threads (default 1)")
-    parser.add_argument("--table", metavar="JSON", help="print a saved run's table; run nothing")
-    return parser.parse_args(argv)
+def measure(sizes: Sizes) -> Findings:
+    """Every roster entry of ``sizes`` against PyEPO's loop, and whether both sides train the
+    same thing."""
+    specs = [s for s in ROSTER if not sizes.labels or s.label in sizes.labels]
+    rows, notes = measure_rows(sizes, specs)
+    checks = [check_of(row) for row in rows]
+    for k in sizes.ks:
+        worst = max((r for r in rows if r.k == k), key=lambda r: r.loss_gap)
+        gap = worst.loss_gap
+        checks.append(Check(
+            f"training losses, l2obench against PyEPO, k={k}",
+            Side(gap, "", "largest relative difference over methods, batch sizes and epochs"),
+            Side(0.0, "", "the same losses"), gap if math.isfinite(gap) else math.inf,
+            SAME_TRAINING, note=f"largest: {worst.label}, batch {worst.batch_size}"))
+    return Findings(checks, [table_of(rows)], notes)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.table:
-        with open(args.table) as saved:
-            data = json.load(saved)
-        print(table([Row(**row) for row in data["rows"]]))
-        return 0
-    torch.set_num_threads(args.threads)
-    specs = ROSTER
-    if args.only:
-        wanted = set(args.only.split(","))
-        unknown = wanted - {s.label for s in ROSTER}
-        if unknown:
-            print(f"unknown roster labels: {', '.join(sorted(unknown))}", file=sys.stderr)
-            return 2
-        specs = [s for s in ROSTER if s.label in wanted]
-    profile = QUICK if args.quick else FULL
-    info = provenance()
-    print(f"roster vs PyEPO ({profile.name}) on {info['machine']}, {info['cores']} cores, "
-          f"load {info['load_average_start']}, commit {info['commit']}, {info['date']}")
-    rows = compare(profile, specs, lambda line: print(line, flush=True))
-    info["load_average_end"] = load_average()
-    print()
-    print(table(rows))
-    if args.out:
-        with open(args.out, "w") as out:
-            json.dump({"provenance": info, "profile": asdict(profile),
-                       "rows": [asdict(r) for r in rows]}, out, indent=1)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+COMPARISON = Comparison(
+    name="roster-vs-pyepo",
+    title="every PyEPO loss in l2obench vs PyEPO's own training loop (Gurobi)",
+    sizes={"full": FULL, "quick": QUICK},
+    measure=measure,
+)

@@ -34,6 +34,8 @@ class CaVEMethod(TorchMethod):
     """CaVE: align the predicted cost with the normal cone of the true optimum."""
 
     description = "cone-aligned cosine loss (pyepo.func.coneAlignedCosine) over the LP form"
+    family = "pyepo"
+    objective = "CaVE"
     needs = frozenset({Capability.LP_FORM, Capability.BINARY, Capability.SLACK_FORM})
     requires = ("clarabel",)
     params: ClassVar[dict[str, Param]] = {

@@ -30,6 +30,7 @@ class NCEMethod(ContrastiveMethod):
 
     description = "noise-contrastive estimation over the solution pool " \
                   "(pyepo.func.noiseContrastiveEstimation)"
+    objective = "NCE"
 
     def make_module(self, optmodel: ProblemOptModel, pool: PoolSeed | None) -> optModule:
         return noiseContrastiveEstimation(optmodel, solve_ratio=self.config["solve_ratio"],
@@ -40,6 +41,7 @@ class CMAPMethod(ContrastiveMethod):
     """CMAP: the margin against the pool's best solution under ``ĉ`` only (max-margin NCE)."""
 
     description = "contrastive MAP over the solution pool (pyepo.func.contrastiveMAP)"
+    objective = "CMAP"
 
     def make_module(self, optmodel: ProblemOptModel, pool: PoolSeed | None) -> optModule:
         return contrastiveMAP(optmodel, solve_ratio=self.config["solve_ratio"], dataset=pool)

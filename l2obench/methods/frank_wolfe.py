@@ -224,6 +224,7 @@ class RFYMethod(FrankWolfeMethod):
 
     description = "regularised Frank–Wolfe Fenchel–Young loss " \
                   "(pyepo.func.regularizedFrankWolfeFenchelYoung)"
+    objective = "Fenchel-Young (L2)"
 
     def make_module(self, optmodel: ProblemOptModel, pool: PoolSeed | None) -> optModule:
         return FastRFY(optmodel, **self.frank_wolfe_options(pool))

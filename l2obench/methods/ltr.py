@@ -32,6 +32,9 @@ class LTRMethod(PyEPOMethod):
         "kind": Param(str, "listwise", "which ranking loss", choices=tuple(_MODULES)),
     }
 
+    def objective_name(self) -> str:
+        return f"{self.config['kind']} LTR"
+
     def make_module(self, optmodel: ProblemOptModel, pool: PoolSeed | None) -> optModule:
         return _MODULES[self.config["kind"]](optmodel, solve_ratio=self.config["solve_ratio"],
                                              dataset=pool)

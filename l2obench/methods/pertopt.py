@@ -53,6 +53,12 @@ class PerturbedMethod(PyEPOMethod):
                                     "estimator (loss = dpo only)", omit_default=True),
     }
 
+    def objective_name(self) -> str:
+        if self.config["loss"] == "dpo":
+            return "MSE to x*"
+        return "Fenchel-Young" + (" (multiplicative)"
+                                  if self.config["perturbation"] == "multiplicative" else "")
+
     def make_module(self, optmodel: ProblemOptModel, pool: PoolSeed | None) -> optModule:
         cfg = self.config
         options = {"n_samples": cfg["n_samples"], "sigma": cfg["sigma"], "seed": self.seed,

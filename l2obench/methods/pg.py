@@ -20,6 +20,7 @@ class PerturbationGradientMethod(PyEPOMethod):
     """
 
     description = "perturbation gradient (pyepo.func.perturbationGradient), finite differences"
+    objective = "PG"
     params: ClassVar[dict[str, Param]] = {
         **PyEPOMethod.params,
         "sigma": Param(float, 0.1, "finite-difference width σ along the true cost", low=1e-12,

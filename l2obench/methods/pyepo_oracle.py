@@ -137,6 +137,7 @@ class PyEPOMethod(TorchMethod):
     cell's seed so that a cell reproduces.
     """
 
+    family = "pyepo"
     params: ClassVar[dict[str, Param]] = {**TORCH_PARAMS, "solve_ratio": SOLVE_RATIO}
     #: Whether the module needs the solution pool whatever ``solve_ratio`` is (NCE, CMAP, LTR).
     needs_pool: ClassVar[bool] = False
@@ -173,15 +174,16 @@ class PyEPOMethod(TorchMethod):
 
 
 #: Task losses on a decision: the L1 distance of its true objective to the optimal one, its
-#: true-cost regret, or its L1 or squared distance to ``x*``.
-DECISION_LOSSES = ("objective", "regret", "l1", "mse")
+#: true-cost regret, or its L1 or squared distance to ``x*`` (each with its objective's name).
+DECISION_LOSSES = {"objective": "L1 to z*", "regret": "regret", "l1": "L1 to x*",
+                   "mse": "MSE to x*"}
 
 
 def decision_loss_param(default: str) -> Param:
     """The ``loss`` parameter of a method whose PyEPO module returns a decision."""
     return Param(str, default, "task loss on the module's decision: |cᵀx̂ − cᵀx*| (PyEPO's "
                  "objective-value L1), the signed regret, or its L1 or squared distance to x*",
-                 choices=DECISION_LOSSES)
+                 choices=tuple(DECISION_LOSSES))
 
 
 def decision_loss(
@@ -209,6 +211,9 @@ def decision_loss(
 class DecisionMethod(PyEPOMethod):
     """A PyEPO module that returns a decision (PyEPO's "pattern B"), trained by the task loss
     its ``loss`` parameter names."""
+
+    def objective_name(self) -> str:
+        return DECISION_LOSSES[self.config["loss"]]
 
     def decide(self, pred_costs: torch.Tensor) -> torch.Tensor:
         """The module's decision for ``pred_costs`` (a tensor with a gradient)."""

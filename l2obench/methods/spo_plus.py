@@ -16,6 +16,7 @@ class SPOPlusMethod(PyEPOMethod):
     """
 
     description = "SPO+ loss (pyepo.func.SPOPlus) on the problem's exact batched oracle"
+    objective = "SPO+"
 
     def make_module(self, optmodel: ProblemOptModel, pool: PoolSeed | None) -> optModule:
         return SPOPlus(optmodel, solve_ratio=self.config["solve_ratio"], dataset=pool)
