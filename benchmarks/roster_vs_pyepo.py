@@ -339,8 +339,13 @@ def measure(sizes: Sizes) -> Findings:
     same thing."""
     specs = [s for s in ROSTER if not sizes.labels or s.label in sizes.labels]
     rows, notes = measure_rows(sizes, specs)
+    return findings_of(rows, notes)
+
+
+def findings_of(rows: Sequence[Row], notes: list[str]) -> Findings:
+    """The checks (one per row, one per grid side for the training losses), the table, notes."""
     checks = [check_of(row) for row in rows]
-    for k in sizes.ks:
+    for k in dict.fromkeys(r.k for r in rows):
         worst = max((r for r in rows if r.k == k), key=lambda r: r.loss_gap)
         gap = worst.loss_gap
         checks.append(Check(
