@@ -14,8 +14,9 @@ Both sides see the mini-batches in the same order (PyEPO's ``DataLoader`` draws 
 l2obench's sampler), so they follow the same training trajectory, and the check that they train
 the same thing is that their per-epoch mean training losses agree (to 1e-5 relative). The
 Frank–Wolfe methods feed their module float64 costs on both sides (l2obench does; in float32
-PyEPO's default gap tolerance is never reached and every step runs all 10 000 iterations); they
-and CaVE run one epoch per side, the others ``epochs``.
+PyEPO's default gap tolerance is never reached and every step runs all 10 000 iterations) and
+run one epoch per side, the others ``epochs``; at k = 20 their iterations per step are capped
+(``frank_wolfe_max_iter``, the same on both sides), since PyEPO's loop alone would take hours.
 """
 
 from __future__ import annotations
@@ -102,9 +103,9 @@ class Spec:
     label: str
     method: str
     params: dict[str, Any]
-    module: Callable[[Any, Any], nn.Module]  # (Gurobi model, optDataset) -> PyEPO module
+    module: Callable[..., nn.Module]  # (Gurobi model, optDataset[, max_iter]) -> PyEPO module
     loss: Callable[[nn.Module, torch.Tensor, Batch], torch.Tensor]
-    float64: bool = False  # costs handed to the module in float64 (Frank–Wolfe)
+    frank_wolfe: bool = False  # float64 costs; iterations capped where the sizes say so
     constrs: bool = False  # data from optDatasetConstrs (CaVE)
     slow: bool = False  # one epoch per side instead of the profile's epochs
 
@@ -144,10 +145,12 @@ ROSTER = [
     Spec("aimle", "aimle", {},
          lambda m, d: func("adaptiveImplicitMLE")(m, n_samples=10, sigma=1.0,
                                                   distribution=gamma(SEED)), solution_l1),
-    Spec("rfwo", "rfwo", {}, lambda m, d: func("regularizedFrankWolfeOpt")(m), solution_mse,
-         float64=True, slow=True),
-    Spec("rfy", "rfy", {}, lambda m, d: func("regularizedFrankWolfeFenchelYoung")(m),
-         against_solutions, float64=True, slow=True),
+    Spec("rfwo", "rfwo", {},
+         lambda m, d, max_iter=10_000: func("regularizedFrankWolfeOpt")(m, max_iter=max_iter),
+         solution_mse, frank_wolfe=True, slow=True),
+    Spec("rfy", "rfy", {},
+         lambda m, d, max_iter=10_000: func("regularizedFrankWolfeFenchelYoung")(
+             m, max_iter=max_iter), against_solutions, frank_wolfe=True, slow=True),
     Spec("nce", "nce", {}, lambda m, d: func("noiseContrastiveEstimation")(m, dataset=d),
          against_solutions),
     Spec("cmap", "cmap", {}, lambda m, d: func("contrastiveMAP")(m, dataset=d),
@@ -175,11 +178,16 @@ class Sizes:
     batch_sizes: tuple[int, ...]
     epochs: int
     labels: tuple[str, ...] = ()  # roster entries to run (empty: all)
+    #: Frank–Wolfe iterations per step at most, on both sides, per grid side (0: PyEPO's default
+    #: of 10 000; at k = 20 PyEPO's loop, scanning its 2n + 2 slots per instance twice an
+    #: iteration, needs ~0.1 s per iteration at batch 32 and thousands of iterations per step).
+    frank_wolfe_max_iter: tuple[int, ...] = ()
     hidden: int = 0  # PyEPO's protocol: a linear cost model
     lr: float = 1e-2
 
 
-FULL = Sizes(ks=(5, 20), n_train=(1000, 200), batch_sizes=(32, 256), epochs=2)
+FULL = Sizes(ks=(5, 20), n_train=(1000, 200), batch_sizes=(32, 256), epochs=2,
+             frank_wolfe_max_iter=(0, 100))
 QUICK = Sizes(ks=(3,), n_train=(64,), batch_sizes=(16,), epochs=1,
               labels=("spo+", "rfy", "nce", "cave"))
 
@@ -223,14 +231,14 @@ class SameOrder(torch.utils.data.Sampler):
 
 
 def pyepo_epochs(spec: Spec, optmodel: Any, dataset: Any, problem: ShortestPath, batch_size: int,
-                 epochs: int, sizes: Sizes) -> tuple[float, list[float]]:
+                 epochs: int, sizes: Sizes, options: dict[str, Any]) -> tuple[float, list[float]]:
     """PyEPO's own loop for ``epochs`` epochs: seconds per epoch and mean training losses."""
     from pyepo.data.dataset import optDataLoader
 
     torch.manual_seed(SEED)  # the same initial weights as l2obench's TorchMethod
     model = cost_model(problem.n_features, sizes.hidden, problem.n_vars)
     optimizer = torch.optim.Adam(model.parameters(), lr=sizes.lr)
-    module = spec.module(optmodel, dataset)
+    module = spec.module(optmodel, dataset, **options)
     module._branch_rng = np.random.RandomState(SEED)  # as l2obench seeds it
     loader = optDataLoader(dataset, batch_sampler=SameOrder(len(dataset), batch_size, SEED))
     losses = []
@@ -239,7 +247,7 @@ def pyepo_epochs(spec: Spec, optmodel: Any, dataset: Any, problem: ShortestPath,
         total = 0.0
         for batch in loader:
             pred = model(batch[0])
-            if spec.float64:
+            if spec.frank_wolfe:
                 pred = pred.double()
             loss = spec.loss(module, pred, batch)
             optimizer.zero_grad()
@@ -251,11 +259,12 @@ def pyepo_epochs(spec: Spec, optmodel: Any, dataset: Any, problem: ShortestPath,
 
 
 def l2obench_epochs(spec: Spec, problem: ShortestPath, data: Any, batch_size: int, epochs: int,
-                    sizes: Sizes) -> tuple[float, list[float], float | None]:
+                    sizes: Sizes, options: dict[str, Any]
+                    ) -> tuple[float, list[float], float | None]:
     """l2obench's ``fit`` for ``epochs`` epochs: seconds per epoch, training losses, iterations."""
     method = method_registry.get(spec.method)(
         problem, CPU, SEED, batch_size=batch_size, hidden=sizes.hidden, lr=sizes.lr,
-        **spec.params)
+        **spec.params, **options)
     start = time.perf_counter()
     fit = method.fit(data, Budget(max_epochs=epochs))
     elapsed = time.perf_counter() - start
@@ -268,7 +277,8 @@ def measure_rows(sizes: Sizes, specs: Sequence[Spec]) -> tuple[list[Row], list[s
     from pyepo.model.grb import shortestPathModel
 
     rows, notes = [], []
-    for k, n_train in zip(sizes.ks, sizes.n_train, strict=True):
+    caps = sizes.frank_wolfe_max_iter or (0,) * len(sizes.ks)
+    for k, n_train, cap in zip(sizes.ks, sizes.n_train, caps, strict=True):
         problem = ShortestPath(k=k, n_train=n_train, n_val=200, n_test=200, seed=SEED)
         data = problem.generate()
         train = data.train
@@ -280,19 +290,24 @@ def measure_rows(sizes: Sizes, specs: Sequence[Spec]) -> tuple[list[Row], list[s
         gap = float(np.abs(dataset.objs.numpy().ravel() - train.objectives).max())
         notes.append(f"k = {k}: {n_train} training instances; PyEPO's (Gurobi) and l2obench's "
                      f"optimal objectives agree to {gap:.1e}.")
+        if cap:
+            notes.append(f"k = {k}: Frank–Wolfe capped at {cap} iterations per step on both "
+                         "sides.")
+        first = specs[0]
         with quiet():  # first calls (optimiser imports, allocators) outside the clock
-            l2obench_epochs(specs[0], problem, data, sizes.batch_sizes[0], 1, sizes)
-            pyepo_epochs(specs[0], optmodel, constrs if specs[0].constrs else dataset, problem,
-                         sizes.batch_sizes[0], 1, sizes)
+            l2obench_epochs(first, problem, data, sizes.batch_sizes[0], 1, sizes, {})
+            pyepo_epochs(first, optmodel, constrs if first.constrs else dataset, problem,
+                         sizes.batch_sizes[0], 1, sizes, {})
         for batch_size in sizes.batch_sizes:
             for spec in specs:
                 epochs = 1 if spec.slow else sizes.epochs
+                options = {"max_iter": cap} if spec.frank_wolfe and cap else {}
                 ours, our_losses, iters = l2obench_epochs(spec, problem, data, batch_size,
-                                                          epochs, sizes)
+                                                          epochs, sizes, options)
                 with quiet():
                     theirs, their_losses = pyepo_epochs(
                         spec, optmodel, constrs if spec.constrs else dataset, problem,
-                        batch_size, epochs, sizes)
+                        batch_size, epochs, sizes, options)
                 row = Row(spec.label, k, batch_size, epochs, ours, theirs, our_losses,
                           their_losses, iters)
                 rows.append(row)
