@@ -23,12 +23,21 @@ from rich.markup import escape
 from rich.table import Table
 
 from l2obench import __version__
-from l2obench.display import STATUS_STYLE, cell_line, count, shorten
+from l2obench.display import (
+    Column,
+    cell_line,
+    compact_labels,
+    count,
+    fit_table,
+    short_label,
+    shorten,
+)
 from l2obench.errors import L2OBenchError
 from l2obench.record import Budget, Cell, Limits, Record, Status
 
 if TYPE_CHECKING:
     from l2obench.executors import Executor
+    from l2obench.selection import Selections, Tuning
     from l2obench.sweep import Mode
 
 EXIT_USAGE = 2
@@ -152,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write into the checkout's results/<suite>/, where published "
                              "baselines live (needs --suite; refused while cells of the suite "
                              "have no record)")
+    report.add_argument("--baseline", metavar="DIR",
+                        help="a results folder (e.g. a published results/<suite>/) to compare "
+                             "against: each method's change, with a paired test where the "
+                             "cells match")
     report.add_argument("--allow-incomplete", action="store_true",
                         help="publish although some of the suite's cells have no record (the "
                              "pages say how many)")
@@ -200,6 +213,14 @@ def _error(message: str) -> int:
     return EXIT_USAGE
 
 
+def _longest(cells: Sequence[Cell]) -> Budget:
+    """The budget whose seconds bound every cell's (none where a cell has no seconds budget)."""
+    seconds = [cell.budget.max_seconds for cell in cells]
+    if not seconds or any(s is None for s in seconds):
+        return Budget()
+    return Budget(max_seconds=max(s for s in seconds if s is not None))
+
+
 def _limits(suite_limits: Limits, budget: Budget, args: argparse.Namespace) -> Limits:
     wall = args.cell_timeout or suite_limits.wall_seconds
     return Limits(wall_seconds=wall or default_wall_seconds(budget),
@@ -246,6 +267,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     )
 
     from l2obench.runner import resolve_device
+    from l2obench.selection import TuningPlan
     from l2obench.store import ResultStore
     from l2obench.suite import expand, load_suite, with_methods
     from l2obench.sweep import SweepInterrupted, run_cells
@@ -253,55 +275,83 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     _check_executor_options(args)
     if args.out is not None and not args.out.strip():
         raise UsageError("--out: the results folder may not be empty")
-    suite = with_methods(load_suite(args.suite, quick=args.quick), args.add_method)
-    budget = Budget(max_epochs=args.max_epochs or suite.budget.max_epochs,
-                    max_seconds=args.max_seconds or suite.budget.max_seconds)
-    suite = dataclasses.replace(suite, budget=budget)
+    suite = with_methods(load_suite(args.suite, quick=args.quick), args.add_method) \
+        .with_budget(args.max_epochs, args.max_seconds)
     device = resolve_device(args.device)
-    cells = expand(suite, device=device, sizes=args.sizes, seeds=args.seeds,
+    tuning = suite.tuning
+    sizes = args.sizes
+    if sizes and tuning.rule == "at-size" and tuning.active and tuning.size not in sizes:
+        # The selection at the other sizes needs the tuning size's cells (recorded ones are
+        # not run again).
+        sizes = [tuning.size, *sizes]
+        console.print(f"tuning at size {tuning.size}: its cells run first (those recorded are "
+                      "skipped)", highlight=False)
+    cells = expand(suite, device=device, sizes=sizes, seeds=args.seeds,
                    method_names=args.methods)
-    limits = _limits(suite.limits, budget, args)
+    plan = TuningPlan.of(cells, tuning)
+    limits = _limits(suite.limits, _longest(cells), args)
     mode: Mode = "force" if args.force else "retry-failed" if args.retry_failed else "resume"
     store = ResultStore(args.out or f"runs/{suite.name}")
+    budgets = sorted({cell.budget.describe() for cell in cells})
     if args.dry_run:
-        for cell in cells:
+        for cell in plan.first:
             console.print(f"{cell.cell_id}  {escape(cell.label)}", highlight=False)
-        console.print(f"{count(len(cells), 'cell')} would run on {device} → {store.root} "
-                      f"(budget {budget.describe()}; limits {limits.describe()})",
+        then = ""
+        if plan.pending:
+            then = (f", then the selected configuration of each tuned method at the other "
+                    f"sizes: up to {len(plan.pending)} more")
+        console.print(f"{count(len(plan.first), 'cell')} would run on {device}{then} → "
+                      f"{store.root} (budget {'; '.join(budgets)}; limits {limits.describe()})",
                       highlight=False)
         return 0
     store.check_writable()  # before any work: a result that cannot be stored is lost
     # The folder notes the whole suite (not only this run's selection), so a report of the
-    # suite shows the cells not run yet as missing.
-    whole = cells if not (args.sizes or args.seeds or args.methods) else \
-        expand(suite, device=device)
-    store.note_suite(suite.name, [cell.cell_id for cell in whole])
+    # suite shows the cells not run yet as missing; cells that wait for a selection are noted
+    # once it is made.
+    whole = plan if not (args.sizes or args.seeds or args.methods) else \
+        TuningPlan.of(expand(suite, device=device), tuning)
+    declared = tuning.to_json() if tuning.active else None
+    store.note_suite(suite.name, [cell.cell_id for cell in whole.first], declared)
     executor = _executor(args, limits)
     console.print(f"[bold]{escape(suite.name)}[/]{' (quick)' if args.quick else ''}: "
-                  f"{count(len(cells), 'cell')} on {device} → {store.root}", highlight=False)
+                  f"{count(len(plan.first), 'cell')} on {device} → {store.root}"
+                  + (f"; then the selected configurations at the other sizes (of "
+                     f"{len(plan.pending)})" if plan.pending else ""), highlight=False)
+    ran: list[Cell] = list(plan.first)
     width = console.width
     with Progress(TextColumn("{task.description}"), BarColumn(bar_width=None),
                   MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
                   TimeRemainingColumn(), console=console, transient=True,
                   expand=True) as progress:
-        task = progress.add_task("cells", total=len(cells))
+        task = progress.add_task("cells", total=len(plan.first))
         label_room = max(12, width // 2 - 4)
+
+        def second_stage() -> list[Cell]:
+            chosen, selections = plan.selected(store.read)
+            for line in _selection_lines(selections, plan.first):
+                progress.console.print(line, highlight=False)
+            store.note_suite(suite.name, [cell.cell_id for cell in chosen])
+            ran.extend(chosen)
+            progress.update(task, total=len(ran))
+            return chosen
 
         class Events:
             def started(self, cell: Cell) -> None:
-                progress.update(task, description=escape(shorten(cell.label, label_room)))
+                progress.update(task, description=escape(shorten(short_label(cell),
+                                                                 label_room)))
 
             def finished(self, cell: Cell, record: Record) -> None:
                 progress.console.print(cell_line(cell, record, width), highlight=False)
                 progress.advance(task)
 
             def skipped(self, cell: Cell, reason: str) -> None:
-                text = shorten(f"{cell.label}: {reason}", width - 10)
+                text = shorten(f"{short_label(cell)}: {reason}", width - 10)
                 progress.console.print(f"[dim]       · {escape(text)}[/]", highlight=False)
                 progress.advance(task)
 
         try:
-            summary = run_cells(cells, store, executor=executor, mode=mode, events=Events())
+            summary = run_cells(plan.first, store, executor=executor, mode=mode,
+                                events=Events(), then=second_stage if plan.pending else None)
         except SweepInterrupted as stop:
             progress.stop()
             console.print(f"interrupted: {len(stop.summary.written)} cells recorded in this "
@@ -309,14 +359,20 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                           f"run again on resume). Records in {store.root}", highlight=False)
             return EXIT_INTERRUPTED
 
-    if summary.written:
-        console.print(_summary_table(summary.written))
+    written = {record.cell_id: record for record in summary.written}
+    records = [(cell, written.get(cell.cell_id) or store.read(cell.cell_id)) for cell in ran]
+    done = [(cell, record) for cell, record in records if record is not None]
+    if done:
+        table, notes = _summary_table(done, tuning, console.width)
+        console.print(table)
+        for note in notes:
+            console.print(f"[dim]{escape(note)}[/]", highlight=False)
     parts = [f"{n} {status}" for status, n in summary.counts().items() if n]
     if summary.already_done:
         parts.append(f"{len(summary.already_done)} already recorded")
     if summary.busy:
         parts.append(f"{len(summary.busy)} being run by another sweep")
-    console.print(f"{count(len(cells), 'cell')}: {', '.join(parts) or 'nothing to do'}. "
+    console.print(f"{count(len(ran), 'cell')}: {', '.join(parts) or 'nothing to do'}. "
                   f"Records in {store.root}", highlight=False)
     return EXIT_CELLS_FAILED if summary.unsuccessful else 0
 
@@ -338,7 +394,8 @@ def _report(args: argparse.Namespace, console: Console, argv: Sequence[str] | No
     notes = _read_notes(args.notes) if args.notes else ""
     files = report.build_report(args.results, out, suite=args.suite, command=command,
                                 notes=notes,
-                                allow_incomplete=not args.publish or args.allow_incomplete)
+                                allow_incomplete=not args.publish or args.allow_incomplete,
+                                baseline=args.baseline)
     console.print(f"report written to {files.out}: {files.leaderboard.name}, "
                   f"{files.index.name}, {len(files.figures)} figures", highlight=False)
     if files.missing:
@@ -415,25 +472,96 @@ def _fmt(value: Any, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
-_SUMMARY_COLUMNS = {  # header: (record column, format); the record's columns, abridged
-    "regret": ("norm_regret", ".4f"), "test loss": ("test_loss", ".4g"),
-    "epochs": ("epochs", "d"), "s/epoch": ("time_per_epoch_s", ".3g"),
-    "peak MB": ("peak_mem_mb", ".0f"), "fwd iters": ("fwd_iters_mean", ".0f"),
+_SUMMARY_COLUMNS = {  # header: (record column, format, priority: dropped first when narrow)
+    "regret": ("norm_regret", ".4f", 0), "val regret": ("val_regret", ".4f", 3),
+    "test loss": ("test_loss", ".4g", 6), "epochs": ("epochs", ".3g", 4),
+    "s/epoch": ("time_per_epoch_s", ".3g", 2), "to best s": ("time_to_best_s", ".3g", 5),
+    "peak MB": ("peak_mem_mb", ".0f", 7), "fwd iters": ("fwd_iters_mean", ".0f", 1),
 }
 
 
-def _summary_table(records: list[Record]) -> Table:
-    table = Table(title="Summary", box=box.SIMPLE_HEAD)
-    label_width = min(40, max(len(r.method_label) for r in records))
-    table.add_column("size", justify="right")
-    table.add_column("method", min_width=label_width, overflow="fold")
-    for column in ("seed", "status", *_SUMMARY_COLUMNS):
-        table.add_column(column, justify="right", overflow="fold")
-    for r in records:
-        table.add_row(str(r.size), escape(r.method_label), str(r.seed),
-                      f"[{STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]",
-                      *(_fmt(getattr(r, key), spec) for key, spec in _SUMMARY_COLUMNS.values()))
-    return table
+def _selection_lines(selections: Selections, cells: Sequence[Cell]) -> list[str]:
+    """What a tuning stage selected, one line per tuned method and data point (named by the
+    data parameters that vary)."""
+    from l2obench.selection import data_key
+
+    names = {data_key(c.problem_params, c.size_param): c.data_label for c in cells}
+    lines = []
+    for (group, _, identity), choice in sorted(selections.choices.items(), key=str):
+        if choice.candidates > 1:
+            data = names.get(group[2], "") if isinstance(group, tuple) else ""
+            where = f" at {escape(data)}" if data else ""
+            lines.append(f"[bold]selected[/] {escape(identity)} {escape(choice.configuration)}"
+                         f"{where}: {escape(choice.reason)}")
+    for (group, _, identity), why in sorted(selections.missing.items(), key=str):
+        data = names.get(group[2], "") if isinstance(group, tuple) else ""
+        where = f" at {escape(data)}" if data else ""
+        lines.append(f"[yellow]no selection[/] for {escape(identity)}{where}: {escape(why)}; "
+                     "it does not run at the other sizes")
+    return lines
+
+
+def _mean(values: list[Any]) -> float | None:
+    numbers = [float(v) for v in values if isinstance(v, int | float) and math.isfinite(v)]
+    return sum(numbers) / len(numbers) if numbers else None
+
+
+def _summary_table(done: list[tuple[Cell, Record]], tuning: Tuning,
+                   width: int) -> tuple[Table, list[str]]:
+    """One row per configuration (size, data point, method label): each column the mean over
+    its ok seeds; with tuning declared, the configuration the rule selects on validation regret
+    is marked."""
+    from l2obench.selection import cell_trial, given_params, select
+
+    trials = {cell.cell_id: cell_trial(cell, tuning, record) for cell, record in done}
+    selections = select(trials.values(), tuning)
+    rows: dict[tuple[int, str, str], list[tuple[Cell, Record]]] = {}
+    for cell, record in sorted(done, key=lambda d: (d[0].size, d[0].data_label,
+                                                    d[0].method_label)):
+        rows.setdefault((cell.size, cell.data_label, cell.method_label), []).append(
+            (cell, record))
+    means: dict[tuple[int, str, str], dict[str, float | None]] = {}
+    for key, group in rows.items():
+        ok = [record for _, record in group if record.status == Status.OK]
+        means[key] = {column: _mean([trials[r.cell_id].val_regret if column == "val_regret"
+                                     else getattr(r, column) for r in ok])
+                      for column, _, _ in _SUMMARY_COLUMNS.values()}
+    shown = {header: spec for header, spec in _SUMMARY_COLUMNS.items()
+             if any(m[spec[0]] is not None for m in means.values())}
+    with_data = any(data for _, data, _ in rows)
+    sizes, datas, names, solved_cells = [], [], [], []
+    entries: list[tuple[str, dict[str, Any]]] = []
+    values: dict[str, list[str]] = {header: [] for header in shown}
+    for (size, data, label), group in rows.items():
+        ok = [record for _, record in group if record.status == Status.OK]
+        statuses = sorted({str(record.status) for _, record in group} - {"ok"})
+        style = "green" if len(ok) == len(group) else "yellow" if ok else "red"
+        solved_cells.append(f"[{style}]{len(ok)}/{len(group)}[/]"
+                            + (f" {', '.join(statuses)}" if statuses else ""))
+        cell, trial = group[0][0], trials[group[0][1].cell_id]
+        choice = selections.choice(trial.group, trial.size, trial.identity)
+        marked = (bool(tuning.keys(cell.method)) and choice is not None
+                  and choice.configuration == trial.configuration)
+        names.append("* " if marked else "")
+        entries.append((cell.method, given_params(cell.method, label, cell.method_params)))
+        sizes.append(str(size))
+        datas.append(escape(data))
+        for header, (column, spec, _) in shown.items():
+            values[header].append(_fmt(means[size, data, label][column], spec))
+    labels, notes = compact_labels(entries)
+    names = [mark + escape(label) for mark, label in zip(names, labels, strict=True)]
+    columns = [Column("size", sizes), *([Column("data", datas, "left", 0, True)]
+                                        if with_data else []),
+               Column("method", names, "left", 0, True), Column("ok", solved_cells)]
+    columns += [Column(header, values[header], "right", spec[2])
+                for header, spec in shown.items()]
+    title = "Summary: mean over the ok seeds of each configuration" + (
+        " (* selected)" if any(n.startswith("* ") for n in names) else "")
+    table, dropped = fit_table(title, columns, width)
+    lines = [f"in every row of {note}" for note in notes]
+    if dropped:
+        lines.append(f"left out at this width: {', '.join(dropped)}")
+    return table, [shorten(line, width) for line in lines]
 
 
 def _comparison_table(original: Record, new: Record) -> Table:
@@ -441,7 +569,9 @@ def _comparison_table(original: Record, new: Record) -> Table:
     for column in ("", "recorded", "re-run"):
         table.add_column(column, justify="right")
     table.add_row("status", str(original.status), str(new.status))
-    for header, (key, spec) in _SUMMARY_COLUMNS.items():
+    for header, (key, spec, _) in _SUMMARY_COLUMNS.items():
+        if key == "val_regret":
+            continue
         table.add_row(header, _fmt(getattr(original, key), spec), _fmt(getattr(new, key), spec))
     return table
 

@@ -146,6 +146,7 @@ def _measure(cell: Cell, cache: DataCache) -> tuple[Status, str | None, dict[str
         "test_loss": test_loss,
         "norm_regret": quality.norm_regret,
         "accuracy": quality.accuracy,
+        "test_regrets": [float(r) for r in quality.regrets],
         "train_time_s": train_time,
         "time_per_epoch_s": train_time / fit.epochs if fit.epochs else None,
         "infer_time_s": infer_time,

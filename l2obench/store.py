@@ -9,7 +9,8 @@ holder dies), so two runs sharing a folder never run or write the same cell twic
 
 Each suite run into the folder is noted in ``suites/<suite>.json``: the ids of every cell the
 suite asked for (the union over its runs), so a report of one suite shows exactly its cells,
-whichever suite ran them first, and says which are missing.
+whichever suite ran them first, and says which are missing; and the suite's tuning declaration
+(the latest run's), so the report selects configurations by the rule the sweep used.
 
 A file in ``records/`` that is not a record of its cell (truncated, not JSON, not UTF-8, another
 program's JSON, a record under another cell's name) is *damaged*: it is reported by path, moved
@@ -27,7 +28,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,8 +154,10 @@ class ResultStore:
 
     # -- suites --------------------------------------------------------------------------------
 
-    def note_suite(self, suite: str, cell_ids: Iterable[str]) -> None:
-        """Add ``cell_ids`` to the cells of ``suite`` in this folder (``suites/<suite>.json``)."""
+    def note_suite(self, suite: str, cell_ids: Iterable[str],
+                   tuning: Mapping[str, Any] | None = None) -> None:
+        """Add ``cell_ids`` to the cells of ``suite`` in this folder (``suites/<suite>.json``);
+        ``tuning`` (a tuning declaration as JSON) replaces the one noted before, if given."""
         folder = self.root / "suites"
         self._mkdir(folder)
         lock = os.open(folder / ".lock", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -163,8 +166,11 @@ class ResultStore:
             fcntl.flock(lock, fcntl.LOCK_EX)
             known = suite_cells(self.root, suite) or set()
             merged = sorted(known | set(cell_ids))
-            _write_atomically(folder / f"{suite}.json",
-                              json.dumps({"suite": suite, "cells": merged}, indent=1))
+            noted: dict[str, Any] = {"suite": suite, "cells": merged}
+            declared = suite_tuning(self.root, suite) if tuning is None else dict(tuning)
+            if declared is not None:
+                noted["tuning"] = declared
+            _write_atomically(folder / f"{suite}.json", json.dumps(noted, indent=1))
         except OSError as exc:
             raise StoreError(f"cannot note suite '{suite}' in {folder}: {exc.strerror}") \
                 from None
@@ -267,21 +273,36 @@ class ResultStore:
         os.replace(target, old / f"{target.stem}.{_stamp()}.json")
 
 
-def suite_cells(root: str | os.PathLike[str], suite: str) -> set[str] | None:
-    """The ids of the cells suite ``suite`` asked for in results folder ``root``, or ``None``
-    where no run of it noted them (folders written before suites were noted)."""
+def _suite_file(root: str | os.PathLike[str], suite: str) -> dict[str, Any] | None:
+    """The noted object of suite ``suite`` in ``root``; ``None`` if absent or damaged (warned)."""
     path = Path(root) / "suites" / f"{suite}.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         cells = data["cells"]
         if not isinstance(cells, list) or not all(isinstance(c, str) for c in cells):
             raise TypeError("cells must be a list of cell ids")
+        if not isinstance(data.get("tuning", {}), dict):
+            raise TypeError("tuning must be an object")
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
         log.warning("ignoring the damaged suite file %s: %s", path, exc)
         return None
-    return set(cells)
+    return dict(data)
+
+
+def suite_cells(root: str | os.PathLike[str], suite: str) -> set[str] | None:
+    """The ids of the cells suite ``suite`` asked for in results folder ``root``, or ``None``
+    where no run of it noted them (folders written before suites were noted)."""
+    data = _suite_file(root, suite)
+    return None if data is None else set(data["cells"])
+
+
+def suite_tuning(root: str | os.PathLike[str], suite: str) -> dict[str, Any] | None:
+    """The tuning declaration the latest run of ``suite`` noted in ``root`` (its JSON form,
+    :meth:`l2obench.selection.Tuning.to_json`), or ``None``: no method of it is tuned."""
+    data = _suite_file(root, suite)
+    return None if data is None else data.get("tuning")
 
 
 def _write_atomically(target: Path, text: str) -> None:

@@ -7,6 +7,10 @@ them (``force``) or the ones that did not end ``ok`` (``retry-failed``). Because
 claimed under its lock and checked again once locked, two sweeps over the same folder split the
 work instead of duplicating it, in every mode, and a sweep killed at any moment leaves only
 complete records behind.
+
+A sweep may have a second stage: ``then`` is called once every cell of the first has been
+recorded and returns more cells to run in the same generation (a suite tuned at one size runs
+its tuning size first, selects, then runs only the selected configuration elsewhere).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal, Protocol
 
 from l2obench.executors import Executor, InlineExecutor
@@ -94,29 +99,36 @@ def run_cells(
     executor: Executor | None = None,
     mode: Mode = "resume",
     events: SweepEvents | None = None,
+    then: Callable[[], Sequence[Cell]] | None = None,
 ) -> RunSummary:
     """Run the cells that ``mode`` selects; write each record as soon as it is complete.
 
-    Raises :class:`SweepInterrupted` on Ctrl-C, after stopping the running cells (whose records
-    are not written: they run again on resume) and releasing their locks.
+    ``then``, if given, is called after the last of ``cells`` is recorded (or skipped) and its
+    cells run next, in the same generation. Raises :class:`SweepInterrupted` on Ctrl-C, after
+    stopping the running cells (whose records are not written: they run again on resume) and
+    releasing their locks.
     """
     with store.generation(mode) as started:
         return _run(cells, store, executor or InlineExecutor(), mode, events or _Silent(),
-                    started)
+                    started, then)
 
 
 def _run(cells: Sequence[Cell], store: ResultStore, executor: Executor, mode: Mode,
-         events: SweepEvents, started: str) -> RunSummary:
+         events: SweepEvents, started: str,
+         then: Callable[[], Sequence[Cell]] | None = None) -> RunSummary:
     """:func:`run_cells` within the sweep's generation, which began at ``started``."""
     summary = RunSummary()
-    todo: deque[tuple[Cell, Version]] = deque()
-    for cell in cells:
-        existing = store.read(cell.cell_id)
-        if needs_run(existing, mode):
-            todo.append((cell, _version(existing)))
-        else:
-            summary.already_done.append(cell)
-            events.skipped(cell, "already recorded")
+
+    def queue(stage: Sequence[Cell]) -> deque[tuple[Cell, Version]]:
+        todo: deque[tuple[Cell, Version]] = deque()
+        for cell in stage:
+            existing = store.read(cell.cell_id)
+            if needs_run(existing, mode):
+                todo.append((cell, _version(existing)))
+            else:
+                summary.already_done.append(cell)
+                events.skipped(cell, "already recorded")
+        return todo
 
     def claim(cell: Cell, seen: Version) -> CellLock | None:
         """The cell's lock if it still needs running now that it is locked, else ``None``."""
@@ -126,7 +138,7 @@ def _run(cells: Sequence[Cell], store: ResultStore, executor: Executor, mode: Mo
             events.skipped(cell, "being run by another sweep")
             return None
         current = store.read(cell.cell_id)
-        redone = current is not None and (current.started_at or "") >= started
+        redone = current is not None and _started_since(current, started)
         if _version(current) != seen or redone or not needs_run(current, mode):
             lock.release()  # another sweep recorded it since this one started
             summary.already_done.append(cell)
@@ -138,7 +150,9 @@ def _run(cells: Sequence[Cell], store: ResultStore, executor: Executor, mode: Mo
     try:
         with executor:
             try:
-                _loop(todo, running, claim, store, executor, mode, summary, events)
+                _loop(queue(cells), running, claim, store, executor, mode, summary, events)
+                if then is not None:
+                    _loop(queue(then()), running, claim, store, executor, mode, summary, events)
             except KeyboardInterrupt:
                 executor.cancel()
                 raise SweepInterrupted(summary, [cell for cell, _ in running.values()]) \
@@ -147,6 +161,20 @@ def _run(cells: Sequence[Cell], store: ResultStore, executor: Executor, mode: Mo
         for _, lock in running.values():
             lock.release()
     return summary
+
+
+def _started_since(record: Record, started: str) -> bool:
+    """Whether ``record`` started within the generation that began at ``started``.
+
+    Timestamps are compared as times, not strings: records written before timestamps carried
+    microseconds hold whole seconds.
+    """
+    if record.started_at is None:
+        return False
+    try:
+        return datetime.fromisoformat(record.started_at) >= datetime.fromisoformat(started)
+    except ValueError:  # an unreadable timestamp: the record predates this generation
+        return False
 
 
 def _loop(

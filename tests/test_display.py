@@ -57,3 +57,35 @@ def test_a_quick_run_prints_within_80_columns(tmp_path: Path,
     lines = text.splitlines()
     assert all(len(line) <= 80 for line in lines), [line for line in lines if len(line) > 80]
     assert "3 cells: 3 ok" in text and "epochs in" in text
+    header = next(line for line in lines if " size " in line and "method" in line)
+    assert "regret" in header.split()  # a whole header, never folded ("regr/et")
+    assert "in every row of dys-jfb: alpha=0.05, gamma=0.0005, max_iter=300, tol=0.01" in text
+    assert "dys-jfb[lr=0.01]" in text and "dys-jfb[lr=0.02]" in text  # what tells them apart
+
+
+def test_a_table_drops_columns_by_priority_and_never_wraps() -> None:
+    import io
+
+    from rich.console import Console
+
+    from l2obench.display import Column, fit_table
+
+    columns = [Column("method", ["dys-implicit[" + "x" * 40 + "]", "two-stage"], "left", 0,
+                      True),
+               Column("regret", ["0.1234", "0.2345"]),
+               Column("peak MB", ["1234", "5"], priority=3),
+               Column("s/epoch", ["0.123", "4.56"], priority=1)]
+    for width in (30, 40, 200):
+        table, dropped = fit_table("t", columns, width)
+        out = io.StringIO()
+        Console(width=width, file=out).print(table)
+        rendered = out.getvalue().splitlines()
+        assert all(len(line) <= width for line in rendered)
+        body = [line for line in rendered if "two-stage" in line]
+        assert len(body) == 1 and "0.2345" in body[0]  # one line per row: nothing wrapped
+        if width == 200:
+            assert dropped == []
+        if width == 40:
+            assert dropped == ["peak MB"]  # the lowest priority first
+        if width == 30:
+            assert dropped == ["peak MB", "s/epoch"]

@@ -72,3 +72,9 @@ def test_a_published_record_reruns_to_the_same_result(tmp_path: Path) -> None:
     (original,) = [r for r in load_records(PUBLISHED) if r.cell_id == cell_id]
     assert again.cell_id == cell_id and again.epochs == original.epochs
     assert again.norm_regret == pytest.approx(original.norm_regret, rel=1e-6)
+
+
+def test_run_dependent_columns_are_columns() -> None:
+    from l2obench.record import RECORD_COLUMNS, RUN_DEPENDENT_COLUMNS
+
+    assert set(RECORD_COLUMNS) > RUN_DEPENDENT_COLUMNS

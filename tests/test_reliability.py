@@ -168,6 +168,7 @@ def test_records_in_subfolders_are_not_counted_again(recorded: tuple[Path, Path]
 # -- 3. suites sharing a folder --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_suite_sharing_a_folder_reports_its_own_cells_and_the_missing_ones(
         tmp_path: Path) -> None:
     out = tmp_path / "out"
@@ -425,6 +426,7 @@ def test_rerun_validates_the_record(recorded: tuple[Path, Path], tmp_path: Path,
     assert text.count("error") == 1, text
 
 
+@pytest.mark.slow
 def test_mathtext_in_a_method_label_is_plain_text_in_the_figures(recorded: tuple[Path, Path],
                                                                  tmp_path: Path) -> None:
     _, out = copy_of(recorded, tmp_path)
@@ -436,6 +438,7 @@ def test_mathtext_in_a_method_label_is_plain_text_in_the_figures(recorded: tuple
     assert files.figures
 
 
+@pytest.mark.slow
 def test_a_large_grid_expands_to_every_cell(tmp_path: Path) -> None:
     grid = ", ".join(str(i) for i in range(1, 201))
     path = tmp_path / "big.toml"

@@ -160,7 +160,7 @@ def test_ranking_rule() -> None:
             rows.append({"size": s, "method_label": method, "solved": int(regret is not None),
                          "attempted": 1, "norm_regret_mean": regret or math.nan,
                          "train_time_s_mean": t if regret is not None else math.nan})
-    overall = overall_ranking(pd.DataFrame(rows)).set_index("method_label")
+    overall = overall_ranking(pd.DataFrame(rows))[0].set_index("method_label")
     # x: ranks 1, 2 → 1.5; y: 2, 1 → 1.5; z: 3, 3 (missing at size 2) → 3. x and y tie on
     # regret; time ranks: x 3, 1 → 2, y 2, 2 → 2 as well, so they share the rank.
     assert overall["mean_rank"].to_dict() == {"x": 1.5, "y": 1.5, "z": 3.0}
@@ -250,6 +250,7 @@ def test_html_is_escaped_and_requests_nothing(synth_report: ReportFiles) -> None
         assert (synth_report.out / link).is_file(), link
 
 
+@pytest.mark.slow
 def test_all_suites_without_a_filter(synth_results: Path, tmp_path: Path) -> None:
     files = build_report(synth_results, tmp_path)
     html = files.index.read_text()
@@ -300,7 +301,8 @@ def test_report_of_a_real_tiny_run(tmp_path: Path) -> None:
     assert seconds < 30, f"the report took {seconds:.1f} s"
 
     names = {p.name for p in (out / "figures").iterdir()}
-    assert names == {f"tiny-report-shortest-path-{n}.{ext}" for n in SYNTH_FIGURES
+    # Real records carry timed histories: the anytime figure joins the synthetic ones.
+    assert names == {f"tiny-report-shortest-path-{n}.{ext}" for n in (*SYNTH_FIGURES, "anytime")
                      for ext in ("png", "svg")}
     md = (out / "LEADERBOARD.md").read_text()
     for size, n_vars in [(3, 12), (4, 24)]:
@@ -380,3 +382,25 @@ def test_methods_are_coloured_by_family_and_seeds_shown_as_points(synth_results:
     legend = [t.get_text() for t in figure.legends[0].get_texts()]
     assert legend.index("DYS LAYERS") < legend.index(DYS) < legend.index("BASELINES")
     assert "one seed (fewer than 3)" in legend  # spo-plus has one seed: points, not a band
+
+
+def test_report_compares_each_method_with_a_baseline(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    now, then = ResultStore(tmp_path / "now"), ResultStore(tmp_path / "then")
+    for row in synthetic_records():
+        if row["suite"] != "synth" or row["status"] != "ok":
+            continue
+        regrets = rng.uniform(0.0, 1.0, 30)
+        shift = 0.2 if row["method"] == "dys-jfb" else 0.0  # dys-jfb got better since
+        now.write(Record.from_json({**row, "test_regrets": regrets.tolist()}))
+        then.write(Record.from_json({**row, "norm_regret": row["norm_regret"] + shift / 10,
+                                     "test_regrets": (regrets + shift).tolist()}))
+    files = build_report(tmp_path / "now", tmp_path / "r", baseline=tmp_path / "then")
+    md = files.leaderboard.read_text()
+    assert "Change against the baseline" in md and str(tmp_path / "then") in md
+    rows = [line for line in md.splitlines() if line.startswith("| 5 |") and "better" in line]
+    assert any("dys-jfb" in line for line in rows)
+    assert "| no significant change |" in md  # two-stage's regrets are the same
+    assert any(p.name.endswith("-baseline.tex") for p in files.tables)
+    with pytest.raises(L2OBenchError, match="--baseline"):
+        build_report(tmp_path / "now", tmp_path / "r2", baseline=tmp_path / "missing")

@@ -166,3 +166,23 @@ def test_add_method_joins_a_builtin_suite_from_the_command_line(tmp_path: Path) 
                           ("two-stag", "did you mean 'two-stage'")]:
         with pytest.raises(SuiteError, match=re.escape(fragment)):
             with_methods(load_suite("shortest-path"), [bad])
+
+
+def test_every_schema_error_of_a_suite_file_in_one_message(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text('name = "broken"\nproblem = "shortest-path"\nsizes = [1]\ncolour = "red"\n'
+                    'budget = { max_epochs = -3 }\n[[methods]]\nname = "dys-jbf"\n'
+                    '[[methods]]\nname = "two-stage"\nparams = { lr = -1 }\n')
+    with pytest.raises(SuiteError) as raised:
+        load_suite(str(path))
+    message = str(raised.value)
+    assert message.startswith(f"{path}: 5 errors:\n")
+    for fragment in ["unknown key 'colour'", "key 'sizes'", "unknown method 'dys-jbf'",
+                     "did you mean 'dys-jfb'", "key 'methods[1].params'", "max_epochs"]:
+        assert fragment in message, message
+    unknown = tmp_path / "unknown.toml"  # what depends on the problem cannot be checked
+    unknown.write_text('name = "u"\nproblem = "shortest-pth"\nsizes = [3]\n'
+                       'budget = { max_seconds = 0 }\n[[methods]]\nname = "two-stage"\n')
+    with pytest.raises(SuiteError, match=r"2 errors:\n.*did you mean 'shortest-path'.*\n"
+                                         r".*max_seconds"):
+        load_suite(str(unknown))

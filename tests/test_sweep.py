@@ -18,14 +18,10 @@ from l2obench import Budget, load_results
 from l2obench.executors import InlineExecutor, ProcessExecutor, run_isolated
 from l2obench.methods.base import method_registry
 from l2obench.problems.shortest_path import ShortestPath
-from l2obench.record import Cell, Limits, Status
+from l2obench.record import RUN_DEPENDENT_COLUMNS, Cell, Limits, Status
 from l2obench.store import ResultStore
 from l2obench.sweep import run_cells
 from tests.conftest import REPO, run_cli
-
-#: Timings, and provenance that may change between two runs (a commit made in between).
-TIMING_COLUMNS = {"train_time_s", "time_per_epoch_s", "infer_time_s", "peak_mem_mb",
-                  "started_at", "finished_at", "history", "torch_threads", "git_commit"}
 
 
 def cell(method: str = "two-stage", size: int = 3, seed: int = 0, epochs: int = 2,
@@ -206,8 +202,8 @@ def test_same_seed_same_records_apart_from_timings(tmp_path: Path) -> None:
     a = run_cells(cells, ResultStore(tmp_path / "a"), executor=ProcessExecutor()).written
     b = run_cells(cells, ResultStore(tmp_path / "b"), executor=ProcessExecutor()).written
     for ra, rb in zip(a, b, strict=True):
-        assert {k: v for k, v in ra.to_json().items() if k not in TIMING_COLUMNS} == \
-            {k: v for k, v in rb.to_json().items() if k not in TIMING_COLUMNS}
+        assert {k: v for k, v in ra.to_json().items() if k not in RUN_DEPENDENT_COLUMNS} == \
+            {k: v for k, v in rb.to_json().items() if k not in RUN_DEPENDENT_COLUMNS}
 
 
 @pytest.mark.slow

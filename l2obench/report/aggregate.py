@@ -1,4 +1,4 @@
-"""Aggregate records over seeds: one row per (suite, problem, size, method_label).
+"""Aggregate records over seeds: one row per (suite, problem, data point, size, method_label).
 
 Only cells with status ``ok`` enter the means: a failed or timed-out cell has no trustworthy
 measurement (a timeout's model is untrained), so it is counted in ``attempted`` and listed in
@@ -20,13 +20,18 @@ from scipy import stats
 from l2obench.record import Status
 
 #: The cells of one aggregate row.
-GROUP = ["suite", "problem", "size", "method_label"]
+GROUP = ["suite", "problem", "data", "size", "method_label"]
+#: Columns that are equal within a group and carried into its row when the records have them
+#: (:func:`l2obench.report.configurations.annotate` adds them).
+CARRIED = ["data_label", "identity", "configuration", "tuned", "selected"]
 
 #: Aggregated metrics (record columns) and how pages and plots name them, units included.
 METRICS: dict[str, str] = {
     "norm_regret": "normalized regret",
+    "val_regret": "validation regret",
     "test_loss": "test loss",
     "train_time_s": "training time (s)",
+    "time_to_best_s": "time to best epoch (s)",
     "time_per_epoch_s": "time per epoch (s)",
     "peak_mem_mb": "peak host memory (MB)",
     "device_peak_mem_mb": "peak device memory (MB)",
@@ -70,14 +75,17 @@ def format_statuses(statuses: pd.Series) -> str:
 
 
 def aggregate(records: pd.DataFrame) -> pd.DataFrame:
-    """One row per (suite, problem, size, method_label), sorted by those.
+    """One row per (suite, problem, data point, size, method_label), sorted by those.
 
-    Columns: the group keys, ``method``, ``n_vars`` (of the size, from any record that has it:
-    failed cells may not), ``attempted``, ``solved`` (ok cells), ``statuses`` and, for every
-    metric in :data:`METRICS`, ``<metric>_mean``, ``<metric>_lo``, ``<metric>_hi`` and
-    ``<metric>_n`` (the ok seeds with a value). A metric missing from the records (an older
-    record format) is treated as having no values.
+    Columns: the group keys (``data`` is ``""`` for records not annotated with their data
+    point), ``method``, the :data:`CARRIED` columns the records have, ``n_vars`` (of the size,
+    from any record that has it: failed cells may not), ``attempted``, ``solved`` (ok cells),
+    ``statuses`` and, for every metric in :data:`METRICS`, ``<metric>_mean``, ``<metric>_lo``,
+    ``<metric>_hi`` and ``<metric>_n`` (the ok seeds with a value). A metric missing from the
+    records (an older record format) is treated as having no values.
     """
+    if "data" not in records:
+        records = records.assign(data="")
     n_vars = (records.dropna(subset=["n_vars"]).groupby(["suite", "problem", "size"])["n_vars"]
               .first() if "n_vars" in records else pd.Series(dtype=float))
     rows = []
@@ -85,7 +93,8 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
         row = dict(zip(GROUP, key, strict=True))
         ok = cells[cells["status"] == Status.OK]
         row["method"] = cells["method"].iloc[0]
-        row["n_vars"] = n_vars.get(tuple(key[:3]), math.nan)
+        row.update({c: cells[c].iloc[0] for c in CARRIED if c in cells})
+        row["n_vars"] = n_vars.get((key[0], key[1], key[3]), math.nan)
         row["attempted"] = len(cells)
         row["solved"] = len(ok)
         row["statuses"] = format_statuses(cells["status"])

@@ -2,8 +2,9 @@
 
 Every table a report shows is written twice into ``<out>/tables/``: ``<name>.csv`` (the cells as
 the pages show them, one header row) and ``<name>.tex`` (a ``tabular`` with ``booktabs`` rules,
-numbers right-aligned, ``±`` and dashes typeset, bold cells — the pages' ``**…**`` — as
-``\\textbf``), ready for ``\\input`` inside a ``table`` environment of the paper's own.
+numbers right-aligned, ``±`` and dashes typeset, bold cells — the pages' ``**…**``, and the
+method of a bold row (a tie group) — as ``\\textbf``), ready for ``\\input`` inside a ``table``
+environment of the paper's own.
 """
 
 from __future__ import annotations
@@ -27,8 +28,15 @@ _BOLD = re.compile(r"^\*\*(.*)\*\*$")
 def section_tables(section: Section, slug: str) -> Iterable[tuple[str, Table]]:
     """The tables of one section with the file stem each is written under."""
     yield f"{slug}-overall", section.overall
+    if section.selection is not None:
+        yield f"{slug}-tuning", section.selection
     for size in section.sizes:
-        yield f"{slug}-size-{size.size}", size.table
+        block = f"{size.size}-{_slug(size.data)}" if size.data else size.size
+        yield f"{slug}-size-{block}", size.table
+        if size.configurations is not None:
+            yield f"{slug}-size-{block}-configurations", size.configurations
+    if section.baseline is not None:
+        yield f"{slug}-baseline", section.baseline
     if section.not_ok is not None:
         yield f"{slug}-not-ok", section.not_ok
 
@@ -55,7 +63,11 @@ def latex(table: Table) -> str:
     spec = "".join("r" if numeric else "l" for numeric in table.numeric)
     lines = [rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
              " & ".join(latex_cell(c) for c in table.columns) + r" \\", r"\midrule"]
-    lines += [" & ".join(latex_cell(c) for c in row) + r" \\" for row in table.rows]
+    for i, row in enumerate(table.rows):
+        strong = bool(table.bold) and table.bold[i]
+        cells = [f"**{c}**" if strong and name == "method" else c
+                 for c, name in zip(row, table.columns, strict=True)]
+        lines.append(" & ".join(latex_cell(c) for c in cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 
@@ -66,6 +78,11 @@ def latex_cell(text: str) -> str:
     inner = bold.group(1) if bold else text
     escaped = "".join(_LATEX_SPECIAL.get(ch, _LATEX_TEXT.get(ch, ch)) for ch in inner)
     return rf"\textbf{{{escaped}}}" if bold else escaped
+
+
+def _slug(text: str) -> str:
+    """A data point's label as part of a file name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._")
 
 
 def _plain(text: str) -> str:

@@ -18,8 +18,10 @@ pyplot state, no GUI backend, nothing global changed for a caller that also plot
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
@@ -42,6 +44,9 @@ from l2obench.report.style import Style, by_family, method_styles
 LOG_SPAN_DECADES = 0.6
 #: Fewer seeds than this: points per seed instead of a band.
 BAND_MIN_SEEDS = 3
+#: Small multiples (the anytime and data-grid figures): panels per row, one panel's inches.
+GRID_COLUMNS = 4
+GRID_PANEL = (4.2, 3.2)
 #: Marker of a not-ok status in the strip at the top of the axes; other statuses get "*".
 STATUS_MARKERS: dict[str, str] = {Status.FAILED: "X", Status.TIMEOUT: "v", Status.OOM: "s",
                                   Status.DIVERGED: "D", Status.SKIPPED: "P"}
@@ -84,33 +89,40 @@ class PlotFiles:
     svg: Path
 
 
-def plot_metrics(agg: pd.DataFrame, records: pd.DataFrame, out_dir: Path,
-                 stem: str, styles: dict[str, Style] | None = None) -> list[PlotFiles]:
-    """Write every figure of :data:`PLOTS` that has data as ``<stem>-<name>.png/.svg``.
-
-    ``agg`` is the aggregate of one (suite, problem); ``records`` its records, whose not-ok cells
-    become the markers and whose ok cells the per-seed points. ``styles`` (default: from
-    ``records``) is the report's one style map. A figure whose metrics all lack data is not
-    written.
-    """
+def save(figure: Figure, spec: PlotSpec, out_dir: Path, stem: str) -> PlotFiles:
+    """Write ``figure`` as ``<stem>-<spec.name>.png/.svg``, cropped to its panels and legend."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    png, svg = out_dir / f"{stem}-{spec.name}.png", out_dir / f"{stem}-{spec.name}.svg"
+    # Crop to the panels and the legend, measured once for both files (bbox_inches="tight"
+    # would draw the figure once more per file to measure it).
+    renderer = cast(FigureCanvasAgg, figure.canvas).get_renderer()
+    crop = figure.get_tightbbox(renderer).padded(0.1)
+    figure.savefig(png, dpi=150, bbox_inches=crop)
+    figure.savefig(svg, bbox_inches=crop)
+    return PlotFiles(spec, png, svg)
+
+
+def plot_metrics(agg: pd.DataFrame, records: pd.DataFrame, out_dir: Path,
+                 stem: str, styles: dict[str, Style] | None = None,
+                 specs: Sequence[PlotSpec] = PLOTS, subtitle: str = "") -> list[PlotFiles]:
+    """Write every figure of ``specs`` that has data as ``<stem>-<name>.png/.svg``.
+
+    ``agg`` is the aggregate of one (suite, problem) at one data point; ``records`` its records,
+    whose not-ok cells become the markers and whose ok cells the per-seed points. ``styles``
+    (default: from ``records``) is the report's one style map; ``subtitle`` names the data point
+    in the titles. A figure whose metrics all lack data is not written.
+    """
     styles = styles or method_styles(records)
     written = []
-    for spec in PLOTS:
+    for spec in specs:
         metrics = [m for m in spec.metrics if has_data(agg, m)]
         if spec.metrics == ("test_loss",) and metrics and not _objectives(records):
             metrics = []
         if not metrics:
             continue
-        figure = draw(spec, metrics, agg, records, styles)
-        png, svg = out_dir / f"{stem}-{spec.name}.png", out_dir / f"{stem}-{spec.name}.svg"
-        # Crop to the panels and the legend, measured once for both files (bbox_inches="tight"
-        # would draw the figure once more per file to measure it).
-        renderer = cast(FigureCanvasAgg, figure.canvas).get_renderer()
-        crop = figure.get_tightbbox(renderer).padded(0.1)
-        figure.savefig(png, dpi=150, bbox_inches=crop)
-        figure.savefig(svg, bbox_inches=crop)
-        written.append(PlotFiles(spec, png, svg))
+        shown = dataclasses.replace(spec, title=f"{spec.title} · {subtitle}") if subtitle \
+            else spec
+        written.append(save(draw(shown, metrics, agg, records, styles), shown, out_dir, stem))
     return written
 
 
@@ -363,15 +375,39 @@ def _number(value: float) -> str:
     return f"{value:g}" if value != int(value) else str(int(value))
 
 
-def _legend(styles: dict[str, Style], shown: set[str], banded: bool, pointed: bool,
-            statuses: list[str]) -> list[mlines.Line2D | mpatches.Patch]:
-    """Methods grouped under their family's name, what bands and points mean (where drawn),
-    one entry per not-ok status."""
+def method_handles(styles: dict[str, Style],
+                   shown: set[str]) -> list[mlines.Line2D | mpatches.Patch]:
+    """Legend entries of the methods ``shown``, grouped under their family's name."""
     handles: list[mlines.Line2D | mpatches.Patch] = []
     for family, labels in by_family(styles, shown):
         handles.append(mpatches.Patch(color="none", label=family.upper()))
         handles += [mlines.Line2D([], [], color=styles[m].colour, marker=styles[m].marker,
                                   markersize=4.5, label=m) for m in labels]
+    return handles
+
+
+@contextmanager
+def panel_grid(count: int, title: str) -> Iterator[tuple[Figure, list[Axes]]]:
+    """A figure of ``count`` small panels, :data:`GRID_COLUMNS` to a row, in the report's style
+    (plain-text labels), titled ``title``; yields the figure and its axes."""
+    columns = min(GRID_COLUMNS, count)
+    rows = math.ceil(count / columns)
+    height = GRID_PANEL[1] * rows + 0.6
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.8), \
+            matplotlib.rc_context({"text.parse_math": False}):
+        figure = Figure(figsize=(GRID_PANEL[0] * columns, height))
+        FigureCanvasAgg(figure)
+        figure.subplots_adjust(left=0.08, right=0.98, bottom=0.12 / rows, top=1 - 0.5 / height,
+                               wspace=0.28, hspace=0.45)
+        figure.suptitle(title, y=0.995)
+        yield figure, [figure.add_subplot(rows, columns, i + 1) for i in range(count)]
+
+
+def _legend(styles: dict[str, Style], shown: set[str], banded: bool, pointed: bool,
+            statuses: list[str]) -> list[mlines.Line2D | mpatches.Patch]:
+    """Methods grouped under their family's name, what bands and points mean (where drawn),
+    one entry per not-ok status."""
+    handles = method_handles(styles, shown)
     if banded:
         handles.append(mpatches.Patch(color="0.5", alpha=_BAND_ALPHA * 2,
                                       label=f"95 % t-interval ({BAND_MIN_SEEDS}+ seeds)"))
