@@ -1,7 +1,7 @@
 """Ratios of l2obench against the references it must beat, both sides measured in the same run.
 
-    python -m benchmarks.ratios                  # every comparison, full sizes (25-35 minutes
-                                                 # on 2 cores; the TSP and portfolio ones ~10)
+    python -m benchmarks.ratios                  # every comparison, full sizes (1.5-2.5 hours
+                                                 # on 2 cores, most of it roster-vs-pyepo)
     python -m benchmarks.ratios --quick          # tiny sizes: checks that each runs (< 1 min)
     python -m benchmarks.ratios --only jax-vs-torch,oracle-vs-gurobi
 
@@ -42,6 +42,7 @@ from . import (
     oracle_vs_gurobi,
     portfolio_factor,
     portfolio_vs_gurobi,
+    roster_vs_pyepo,
     spo_vs_pyepo,
     tsp_formulation,
     tsp_vs_gurobi,
@@ -53,7 +54,7 @@ COMPARISONS: dict[str, Comparison[Any]] = {
     module.COMPARISON.name: module.COMPARISON
     for module in (oracle_vs_gurobi, spo_vs_pyepo, dys_vs_fpo_dys, memory_vs_iterations,
                    jax_vs_torch, tsp_vs_gurobi, portfolio_vs_gurobi, tsp_formulation,
-                   portfolio_factor, cvx_net_solver)
+                   portfolio_factor, cvx_net_solver, roster_vs_pyepo)
 }
 
 

@@ -558,7 +558,7 @@ def _summary_table(done: list[tuple[Cell, Record]], tuning: Tuning,
     title = "Summary: mean over the ok seeds of each configuration" + (
         " (* selected)" if any(n.startswith("* ") for n in names) else "")
     table, dropped = fit_table(title, columns, width)
-    lines = [f"in every row of {note}" for note in notes]
+    lines = list(notes)
     if dropped:
         lines.append(f"left out at this width: {', '.join(dropped)}")
     return table, [shorten(line, width) for line in lines]

@@ -141,8 +141,9 @@ def fit_table(title: str, columns: list[Column], width: int) -> tuple[Table, lis
 
 def compact_labels(entries: Sequence[tuple[str, Mapping[str, Any]]]) -> tuple[list[str],
                                                                               list[str]]:
-    """Method labels without the parameters that every entry of the same method shares, and a
-    note per method naming those (``dys-jfb: alpha=0.05, tol=0.01 in every row``).
+    """Method labels without the parameters that every entry of the same method shares, and
+    notes naming those: one for what every method shares (``in every row: lr=0.01``), one per
+    method for the rest (``in every row of dys-jfb: alpha=0.05, tol=0.01``).
 
     ``entries`` are ``(method, parameters the suite set)`` pairs, one per row.
     """
@@ -153,6 +154,12 @@ def compact_labels(entries: Sequence[tuple[str, Mapping[str, Any]]]) -> tuple[li
     labels = [readable_name(method, {k: v for k, v in given.items()
                                      if (k, format_value(v)) not in shared[method]})
               for method, given in entries]
-    notes = [f"{method}: {', '.join(f'{k}={v}' for k, v in sorted(items))}"
-             for method, items in sorted(shared.items()) if items]
+    common = set.intersection(*shared.values()) if len(shared) > 1 else set()
+    notes = [f"in every row: {_items(common)}"] if common else []
+    notes += [f"in every row of {method}: {_items(items - common)}"
+              for method, items in sorted(shared.items()) if items - common]
     return labels, notes
+
+
+def _items(items: set[tuple[str, str]]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(items))

@@ -22,7 +22,10 @@ class Param:
     """One declared parameter.
 
     ``low``/``high`` bound numbers (inclusive), ``choices`` restricts any type to listed values,
-    ``nullable`` admits ``None`` (read as "no limit" or "not set" by its owner).
+    ``nullable`` admits ``None`` (read as "no limit" or "not set" by its owner). ``omit_default``
+    leaves the parameter out of a cell's configuration (and so of its id) while it has its
+    default value: for a parameter added to a method whose cells were already recorded, so that
+    those cells keep their ids (the method fills the default in).
     """
 
     type: type
@@ -32,6 +35,7 @@ class Param:
     high: float | None = None
     choices: Sequence[Any] | None = None
     nullable: bool = False
+    omit_default: bool = False
 
     def describe(self) -> str:
         """A one-line human description: type, default and range."""
@@ -119,6 +123,15 @@ def validate_params(
     return {
         name: param.coerce(owner, name, given.get(name, param.default))
         for name, param in declared.items()
+    }
+
+
+def cell_params(declared: Mapping[str, Param], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated ``values`` as a cell records them: without the ``omit_default`` parameters that
+    have their default value."""
+    return {
+        name: value for name, value in values.items()
+        if not (declared[name].omit_default and value == declared[name].default)
     }
 
 

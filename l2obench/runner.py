@@ -40,21 +40,36 @@ def resolve_device(name: str) -> str:
     return name
 
 
+def data_key(cell: Cell) -> str:
+    """What a cell's data set depends on: its problem and the problem's parameters."""
+    return json.dumps([cell.problem, cell.problem_params], sort_keys=True)
+
+
 @dataclass
 class DataCache:
-    """The last generated data set, reused by the cells that share a problem configuration."""
+    """The last data set, reused by the cells that share a problem configuration.
+
+    ``generated`` says whether :meth:`get` drew it (rather than receiving it by :meth:`put`).
+    """
 
     key: str | None = None
     problem: Problem | None = None
     data: Dataset | None = None
+    generated: bool = False
 
     def get(self, cell: Cell) -> tuple[Problem, Dataset]:
-        key = json.dumps([cell.problem, cell.problem_params], sort_keys=True)
+        key = data_key(cell)
         if key != self.key or self.problem is None or self.data is None:
             self.key, self.problem, self.data = None, None, None
             problem = problems.get(cell.problem)(**cell.problem_params)
             self.problem, self.data, self.key = problem, problem.generate(), key
+            self.generated = True
         return self.problem, self.data
+
+    def put(self, cell: Cell, data: Dataset) -> None:
+        """Hold ``data``, drawn elsewhere for ``cell``'s problem configuration."""
+        self.key, self.data, self.generated = data_key(cell), data, False
+        self.problem = problems.get(cell.problem)(**cell.problem_params)
 
 
 def start_record(cell: Cell) -> Record:

@@ -93,7 +93,8 @@ class MethodSpec:
     """A method named in a suite with its (possibly gridded) parameters.
 
     ``configs`` holds, for each combination of the grid, the parameters as given and as
-    validated (complete, defaults filled in); the suite parser fills it once.
+    a cell records them (``Method.cell_params``: defaults filled in but for ``omit_default``
+    parameters at their default); the suite parser fills it once.
     """
 
     name: str
@@ -744,7 +745,7 @@ def _validated(method_cls: type[Method], spec: MethodSpec, source: str, key: str
     configs = []
     for combo in spec.expand():
         try:
-            configs.append((combo, method_cls.validate(combo)))
+            configs.append((combo, method_cls.cell_params(combo)))
         except L2OBenchError as exc:
             raise SuiteError(f"{source}: key '{key}': {exc}") from None
     return dataclasses.replace(spec, configs=tuple(configs))

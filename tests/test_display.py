@@ -89,3 +89,13 @@ def test_a_table_drops_columns_by_priority_and_never_wraps() -> None:
             assert dropped == ["peak MB"]  # the lowest priority first
         if width == 30:
             assert dropped == ["peak MB", "s/epoch"]
+
+
+def test_parameters_every_method_shares_are_named_once() -> None:
+    from l2obench.display import compact_labels
+
+    labels, notes = compact_labels([("rfwo", {"lr": 0.01, "max_iter": 20}),
+                                    ("spo+", {"lr": 0.01}), ("ltr", {"lr": 0.01, "kind": "a"}),
+                                    ("ltr", {"lr": 0.01, "kind": "b"})])
+    assert labels == ["rfwo", "spo+", "ltr[kind=a]", "ltr[kind=b]"]
+    assert notes == ["in every row: lr=0.01", "in every row of rfwo: max_iter=20"]

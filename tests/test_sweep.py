@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from l2obench import Budget, load_results
@@ -59,6 +60,23 @@ def test_memory_cap_kills_and_records_oom() -> None:
     record = run_isolated(cell(), Limits(memory_mb=50))  # the interpreter alone is larger
     assert record.status == "oom"
     assert "memory cap of 50 MB" in record.error
+
+
+@pytest.mark.slow
+def test_cells_of_one_problem_configuration_share_its_data() -> None:
+    """The first cell's process draws the data set and sends it back; the next cell of the
+    same configuration receives it, and its record is the one it computes on its own."""
+    first, second = cell("two-stage"), cell("spo+")
+    with ProcessExecutor(jobs=1) as executor:
+        assert executor.submit(first).result().status == "ok"
+        shared = executor.datasets.get(second)
+        assert shared is not None
+        np.testing.assert_array_equal(shared.train.costs,
+                                      ShortestPath(**first.problem_params).generate().train.costs)
+        with_shared = executor.submit(second).result()
+    on_its_own = run_isolated(second, Limits(wall_seconds=120))
+    for key in ("status", "norm_regret", "test_loss", "epochs", "accuracy"):
+        assert getattr(with_shared, key) == getattr(on_its_own, key), key
 
 
 def test_modes_resume_force_retry(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from l2obench.errors import MissingExtraError, ParameterError
-from l2obench.params import Param, validate_params
+from l2obench.params import Param, cell_params, validate_params
 from l2obench.problems.base import Capability, Dataset, Problem, Split
 from l2obench.record import Budget, FitResult
 from l2obench.registry import Registry
@@ -54,6 +54,12 @@ class Method(ABC):
     def validate(cls, params: dict[str, Any]) -> dict[str, Any]:
         """The full, checked parameter set for ``params`` (defaults filled in)."""
         return validate_params(f"method '{cls.registered_name()}'", cls.params, params)
+
+    @classmethod
+    def cell_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """The checked parameters as a cell records them (:func:`~l2obench.params.cell_params`:
+        defaults filled in, except those of parameters declared ``omit_default``)."""
+        return cell_params(cls.params, cls.validate(params))
 
     @classmethod
     def registered_name(cls) -> str:

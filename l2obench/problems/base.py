@@ -48,6 +48,7 @@ class Capability(StrEnum):
     LP_FORM = "lp-form"
     CONIC_FORM = "conic-form"
     BINARY = "binary"
+    SLACK_FORM = "slack-form"
 
     @property
     def doc(self) -> str:
@@ -59,6 +60,8 @@ _CAPABILITY_DOCS = {
     Capability.CONIC_FORM: "a convex conic form of its decisions (linear constraints and "
                            "second-order cones), conic()",
     Capability.BINARY: "decisions that are 0/1 vectors",
+    Capability.SLACK_FORM: "an LP form whose auxiliary columns are slacks, each in one row only, "
+                           "so that the constraints binding at a decision follow from it",
 }
 
 #: Capabilities that come with another: an LP form is a conic form without cones.

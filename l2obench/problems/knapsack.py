@@ -44,7 +44,7 @@ class Knapsack(Problem):
     """
 
     description = "Multi-dimensional 0/1 knapsack (PyEPO generator), exact batched MIP oracle"
-    offers = frozenset({Capability.LP_FORM, Capability.BINARY})
+    offers = frozenset({Capability.LP_FORM, Capability.BINARY, Capability.SLACK_FORM})
     size_param = "n_items"
     params: ClassVar[dict[str, Param]] = {
         "n_items": Param(int, 20, "number of items (binary decision variables)", low=1,

@@ -89,7 +89,7 @@ class ShortestPath(Problem):
     """
 
     description = "Shortest path on a k×k grid (PyEPO generator), exact batched DAG oracle"
-    offers = frozenset({Capability.LP_FORM, Capability.BINARY})
+    offers = frozenset({Capability.LP_FORM, Capability.BINARY, Capability.SLACK_FORM})
     size_param = "k"
     params: ClassVar[dict[str, Param]] = {
         "k": Param(int, 5, "grid side: k×k nodes, 2k(k−1) arcs", low=2, high=1000),
