@@ -1,17 +1,20 @@
-"""What the asv benchmark modules share: problem sizes, threads, device, data, method lookup.
+"""What the benchmark modules share: problem sizes, threads, device, data, method lookup.
 
 asv imports every module of this folder once in its benchmark server, then runs each benchmark
 (each parameter combination, each round) in a process forked from that server. So the thread
 setting made here on import holds in every benchmark, the data sets cached here are built at
 most once per benchmark process, and nothing here may initialise CUDA on import (a forked child
 cannot use a CUDA context made by its parent): the device is resolved on first use, inside the
-benchmark's own process.
+benchmark's own process. The ratio comparisons (``python -m benchmarks.ratios``) take their
+data, seed and methods from here too.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -68,6 +71,14 @@ def dataset(k: int, n_train: int, n_eval: int) -> tuple[Problem, Dataset]:
         k=k, n_train=n_train, n_val=n_eval, n_test=n_eval, seed=SEED
     )
     return problem, problem.generate()
+
+
+def build_method(
+    name: str, problem: Problem, params: Mapping[str, Any], device: torch.device
+) -> Method:
+    """The method registered as ``name`` on ``problem``, seeded with :data:`SEED`, through its
+    public parameters."""
+    return method_registry.get(name)(problem, device, SEED, **params)
 
 
 def available_method(name: str) -> type[Method]:

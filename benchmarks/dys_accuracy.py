@@ -1,10 +1,10 @@
 """The DYS layer's accuracy target after the protocol's 100 epochs: tolerance study, regret check.
 
-    python benchmarks/dys_accuracy.py tolerance --sizes 10,20 --tols 1e-1,1e-2,1e-3,1e-4,1e-5
-    python benchmarks/dys_accuracy.py reference --sizes 10,20      # fpo-dys, 100 epochs
-    python benchmarks/dys_accuracy.py defaults --sizes 10,20       # dys-jfb defaults, 100 epochs
-    python benchmarks/dys_accuracy.py long --sizes 100             # dys-jfb defaults at k = 100
-    python benchmarks/dys_accuracy.py table                        # the tables of what ran
+    python -m benchmarks.dys_accuracy tolerance --sizes 10,20 --tols 1e-1,1e-2,1e-3,1e-4,1e-5
+    python -m benchmarks.dys_accuracy reference --sizes 10,20      # fpo-dys, 100 epochs
+    python -m benchmarks.dys_accuracy defaults --sizes 10,20       # dys-jfb defaults, 100 epochs
+    python -m benchmarks.dys_accuracy long --sizes 100             # dys-jfb defaults at k = 100
+    python -m benchmarks.dys_accuracy table                        # the tables of what ran
 
 Two comparisons of issue 18, both on the shortest-path protocol (1 000 train / 200 val /
 200 test, seed 0, MLP 5→50→|E|, Adam 1e-2, batch 256, model selection on validation regret):
@@ -126,7 +126,7 @@ def train_l2obench(kind: str, k: int, params: dict[str, Any], epochs: int) -> Ru
         seconds_per_epoch=elapsed / max(fit.epochs, 1), test_regret=float(regret),
         best_epoch=fit.best_epoch, fwd_iters_mean=fit.fwd_iters_mean,
         fwd_iters_max=fit.fwd_iters_max, fwd_unconverged=fit.fwd_unconverged,
-        val_history=[h["val_score"] for h in fit.history],
+        val_history=[h["val_regret"] for h in fit.history],
         machine={"before": before, "after": machine_state()},
     )
 

@@ -1,14 +1,14 @@
 """The DYS family at k = 50–100 against the layer at commit 0164524, both sides in one run.
 
     git worktree add --detach /tmp/ref-0164524 0164524          # the reference, once
-    python benchmarks/dys_scale.py ratios  --reference /tmp/ref-0164524
-    python benchmarks/dys_scale.py warm                           # warm starts: iterations, regret
-    python benchmarks/dys_scale.py forms                          # projection forms and chunks
-    python benchmarks/dys_scale.py threads --reference /tmp/ref-0164524
-    python benchmarks/dys_scale.py memory  --reference /tmp/ref-0164524   # dys-unrolled at k = 100
-    python benchmarks/dys_scale.py adjoint                        # dys-implicit's adjoint
-    python benchmarks/dys_scale.py tables                         # Markdown of what is stored
-    python benchmarks/dys_scale.py all --quick                    # every section, tiny sizes
+    python -m benchmarks.dys_scale ratios  --reference /tmp/ref-0164524
+    python -m benchmarks.dys_scale warm                           # warm starts: iterations, regret
+    python -m benchmarks.dys_scale forms                          # projection forms and chunks
+    python -m benchmarks.dys_scale threads --reference /tmp/ref-0164524
+    python -m benchmarks.dys_scale memory  --reference /tmp/ref-0164524  # dys-unrolled, k = 100
+    python -m benchmarks.dys_scale adjoint                        # dys-implicit's adjoint
+    python -m benchmarks.dys_scale tables                         # Markdown of what is stored
+    python -m benchmarks.dys_scale all --quick                    # every section, tiny sizes
 
 The comparisons of issue 18, each a function returning structured results, stored as one JSON
 file per section under ``--out`` (default ``benchmarks/results/dys_scale/``) and printed:
@@ -28,10 +28,10 @@ file per section under ``--out`` (default ``benchmarks/results/dys_scale/``) and
 - ``adjoint``: ``dys-implicit``'s adjoint solvers at k = 10 … 100: iterations and the error of
   the float32 gradient against the float64 implicit gradient.
 
-Each fit runs in its own process (``python dys_scale.py _fit SPEC``): the reference side with
-``--reference`` first on ``PYTHONPATH``, so that ``import l2obench`` is the reference's code;
-the two sides alternate, so that both see the same load. Every result records the load
-average before and after it, the commit, the PyTorch threads and the machine.
+Each fit runs in its own process (``python benchmarks/dys_scale.py _fit SPEC``): the reference
+side with ``--reference`` first on ``PYTHONPATH``, so that ``import l2obench`` is the
+reference's code; the two sides alternate, so that both see the same load. Every result
+records the load average before and after it, the commit, the PyTorch threads and the machine.
 """
 
 from __future__ import annotations
@@ -171,7 +171,9 @@ def fit_worker(spec: FitSpec) -> dict[str, Any]:
         "test_regret": float(regret), "fwd_iters_mean": fit.fwd_iters_mean,
         "fwd_iters_max": fit.fwd_iters_max, "fwd_unconverged": fit.fwd_unconverged,
         "bwd_iters_mean": fit.bwd_iters_mean, "bwd_unconverged": fit.bwd_unconverged,
-        "peak_mb": memory.host_mb, "val_history": [h["val_score"] for h in fit.history],
+        "peak_mb": memory.host_mb,
+        # the reference commit's history names the validation regret ``val_score``
+        "val_history": [h.get("val_regret", h.get("val_score")) for h in fit.history],
         "epoch_seconds": epoch_seconds, "load_before": load_before,
         "load_after": list(os.getloadavg()), "commit": git_commit(),
     }

@@ -11,9 +11,10 @@ over k = 5 … 100 with a short budget of every DYS method (``dys-jfb``, ``dys-u
 with ``two-stage`` and ``spo+`` beside them, printing seconds per epoch, forward and backward
 iterations, host and device peak memory and regret per size (also written to
 ``OUT/sweep.csv``), (3) the projection forms' solve times on the device
-(``benchmarks/dys_scale.py forms --device cuda``, into ``OUT/forms.json``), and (4)
-``benchmarks/ratios.py`` on the same machine, its output kept in ``OUT/ratios.txt`` (the ratios
-script measures on the CPU: it records that machine's CPU figures beside the GPU sweep).
+(``python -m benchmarks.dys_scale forms --device cuda``, into ``OUT/forms.json``), and (4) the
+ratio comparisons (``python -m benchmarks.ratios``) on the same machine, their JSON results in
+``OUT/ratios/`` and their output in ``OUT/ratios.txt`` (the comparisons measure on the CPU:
+they record that machine's CPU figures beside the GPU sweep; they have no CUDA path yet).
 ``--device cpu --sizes 3 --epochs 1 --no-quick --no-ratios --no-forms`` exercises the same code
 without a GPU (the test suite does).
 """
@@ -30,7 +31,7 @@ import torch
 
 from l2obench import load_results
 
-HERE = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parent.parent
 
 #: Methods of the sweep, each with its parameter grid: every DYS method at its defaults, and
 #: the two fastest exact-solver baselines beside them.
@@ -114,9 +115,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-quick", dest="quick", action="store_false",
                         help="skip the quick profile of the suite")
     parser.add_argument("--no-ratios", dest="ratios", action="store_false",
-                        help="skip benchmarks/ratios.py")
+                        help="skip the ratio comparisons (python -m benchmarks.ratios)")
     parser.add_argument("--no-forms", dest="forms", action="store_false",
-                        help="skip the projection forms' solve times (benchmarks/dys_scale.py)")
+                        help="skip the projection forms' solve times "
+                             "(python -m benchmarks.dys_scale forms)")
     return parser.parse_args(argv)
 
 
@@ -140,12 +142,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_results(args.out / "sweep").to_csv(args.out / "sweep.csv", index=False)
     print(table, flush=True)
     if args.forms:
-        subprocess.run([sys.executable, str(HERE / "dys_scale.py"), "forms", "--device",
-                        args.device, "--out", str(args.out)], check=True)
+        subprocess.run([sys.executable, "-m", "benchmarks.dys_scale", "forms", "--device",
+                        args.device, "--out", str(args.out.resolve())], cwd=REPO, check=True)
     if args.ratios:
+        results = (args.out / "ratios").resolve()
         with open(args.out / "ratios.txt", "w") as log:
-            ratios = subprocess.run([sys.executable, str(HERE / "ratios.py")], check=False,
-                                    stdout=subprocess.PIPE, text=True)
+            ratios = subprocess.run(
+                [sys.executable, "-m", "benchmarks.ratios", "--out", str(results)],
+                cwd=REPO, check=False, stdout=subprocess.PIPE, text=True,
+            )
             log.write(ratios.stdout)
         print(ratios.stdout)
     return 0

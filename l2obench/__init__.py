@@ -24,9 +24,12 @@ _EXPORTS = {
     "method_registry": "l2obench.methods.base",
     "register_method": "l2obench.methods.base",
     "Param": "l2obench.params",
+    "Capability": "l2obench.problems.base",
+    "ConicForm": "l2obench.problems.base",
     "Dataset": "l2obench.problems.base",
     "LPForm": "l2obench.problems.base",
     "Problem": "l2obench.problems.base",
+    "SecondOrderCone": "l2obench.problems.base",
     "Split": "l2obench.problems.base",
     "problem_registry": "l2obench.problems.base",
     "register_problem": "l2obench.problems.base",
@@ -54,9 +57,12 @@ if TYPE_CHECKING:  # the names as a type checker sees them (re-exported)
     from l2obench.methods.base import method_registry as method_registry
     from l2obench.methods.base import register_method as register_method
     from l2obench.params import Param as Param
+    from l2obench.problems.base import Capability as Capability
+    from l2obench.problems.base import ConicForm as ConicForm
     from l2obench.problems.base import Dataset as Dataset
     from l2obench.problems.base import LPForm as LPForm
     from l2obench.problems.base import Problem as Problem
+    from l2obench.problems.base import SecondOrderCone as SecondOrderCone
     from l2obench.problems.base import Split as Split
     from l2obench.problems.base import problem_registry as problem_registry
     from l2obench.problems.base import register_problem as register_problem

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import logging
 import math
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -18,21 +19,32 @@ from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
-from rich.logging import RichHandler
 from rich.markup import escape
 from rich.table import Table
 
 from l2obench import __version__
+from l2obench.display import (
+    Column,
+    cell_line,
+    compact_labels,
+    count,
+    fit_table,
+    short_label,
+    shorten,
+)
 from l2obench.errors import L2OBenchError
 from l2obench.record import Budget, Cell, Limits, Record, Status
 
 if TYPE_CHECKING:
     from l2obench.executors import Executor
+    from l2obench.selection import Selections, Tuning
+    from l2obench.sweep import Mode
 
 EXIT_USAGE = 2
 EXIT_CELLS_FAILED = 1
-_STATUS_STYLE = {Status.OK: "green", Status.SKIPPED: "yellow", Status.TIMEOUT: "yellow",
-                 Status.FAILED: "red", Status.DIVERGED: "red", Status.OOM: "red"}
+EXIT_INTERRUPTED = 130
+#: The wall-time limit of a cell whose suite sets neither a training-seconds budget nor a limit.
+DEFAULT_WALL_SECONDS = 12 * 3600.0
 
 
 class UsageError(L2OBenchError):
@@ -94,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the suite's [quick] profile: tiny sizes and budgets, a smoke run")
     run.add_argument("--sizes", type=_int_list, help="only these problem sizes, e.g. 5,10")
     run.add_argument("--methods", type=_name_list, help="only these methods, e.g. dys-jfb")
+    run.add_argument("--add-method", action="append", default=[], metavar="NAME[k=v,...]",
+                     help="run this method too, beside the suite's (repeatable), e.g. "
+                          "'my-method[lr=0.01]' for a plugin's method in a built-in suite")
     run.add_argument("--seeds", type=_int_list, help="only these seeds, e.g. 0,1,2")
     _add_device(run)
     run.add_argument("--out", help="results folder (default: runs/<suite>)")
@@ -131,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     rerun.add_argument("--device", choices=("cpu", "cuda", "auto"),
                        help="run on this device instead of the recorded one")
     rerun.add_argument("--out", help="also store the new record in this results folder")
+    rerun.add_argument("--threads", type=_positive(int),
+                       help="PyTorch threads for the re-run (default: the record's)")
 
     report = commands.add_parser("report", help="plots, LEADERBOARD.md and index.html from "
                                                 "a results folder")
@@ -142,7 +159,15 @@ def build_parser() -> argparse.ArgumentParser:
                              "caveats)")
     report.add_argument("--publish", action="store_true",
                         help="write into the checkout's results/<suite>/, where published "
-                             "baselines live (needs --suite)")
+                             "baselines live (needs --suite; refused while cells of the suite "
+                             "have no record)")
+    report.add_argument("--baseline", metavar="DIR",
+                        help="a results folder (e.g. a published results/<suite>/) to compare "
+                             "against: each method's change, with a paired test where the "
+                             "cells match")
+    report.add_argument("--allow-incomplete", action="store_true",
+                        help="publish although some of the suite's cells have no record (the "
+                             "pages say how many)")
 
     commands.add_parser("list", help="show problems, methods and suites")
     return parser
@@ -155,10 +180,14 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Plain lines on stderr ("warning: damaged record PATH (…)"): one line each, never wrapped.
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(message)s", handlers=[RichHandler(show_path=False)])
+                        format="%(levelname)s: %(message)s", stream=sys.stderr)
+    logging.addLevelName(logging.WARNING, "warning")
+    logging.addLevelName(logging.INFO, "info")
     # Logs and pipes are read later in an editor: do not wrap them at 80 columns.
-    console = Console(width=None if sys.stdout.isatty() else 140)
+    # A terminal's own width (or $COLUMNS); logs and pipes get 140 columns, read in an editor.
+    console = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 140)
     try:
         if args.command == "run":
             return _run(args, console)
@@ -169,16 +198,52 @@ def main(argv: Sequence[str] | None = None) -> int:
         _list(console)
         return 0
     except L2OBenchError as exc:
-        Console(stderr=True).print(f"[bold red]l2obench: error:[/] {escape(str(exc))}",
-                                  highlight=False)
-        return EXIT_USAGE
+        return _error(str(exc))
+    except OSError as exc:  # the file system refused something no check foresaw
+        where = f"{exc.filename}: " if exc.filename else ""
+        return _error(f"{where}{exc.strerror or exc}")
+    except KeyboardInterrupt:
+        Console(stderr=True).print("l2obench: interrupted", highlight=False)
+        return EXIT_INTERRUPTED
+
+
+def _error(message: str) -> int:
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]l2obench: error:[/] "
+                                               f"{escape(message)}", highlight=False)
+    return EXIT_USAGE
+
+
+def _longest(cells: Sequence[Cell]) -> Budget:
+    """The budget whose seconds bound every cell's (none where a cell has no seconds budget)."""
+    seconds = [cell.budget.max_seconds for cell in cells]
+    if not seconds or any(s is None for s in seconds):
+        return Budget()
+    return Budget(max_seconds=max(s for s in seconds if s is not None))
 
 
 def _limits(suite_limits: Limits, budget: Budget, args: argparse.Namespace) -> Limits:
     wall = args.cell_timeout or suite_limits.wall_seconds
-    if wall is None and budget.max_seconds is not None:
-        wall = 2 * budget.max_seconds + 300
-    return Limits(wall_seconds=wall, memory_mb=args.memory_cap_mb or suite_limits.memory_mb)
+    return Limits(wall_seconds=wall or default_wall_seconds(budget),
+                  memory_mb=args.memory_cap_mb or suite_limits.memory_mb)
+
+
+def default_wall_seconds(budget: Budget) -> float:
+    """A cell's wall-time limit when nothing sets one: twice its training-seconds budget plus
+    five minutes, else :data:`DEFAULT_WALL_SECONDS` (so a hung cell never hangs a sweep)."""
+    if budget.max_seconds is not None:
+        return 2 * budget.max_seconds + 300
+    return DEFAULT_WALL_SECONDS
+
+
+def _check_executor_options(args: argparse.Namespace) -> None:
+    """Options that the chosen executor would ignore are usage errors."""
+    if args.executor != "local":
+        for option, value in (("--jobs", args.jobs != 1), ("--threads", args.threads)):
+            if value:
+                raise UsageError(f"{option} applies to the local executor only, not "
+                                 f"--executor {args.executor}")
+    if args.address and args.executor != "ray":
+        raise UsageError("--address applies to --executor ray only")
 
 
 def _executor(args: argparse.Namespace, limits: Limits) -> Executor:
@@ -198,61 +263,116 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         Progress,
         TextColumn,
         TimeElapsedColumn,
+        TimeRemainingColumn,
     )
 
     from l2obench.runner import resolve_device
+    from l2obench.selection import TuningPlan
     from l2obench.store import ResultStore
-    from l2obench.suite import expand, load_suite
-    from l2obench.sweep import run_cells
+    from l2obench.suite import expand, load_suite, with_methods
+    from l2obench.sweep import SweepInterrupted, run_cells
 
-    suite = load_suite(args.suite, quick=args.quick)
-    budget = Budget(max_epochs=args.max_epochs or suite.budget.max_epochs,
-                    max_seconds=args.max_seconds or suite.budget.max_seconds)
-    suite = dataclasses.replace(suite, budget=budget)
+    _check_executor_options(args)
+    if args.out is not None and not args.out.strip():
+        raise UsageError("--out: the results folder may not be empty")
+    suite = with_methods(load_suite(args.suite, quick=args.quick), args.add_method) \
+        .with_budget(args.max_epochs, args.max_seconds)
     device = resolve_device(args.device)
-    cells = expand(suite, device=device, sizes=args.sizes, seeds=args.seeds,
+    tuning = suite.tuning
+    sizes = args.sizes
+    if sizes and tuning.rule == "at-size" and tuning.active and tuning.size not in sizes:
+        # The selection at the other sizes needs the tuning size's cells (recorded ones are
+        # not run again).
+        sizes = [tuning.size, *sizes]
+        console.print(f"tuning at size {tuning.size}: its cells run first (those recorded are "
+                      "skipped)", highlight=False)
+    cells = expand(suite, device=device, sizes=sizes, seeds=args.seeds,
                    method_names=args.methods)
-    limits = _limits(suite.limits, budget, args)
-    mode = "force" if args.force else "retry-failed" if args.retry_failed else "resume"
+    plan = TuningPlan.of(cells, tuning)
+    limits = _limits(suite.limits, _longest(cells), args)
+    mode: Mode = "force" if args.force else "retry-failed" if args.retry_failed else "resume"
     store = ResultStore(args.out or f"runs/{suite.name}")
+    budgets = sorted({cell.budget.describe() for cell in cells})
     if args.dry_run:
-        for cell in cells:
+        for cell in plan.first:
             console.print(f"{cell.cell_id}  {escape(cell.label)}", highlight=False)
-        console.print(f"{len(cells)} cells would run on {device} → {store.root} "
-                      f"(budget {budget.describe()}; limits {limits.describe()})",
+        then = ""
+        if plan.pending:
+            then = (f", then the selected configuration of each tuned method at the other "
+                    f"sizes: up to {len(plan.pending)} more")
+        console.print(f"{count(len(plan.first), 'cell')} would run on {device}{then} → "
+                      f"{store.root} (budget {'; '.join(budgets)}; limits {limits.describe()})",
                       highlight=False)
         return 0
+    store.check_writable()  # before any work: a result that cannot be stored is lost
+    # The folder notes the whole suite (not only this run's selection), so a report of the
+    # suite shows the cells not run yet as missing; cells that wait for a selection are noted
+    # once it is made.
+    whole = plan if not (args.sizes or args.seeds or args.methods) else \
+        TuningPlan.of(expand(suite, device=device), tuning)
+    declared = tuning.to_json() if tuning.active else None
+    store.note_suite(suite.name, [cell.cell_id for cell in whole.first], declared)
     executor = _executor(args, limits)
     console.print(f"[bold]{escape(suite.name)}[/]{' (quick)' if args.quick else ''}: "
-                  f"{len(cells)} cells on {device} → {store.root}", highlight=False)
+                  f"{count(len(plan.first), 'cell')} on {device} → {store.root}"
+                  + (f"; then the selected configurations at the other sizes (of "
+                     f"{len(plan.pending)})" if plan.pending else ""), highlight=False)
+    ran: list[Cell] = list(plan.first)
+    width = console.width
+    with Progress(TextColumn("{task.description}"), BarColumn(bar_width=None),
+                  MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
+                  TimeRemainingColumn(), console=console, transient=True,
+                  expand=True) as progress:
+        task = progress.add_task("cells", total=len(plan.first))
+        label_room = max(12, width // 2 - 4)
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
-        task = progress.add_task("cells", total=len(cells))
+        def second_stage() -> list[Cell]:
+            chosen, selections = plan.selected(store.read)
+            for line in _selection_lines(selections, plan.first):
+                progress.console.print(line, highlight=False)
+            store.note_suite(suite.name, [cell.cell_id for cell in chosen])
+            ran.extend(chosen)
+            progress.update(task, total=len(ran))
+            return chosen
 
         class Events:
             def started(self, cell: Cell) -> None:
-                progress.update(task, description=escape(cell.label))
+                progress.update(task, description=escape(shorten(short_label(cell),
+                                                                 label_room)))
 
             def finished(self, cell: Cell, record: Record) -> None:
-                progress.console.print(_cell_line(cell, record), highlight=False)
+                progress.console.print(cell_line(cell, record, width), highlight=False)
                 progress.advance(task)
 
             def skipped(self, cell: Cell, reason: str) -> None:
-                progress.console.print(f"[dim]       · {escape(cell.label)}: {reason}[/]",
-                                       highlight=False)
+                text = shorten(f"{short_label(cell)}: {reason}", width - 10)
+                progress.console.print(f"[dim]       · {escape(text)}[/]", highlight=False)
                 progress.advance(task)
 
-        summary = run_cells(cells, store, executor=executor, mode=mode, events=Events())
+        try:
+            summary = run_cells(plan.first, store, executor=executor, mode=mode,
+                                events=Events(), then=second_stage if plan.pending else None)
+        except SweepInterrupted as stop:
+            progress.stop()
+            console.print(f"interrupted: {len(stop.summary.written)} cells recorded in this "
+                          f"run; {len(stop.stopped)} running cells stopped, not recorded (they "
+                          f"run again on resume). Records in {store.root}", highlight=False)
+            return EXIT_INTERRUPTED
 
-    if summary.written:
-        console.print(_summary_table(summary.written))
+    written = {record.cell_id: record for record in summary.written}
+    records = [(cell, written.get(cell.cell_id) or store.read(cell.cell_id)) for cell in ran]
+    done = [(cell, record) for cell, record in records if record is not None]
+    if done:
+        table, notes = _summary_table(done, tuning, console.width)
+        console.print(table)
+        for note in notes:
+            console.print(f"[dim]{escape(note)}[/]", highlight=False)
     parts = [f"{n} {status}" for status, n in summary.counts().items() if n]
     if summary.already_done:
         parts.append(f"{len(summary.already_done)} already recorded")
     if summary.busy:
         parts.append(f"{len(summary.busy)} being run by another sweep")
-    console.print(f"{len(cells)} cells: {', '.join(parts) or 'nothing to do'}. "
+    console.print(f"{count(len(ran), 'cell')}: {', '.join(parts) or 'nothing to do'}. "
                   f"Records in {store.root}", highlight=False)
     return EXIT_CELLS_FAILED if summary.unsuccessful else 0
 
@@ -264,14 +384,23 @@ def _report(args: argparse.Namespace, console: Console, argv: Sequence[str] | No
         raise UsageError("--publish needs --suite: a published report is one suite's")
     if args.publish and args.out:
         raise UsageError("--publish writes to results/<suite>/; leave out --out")
+    if args.allow_incomplete and not args.publish:
+        raise UsageError("--allow-incomplete applies to --publish only")
     out = report.publish_dir(args.suite) if args.publish else \
         Path(args.out or Path(args.results) / "report")
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out}: a file of that name is in the way (a report is a folder)")
     command = shlex.join(["l2obench", *(sys.argv[1:] if argv is None else argv)])
     notes = _read_notes(args.notes) if args.notes else ""
     files = report.build_report(args.results, out, suite=args.suite, command=command,
-                                notes=notes)
+                                notes=notes,
+                                allow_incomplete=not args.publish or args.allow_incomplete,
+                                baseline=args.baseline)
     console.print(f"report written to {files.out}: {files.leaderboard.name}, "
                   f"{files.index.name}, {len(files.figures)} figures", highlight=False)
+    if files.missing:
+        console.print(f"[yellow]warning:[/] {files.missing} cells of suite '{args.suite}' have "
+                      f"no record in {args.results}; the pages say so", highlight=False)
     return 0
 
 
@@ -287,6 +416,7 @@ def _rerun(args: argparse.Namespace, console: Console) -> int:
     from l2obench.executors import run_isolated
     from l2obench.runner import resolve_device
     from l2obench.store import ResultStore
+    from l2obench.suite import check_cell
 
     source = ResultStore(args.results)
     matches = source.find(args.cell_id)
@@ -295,18 +425,38 @@ def _rerun(args: argparse.Namespace, console: Console) -> int:
         raise L2OBenchError(f"{found} with a cell id starting '{args.cell_id}' in "
                             f"{source.records}")
     original = matches[0]
-    cell = Cell.from_record(_with_size_param(original))
+    cell = check_cell(Cell.from_record(_with_size_param(original)))
+    if cell.cell_id != original.cell_id:
+        raise L2OBenchError(f"the record of cell {original.cell_id} describes another cell "
+                            f"({cell.cell_id}): it was edited or damaged")
     if args.device:
         cell = dataclasses.replace(cell, device=resolve_device(args.device))
-    console.print(f"re-running {escape(cell.label)} (cell {original.cell_id})",
-                  highlight=False)
-    limits = Limits(wall_seconds=2 * cell.budget.max_seconds + 300
-                    if cell.budget.max_seconds else None)
-    record = run_isolated(cell, limits, None)
-    if args.out:
-        ResultStore(args.out).write(record, replace=True)
+    target = ResultStore(args.out) if args.out else None
+    if target is not None:
+        target.check_writable()  # before the work, not after it
+    threads = args.threads or original.torch_threads
+    console.print(f"re-running {escape(cell.label)} (cell {original.cell_id}, "
+                  f"{threads or 'default'} PyTorch threads)", highlight=False)
+    record = run_isolated(cell, Limits(wall_seconds=default_wall_seconds(cell.budget)), threads)
+    if target is not None:
+        target.write(record, replace=True)
     console.print(_comparison_table(original, record))
+    console.print(_conditions(original, record), highlight=False)
     return 0 if record.status == Status.OK else EXIT_CELLS_FAILED
+
+
+#: The record columns that describe where and how a cell ran.
+_CONDITIONS = ("device", "device_name", "hostname", "torch_threads", "torch_version",
+               "numpy_version", "python_version", "l2obench_version", "git_commit")
+
+
+def _conditions(original: Record, new: Record) -> str:
+    """Where the re-run's conditions differ from the record's (so timings can be read)."""
+    changed = [f"{name} {getattr(original, name)} → {getattr(new, name)}"
+               for name in _CONDITIONS if getattr(original, name) != getattr(new, name)]
+    if not changed:
+        return "conditions: as recorded (device, machine, threads, versions, commit)"
+    return "conditions that differ from the record's: " + "; ".join(changed)
 
 
 def _with_size_param(record: Record) -> Record:
@@ -322,39 +472,96 @@ def _fmt(value: Any, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
-def _cell_line(cell: Cell, record: Record) -> str:
-    status = record.status
-    style = _STATUS_STYLE.get(status, "white")
-    line = f"[{style}]{status:>8}[/] {escape(cell.label)}"
-    if record.norm_regret is not None:
-        line += (f"  regret {record.norm_regret:.4f}  {record.epochs} ep "
-                 f"in {record.train_time_s:.1f} s")
-    if record.fwd_iters_mean is not None:
-        line += f"  fwd iters {record.fwd_iters_mean:.0f}"
-    if record.error:
-        line += f"  [dim]{escape(record.error)}[/]"
-    return line
-
-
-_SUMMARY_COLUMNS = {  # header: (record column, format); the record's columns, abridged
-    "regret": ("norm_regret", ".4f"), "test loss": ("test_loss", ".4g"),
-    "epochs": ("epochs", "d"), "s/epoch": ("time_per_epoch_s", ".3g"),
-    "peak MB": ("peak_mem_mb", ".0f"), "fwd iters": ("fwd_iters_mean", ".0f"),
+_SUMMARY_COLUMNS = {  # header: (record column, format, priority: dropped first when narrow)
+    "regret": ("norm_regret", ".4f", 0), "val regret": ("val_regret", ".4f", 3),
+    "test loss": ("test_loss", ".4g", 6), "epochs": ("epochs", ".3g", 4),
+    "s/epoch": ("time_per_epoch_s", ".3g", 2), "to best s": ("time_to_best_s", ".3g", 5),
+    "peak MB": ("peak_mem_mb", ".0f", 7), "fwd iters": ("fwd_iters_mean", ".0f", 1),
 }
 
 
-def _summary_table(records: list[Record]) -> Table:
-    table = Table(title="Summary", box=box.SIMPLE_HEAD)
-    label_width = min(40, max(len(r.method_label) for r in records))
-    table.add_column("size", justify="right")
-    table.add_column("method", min_width=label_width, overflow="fold")
-    for column in ("seed", "status", *_SUMMARY_COLUMNS):
-        table.add_column(column, justify="right", overflow="fold")
-    for r in records:
-        table.add_row(str(r.size), escape(r.method_label), str(r.seed),
-                      f"[{_STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]",
-                      *(_fmt(getattr(r, key), spec) for key, spec in _SUMMARY_COLUMNS.values()))
-    return table
+def _selection_lines(selections: Selections, cells: Sequence[Cell]) -> list[str]:
+    """What a tuning stage selected, one line per tuned method and data point (named by the
+    data parameters that vary)."""
+    from l2obench.selection import data_key
+
+    names = {data_key(c.problem_params, c.size_param): c.data_label for c in cells}
+    lines = []
+    for (group, _, identity), choice in sorted(selections.choices.items(), key=str):
+        if choice.candidates > 1:
+            data = names.get(group[2], "") if isinstance(group, tuple) else ""
+            where = f" at {escape(data)}" if data else ""
+            lines.append(f"[bold]selected[/] {escape(identity)} {escape(choice.configuration)}"
+                         f"{where}: {escape(choice.reason)}")
+    for (group, _, identity), why in sorted(selections.missing.items(), key=str):
+        data = names.get(group[2], "") if isinstance(group, tuple) else ""
+        where = f" at {escape(data)}" if data else ""
+        lines.append(f"[yellow]no selection[/] for {escape(identity)}{where}: {escape(why)}; "
+                     "it does not run at the other sizes")
+    return lines
+
+
+def _mean(values: list[Any]) -> float | None:
+    numbers = [float(v) for v in values if isinstance(v, int | float) and math.isfinite(v)]
+    return sum(numbers) / len(numbers) if numbers else None
+
+
+def _summary_table(done: list[tuple[Cell, Record]], tuning: Tuning,
+                   width: int) -> tuple[Table, list[str]]:
+    """One row per configuration (size, data point, method label): each column the mean over
+    its ok seeds; with tuning declared, the configuration the rule selects on validation regret
+    is marked."""
+    from l2obench.selection import cell_trial, given_params, select
+
+    trials = {cell.cell_id: cell_trial(cell, tuning, record) for cell, record in done}
+    selections = select(trials.values(), tuning)
+    rows: dict[tuple[int, str, str], list[tuple[Cell, Record]]] = {}
+    for cell, record in sorted(done, key=lambda d: (d[0].size, d[0].data_label,
+                                                    d[0].method_label)):
+        rows.setdefault((cell.size, cell.data_label, cell.method_label), []).append(
+            (cell, record))
+    means: dict[tuple[int, str, str], dict[str, float | None]] = {}
+    for key, group in rows.items():
+        ok = [record for _, record in group if record.status == Status.OK]
+        means[key] = {column: _mean([trials[r.cell_id].val_regret if column == "val_regret"
+                                     else getattr(r, column) for r in ok])
+                      for column, _, _ in _SUMMARY_COLUMNS.values()}
+    shown = {header: spec for header, spec in _SUMMARY_COLUMNS.items()
+             if any(m[spec[0]] is not None for m in means.values())}
+    with_data = any(data for _, data, _ in rows)
+    sizes, datas, names, solved_cells = [], [], [], []
+    entries: list[tuple[str, dict[str, Any]]] = []
+    values: dict[str, list[str]] = {header: [] for header in shown}
+    for (size, data, label), group in rows.items():
+        ok = [record for _, record in group if record.status == Status.OK]
+        statuses = sorted({str(record.status) for _, record in group} - {"ok"})
+        style = "green" if len(ok) == len(group) else "yellow" if ok else "red"
+        solved_cells.append(f"[{style}]{len(ok)}/{len(group)}[/]"
+                            + (f" {', '.join(statuses)}" if statuses else ""))
+        cell, trial = group[0][0], trials[group[0][1].cell_id]
+        choice = selections.choice(trial.group, trial.size, trial.identity)
+        marked = (bool(tuning.keys(cell.method)) and choice is not None
+                  and choice.configuration == trial.configuration)
+        names.append("* " if marked else "")
+        entries.append((cell.method, given_params(cell.method, label, cell.method_params)))
+        sizes.append(str(size))
+        datas.append(escape(data))
+        for header, (column, spec, _) in shown.items():
+            values[header].append(_fmt(means[size, data, label][column], spec))
+    labels, notes = compact_labels(entries)
+    names = [mark + escape(label) for mark, label in zip(names, labels, strict=True)]
+    columns = [Column("size", sizes), *([Column("data", datas, "left", 0, True)]
+                                        if with_data else []),
+               Column("method", names, "left", 0, True), Column("ok", solved_cells)]
+    columns += [Column(header, values[header], "right", spec[2])
+                for header, spec in shown.items()]
+    title = "Summary: mean over the ok seeds of each configuration" + (
+        " (* selected)" if any(n.startswith("* ") for n in names) else "")
+    table, dropped = fit_table(title, columns, width)
+    lines = list(notes)
+    if dropped:
+        lines.append(f"left out at this width: {', '.join(dropped)}")
+    return table, [shorten(line, width) for line in lines]
 
 
 def _comparison_table(original: Record, new: Record) -> Table:
@@ -362,7 +569,9 @@ def _comparison_table(original: Record, new: Record) -> Table:
     for column in ("", "recorded", "re-run"):
         table.add_column(column, justify="right")
     table.add_row("status", str(original.status), str(new.status))
-    for header, (key, spec) in _SUMMARY_COLUMNS.items():
+    for header, (key, spec, _) in _SUMMARY_COLUMNS.items():
+        if key == "val_regret":
+            continue
         table.add_row(header, _fmt(getattr(original, key), spec), _fmt(getattr(new, key), spec))
     return table
 
@@ -373,22 +582,38 @@ def _list(console: Console) -> None:
     from l2obench.suite import builtin_suites, load_suite
 
     table = Table(title="Problems")
-    for column in ("name", "size", "parameters", "description"):
+    for column in ("name", "size", "offers", "parameters", "description"):
         table.add_column(column)
     for name, cls in problems:
         params = escape("\n".join(f"{k}: {p.describe()}" for k, p in cls.params.items()))
-        table.add_row(name, cls.size_param, params, escape(cls.description))
+        offers = "\n".join(sorted(cls.capabilities())) or "oracle only"
+        table.add_row(name, cls.size_param, offers, params, escape(cls.description))
     console.print(table)
 
     table = Table(title="Methods")
-    for column in ("name", "available", "parameters", "description"):
+    for column in ("name", "available", "needs", "parameters", "description"):
         table.add_column(column)
-    for name, cls in methods:
-        missing = cls.missing_requirements()
-        hint = escape(cls.install_hint())
+    for name, method_cls in methods:
+        missing = method_cls.missing_requirements()
+        hint = escape(method_cls.install_hint())
         available = "[green]yes[/]" if not missing else f"[yellow]no[/]: {hint}"
-        params = escape("\n".join(f"{k}: {p.describe()}" for k, p in cls.params.items()))
-        table.add_row(name, available, params, escape(cls.description))
+        needs = "\n".join(sorted(method_cls.needs)) or "the oracle"
+        params = escape("\n".join(f"{k}: {p.describe()}"
+                                  for k, p in method_cls.params.items()))
+        table.add_row(name, available, needs, params, escape(method_cls.description))
+    console.print(table)
+
+    table = Table(title="Which method runs on which problem")
+    table.add_column("method")
+    problem_classes = list(problems)
+    for name, _ in problem_classes:
+        table.add_column(name)
+    for name, method_cls in methods:
+        cells = []
+        for _, problem_cls in problem_classes:
+            unmet = method_cls.unmet_needs(problem_cls)
+            cells.append("[green]yes[/]" if not unmet else "[red]no[/]: needs " + ", ".join(unmet))
+        table.add_row(name, *cells)
     console.print(table)
 
     table = Table(title="Suites")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class L2OBenchError(Exception):
     """A problem with the user's input (suite file, name, parameter): shown as one message."""
@@ -20,3 +23,11 @@ class ParameterError(L2OBenchError, ValueError):
 
 class MissingExtraError(L2OBenchError, ImportError):
     """A method or backend whose optional dependency is not installed."""
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the closest candidates to a misspelt ``name``, or ``""``."""
+    close = difflib.get_close_matches(name, list(candidates), n=2, cutoff=0.6)
+    if not close:
+        return ""
+    return " (did you mean " + " or ".join(f"'{c}'" for c in close) + "?)"

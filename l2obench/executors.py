@@ -12,12 +12,15 @@ the child and killing it; a child that dies by itself is recorded too.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import multiprocessing as mp
 import os
 import signal
+import threading
 import time
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -27,19 +30,64 @@ import torch
 
 from l2obench.errors import MissingExtraError
 from l2obench.methods.base import method_registry
-from l2obench.problems.base import problem_registry
+from l2obench.problems.base import Dataset, problem_registry
 from l2obench.process_pool import die_with_parent
-from l2obench.record import Cell, Limits, Record, Status
-from l2obench.runner import DataCache, run_cell, start_record, warm_up
+from l2obench.record import Cell, Limits, Record, Status, human_seconds
+from l2obench.runner import DataCache, data_key, run_cell, start_record, warm_up
 
 log = logging.getLogger(__name__)
 
 #: What the fork server imports besides the built-in problems and methods, so that each cell's
-#: child starts warm: the runner, and the module the first optimiser imports (about 1 s).
-#: Importing JAX (through the PyEPO methods' module) starts none of its threads, so children
+#: child starts warm: the runner, and the module the first optimiser imports (slow to import).
+#: Importing JAX (through the PyEPO methods' modules) starts none of its threads, so children
 #: forked after it are safe.
 _PRELOAD = ["l2obench.runner", "torch._dynamo"]
 _POLL_SECONDS = 0.1
+
+
+class SharedDatasets:
+    """Data sets drawn by one cell's process, handed to the next cells of the same problem
+    configuration, so that a suite draws each configuration's data once (with a MIP oracle
+    that is most of a small cell's time: ~1.5 s of a 10-item knapsack cell's 4).
+
+    The cell that draws a data set sends it back with its record; the parent keeps the last
+    ``entries`` of at most ``max_mb`` MB each, and passes the matching one to a new cell's
+    process. Thread-safe (jobs run in threads of the parent). A cell computes the same
+    record either way: its data are one seeded draw.
+    """
+
+    def __init__(self, entries: int = 8, max_mb: float = 64.0) -> None:
+        self.entries = entries
+        self.max_bytes = max_mb * 2**20
+        self._held: OrderedDict[str, Dataset] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, cell: Cell) -> Dataset | None:
+        with self._lock:
+            key = data_key(cell)
+            data = self._held.get(key)
+            if data is not None:
+                self._held.move_to_end(key)
+            return data
+
+    def keeps(self, data: Dataset) -> bool:
+        """Whether ``data`` is small enough to be held (and so worth sending back)."""
+        return dataset_bytes(data) <= self.max_bytes
+
+    def put(self, cell: Cell, data: Dataset) -> None:
+        if not self.keeps(data):
+            return
+        with self._lock:
+            self._held[data_key(cell)] = data
+            self._held.move_to_end(data_key(cell))
+            while len(self._held) > self.entries:
+                self._held.popitem(last=False)
+
+
+def dataset_bytes(data: Dataset) -> int:
+    """The bytes of a data set's arrays."""
+    return sum(array.nbytes for split in (data.train, data.val, data.test)
+               for array in (split.features, split.costs, split.solutions, split.objectives))
 
 
 class Executor(ABC):
@@ -57,6 +105,9 @@ class Executor(ABC):
 
     def close(self) -> None:  # noqa: B027 (a no-op for executors without workers)
         """Release the executor's workers (after the cells submitted have finished)."""
+
+    def cancel(self) -> None:  # noqa: B027 (a no-op where cells run inline)
+        """Stop the cells running now (an interrupted sweep); their futures still settle."""
 
     def __enter__(self) -> Executor:
         return self
@@ -96,9 +147,13 @@ class ProcessExecutor(Executor):
         self.limits = limits or Limits()
         self.threads = threads or max(1, (os.cpu_count() or 1) // self.slots)
         self.pool = ThreadPoolExecutor(max_workers=self.slots, thread_name_prefix="cell")
+        self.datasets = SharedDatasets()
 
     def submit(self, cell: Cell) -> Future[Record]:
-        return self.pool.submit(run_isolated, cell, self.limits, self.threads)
+        return self.pool.submit(run_isolated, cell, self.limits, self.threads, self.datasets)
+
+    def cancel(self) -> None:
+        cancel_all()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -125,6 +180,7 @@ class RayExecutor(Executor):
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         self.task = ray.remote(max_retries=0)(run_isolated)
+        self.refs: list[Any] = []
 
     def submit(self, cell: Cell) -> Future[Record]:
         gpus = 1 if cell.device.startswith("cuda") else 0
@@ -138,23 +194,45 @@ class RayExecutor(Executor):
                 future.set_result(ended_record(cell, Status.FAILED, f"Ray task failed: {exc}"))
 
         ref.future().add_done_callback(settle)
+        self.refs.append(ref)
         return future
 
+    def cancel(self) -> None:
+        for ref in self.refs:
+            with contextlib.suppress(Exception):  # finished already
+                self.ray.cancel(ref, force=True)
 
-def run_isolated(cell: Cell, limits: Limits, threads: int | None = None) -> Record:
-    """Run ``cell`` in a child process under ``limits``; always returns a complete record."""
+
+def run_isolated(cell: Cell, limits: Limits, threads: int | None = None,
+                 datasets: SharedDatasets | None = None) -> Record:
+    """Run ``cell`` in a child process under ``limits``; always returns a complete record.
+
+    The child leads a process group of its own, so that whatever it starts (oracle workers, a
+    library's helpers) is counted against the memory cap with it and killed with it: at a limit,
+    when the cell is cancelled, and when it ends having left something running. With
+    ``datasets``, the child receives the cell's data set if one is held, and sends back the one
+    it draws otherwise.
+    """
     ctx = _context()
     receiver, sender = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_child_main, args=(cell, sender, threads), name=cell.cell_id)
+    data = datasets.get(cell) if datasets is not None else None
+    share = datasets.max_bytes if datasets is not None else None
+    child = ctx.Process(target=_child_main, args=(cell, sender, threads, data, share),
+                        name=cell.cell_id)
+    ooms_before = _oom_kills()
     start = time.monotonic()
     child.start()
     sender.close()
+    _LIVE.add(child)
     try:
         while True:
             if receiver.poll(_POLL_SECONDS):
                 with contextlib.suppress(EOFError):
-                    record = receiver.recv()
+                    record: Record
+                    record, drawn = receiver.recv()
                     child.join()
+                    if drawn is not None and datasets is not None:
+                        datasets.put(cell, drawn)
                     return record
                 break  # the child closed the pipe without a record: it is dying
             if not child.is_alive():
@@ -163,18 +241,34 @@ def run_isolated(cell: Cell, limits: Limits, threads: int | None = None) -> Reco
             if limits.wall_seconds is not None and elapsed > limits.wall_seconds:
                 _kill(child)
                 return ended_record(cell, Status.TIMEOUT, f"exceeded the cell's wall-time limit "
-                                     f"of {limits.wall_seconds:g} s and was killed")
-            rss = _rss_mb(child.pid)
+                                    f"of {human_seconds(limits.wall_seconds)} and was killed")
+            rss = _group_rss_mb(child.pid)
             if limits.memory_mb is not None and rss is not None and rss > limits.memory_mb:
                 _kill(child)
-                return ended_record(cell, Status.OOM, f"used {rss:.0f} MB, above the cell's memory "
-                                     f"cap of {limits.memory_mb:g} MB, and was killed")
+                return ended_record(cell, Status.OOM, f"used {rss:.0f} MB (its process and "
+                                    f"those it started), above the cell's memory cap of "
+                                    f"{limits.memory_mb:g} MB, and was killed")
         child.join()
-        return died_record(cell, child.exitcode)
+        ooms_after = _oom_kills()
+        oom_killed = (None if ooms_before is None or ooms_after is None
+                      else ooms_after > ooms_before)
+        return died_record(cell, child.exitcode, oom_killed=oom_killed)
     finally:
-        if child.is_alive():
-            _kill(child)
+        _kill(child)
+        _LIVE.discard(child)
         receiver.close()
+
+
+def cancel_all() -> int:
+    """Kill every cell process this process is running (an interrupted sweep); how many."""
+    children = list(_LIVE)
+    for child in children:
+        _kill(child)
+    return len(children)
+
+
+#: The cells' child processes alive in this process, for :func:`cancel_all`.
+_LIVE: set[mp.process.BaseProcess] = set()
 
 
 def preload_modules() -> list[str]:
@@ -189,34 +283,88 @@ def _context() -> mp.context.ForkServerContext:
     return ctx
 
 
-def _child_main(cell: Cell, sender: Any, threads: int | None) -> None:
-    """The child's whole life: run the cell, send its record, exit."""
+def _child_main(cell: Cell, sender: Any, threads: int | None, data: Dataset | None = None,
+                share_bytes: float | None = None) -> None:
+    """The child's whole life: run the cell (on ``data`` if given), send its record (and the
+    data set it drew, if no larger than ``share_bytes``), exit."""
+    os.setpgid(0, 0)  # a group of its own: what it starts is counted and killed with it
     die_with_parent()  # no orphan cell runs on
+    # The heap inherited from the fork server (torch, PyEPO, the solvers: millions of objects)
+    # lives as long as the child: out of the collector's sight, a full collection costs
+    # milliseconds instead of ~0.6 s (the runner collects twice per cell), and no collection
+    # copies the server's pages by touching their objects.
+    gc.freeze()
     if threads:
         torch.set_num_threads(threads)
+    cache = DataCache()
     try:
         warm_up(torch.device(cell.device))
-        record = run_cell(cell)
+        if data is not None:
+            cache.put(cell, data)
+        record = run_cell(cell, cache)
     except BaseException as exc:  # run_cell catches the cell's errors; this is the harness's
         record = ended_record(cell, Status.FAILED, f"the cell's process failed: "
                                f"{type(exc).__name__}: {exc}")
+    drawn = cache.data if cache.generated else None
+    if drawn is not None and (share_bytes is None or dataset_bytes(drawn) > share_bytes):
+        drawn = None
     with contextlib.suppress(BrokenPipeError):  # the parent died meanwhile: nobody to tell
-        sender.send(record)
+        sender.send((record, drawn))
         sender.close()
 
 
 def _kill(child: mp.process.BaseProcess) -> None:
-    child.kill()
+    """Kill the cell's process group (the cell and what it started), then reap the cell."""
+    if child.pid is not None:
+        with contextlib.suppress(OSError):  # the group is gone, or not made yet
+            os.killpg(child.pid, signal.SIGKILL)
+    if child.is_alive():
+        child.kill()
     child.join(timeout=30)
 
 
-def _rss_mb(pid: int | None) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    except (OSError, ValueError):
+def _group_rss_mb(pgid: int | None) -> float | None:
+    """Resident memory of every process in group ``pgid`` (MiB), or ``None`` if unknown."""
+    if pgid is None:
         return None
+    total, found = 0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            fields = text[text.rindex(")") + 2:].split()
+            if int(fields[2]) != pgid:  # field 5 of stat, after the command's name
+                continue
+            status = (stat.parent / "status").read_text()
+        except (OSError, ValueError, IndexError):
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+                found = True
+    return total / 1024.0 if found else None
+
+
+def _oom_kills() -> int | None:
+    """The kernel's out-of-memory kills so far in this process's memory cgroup, if readable
+    (cgroup v2 ``memory.events`` or v1 ``memory.oom_control``, both count ``oom_kill``)."""
+    try:
+        entries = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for entry in entries:
+        _, controllers, group = entry.split(":", 2)
+        if controllers == "":
+            path = Path("/sys/fs/cgroup", group.lstrip("/"), "memory.events")
+        elif "memory" in controllers.split(","):
+            path = Path("/sys/fs/cgroup/memory", group.lstrip("/"), "memory.oom_control")
+        else:
+            continue
+        try:
+            for line in path.read_text().splitlines():
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+        except (OSError, ValueError):
+            continue
     return None
 
 
@@ -225,12 +373,24 @@ def ended_record(cell: Cell, status: Status, error: str) -> Record:
     return start_record(cell).ended(status, error)
 
 
-def died_record(cell: Cell, exitcode: int | None) -> Record:
+def died_record(cell: Cell, exitcode: int | None, oom_killed: bool | None = None) -> Record:
+    """The record of a cell whose process died without sending one.
+
+    A SIGKILL is the kernel's out-of-memory killer only where the cgroup's ``oom_kill`` count
+    rose meanwhile (``oom_killed``); otherwise something outside l2obench killed it.
+    """
     if exitcode is not None and exitcode < 0:
         name = signal.Signals(-exitcode).name
+        if -exitcode == signal.SIGKILL and oom_killed:
+            return ended_record(cell, Status.OOM, f"the cell's process was killed by {name}: "
+                                "the kernel's out-of-memory killer (the cgroup's oom_kill count "
+                                "rose)")
         if -exitcode == signal.SIGKILL:
-            return ended_record(cell, Status.OOM, f"the cell's process was killed by {name} "
-                                 "(most likely the kernel's out-of-memory killer)")
+            cause = ("not by l2obench, nor by the kernel's out-of-memory killer" if oom_killed
+                     is False else "not by l2obench (the out-of-memory killer cannot be told "
+                     "apart here)")
+            return ended_record(cell, Status.FAILED, f"the cell's process was killed by {name} "
+                                f"from outside, {cause}")
         return ended_record(cell, Status.FAILED, f"the cell's process died from signal {name}")
     return ended_record(cell, Status.FAILED, f"the cell's process exited with code {exitcode} "
-                         "without a record")
+                        "without a record")

@@ -19,10 +19,12 @@ ACCURACY_RTOL = 1e-3
 
 @dataclass(frozen=True)
 class DecisionQuality:
-    """Normalized regret (PyEPO's definition) and the share of instances solved optimally."""
+    """Normalized regret (PyEPO's definition), the share of instances solved optimally, and the
+    regret of each instance (what paired comparisons between methods use)."""
 
     norm_regret: float
     accuracy: float
+    regrets: np.ndarray
 
 
 def instance_regrets(problem: Problem, split: Split, pred_costs: np.ndarray) -> np.ndarray:
@@ -46,7 +48,8 @@ def decision_quality(problem: Problem, split: Split, pred_costs: np.ndarray) -> 
     scale = np.abs(split.objectives)
     norm_regret = float(regrets.sum() / max(scale.sum(), np.finfo(float).tiny))
     solved = regrets <= ACCURACY_RTOL * np.maximum(scale, np.finfo(float).tiny)
-    return DecisionQuality(norm_regret=norm_regret, accuracy=float(solved.mean()))
+    return DecisionQuality(norm_regret=norm_regret, accuracy=float(solved.mean()),
+                           regrets=regrets)
 
 
 def normalized_regret(problem: Problem, split: Split, pred_costs: np.ndarray) -> float:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from l2obench.errors import ParameterError
+from l2obench.errors import ParameterError, did_you_mean
 
 _TYPE_NAMES = {bool: "bool", int: "int", float: "float", str: "str"}
 
@@ -22,7 +22,10 @@ class Param:
     """One declared parameter.
 
     ``low``/``high`` bound numbers (inclusive), ``choices`` restricts any type to listed values,
-    ``nullable`` admits ``None`` (read as "no limit" or "not set" by its owner).
+    ``nullable`` admits ``None`` (read as "no limit" or "not set" by its owner). ``omit_default``
+    leaves the parameter out of a cell's configuration (and so of its id) while it has its
+    default value: for a parameter added to a method whose cells were already recorded, so that
+    those cells keep their ids (the method fills the default in).
     """
 
     type: type
@@ -32,6 +35,7 @@ class Param:
     high: float | None = None
     choices: Sequence[Any] | None = None
     nullable: bool = False
+    omit_default: bool = False
 
     def describe(self) -> str:
         """A one-line human description: type, default and range."""
@@ -56,7 +60,8 @@ class Param:
         value = _convert(self.type, value, where)
         if self.choices is not None and value not in self.choices:
             valid = ", ".join(repr(c) for c in self.choices)
-            raise ParameterError(f"{where} = {value!r} is not one of: {valid}")
+            hint = did_you_mean(value, map(str, self.choices)) if isinstance(value, str) else ""
+            raise ParameterError(f"{where} = {value!r} is not one of: {valid}{hint}")
         if self.type in (int, float):
             if self.low is not None and value < self.low:
                 raise ParameterError(f"{where} = {value!r} is below its minimum {self.low:g}")
@@ -111,12 +116,22 @@ def validate_params(
     unknown = sorted(set(given) - set(declared))
     if unknown:
         valid = ", ".join(sorted(declared)) or "(none)"
+        hint = did_you_mean(unknown[0], declared) if len(unknown) == 1 else ""
         raise ParameterError(
-            f"{owner}: unknown parameter(s) {', '.join(map(repr, unknown))}; valid: {valid}"
+            f"{owner}: unknown parameter(s) {', '.join(map(repr, unknown))}{hint}; valid: {valid}"
         )
     return {
         name: param.coerce(owner, name, given.get(name, param.default))
         for name, param in declared.items()
+    }
+
+
+def cell_params(declared: Mapping[str, Param], values: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated ``values`` as a cell records them: without the ``omit_default`` parameters that
+    have their default value."""
+    return {
+        name: value for name, value in values.items()
+        if not (declared[name].omit_default and value == declared[name].default)
     }
 
 

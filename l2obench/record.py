@@ -55,6 +55,19 @@ class Status(StrEnum):
         return self in (Status.OK, Status.SKIPPED)
 
 
+def human_seconds(seconds: float | None) -> str:
+    """``12 ms``, ``4.2 s``, ``3.5 min``, ``12 h``; ``—`` when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.3g} ms"
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds / 3600:.3g} h"
+
+
 @dataclass(frozen=True)
 class Budget:
     """How long a method may train: whichever of epochs or seconds runs out first.
@@ -71,7 +84,7 @@ class Budget:
         if self.max_epochs is not None:
             parts.append(f"{self.max_epochs} epoch{'s' * (self.max_epochs != 1)}")
         if self.max_seconds is not None:
-            parts.append(f"{self.max_seconds:g} s")
+            parts.append(human_seconds(self.max_seconds))
         return " or ".join(parts) or "no budget"
 
 
@@ -90,7 +103,7 @@ class Limits:
         """``"wall 25 min, memory 4096 MB"``: the limits in words."""
         parts = []
         if self.wall_seconds is not None:
-            parts.append(f"wall {self.wall_seconds:g} s")
+            parts.append(f"wall {human_seconds(self.wall_seconds)}")
         if self.memory_mb is not None:
             parts.append(f"memory {self.memory_mb:g} MB")
         return ", ".join(parts) or "no limits"
@@ -106,6 +119,9 @@ class FitResult:
 
     epochs: int  # completed epochs
     best_epoch: int | None = None  # epoch of the selected model (model selection on val)
+    val_regret: float | None = None  # validation regret of that epoch
+    time_to_best_s: float | None = None  # training seconds (validation excluded) to its end
+    val_time_s: float | None = None  # seconds spent validating, all epochs
     stopped_by: str = "epochs"  # "epochs" | "seconds"
     fwd_iters_mean: float | None = None  # per-instance forward iterations, mean over training
     fwd_iters_max: int | None = None
@@ -113,6 +129,26 @@ class FitResult:
     bwd_iters_mean: float | None = None
     bwd_unconverged: int | None = None  # training steps whose backward solve missed its tol
     history: list[dict[str, float]] = field(default_factory=list)
+
+
+def epoch_val_regret(entry: Mapping[str, Any]) -> float | None:
+    """The validation regret of one history entry, whichever version wrote it (``val_regret``;
+    records written before the clock was added call it ``val_score``)."""
+    value = entry.get("val_regret", entry.get("val_score"))
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def selected_val_regret(val_regret: Any, best_epoch: Any, history: Any) -> float | None:
+    """The validation regret of a record's kept epoch: its ``val_regret`` column, else (records
+    written before that column) the history entry of its ``best_epoch``."""
+    if isinstance(val_regret, int | float) and math.isfinite(val_regret):
+        return float(val_regret)
+    if not isinstance(history, list) or not isinstance(best_epoch, int | float):
+        return None
+    for entry in history:
+        if isinstance(entry, Mapping) and entry.get("epoch") == best_epoch:
+            return epoch_val_regret(entry)
+    return None
 
 
 def _canonical(value: Any) -> str:
@@ -138,6 +174,9 @@ class Cell:
     seed: int
     device: str
     budget: Budget
+    #: The data parameters that vary in the suite's grid, e.g. ``"deg=4,noise=0.5"`` (not part of
+    #: the configuration: ``problem_params`` holds them).
+    data_label: str = ""
 
     @property
     def size(self) -> int:
@@ -164,7 +203,9 @@ class Cell:
 
     @property
     def label(self) -> str:
-        return f"{self.problem}[{self.size_param}={self.size}] {self.method_label} seed={self.seed}"
+        data = f",{self.data_label}" if self.data_label else ""
+        return (f"{self.problem}[{self.size_param}={self.size}{data}] {self.method_label} "
+                f"seed={self.seed}")
 
     @classmethod
     def from_record(cls, record: Record) -> Cell:
@@ -216,12 +257,16 @@ class Record:
     problem: str = column("the problem's registered name", "")
     size: int = column("the value of the problem's size parameter (`k` for the grid)", 0)
     size_param: str | None = column(
-        "the name of that parameter (`k`, `n_items`); the report's x axis says it (absent from "
-        "records written before it was added)")
-    n_vars: int | None = column("decision variables of one instance (arcs of the grid: 2k(k−1))")
+        "the name of that parameter (`k`, `n_items`, `n_nodes`, `n_assets`); the report's x axis "
+        "says it (absent from records written before it was added)")
+    n_vars: int | None = column("decision variables of one instance (arcs of the grid: 2k(k−1); "
+                                "items; edges of the TSP: n(n−1)/2; assets)")
     method: str = column("the method's registered name", "")
     method_label: str = column("the name with the parameters the suite set, e.g. "
                                "`dys-jfb[lr=0.01]`", "")
+    method_family: str | None = column(
+        "the method's family, which reports group it by: `dys` (DYS layers), `layer` (other "
+        "optimization layers), `pyepo` (losses over the exact oracle), `baseline`, `other`")
     params: str = column("the method's complete parameter set as JSON (defaults included)", "{}")
     problem_params: str = column("the problem's complete parameter set as JSON (size and seed "
                                  "included)", "{}")
@@ -235,15 +280,29 @@ class Record:
     test_loss: float | None = column(
         "the method's training objective on the test split (`dys-jfb`: MSE between the layer's "
         "decisions and the optimal ones; `two-stage`: MSE on costs)")
+    objective: str | None = column(
+        "the name of that objective (`MSE to x*`, `MSE to c`, `SPO+`, `Fenchel-Young`, …): test "
+        "losses compare only between cells with the same one")
     norm_regret: float | None = column(
         "PyEPO's normalized regret on the test split: Σᵢ(cᵢᵀx̂ᵢ − cᵢᵀx*ᵢ) / Σᵢ\\|cᵢᵀx*ᵢ\\|, with "
         "x̂ᵢ the exact optimum (the problem's oracle) under the predicted cost ĉᵢ; computed by "
         "the runner")
     accuracy: float | None = column(
         "share of test instances whose regret is below 1e-3·\\|optimal objective\\|")
+    val_regret: float | None = column(
+        "normalized regret on the validation split of the epoch kept (`best_epoch`): what model "
+        "selection and the tuning rule read (empty in older records, whose `history` holds it "
+        "as `val_score`)")
     train_time_s: float | None = column(
-        "wall time of `fit` (training and per-epoch validation), clock read after a device "
-        "synchronise")
+        "wall time of `fit`: training, per-epoch validation and set-up, clock read after a "
+        "device synchronise; the seconds budget counts this clock")
+    time_to_best_s: float | None = column(
+        "training seconds from the start of the first epoch to the end of the kept epoch, "
+        "validation excluded (fpo-dys's reported time); the clock waits for the device before "
+        "each reading (empty in older records)")
+    val_time_s: float | None = column(
+        "seconds spent in validation over all epochs (part of `train_time_s`, excluded from "
+        "`time_to_best_s` and the history's `train_s`)")
     epochs: int | None = column("completed epochs")
     best_epoch: int | None = column("the epoch kept by model selection on validation regret")
     stopped_by: str | None = column("which budget ended training (`epochs` or `seconds`)")
@@ -285,18 +344,30 @@ class Record:
     torch_threads: int | None = column("provenance: PyTorch intra-op threads of the cell")
     started_at: str | None = column("UTC timestamp of the cell's start")
     finished_at: str | None = column("UTC timestamp of the cell's end")
+    test_regrets: list[float] | None = column(
+        "per test instance, in the split's order: the regret cᵢᵀx̂ᵢ − cᵢᵀx*ᵢ (signed by the "
+        "problem's sense, so never below zero up to rounding); Σᵢ test_regrets / Σᵢ\\|cᵢᵀx*ᵢ\\| "
+        "is `norm_regret`. Every method at a size, data point and seed sees the same test "
+        "instances, which the report's paired tests rely on (empty in records written before it "
+        "was added)")
     history: list[dict[str, Any]] = column(
-        "per completed epoch: training loss and validation regret", None)
+        "per completed epoch: `epoch`, `train_loss` (mean over the epoch's batches), "
+        "`val_regret` (normalized regret on the validation split), `train_s` (cumulative "
+        "training seconds to the end of the epoch, validation excluded) and `val_s` (that "
+        "epoch's validation seconds); records written before the clock was added hold `epoch`, "
+        "`train_loss` and `val_score` (the validation regret) only", None)
 
     # -- building ------------------------------------------------------------------------------
 
     @classmethod
-    def start(cls, cell: Cell, provenance: Mapping[str, Any]) -> Record:
-        """The record of ``cell`` before it runs: configuration and provenance, no measurement."""
+    def start(cls, cell: Cell, provenance: Mapping[str, Any], family: str | None = None) -> Record:
+        """The record of ``cell`` before it runs: configuration, the method's family and
+        provenance, no measurement."""
         p = cell.problem_params
         return cls(
             cell_id=cell.cell_id, suite=cell.suite, problem=cell.problem, size=cell.size,
             size_param=cell.size_param, method=cell.method, method_label=cell.method_label,
+            method_family=family,
             params=_canonical_params(cell.method_params),
             problem_params=_canonical_params(p), seed=cell.seed, device=cell.device,
             budget_max_epochs=cell.budget.max_epochs,
@@ -353,7 +424,8 @@ def _canonical_params(params: Mapping[str, Any]) -> str:
 
 
 def utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    """Now, in UTC, to the microsecond: a sweep's generation is compared with records' starts."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 def _jsonable(value: Any) -> Any:
@@ -382,8 +454,11 @@ def _check(name: str, hint: Any, value: Any) -> Any:
         raise RecordError(f"not a record: column '{name}' is empty")
     if name == "status" or hint is str or text.startswith("str"):
         ok = isinstance(value, str)
-    elif "list" in text:
+    elif "list[dict" in text:
         ok = isinstance(value, list) and all(isinstance(v, dict) for v in value)
+    elif "list[float" in text:
+        ok = isinstance(value, list) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value)
     elif "float" in text:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
     elif "int" in text:
@@ -399,6 +474,14 @@ def _check(name: str, hint: Any, value: Any) -> Any:
 #: The documented columns, in the order tables show them.
 RECORD_COLUMNS: list[str] = [f.name for f in dataclasses.fields(Record)]
 
+#: Columns whose values differ between two runs of the same cell on the same machine (clocks,
+#: memory, timestamps, the checkout's commit, the history's clock); every other column is a
+#: function of the cell's configuration and seed.
+RUN_DEPENDENT_COLUMNS: frozenset[str] = frozenset({
+    "train_time_s", "time_to_best_s", "val_time_s", "time_per_epoch_s", "infer_time_s",
+    "peak_mem_mb", "device_peak_mem_mb", "git_commit", "hostname", "torch_threads",
+    "started_at", "finished_at", "history"})
+
 
 def columns_markdown() -> str:
     """The table of columns in ``docs/records.md``, generated from :class:`Record`."""
@@ -410,15 +493,28 @@ def columns_markdown() -> str:
 
 def records_page() -> str:
     """The whole of ``docs/records.md``: its introduction and the generated table."""
-    return (
-        "# Records\n\n"
-        "One JSON file per cell, `records/<cell_id>.json`, written atomically; "
-        "`l2obench.load_results(DIR)`\nreads a folder of them into one long-format "
-        "`pandas.DataFrame` (one row per cell). The columns\nare the fields of "
-        "`l2obench.record.Record`; the table below is generated from them\n"
-        "(`python -m l2obench.record > docs/records.md` rewrites this file, and a test checks "
-        "that it is\ncurrent).\n\n" + columns_markdown()
-    )
+    return _RECORDS_INTRO + columns_markdown()
+
+
+_RECORDS_INTRO = """# Records
+
+One JSON file per cell, `records/<cell_id>.json`, written atomically; `l2obench.load_results(DIR)`
+reads a folder of them into one long-format `pandas.DataFrame` (one row per cell). The columns
+are the fields of `l2obench.record.Record`; the table below is generated from them
+(`python -m l2obench.record > docs/records.md` rewrites this file, and a test checks that it is
+current).
+
+A results folder holds:
+
+| path | what |
+|---|---|
+| `records/<cell_id>.json` | the record of each cell (mode 644 less the umask) |
+| `records/superseded/` | records replaced by `--force` or `--retry-failed`, time-stamped |
+| `records/damaged/` | files found in `records/` that were not a record of their cell, moved aside |
+| `records/.locks/`, `records/.sweeps/` | the locks of cells in progress and of running sweeps |
+| `suites/<suite>.json` | the cells the suite's runs asked for, and its tuning declaration |
+
+"""
 
 
 if __name__ == "__main__":

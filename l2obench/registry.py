@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from importlib.metadata import EntryPoint, entry_points
 from typing import Generic, TypeVar
 
-from l2obench.errors import L2OBenchError, UnknownNameError
+from l2obench.errors import L2OBenchError, UnknownNameError, did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Registry(Generic[T]):
                 f"{existing.__module__}.{existing.__qualname__} and "
                 f"{cls.__module__}.{cls.__qualname__}"
             )
-        cls.name = name
+        setattr(cls, "name", name)  # noqa: B010 (T is any class; the attribute is declared by its base)
         self._items[name] = cls
 
     @functools.cached_property
@@ -87,7 +87,8 @@ class Registry(Generic[T]):
         cls = self._items.get(name) or self._load(name)
         if cls is None:
             valid = ", ".join(self.names()) or "(none)"
-            raise UnknownNameError(f"unknown {self.kind} '{name}'; valid: {valid}")
+            raise UnknownNameError(f"unknown {self.kind} '{name}'"
+                                   f"{did_you_mean(name, self.names())}; valid: {valid}")
         return cls
 
     def names(self) -> list[str]:

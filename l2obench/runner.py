@@ -40,26 +40,42 @@ def resolve_device(name: str) -> str:
     return name
 
 
+def data_key(cell: Cell) -> str:
+    """What a cell's data set depends on: its problem and the problem's parameters."""
+    return json.dumps([cell.problem, cell.problem_params], sort_keys=True)
+
+
 @dataclass
 class DataCache:
-    """The last generated data set, reused by the cells that share a problem configuration."""
+    """The last data set, reused by the cells that share a problem configuration.
+
+    ``generated`` says whether :meth:`get` drew it (rather than receiving it by :meth:`put`).
+    """
 
     key: str | None = None
     problem: Problem | None = None
     data: Dataset | None = None
+    generated: bool = False
 
     def get(self, cell: Cell) -> tuple[Problem, Dataset]:
-        key = json.dumps([cell.problem, cell.problem_params], sort_keys=True)
+        key = data_key(cell)
         if key != self.key or self.problem is None or self.data is None:
             self.key, self.problem, self.data = None, None, None
             problem = problems.get(cell.problem)(**cell.problem_params)
             self.problem, self.data, self.key = problem, problem.generate(), key
+            self.generated = True
         return self.problem, self.data
+
+    def put(self, cell: Cell, data: Dataset) -> None:
+        """Hold ``data``, drawn elsewhere for ``cell``'s problem configuration."""
+        self.key, self.data, self.generated = data_key(cell), data, False
+        self.problem = problems.get(cell.problem)(**cell.problem_params)
 
 
 def start_record(cell: Cell) -> Record:
     """The record of ``cell`` before it runs: configuration and provenance filled in."""
-    return Record.start(cell, provenance(torch.device(cell.device)))
+    family = methods.get(cell.method).family if cell.method in methods else None
+    return Record.start(cell, provenance(torch.device(cell.device)), family)
 
 
 def run_cell(cell: Cell, cache: DataCache | None = None) -> Record:
@@ -126,9 +142,11 @@ def _measure(cell: Cell, cache: DataCache) -> tuple[Status, str | None, dict[str
     return status, error, {
         **asdict(fit),
         "n_vars": problem.n_vars,
+        "objective": method.objective_name(),
         "test_loss": test_loss,
         "norm_regret": quality.norm_regret,
         "accuracy": quality.accuracy,
+        "test_regrets": [float(r) for r in quality.regrets],
         "train_time_s": train_time,
         "time_per_epoch_s": train_time / fit.epochs if fit.epochs else None,
         "infer_time_s": infer_time,
@@ -140,7 +158,7 @@ def _measure(cell: Cell, cache: DataCache) -> tuple[Status, str | None, dict[str
 def warm_up(device: torch.device) -> None:
     """Pay one-time costs before any cell, so the first cell's time and memory are not charged
     with them: the device's runtime (CUDA context, kernels, allocator) and the lazy imports of
-    autograd and ``torch.optim`` (the first optimiser built imports torch._dynamo, ~1 s)."""
+    autograd and ``torch.optim`` (the first optimiser built imports torch._dynamo, slowly)."""
     x = torch.randn(64, 64, device=device, requires_grad=True)
     optimizer = torch.optim.Adam([x])
     (x @ x).relu().sum().backward()

@@ -7,6 +7,11 @@ sees half a record and an existing record is never overwritten by accident. Repl
 progress holds an exclusive lock (``records/.locks/<cell_id>.lock``, released by the OS if its
 holder dies), so two runs sharing a folder never run or write the same cell twice.
 
+Each suite run into the folder is noted in ``suites/<suite>.json``: the ids of every cell the
+suite asked for (the union over its runs), so a report of one suite shows exactly its cells,
+whichever suite ran them first, and says which are missing; and the suite's tuning declaration
+(the latest run's), so the report selects configurations by the rule the sweep used.
+
 A file in ``records/`` that is not a record of its cell (truncated, not JSON, not UTF-8, another
 program's JSON, a record under another cell's name) is *damaged*: it is reported by path, moved
 to ``records/damaged/`` (never deleted), and never counts as a recorded cell, so its cell runs
@@ -23,14 +28,14 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from l2obench.errors import L2OBenchError
-from l2obench.record import RECORD_COLUMNS, Record, RecordError
+from l2obench.record import RECORD_COLUMNS, Record, RecordError, utc_now
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -147,6 +152,64 @@ class ResultStore:
             return None
         return CellLock(handle)
 
+    # -- suites --------------------------------------------------------------------------------
+
+    def note_suite(self, suite: str, cell_ids: Iterable[str],
+                   tuning: Mapping[str, Any] | None = None) -> None:
+        """Add ``cell_ids`` to the cells of ``suite`` in this folder (``suites/<suite>.json``);
+        ``tuning`` (a tuning declaration as JSON) replaces the one noted before, if given."""
+        folder = self.root / "suites"
+        self._mkdir(folder)
+        lock = os.open(folder / ".lock", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                       _FILE_MODE)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            known = suite_cells(self.root, suite) or set()
+            merged = sorted(known | set(cell_ids))
+            noted: dict[str, Any] = {"suite": suite, "cells": merged}
+            declared = suite_tuning(self.root, suite) if tuning is None else dict(tuning)
+            if declared is not None:
+                noted["tuning"] = declared
+            _write_atomically(folder / f"{suite}.json", json.dumps(noted, indent=1))
+        except OSError as exc:
+            raise StoreError(f"cannot note suite '{suite}' in {folder}: {exc.strerror}") \
+                from None
+        finally:
+            os.close(lock)
+
+    # -- generations -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def generation(self, mode: str) -> Iterator[str]:
+        """The start time shared by the sweeps of ``mode`` that run on this folder together.
+
+        The first sweep of a mode starts a generation (now); a sweep that starts while another
+        of the same mode is still running joins its generation. A ``--force`` sweep counts a
+        record that started within its generation as already redone, so two of them started
+        together run each cell once; a later one starts a generation of its own. Each
+        participant holds a shared lock on ``records/.sweeps/<mode>`` while it runs.
+        """
+        folder = self.records / ".sweeps"
+        self._mkdir(folder)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        mutex = os.open(folder / ".mutex", flags, _FILE_MODE)
+        handle = os.open(folder / mode, flags, _FILE_MODE)
+        try:
+            fcntl.flock(mutex, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                started = utc_now()  # nobody else running: a new generation
+                os.ftruncate(handle, 0)
+                os.pwrite(handle, started.encode(), 0)
+            except BlockingIOError:
+                started = os.pread(handle, 64, 0).decode(errors="replace").strip() or utc_now()
+            fcntl.flock(handle, fcntl.LOCK_SH)
+            fcntl.flock(mutex, fcntl.LOCK_UN)
+            yield started
+        finally:
+            os.close(handle)
+            os.close(mutex)
+
     # -- writing -------------------------------------------------------------------------------
 
     def check_writable(self) -> None:
@@ -162,9 +225,10 @@ class ResultStore:
     def _mkdir(self, path: Path) -> None:
         try:
             path.mkdir(parents=True, exist_ok=True)
-        except FileExistsError:
-            raise StoreError(f"cannot use {path} as a results folder: a file of that name is "
-                             "in the way") from None
+        except (FileExistsError, NotADirectoryError):
+            blocker = next((p for p in (path, *path.parents) if p.exists()), path)
+            raise StoreError(f"cannot create the folder {path}: the file {blocker} is in the "
+                             "way") from None
         except OSError as exc:
             raise StoreError(f"cannot create {path}: {exc.strerror}") from None
 
@@ -207,6 +271,52 @@ class ResultStore:
         old = self.records / "superseded"
         old.mkdir(exist_ok=True)
         os.replace(target, old / f"{target.stem}.{_stamp()}.json")
+
+
+def _suite_file(root: str | os.PathLike[str], suite: str) -> dict[str, Any] | None:
+    """The noted object of suite ``suite`` in ``root``; ``None`` if absent or damaged (warned)."""
+    path = Path(root) / "suites" / f"{suite}.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        cells = data["cells"]
+        if not isinstance(cells, list) or not all(isinstance(c, str) for c in cells):
+            raise TypeError("cells must be a list of cell ids")
+        if not isinstance(data.get("tuning", {}), dict):
+            raise TypeError("tuning must be an object")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("ignoring the damaged suite file %s: %s", path, exc)
+        return None
+    return dict(data)
+
+
+def suite_cells(root: str | os.PathLike[str], suite: str) -> set[str] | None:
+    """The ids of the cells suite ``suite`` asked for in results folder ``root``, or ``None``
+    where no run of it noted them (folders written before suites were noted)."""
+    data = _suite_file(root, suite)
+    return None if data is None else set(data["cells"])
+
+
+def suite_tuning(root: str | os.PathLike[str], suite: str) -> dict[str, Any] | None:
+    """The tuning declaration the latest run of ``suite`` noted in ``root`` (its JSON form,
+    :meth:`l2obench.selection.Tuning.to_json`), or ``None``: no method of it is tuned."""
+    data = _suite_file(root, suite)
+    return None if data is None else data.get("tuning")
+
+
+def _write_atomically(target: Path, text: str) -> None:
+    """Write ``text`` to ``target`` through a synced temporary file and a rename."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+    try:
+        os.fchmod(fd, _FILE_MODE & ~_umask())
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def read_record(path: Path, cell_id: str | None = None) -> Record:

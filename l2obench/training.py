@@ -2,11 +2,13 @@
 
 :func:`run_epochs` owns what every method's training shares, whatever its framework: the
 mini-batch order, the epoch and seconds budget (checked after every batch, so a slow method
-cannot overrun by more than one batch), divergence detection, and keeping the parameters of the
-epoch with the best validation score, restored at the end. Every PyTorch method trains through
-:func:`train` (Adam on its batch loss, on top of :func:`run_epochs`) and differs from another only
-in its batch loss; methods in other frameworks (``dys-jfb-jax``) call :func:`run_epochs` with
-their own optimiser step.
+cannot overrun by more than one batch), divergence detection, keeping the parameters of the
+epoch with the best validation regret (restored at the end), and the clock of each epoch: the
+history records, per completed epoch, the cumulative training seconds (validation excluded) and
+that epoch's validation seconds, so a report can draw validation regret against training time.
+Every PyTorch method trains through :func:`train` (Adam on its batch loss, on top of
+:func:`run_epochs`) and differs from another only in its batch loss; methods in other frameworks
+(``dys-jfb-jax``) call :func:`run_epochs` with their own optimiser step.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from l2obench.measure import now
 from l2obench.record import Budget, FitResult
 
 log = logging.getLogger(__name__)
@@ -28,10 +31,12 @@ log = logging.getLogger(__name__)
 #: A mini-batch's loss from the rows of the training tensors that :func:`train` was given
 #: (features, costs, solutions, and whatever a method adds after them), in that order.
 BatchLoss = Callable[..., torch.Tensor]
+#: A clock in seconds that has waited for the device's queued work (``measure.now``).
+Clock = Callable[[], float]
 
 
 class DivergenceError(FloatingPointError):
-    """Training produced a non-finite loss or validation score."""
+    """Training produced a non-finite loss or validation regret."""
 
 
 def train(
@@ -48,8 +53,9 @@ def train(
     """Train ``model`` on ``data = (features, costs, solutions, …)`` (tensors on the model's
     device, one row per training instance); ``batch_loss`` gets each tensor's rows of the batch.
 
-    ``validate`` returns a score to minimise (validation regret), computed in eval mode without
-    a tape; the best epoch's parameters are restored before returning.
+    ``validate`` returns the validation regret, computed in eval mode without a tape; the best
+    epoch's parameters are restored before returning. The epochs are timed with a clock that
+    synchronises the model's device before it is read.
     """
     features = data[0]
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -77,6 +83,7 @@ def train(
         seed=seed,
         snapshot=lambda: copy.deepcopy(model.state_dict()),
         restore=model.load_state_dict,
+        clock=lambda: now(features.device),
     )
     model.eval()
     return run
@@ -92,6 +99,7 @@ def run_epochs(
     seed: int,
     snapshot: Callable[[], Any],
     restore: Callable[[Any], Any],
+    clock: Clock = time.perf_counter,
 ) -> FitResult:
     """Epochs over ``n`` training instances until ``budget`` runs out; keep the best epoch.
 
@@ -99,14 +107,23 @@ def run_epochs(
     ``seed``, so methods in any framework see the same mini-batches in the same order for the
     same seed, and calls ``step(idx)`` on its consecutive slices of ``batch_size`` (``idx`` a CPU
     int64 tensor): ``step`` takes one optimiser step and returns the batch's mean loss. After each
-    complete epoch ``validate()`` scores the model (lower is better); when the score improves,
-    ``snapshot()`` is kept, and the best one is handed to ``restore`` before returning. An epoch
-    cut short by the seconds budget does not count and is not validated.
+    complete epoch ``validate()`` returns the validation regret (lower is better); when it
+    improves, ``snapshot()`` is kept, and the best one is handed to ``restore`` before returning.
+    An epoch cut short by the seconds budget does not count and is not validated.
+
+    ``clock`` is read before and after each validation; it must have waited for the device's
+    queued work (``lambda: measure.now(device)``; the default suits a step that returns a host
+    float, which has waited already). Each history entry holds ``epoch``, ``train_loss``,
+    ``val_regret``, ``train_s`` (training seconds from the start to the end of this epoch,
+    every validation excluded) and ``val_s`` (this epoch's validation seconds). The seconds
+    budget still counts the whole wall time of the loop, validation included.
     """
     generator = torch.Generator().manual_seed(seed)
     run = FitResult(epochs=0)
-    best_score, best_state = math.inf, None
+    best_regret, best_state = math.inf, None
     start = time.perf_counter()
+    clock_start = clock()
+    validating = 0.0  # seconds spent in validate() so far
     max_epochs = budget.max_epochs if budget.max_epochs is not None else math.inf
 
     while run.epochs < max_epochs:
@@ -125,18 +142,25 @@ def run_epochs(
         train_loss = total / n
         if not math.isfinite(train_loss):
             raise DivergenceError(f"training loss is {train_loss} at epoch {run.epochs}")
-        score = float(validate())
-        if not math.isfinite(score):
-            raise DivergenceError(f"validation score is {score}")
-        run.history.append({"epoch": run.epochs, "train_loss": train_loss, "val_score": score})
-        log.debug("epoch %d: train loss %.5g, validation %.5g", run.epochs, train_loss, score)
-        if score < best_score:
-            best_score, best_state = score, snapshot()
-            run.best_epoch = run.epochs
+        before = clock()
+        regret = float(validate())
+        after = clock()
+        if not math.isfinite(regret):
+            raise DivergenceError(f"validation regret is {regret}")
+        train_s = before - clock_start - validating
+        validating += after - before
+        run.history.append({"epoch": run.epochs, "train_loss": train_loss, "val_regret": regret,
+                            "train_s": train_s, "val_s": after - before})
+        log.debug("epoch %d: train loss %.5g, validation regret %.5g", run.epochs, train_loss,
+                  regret)
+        if regret < best_regret:
+            best_regret, best_state = regret, snapshot()
+            run.best_epoch, run.val_regret, run.time_to_best_s = run.epochs, regret, train_s
         if budget.max_seconds is not None and time.perf_counter() - start > budget.max_seconds:
             run.stopped_by = "seconds" if run.epochs < max_epochs else "epochs"
             break
 
+    run.val_time_s = validating
     if best_state is not None:
         restore(best_state)
     return run

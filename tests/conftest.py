@@ -12,6 +12,15 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One PyTorch thread in the test process: the tests' small tensors gain nothing from a
+    second thread, and on a machine shared with other work a multi-threaded op waits for a busy
+    core (the same layer test took 1 s alone and 50 s beside other processes)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def tiny_suite(name: str = "tiny", seeds: str = "[0]") -> str:
     """A suite of 4 or 8 fast cells (k = 3, 4; dys-jfb and two-stage) for end-to-end tests."""
     return f"""

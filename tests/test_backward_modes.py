@@ -500,3 +500,28 @@ def test_warm_start_starts_each_instance_at_its_last_fixed_point(name: str) -> N
     assert warm_iters[1] < cold_iters[1]  # the third starts where the second ended
     assert method.warm is not None and method.warm.abs().sum() > 0
     assert method.config["warm_start"] is True and warm_fit.fwd_unconverged == 0
+
+
+def test_new_dys_parameters_leave_published_cell_ids_unchanged() -> None:
+    """``warm_start``, ``projection``, ``check_every`` and ``chunk`` came after the shortest-path
+    baseline was published and are ``omit_default``: its ``dys-jfb``, ``dys-unrolled`` and
+    ``dys-jfb-jax`` records are still the cells the protocol expands to. (``dys-implicit``'s
+    adjoint defaults changed, so its cells are new ones.)"""
+    import dataclasses
+
+    from l2obench.record import Budget as RecordBudget
+    from l2obench.store import load_records
+    from l2obench.suite import expand, load_suite
+    from tests.conftest import REPO
+
+    suite = dataclasses.replace(load_suite("shortest-path"),
+                                budget=RecordBudget(max_epochs=100, max_seconds=60.0))
+    names = ["dys-jfb", "dys-unrolled", "dys-jfb-jax"]
+    cells = expand(suite, device="cpu", sizes=[5, 10, 20, 30], seeds=[0, 1, 2],
+                   method_names=names)
+    published = [r for r in load_records(REPO / "results" / "shortest-path") if r.method in names]
+    assert len(published) == 36
+    assert {r.cell_id for r in published} <= {c.cell_id for c in cells}
+    params = method_registry.get("dys-jfb").cell_params({"warm_start": True, "chunk": 8})
+    assert params["warm_start"] is True and params["chunk"] == 8
+    assert "projection" not in method_registry.get("dys-jfb").cell_params({})

@@ -11,6 +11,9 @@ import pytest
 from l2obench import load_results
 from tests.conftest import run_cli, tiny_suite
 
+#: Subprocesses, a browser, pip or Ray: the full lane only (`pytest -m "not slow"` skips them).
+pytestmark = pytest.mark.slow
+
 TINY = tiny_suite()
 
 REQUIRED_COLUMNS = [
@@ -65,8 +68,26 @@ def test_malformed_suite_file(tmp_path: Path) -> None:
 def test_list_shows_problems_methods_suites() -> None:
     result = run_cli("list")
     assert result.returncode == 0, result.stderr
-    for name in ("shortest-path", "dys-jfb", "two-stage", "alpha", "max_iter"):
+    for name in ("shortest-path", "dys-jfb", "two-stage", "alpha", "max_iter", "tsp",
+                 "portfolio", "conic-form", "Which method runs on which problem"):
         assert name in result.stdout
+    # The applicability table: a DYS layer's row says what portfolio lacks.
+    applicability = result.stdout[result.stdout.index("Which method runs on which problem"):]
+    row = next(line for line in applicability.splitlines() if line.startswith("│ dys-jfb "))
+    assert "no: needs lp-form" in row and row.count("yes") == 3
+
+
+def test_a_method_that_cannot_run_on_the_problem_exits_2(tmp_path: Path) -> None:
+    suite = tmp_path / "bad.toml"
+    suite.write_text(
+        'name = "bad"\nproblem = "portfolio"\nsizes = [10]\nbudget = { max_epochs = 1 }\n'
+        '[[methods]]\nname = "two-stage"\n[[methods]]\nname = "dys-jfb"\n'
+    )
+    result = run_cli("run", "--suite", str(suite), "--out", str(tmp_path / "o"))
+    assert_clean_usage_error(result, "methods[1].name", "method 'dys-jfb' cannot run on problem",
+                             "'portfolio': it needs lp-form")
+    assert result.stderr.count("error") == 1
+    assert not (tmp_path / "o").exists()
 
 
 def test_threads_per_cell_reach_the_cells(tmp_path: Path) -> None:

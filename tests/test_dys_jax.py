@@ -42,6 +42,9 @@ from l2obench.methods.torch_method import cost_model  # noqa: E402
 from l2obench.problems.base import LPForm  # noqa: E402
 from l2obench.problems.shortest_path import ShortestPath  # noqa: E402
 
+#: XLA compiles for each shape: the full lane only (`pytest -m "not slow"` skips them).
+pytestmark = pytest.mark.slow
+
 F64 = torch.float64
 #: Settings whose solutions lie off the LP's vertices (γ = 0.5), so gradients are not zero, and
 #: whose tolerance leaves float64 rounding far behind.
@@ -292,6 +295,7 @@ def test_missing_jax_gives_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> 
         DYSJFBJax(ShortestPath(k=3), torch.device("cpu"), seed=0)
 
 
+@pytest.mark.slow
 def test_method_module_imports_without_jax() -> None:
     """Listing methods must not need the extra: the module imports JAX only when built."""
     code = (

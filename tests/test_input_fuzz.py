@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import tempfile
 import tomllib
 from pathlib import Path
@@ -15,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from l2obench.cli import main
+from l2obench.store import ResultStore, load_results
 
 VALID: dict[str, Any] = {
     "name": "fuzz",
@@ -139,3 +141,42 @@ def test_bad_arguments_are_refused(option: str, value: str) -> None:
                 "cpu", "--dry-run", option, value]
         code, text = run_main(argv)
         assert_refused(code, text, out)
+
+
+# -- damaged and foreign records ---------------------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+RECORD_KEYS = st.sampled_from(["cell_id", "status", "problem", "method", "size", "seed",
+                               "norm_regret", "history", "params", "size_param"])
+FOREIGN = st.one_of(
+    st.binary(max_size=200),
+    JSON_VALUES.map(lambda v: json.dumps(v).encode()),
+    st.dictionaries(RECORD_KEYS, JSON_VALUES, max_size=10).map(
+        lambda d: json.dumps({"cell_id": "0123456789abcdef", **d}).encode()),
+)
+
+
+@SETTINGS
+@given(content=FOREIGN)
+def test_damaged_or_foreign_records_are_never_counted_or_fatal(content: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        records = Path(tmp) / "records"
+        records.mkdir()
+        (records / "0123456789abcdef.json").write_bytes(content)
+        store = ResultStore(tmp)
+        try:
+            frame = load_results(tmp)
+        except FileNotFoundError:
+            frame = None  # nothing intact to load: the file was skipped
+        record = store.read("0123456789abcdef")
+        if record is None:  # damaged: set aside, never counted as done
+            assert not (records / "0123456789abcdef.json").exists()
+            assert len(list((records / "damaged").iterdir())) == 1
+            assert frame is None
+        else:  # it happens to be a complete record of that cell
+            assert record.cell_id == "0123456789abcdef"
+            assert frame is not None and len(frame) == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from l2obench.errors import ParameterError, UnknownNameError
+from l2obench.errors import L2OBenchError, ParameterError, UnknownNameError
 from l2obench.methods.base import method_registry
 from l2obench.params import Param, readable_name, validate_params
 from l2obench.problems.base import problem_registry
@@ -25,7 +25,7 @@ def test_defaults_fill_in_and_values_coerce() -> None:
 @pytest.mark.parametrize(
     ("given", "fragment"),
     [
-        ({"lrr": 0.1}, "unknown parameter(s) 'lrr'; valid: cap, k, lr, mode"),
+        ({"lrr": 0.1}, "unknown parameter(s) 'lrr' (did you mean 'lr'?); valid: cap, k, lr, mode"),
         ({"lr": 2.0}, "above its maximum 1"),
         ({"k": 1}, "below its minimum 2"),
         ({"k": 2.5}, "not a valid int"),
@@ -57,3 +57,14 @@ def test_registries_list_valid_names_on_error() -> None:
 def test_builtin_methods_are_registered() -> None:
     assert {"dys-jfb", "two-stage"} <= set(method_registry.names())
     assert "shortest-path" in problem_registry.names()
+
+
+@pytest.mark.parametrize(("call", "hint"), [
+    (lambda: method_registry.get("dys-jbf"), "did you mean 'dys-jfb'"),
+    (lambda: method_registry.get("two-stage").validate({"lrr": 0.1}), "did you mean 'lr'"),
+    (lambda: method_registry.get("dys-jfb").validate({"solver": "andersen"}),
+     "did you mean 'anderson'"),
+])
+def test_misspelt_names_get_a_suggestion(call, hint: str) -> None:
+    with pytest.raises(L2OBenchError, match=hint):
+        call()

@@ -12,6 +12,9 @@ import pytest
 from l2obench import load_results
 from tests.conftest import run_cli
 
+#: Subprocesses, a browser, pip or Ray: the full lane only (`pytest -m "not slow"` skips them).
+pytestmark = pytest.mark.slow
+
 PLUGIN = Path(__file__).parent / "plugin_pkg"
 
 

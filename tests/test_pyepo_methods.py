@@ -21,7 +21,7 @@ from pyepo.func import SPOPlus, blackboxOpt, perturbedFenchelYoung, perturbedOpt
 from pyepo.func.abcmodule import optModule
 from pyepo.model.opt import optModel
 
-from l2obench.methods import cvx_net, pyepo_losses
+from l2obench.methods import cvx_net, pyepo_oracle
 from l2obench.methods.base import Budget, method_registry
 from l2obench.problems.base import LPForm
 from l2obench.problems.shortest_path import ShortestPath
@@ -84,7 +84,7 @@ def spo_plus(model: optModel, pred: torch.Tensor, costs: torch.Tensor, sols: tor
 def test_adapter_solves_like_the_oracle(problem: ShortestPath, batch) -> None:
     _, costs = batch
     expected_sols, expected_objs = problem.oracle(costs)
-    adapter = pyepo_losses.ProblemOptModel(problem)
+    adapter = pyepo_oracle.ProblemOptModel(problem)
     assert adapter.num_cost == problem.n_vars
     for row in range(BATCH):  # PyEPO's one-at-a-time interface
         adapter.setObj(costs[row].numpy())
@@ -101,7 +101,7 @@ def test_adapter_keeps_the_problem_sense(batch) -> None:
     """On a maximisation problem the adapter returns the maximiser and its (true) objective."""
     _, costs = batch
     max_problem = MaxShortestPath(k=K)
-    adapter = pyepo_losses.ProblemOptModel(max_problem)
+    adapter = pyepo_oracle.ProblemOptModel(max_problem)
     adapter.setObj(-costs[0])
     sol, obj = adapter.solve()
     expected_sol, expected_obj = ShortestPath(k=K).oracle(costs[:1])
@@ -121,7 +121,7 @@ def test_spo_plus_matches_its_closed_form(problem: ShortestPath, batch) -> None:
         - np.einsum("ij,ij->i", c, x_true)
     )
     loss, grad = spo_plus(
-        pyepo_losses.ProblemOptModel(problem), pred, costs, torch.tensor(x_true)
+        pyepo_oracle.ProblemOptModel(problem), pred, costs, torch.tensor(x_true)
     )
     assert float(loss) == pytest.approx(per_sample.mean(), rel=1e-12)
     np.testing.assert_allclose(grad.numpy(), 2 * (x_true - x_spo) / BATCH, atol=1e-15)
@@ -152,7 +152,7 @@ def test_losses_match_pyepo_on_gurobi(
     pred, costs = batch
     sols = torch.as_tensor(problem.oracle(costs)[0])
     results = []
-    for model in (pyepo_losses.ProblemOptModel(problem), shortestPathModel(grid=(K, K))):
+    for model in (pyepo_oracle.ProblemOptModel(problem), shortestPathModel(grid=(K, K))):
         leaf = pred.clone().requires_grad_(True)
         loss = call(make_module(model), leaf, costs, sols)
         loss.backward()
@@ -166,9 +166,9 @@ def test_spo_plus_on_a_maximisation_problem(problem: ShortestPath, batch) -> Non
     """SPO+ of (−ĉ, −c) on the max form equals SPO+ of (ĉ, c) on the min form; gradient negated."""
     pred, costs = batch
     sols = torch.as_tensor(problem.oracle(costs)[0])
-    loss_min, grad_min = spo_plus(pyepo_losses.ProblemOptModel(problem), pred, costs, sols)
+    loss_min, grad_min = spo_plus(pyepo_oracle.ProblemOptModel(problem), pred, costs, sols)
     loss_max, grad_max = spo_plus(
-        pyepo_losses.ProblemOptModel(MaxShortestPath(k=K)), -pred, -costs, sols
+        pyepo_oracle.ProblemOptModel(MaxShortestPath(k=K)), -pred, -costs, sols
     )
     assert float(loss_max) == pytest.approx(float(loss_min), rel=1e-12)
     np.testing.assert_allclose(grad_max.numpy(), -grad_min.numpy(), atol=1e-15)
@@ -189,6 +189,7 @@ def test_one_oracle_call_per_batch(
     problem = ShortestPath(k=4, n_train=64, n_val=8, n_test=8)
     data = problem.generate().train
     method = method_registry.get(name)(problem, CPU, seed=0, **params)
+    method.prepare(data)
     rows: list[int] = []
     oracle = problem.oracle
 
@@ -212,6 +213,7 @@ def test_losses_follow_the_problem_sense(name: str, loss: str | None) -> None:
     results = []
     for problem, sign in ((ShortestPath(k=4), 1.0), (MaxShortestPath(k=4), -1.0)):
         method = method_registry.get(name)(problem, CPU, seed=0, **params)
+        method.prepare(split)
         with torch.no_grad():
             for parameter in method.model.parameters():
                 parameter.mul_(sign)

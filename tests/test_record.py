@@ -58,3 +58,23 @@ def test_a_record_of_another_cell_is_refused(tmp_path: Path) -> None:
     (tmp_path / "records" / "fedcba9876543210.json").write_text(json.dumps(record.to_json()))
     with pytest.raises(FileNotFoundError):  # the only file is skipped: nothing to load
         load_records(tmp_path)
+
+
+@pytest.mark.slow
+def test_a_published_record_reruns_to_the_same_result(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    cell_id = "c7b94ba70dc21815"  # two-stage at k = 5: 100 epochs in about a second
+    result = run_cli("rerun", cell_id[:10], "--results", str(PUBLISHED), "--out", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "conditions" in result.stdout  # what differs from the record's machine and threads
+    (again,) = load_records(tmp_path)
+    (original,) = [r for r in load_records(PUBLISHED) if r.cell_id == cell_id]
+    assert again.cell_id == cell_id and again.epochs == original.epochs
+    assert again.norm_regret == pytest.approx(original.norm_regret, rel=1e-6)
+
+
+def test_run_dependent_columns_are_columns() -> None:
+    from l2obench.record import RECORD_COLUMNS, RUN_DEPENDENT_COLUMNS
+
+    assert set(RECORD_COLUMNS) > RUN_DEPENDENT_COLUMNS

@@ -21,6 +21,7 @@ from l2obench.report import ReportFiles, build_report, publish_dir
 from l2obench.report.aggregate import AGGREGATION_NOTE, aggregate, mean_interval
 from l2obench.report.leaderboard import RANKING_RULE, overall_ranking, ranks
 from l2obench.report.plots import PLOTS, draw
+from l2obench.report.style import method_styles
 from l2obench.store import ResultStore, load_results
 from tests.conftest import REPO, run_cli, tiny_suite
 
@@ -28,9 +29,10 @@ SIZES = (5, 10, 20, 40)
 DYS, TWO_STAGE, SPO = "dys-jfb[lr=0.01]", "two-stage[lr=0.01]", "spo-plus"
 COMMAND = "l2obench report --results runs/synth --out <out> & more"
 #: Figures the synthetic records must give (CPU records without backward iterations give no
-#: device-memory and no backward-iterations figure).
-SYNTH_FIGURES = ("summary", "regret", "test_loss", "train_time", "time_per_epoch", "peak_mem",
-                 "fwd_iters")
+#: device-memory and no backward-iterations figure; three methods with three different training
+#: objectives give no test-loss figure: their losses share no scale).
+SYNTH_FIGURES = ("summary", "regret", "train_time", "time_per_epoch", "peak_mem", "fwd_iters")
+OBJECTIVES = {"dys-jfb": "MSE to x*", "two-stage": "MSE to c", "spo-plus": "SPO+"}
 
 
 def record(suite: str, method_label: str, size: int, seed: int, status: str = "ok") -> dict:
@@ -43,7 +45,7 @@ def record(suite: str, method_label: str, size: int, seed: int, status: str = "o
         "cell_id": hashlib.sha256(key).hexdigest()[:16],
         "suite": suite, "problem": "shortest-path", "size": size,
         "n_vars": 2 * size * (size - 1) if ok else None,
-        "method": method, "method_label": method_label,
+        "method": method, "method_label": method_label, "objective": OBJECTIVES.get(method),
         "params": '{"lr": 0.01}', "problem_params": f'{{"k": {size}}}',
         "seed": seed, "device": "cpu", "status": status,
         "error": None if ok else f"RuntimeError: <b>boom</b> in {method} & co",
@@ -158,7 +160,7 @@ def test_ranking_rule() -> None:
             rows.append({"size": s, "method_label": method, "solved": int(regret is not None),
                          "attempted": 1, "norm_regret_mean": regret or math.nan,
                          "train_time_s_mean": t if regret is not None else math.nan})
-    overall = overall_ranking(pd.DataFrame(rows)).set_index("method_label")
+    overall = overall_ranking(pd.DataFrame(rows))[0].set_index("method_label")
     # x: ranks 1, 2 → 1.5; y: 2, 1 → 1.5; z: 3, 3 (missing at size 2) → 3. x and y tie on
     # regret; time ranks: x 3, 1 → 2, y 2, 2 → 2 as well, so they share the rank.
     assert overall["mean_rank"].to_dict() == {"x": 1.5, "y": 1.5, "z": 3.0}
@@ -189,14 +191,14 @@ def test_not_ok_cells_are_marked_in_the_figures(synth_results: Path,
     records = load_results(synth_results)
     records = records[records["suite"] == "synth"]
     agg = aggregate(records)
-    colours = {m: (0.0, 0.0, 0.0) for m in sorted(agg["method_label"].unique())}
+    styles = method_styles(records)
     regret = next(p for p in PLOTS if p.name == "regret")
-    figure = draw(regret, regret.metrics, agg, records, colours)
+    figure = draw(regret, regret.metrics, agg, records, styles)
     marks = {c.get_gid(): c.get_offsets()[:, 0].tolist() for c in figure.axes[0].collections
              if (c.get_gid() or "").startswith("not-ok-")}
     assert marks == {"not-ok-failed": [40.0], "not-ok-timeout": [20.0]}
     assert figure.axes[0].get_xlabel() == "problem size"  # the synthetic records lack its name
-    named = draw(regret, regret.metrics, agg, records.assign(size_param="k"), colours)
+    named = draw(regret, regret.metrics, agg, records.assign(size_param="k"), styles)
     assert named.axes[0].get_xlabel() == "problem size (k)"
 
 
@@ -208,7 +210,7 @@ def test_leaderboard_pages_hold_the_tables(synth_report: ReportFiles) -> None:
         for size, n_vars in [(5, 40), (10, 180), (20, 760), (40, 3120)]:
             assert f"Size {size} ({n_vars} decision variables)" in page
         assert "ok 2, timeout 1" in page
-        assert "2/3" in page and "1 seed" in page
+        assert "2/3" in page and "(1 seed)" not in page
         assert "0123abcd" in page and "2.13.0" in page and "3.11.9" in page
         assert "other (shortest-path)" not in page  # only the suite asked for
         assert AGGREGATION_NOTE in page and RANKING_RULE in page
@@ -248,6 +250,7 @@ def test_html_is_escaped_and_requests_nothing(synth_report: ReportFiles) -> None
         assert (synth_report.out / link).is_file(), link
 
 
+@pytest.mark.slow
 def test_all_suites_without_a_filter(synth_results: Path, tmp_path: Path) -> None:
     files = build_report(synth_results, tmp_path)
     html = files.index.read_text()
@@ -278,6 +281,7 @@ def test_publish_dir_is_the_checkouts_results_folder() -> None:
 TINY = tiny_suite("tiny-report", seeds="[0, 1]")
 
 
+@pytest.mark.slow
 def test_report_of_a_real_tiny_run(tmp_path: Path) -> None:
     suite = tmp_path / "tiny.toml"
     suite.write_text(TINY)
@@ -297,7 +301,8 @@ def test_report_of_a_real_tiny_run(tmp_path: Path) -> None:
     assert seconds < 30, f"the report took {seconds:.1f} s"
 
     names = {p.name for p in (out / "figures").iterdir()}
-    assert names == {f"tiny-report-shortest-path-{n}.{ext}" for n in SYNTH_FIGURES
+    # Real records carry timed histories: the anytime figure joins the synthetic ones.
+    assert names == {f"tiny-report-shortest-path-{n}.{ext}" for n in (*SYNTH_FIGURES, "anytime")
                      for ext in ("png", "svg")}
     md = (out / "LEADERBOARD.md").read_text()
     for size, n_vars in [(3, 12), (4, 24)]:
@@ -307,15 +312,20 @@ def test_report_of_a_real_tiny_run(tmp_path: Path) -> None:
     assert "device: CPU/GPU model:** cpu: " in md
 
 
-def test_notes_head_both_pages_escaped(synth_results: Path, tmp_path: Path) -> None:
-    notes = ("What changed: a faster <projection>.\n\n- first bullet\n  continued\n"
-             "- second & last\n")
+def test_notes_head_both_pages_rendered_safely(synth_results: Path, tmp_path: Path) -> None:
+    notes = ("**Regenerated** with `--threads 1`: a faster <projection>.\n\n"
+             "- first bullet\n  continued\n- second & last, [PyEPO](https://example.org)\n\n"
+             "<script>alert(1)</script> ![x](https://example.org/x.png)\n")
     files = build_report(synth_results, tmp_path, suite="synth", notes=notes)
     md = files.leaderboard.read_text()
-    assert md.index("What changed: a faster <projection>.") < md.index(AGGREGATION_NOTE[:30])
+    assert md.index("**Regenerated** with") < md.index(AGGREGATION_NOTE[:30])  # as written
     html = files.index.read_text()
-    assert "<p>What changed: a faster &lt;projection&gt;.</p>" in html
-    assert "<li>first bullet continued</li><li>second &amp; last</li>" in html
+    assert "<strong>Regenerated</strong> with <code>--threads 1</code>" in html
+    assert "a faster &lt;projection&gt;." in html
+    assert "<li>first bullet\ncontinued</li>" in html and "second &amp; last" in html
+    assert '<a href="https://example.org">PyEPO</a>' in html
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<img" not in html.split("<h2>")[0]  # the page requests nothing from elsewhere
     assert html.index('class="notes"') < html.index("<h2>")
 
 
@@ -324,3 +334,73 @@ def test_cli_notes_file_must_exist(synth_results: Path, tmp_path: Path) -> None:
                   "--notes", str(tmp_path / "missing.md"))
     assert run.returncode == 2 and "cannot read the notes file" in run.stdout + run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_tables_are_exported_as_csv_and_latex(synth_report: ReportFiles) -> None:
+    tables = {p.name: p for p in synth_report.tables}
+    assert "synth-shortest-path-overall.csv" in tables
+    assert "synth-shortest-path-overall.tex" in tables
+    assert "synth-shortest-path-size-5.tex" in tables
+    rows = tables["synth-shortest-path-size-5.csv"].read_text().splitlines()
+    assert rows[0].startswith("rank,method,normalized regret")
+    tex = tables["synth-shortest-path-size-5.tex"].read_text()
+    assert tex.startswith(r"\begin{tabular}{rl") and r"\toprule" in tex and r"\bottomrule" in tex
+    assert r"$\pm$" in tex and "dys-jfb[lr=0.01]" in tex
+
+
+def test_latex_cells_are_escaped() -> None:
+    from l2obench.report.export import latex_cell
+
+    assert latex_cell("a_b & 50% $x$ #1 {y}") == r"a\_b \& 50\% \$x\$ \#1 \{y\}"
+    assert latex_cell("**0.12 ± 0.01**") == r"\textbf{0.12 $\pm$ 0.01}"
+
+
+def test_test_losses_are_drawn_one_panel_per_shared_objective(synth_results: Path) -> None:
+    records = load_results(synth_results)
+    records = records[records["suite"] == "synth"].copy()
+    records.loc[records["method"] == "spo-plus", "objective"] = "MSE to x*"  # shares dys-jfb's
+    agg = aggregate(records)
+    test_loss = next(p for p in PLOTS if p.name == "test_loss")
+    figure = draw(test_loss, test_loss.metrics, agg, records, method_styles(records))
+    assert [ax.get_title() for ax in figure.axes if ax.get_title()] == ["objective: MSE to x*"]
+    lines = {line.get_label() for ax in figure.axes for line in ax.get_lines()}
+    assert lines == {DYS, SPO}  # two-stage's MSE on costs is not on this scale
+
+
+def test_methods_are_coloured_by_family_and_seeds_shown_as_points(synth_results: Path) -> None:
+    from l2obench.report.style import FAMILIES
+
+    records = load_results(synth_results)
+    styles = method_styles(records)
+    assert styles[DYS].family == "dys" and styles[TWO_STAGE].family == "baseline"
+    assert styles[SPO].family == "pyepo"  # older records: the family from the method's name
+    assert len({s.colour for s in styles.values()}) == len(styles)
+    assert list(FAMILIES)[:4] == ["dys", "layer", "pyepo", "baseline"]
+    agg = aggregate(records[records["suite"] == "synth"])
+    regret = next(p for p in PLOTS if p.name == "regret")
+    figure = draw(regret, regret.metrics, agg, records[records["suite"] == "synth"], styles)
+    legend = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert legend.index("DYS LAYERS") < legend.index(DYS) < legend.index("BASELINES")
+    assert "one seed (fewer than 3)" in legend  # spo-plus has one seed: points, not a band
+
+
+def test_report_compares_each_method_with_a_baseline(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    now, then = ResultStore(tmp_path / "now"), ResultStore(tmp_path / "then")
+    for row in synthetic_records():
+        if row["suite"] != "synth" or row["status"] != "ok":
+            continue
+        regrets = rng.uniform(0.0, 1.0, 30)
+        shift = 0.2 if row["method"] == "dys-jfb" else 0.0  # dys-jfb got better since
+        now.write(Record.from_json({**row, "test_regrets": regrets.tolist()}))
+        then.write(Record.from_json({**row, "norm_regret": row["norm_regret"] + shift / 10,
+                                     "test_regrets": (regrets + shift).tolist()}))
+    files = build_report(tmp_path / "now", tmp_path / "r", baseline=tmp_path / "then")
+    md = files.leaderboard.read_text()
+    assert "Change against the baseline" in md and str(tmp_path / "then") in md
+    rows = [line for line in md.splitlines() if line.startswith("| 5 |") and "better" in line]
+    assert any("dys-jfb" in line for line in rows)
+    assert "| no significant change |" in md  # two-stage's regrets are the same
+    assert any(p.name.endswith("-baseline.tex") for p in files.tables)
+    with pytest.raises(L2OBenchError, match="--baseline"):
+        build_report(tmp_path / "now", tmp_path / "r2", baseline=tmp_path / "missing")

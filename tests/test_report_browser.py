@@ -28,13 +28,18 @@ import pytest
 from l2obench.record import Record
 from l2obench.report import ReportFiles, build_report
 from l2obench.store import ResultStore
+from tests.test_report import record as synthetic_record
 from tests.test_report import synthetic_records
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(
+#: A browser: the full lane only (`pytest -m "not slow"` skips it).
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     CHROMIUM is None,
-    reason="headless Chromium not installed (Debian: apt-get install -y chromium)")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+    reason="headless Chromium not installed (Debian: apt-get install -y chromium)")]
+#: The width a reader's laptop browser gives the page.
+WIDTH = 1280
+CHROMIUM_FLAGS = [f"--window-size={WIDTH},900", "--headless", "--no-sandbox", "--disable-gpu",
+                  "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync"]
 TIMEOUT_S = 30
@@ -114,8 +119,16 @@ class DevTools:
 def report(tmp_path_factory: pytest.TempPathFactory) -> ReportFiles:
     results = tmp_path_factory.mktemp("results")
     store = ResultStore(results)
-    for record in synthetic_records():
-        store.write(Record.from_json(record))
+    for row in synthetic_records():
+        store.write(Record.from_json(row))
+    # A method with a long label and every metric, so that the size tables are wider than the
+    # page and must scroll inside their boxes.
+    long_label = ("dys-implicit[alpha=0.05,bwd_max_iter=500,bwd_tol=0.02,gamma=0.0005,"
+                  "linear_solver=gmres,lr=0.01,memory=5,solver=anderson]")
+    for size in (5, 10):
+        wide = synthetic_record("synth", long_label, size, 0)
+        wide.update(bwd_iters_mean=123.4, device_peak_mem_mb=4567.8, fwd_iters_mean=1234.5)
+        store.write(Record.from_json(wide))
     return build_report(results, tmp_path_factory.mktemp("report"), command="l2obench report")
 
 
@@ -175,10 +188,16 @@ def open_page(browser: str, url: str) -> tuple[dict[str, Any], list[dict[str, An
         tools.call("Page.navigate", url=url)
         tools.wait_for("Page.loadEventFired")
         state = tools.call("Runtime.evaluate", returnByValue=True, expression="""({
-            tables: document.querySelectorAll("table").length,
+            nTables: document.querySelectorAll("table").length,
             rows: document.querySelectorAll("tbody tr").length,
             images: Array.from(document.images, i => ({src: i.src, complete: i.complete,
                                                        width: i.naturalWidth})),
+            viewport: window.innerWidth,
+            pageWidth: document.documentElement.scrollWidth,
+            tables: Array.from(document.querySelectorAll("table"), t => ({
+                right: t.getBoundingClientRect().right,
+                boxRight: t.parentElement.getBoundingClientRect().right,
+                scrolls: getComputedStyle(t.parentElement).overflowX === "auto"})),
         })""")["result"]["value"]
         time.sleep(0.5)  # let late messages (a failed favicon, a CSP report) arrive
         tools.call("Runtime.evaluate", expression="0")
@@ -210,7 +229,13 @@ def test_page_loads_cleanly_in_chromium(how: str, browser: str, report: ReportFi
     state, events = open_page(browser, url)
 
     assert problems(events) == []
-    assert state["tables"] >= 2 and state["rows"] >= 3
+    assert state["viewport"] == WIDTH
+    assert state["pageWidth"] <= state["viewport"], state  # the page never scrolls sideways
+    for table in state["tables"]:  # each table fits, or scrolls inside a box that fits
+        assert table["right"] <= state["viewport"] or (
+            table["scrolls"] and table["boxRight"] <= state["viewport"]), table
+    assert any(t["right"] > state["viewport"] for t in state["tables"])  # the wide ones scroll
+    assert state["nTables"] >= 2 and state["rows"] >= 3
     assert len(state["images"]) >= 7  # two suites' figures
     for image in state["images"]:
         assert image["complete"] and image["width"] > 0, image

@@ -84,6 +84,7 @@ def test_regret_is_computed_from_true_costs() -> None:
         optima.append(abs(shortest))
     expected = sum(regrets) / sum(optima)
     assert record.norm_regret == pytest.approx(expected)
+    assert record.test_regrets == pytest.approx(regrets)  # each instance's, in the split's order
     assert record.norm_regret > 0.3
     assert record.accuracy < 0.5
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import ClassVar
 
+import numpy as np
 import pytest
 
+from l2obench import Param
 from l2obench.errors import L2OBenchError
 from l2obench.suite import SuiteError, builtin_suites, expand, load_suite
 
@@ -89,12 +93,13 @@ def test_cell_id_is_stable_and_sensitive(tmp_path: Path) -> None:
     ("text", "fragment"),
     [
         ("name = 'x'\nproblem = ", "not valid TOML"),
-        (GOOD.replace('problem = "shortest-path"', 'problem = "tsp"'),
-         "key 'problem': unknown problem 'tsp'; valid: knapsack, shortest-path"),
+        (GOOD.replace('problem = "shortest-path"', 'problem = "tsp-atsp"'),
+         "key 'problem': unknown problem 'tsp-atsp'; valid: knapsack, portfolio, shortest-path, "
+         "tsp"),
         (GOOD.replace('sizes = [3, 4]', 'sizes = "3"'), "key 'sizes' must be a list"),
         (GOOD.replace('sizes = [3, 4]', 'sizes = [3, 3]'), "repeated values"),
         (GOOD.replace('name = "dys-jfb"', 'name = "dys"'),
-         "key 'methods[1].name': unknown method 'dys'; valid: "),
+         "key 'methods[1].name': unknown method 'dys' (did you mean"),
         (GOOD.replace('params = { lr = [0.01, 0.1] }', 'params = { lr = -1.0 }'),
          "key 'methods[0].params': method 'two-stage': parameter 'lr' = -1.0 is below"),
         (GOOD.replace('params = { lr = [0.01, 0.1] }', 'params = { step = 1 }'),
@@ -121,7 +126,88 @@ def test_malformed_suites_name_file_and_key(tmp_path: Path, text: str, fragment:
 
 
 def test_unknown_suite_lists_builtins() -> None:
-    with pytest.raises(SuiteError, match=r"unknown suite 'shortest'; valid: .*shortest-path"):
+    with pytest.raises(SuiteError, match=r"unknown suite 'shortest' \(did you mean "
+                                         r"'shortest-path'\?\); valid: .*shortest-path"):
         load_suite("shortest")
     with pytest.raises(SuiteError, match="suite file not found"):
         load_suite("nowhere/suite.toml")
+
+
+def test_add_method_joins_a_builtin_suite_from_the_command_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from l2obench import FitResult, Method, register_method
+    from l2obench.methods.base import method_registry
+    from l2obench.suite import with_methods
+    from tests.test_input_fuzz import run_main
+
+    # The method registered here leaves with the test (others list every registered method).
+    monkeypatch.setattr(method_registry, "_items", dict(method_registry._items))
+
+    @register_method("test-joiner")
+    class Joiner(Method):
+        params: ClassVar[dict[str, Param]] = {"scale": Param(float, 1.0, "cost scale",
+                                                             low=0.0)}
+
+        def fit(self, data, budget):
+            return FitResult(epochs=1)
+
+        def predict_costs(self, features):
+            return np.ones((len(features), self.problem.n_vars)) * self.config["scale"]
+
+        def loss(self, split):
+            return 0.0
+
+    suite = with_methods(load_suite("shortest-path", quick=True),
+                         ["test-joiner[scale=2.5]", "two-stage[lr=0.1,hidden=0]"])
+    labels = {c.method_label for c in expand(suite, device="cpu")}
+    assert {"test-joiner[scale=2.5]", "two-stage[hidden=0,lr=0.1]"} <= labels
+    code, text = run_main(["run", "--suite", "shortest-path", "--quick", "--methods",
+                           "test-joiner", "--add-method", "test-joiner[scale=2]", "--device",
+                           "cpu", "--executor", "inline", "--out", str(tmp_path / "o")])
+    assert code == 0, text
+    assert "test-joiner[scale=2]" in text
+    for bad, fragment in [("test-joiner[scale=-1]", "below its minimum"),
+                          ("test-joiner[scale]", "is not key=value"),
+                          ("two-stage[lr=0.01]", "is in suite 'shortest-path' already"),
+                          ("two-stag", "did you mean 'two-stage'")]:
+        with pytest.raises(SuiteError, match=re.escape(fragment)):
+            with_methods(load_suite("shortest-path"), [bad])
+
+
+def test_every_schema_error_of_a_suite_file_in_one_message(tmp_path: Path) -> None:
+    path = tmp_path / "broken.toml"
+    path.write_text('name = "broken"\nproblem = "shortest-path"\nsizes = [1]\ncolour = "red"\n'
+                    'budget = { max_epochs = -3 }\n[[methods]]\nname = "dys-jbf"\n'
+                    '[[methods]]\nname = "two-stage"\nparams = { lr = -1 }\n')
+    with pytest.raises(SuiteError) as raised:
+        load_suite(str(path))
+    message = str(raised.value)
+    assert message.startswith(f"{path}: 5 errors:\n")
+    for fragment in ["unknown key 'colour'", "key 'sizes'", "unknown method 'dys-jbf'",
+                     "did you mean 'dys-jfb'", "key 'methods[1].params'", "max_epochs"]:
+        assert fragment in message, message
+    unknown = tmp_path / "unknown.toml"  # what depends on the problem cannot be checked
+    unknown.write_text('name = "u"\nproblem = "shortest-pth"\nsizes = [3]\n'
+                       'budget = { max_seconds = 0 }\n[[methods]]\nname = "two-stage"\n')
+    with pytest.raises(SuiteError, match=r"2 errors:\n.*did you mean 'shortest-path'.*\n"
+                                         r".*max_seconds"):
+        load_suite(str(unknown))
+
+
+@pytest.mark.parametrize("name", ["tsp", "portfolio"])
+def test_new_problem_suites_run_every_applicable_method(name: str) -> None:
+    """The TSP and portfolio suites list every registered method that applies to their problem
+    (and, being valid, none that does not), with a quick profile of small sizes."""
+    from l2obench.methods.base import method_registry
+    from l2obench.problems.base import problem_registry
+
+    suite = load_suite(name)
+    problem_cls = problem_registry.get(suite.problem)
+    builtin = [m for m in method_registry.names()  # not the tests' own registrations
+               if method_registry.get(m).__module__.startswith("l2obench.")]
+    applicable = {m for m in builtin if not method_registry.get(m).unmet_needs(problem_cls)}
+    assert {spec.name for spec in suite.methods} == applicable
+    assert (suite.data["n_train"], suite.data["n_val"], suite.data["n_test"]) == (1000, 200, 200)
+    assert suite.data["deg"] == 4
+    quick = load_suite(name, quick=True)
+    assert max(quick.sizes) <= min(suite.sizes) and quick.budget.max_epochs == 2

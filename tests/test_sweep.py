@@ -11,20 +11,17 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from l2obench import Budget, load_results
 from l2obench.executors import InlineExecutor, ProcessExecutor, run_isolated
 from l2obench.methods.base import method_registry
 from l2obench.problems.shortest_path import ShortestPath
-from l2obench.record import Cell, Limits, Status
+from l2obench.record import RUN_DEPENDENT_COLUMNS, Cell, Limits, Status
 from l2obench.store import ResultStore
 from l2obench.sweep import run_cells
 from tests.conftest import REPO, run_cli
-
-#: Timings, and provenance that may change between two runs (a commit made in between).
-TIMING_COLUMNS = {"train_time_s", "time_per_epoch_s", "infer_time_s", "peak_mem_mb",
-                  "started_at", "finished_at", "history", "torch_threads", "git_commit"}
 
 
 def cell(method: str = "two-stage", size: int = 3, seed: int = 0, epochs: int = 2,
@@ -37,6 +34,7 @@ def cell(method: str = "two-stage", size: int = 3, seed: int = 0, epochs: int = 
                 method_label=label, seed=seed, device="cpu", budget=Budget(max_epochs=epochs))
 
 
+@pytest.mark.slow
 def test_isolated_cell_matches_inline() -> None:
     c = cell("dys-jfb", max_iter=300)
     inline = InlineExecutor().submit(c).result()
@@ -46,6 +44,7 @@ def test_isolated_cell_matches_inline() -> None:
         assert getattr(isolated, key) == getattr(inline, key), key
 
 
+@pytest.mark.slow
 def test_wall_time_limit_kills_and_records_timeout() -> None:
     slow = cell("dys-jfb", size=12, epochs=1000, tol=1e-9, max_iter=100_000)
     start = time.monotonic()
@@ -56,10 +55,28 @@ def test_wall_time_limit_kills_and_records_timeout() -> None:
     assert record.cell_id == slow.cell_id and record.norm_regret is None
 
 
+@pytest.mark.slow
 def test_memory_cap_kills_and_records_oom() -> None:
     record = run_isolated(cell(), Limits(memory_mb=50))  # the interpreter alone is larger
     assert record.status == "oom"
     assert "memory cap of 50 MB" in record.error
+
+
+@pytest.mark.slow
+def test_cells_of_one_problem_configuration_share_its_data() -> None:
+    """The first cell's process draws the data set and sends it back; the next cell of the
+    same configuration receives it, and its record is the one it computes on its own."""
+    first, second = cell("two-stage"), cell("spo+")
+    with ProcessExecutor(jobs=1) as executor:
+        assert executor.submit(first).result().status == "ok"
+        shared = executor.datasets.get(second)
+        assert shared is not None
+        np.testing.assert_array_equal(shared.train.costs,
+                                      ShortestPath(**first.problem_params).generate().train.costs)
+        with_shared = executor.submit(second).result()
+    on_its_own = run_isolated(second, Limits(wall_seconds=120))
+    for key in ("status", "norm_regret", "test_loss", "epochs", "accuracy"):
+        assert getattr(with_shared, key) == getattr(on_its_own, key), key
 
 
 def test_modes_resume_force_retry(tmp_path: Path) -> None:
@@ -106,6 +123,7 @@ def test_a_locked_cell_is_left_to_its_holder(tmp_path: Path) -> None:
     assert [r.cell_id for r in run_cells([a, b], store).written] == [a.cell_id]
 
 
+@pytest.mark.slow
 def test_process_pool_runs_every_cell_once(tmp_path: Path) -> None:
     cells = [cell(seed=s) for s in range(4)]
     summary = run_cells(cells, ResultStore(tmp_path), executor=ProcessExecutor(jobs=2))
@@ -142,6 +160,7 @@ def _sweep_command(tmp_path: Path) -> tuple[Path, Path, list[str]]:
                         "--device", "cpu", "--out", str(out)]
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     suite, out, command = _sweep_command(tmp_path)
     proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
@@ -165,6 +184,7 @@ def test_sigkill_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> Non
     assert f"{len(interrupted)} already recorded" in result.stdout
 
 
+@pytest.mark.slow
 def test_two_sweeps_on_one_folder_split_the_work(tmp_path: Path) -> None:
     _, out, command = _sweep_command(tmp_path)
     procs = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, text=True)
@@ -176,15 +196,17 @@ def test_two_sweeps_on_one_folder_split_the_work(tmp_path: Path) -> None:
     assert not list((out / "records" / "superseded").glob("*"))
 
 
+@pytest.mark.slow
 def test_same_seed_same_records_apart_from_timings(tmp_path: Path) -> None:
     cells = [cell("dys-jfb", max_iter=300), cell()]
     a = run_cells(cells, ResultStore(tmp_path / "a"), executor=ProcessExecutor()).written
     b = run_cells(cells, ResultStore(tmp_path / "b"), executor=ProcessExecutor()).written
     for ra, rb in zip(a, b, strict=True):
-        assert {k: v for k, v in ra.to_json().items() if k not in TIMING_COLUMNS} == \
-            {k: v for k, v in rb.to_json().items() if k not in TIMING_COLUMNS}
+        assert {k: v for k, v in ra.to_json().items() if k not in RUN_DEPENDENT_COLUMNS} == \
+            {k: v for k, v in rb.to_json().items() if k not in RUN_DEPENDENT_COLUMNS}
 
 
+@pytest.mark.slow
 def test_rerun_reproduces_a_cell_from_its_record(tmp_path: Path) -> None:
     c = cell("dys-jfb", max_iter=300)
     store = ResultStore(tmp_path / "orig")
@@ -201,6 +223,7 @@ def test_rerun_reproduces_a_cell_from_its_record(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "no record" in missing.stderr
 
 
+@pytest.mark.slow
 def test_ray_executor_runs_cells(tmp_path: Path) -> None:
     ray = pytest.importorskip("ray")
     from l2obench.executors import RayExecutor

@@ -189,7 +189,7 @@ class _DYSStep(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, z: Tensor, shift: Tensor, layer: DYSLayer) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, z: Tensor, shift: Tensor, layer: DYSLayer) -> Tensor:
         ctx.layer = layer
         ctx.shift_shape = shift.shape
         if ctx.needs_input_grad[0]:  # JFB differentiates at a detached z*: nothing to keep
@@ -197,7 +197,7 @@ class _DYSStep(torch.autograd.Function):
         return layer._step(z, shift)
 
     @staticmethod
-    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, Tensor | None, None]:  # type: ignore[override]
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
         layer: DYSLayer = ctx.layer
         grad_z = None
         if ctx.needs_input_grad[0]:

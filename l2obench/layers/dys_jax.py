@@ -101,11 +101,13 @@ def _chunk(
     n = z.shape[0]
     frozen_shape = (n,) + (1,) * (z.ndim - 1)
 
-    def running(state: tuple[jax.Array, ...]) -> jax.Array:
+    State = tuple[jax.Array, jax.Array, jax.Array, jax.Array]
+
+    def running(state: State) -> jax.Array:
         k, _, live, _ = state
         return (k < max_iter) & (jnp.sum(live) > floor)
 
-    def step(state: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
+    def step(state: State) -> State:
         k, z, live, stopped_at = state
         z_next = fn(consts, z, *args)
         stops = (jnp.linalg.norm((z_next - z).reshape(n, -1), axis=1) <= tol) & live

@@ -24,13 +24,20 @@ StoredForm = Literal["dense", "factored", "kronecker", "grid", "dct"]
 STORED_FORMS: tuple[StoredForm, ...] = ("dense", "factored", "kronecker", "grid", "dct")
 
 #: ``form="auto"`` stores the dense ``n × n`` projector up to this many variables, by device
-#: type (others use the CPU value); past it a structured form is faster. The figures behind
-#: the thresholds are in ``benchmarks/RESULTS.md`` ("Projection forms").
+#: type (others use the CPU value); past it a structured form (the grid's stencils, the
+#: Kronecker eigenbases, or sparse ``A`` with a dense ``K``) is faster. Both thresholds are
+#: measured crossovers, per DYS iteration on grid shortest-path LPs (batch 256, float32): on a
+#: GPU with PyTorch, and on a 2-core CPU with PyTorch and with JAX, which cross over at the same
+#: size; the figures are in benchmarks/RESULTS.md ("Measurements behind the defaults", and
+#: "Projection forms" for the structured forms). More CPU cores move the crossover up, but the
+#: benchmark's CPU figures come from 2-core machines.
 DENSE_MAX_VARS = {"cuda": 2048, "cpu": 512}
 
 #: ``form="auto"`` on a grid whose sides are path Laplacians: from this many nodes per side on,
 #: by device type, the DCT (fast Poisson) form replaces the eigenbasis products of the grid
-#: form (measured, ``benchmarks/RESULTS.md``, "Projection forms").
+#: form. Never, as measured so far: on a 2-core CPU the DCT form was the slower one at every
+#: grid side measured (``benchmarks/RESULTS.md``, "Projection forms"); on a GPU it has not been
+#: measured (``benchmarks/gpu_check.py`` runs the forms section there), so it is not chosen.
 DCT_MIN_SIDE = {"cuda": 10**9, "cpu": 10**9}
 
 
@@ -78,7 +85,7 @@ def resolve_affine_form(form: AffineForm, data: AffineData, device_type: str) ->
             return "dct"
     for structured in ("grid", "kronecker"):
         if structured in forms:
-            return structured  # type: ignore[return-value]
+            return structured
     return "factored"
 
 
@@ -89,7 +96,7 @@ class KroneckerSpectrum:
     A Kronecker sum has the eigenvectors ``u₁ᵢ ⊗ u₂ⱼ`` and eigenvalues ``λ₁ᵢ + λ₂ⱼ``, so its
     pseudo-inverse applies in ``O(m (k₁ + k₂))`` work per vector, ``m = k₁ k₂``, and never forms
     an ``m × m`` matrix: on a 100×100 grid that is 10⁴ × 10⁴ entries (400 MB in float32) and an
-    eigendecomposition of minutes, against two 100×100 ones here. Row ``i·k₂ + j`` of ``A``
+    ``O(m³)`` eigendecomposition, against two 100×100 ones here. Row ``i·k₂ + j`` of ``A``
     corresponds to the index pair ``(i, j)``.
     """
 

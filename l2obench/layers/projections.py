@@ -412,7 +412,7 @@ class _Complement(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(v: Tensor, proj: AffineProjection) -> Tensor:  # type: ignore[override]
+    def forward(v: Tensor, proj: AffineProjection) -> Tensor:
         return proj._complement(v)
 
     @staticmethod
@@ -420,7 +420,7 @@ class _Complement(torch.autograd.Function):
         ctx.proj = inputs[1]
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
         return ctx.proj.complement(grad), None
 
 

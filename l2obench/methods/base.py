@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from l2obench.errors import MissingExtraError, ParameterError
-from l2obench.params import Param, validate_params
+from l2obench.params import Param, cell_params, validate_params
 from l2obench.problems.base import Capability, Dataset, Problem, Split
 from l2obench.record import Budget, FitResult
 from l2obench.registry import Registry
@@ -36,6 +36,12 @@ class Method(ABC):
     outputs_decisions: ClassVar[bool] = False
     #: What the method needs from a problem beyond its exact oracle (e.g. an LP form).
     needs: ClassVar[frozenset[Capability]] = frozenset()
+    #: The family reports group it in (colours, legends): ``"dys"`` (DYS layers), ``"layer"``
+    #: (other optimization layers), ``"pyepo"`` (losses over the exact oracle), ``"baseline"``,
+    #: or ``"other"``.
+    family: ClassVar[str] = "other"
+    #: The name of the training objective (see :meth:`objective_name`), e.g. ``"MSE to x*"``.
+    objective: ClassVar[str | None] = None
 
     def __init__(self, problem: Problem, device: torch.device, seed: int, **params: Any) -> None:
         self.check_available()
@@ -50,14 +56,21 @@ class Method(ABC):
         return validate_params(f"method '{cls.registered_name()}'", cls.params, params)
 
     @classmethod
+    def cell_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """The checked parameters as a cell records them (:func:`~l2obench.params.cell_params`:
+        defaults filled in, except those of parameters declared ``omit_default``)."""
+        return cell_params(cls.params, cls.validate(params))
+
+    @classmethod
     def registered_name(cls) -> str:
         """The registry name (the class name for a class used without the registry)."""
         return getattr(cls, "name", cls.__name__)
 
     @classmethod
     def unmet_needs(cls, problem: type[Problem]) -> list[Capability]:
-        """What the method needs that ``problem`` does not offer (empty: they pair)."""
-        return sorted(cls.needs - problem.offers)
+        """What the method needs that ``problem`` does not offer, directly or by implication
+        (:meth:`Problem.capabilities`); empty when they pair."""
+        return sorted(cls.needs - problem.capabilities())
 
     @classmethod
     def check_applicable(cls, problem: type[Problem]) -> None:
@@ -106,6 +119,12 @@ class Method(ABC):
     @abstractmethod
     def loss(self, split: Split) -> float:
         """The method's training objective evaluated on ``split`` (the record's test loss)."""
+
+    def objective_name(self) -> str:
+        """The name of :meth:`loss`'s objective (the record's ``objective``): test losses are
+        comparable between methods only where it is the same. :attr:`objective`, else the
+        method's name."""
+        return self.objective or self.registered_name()
 
 
 method_registry: Registry[type[Method]] = Registry("method", "l2obench.methods")

@@ -1,11 +1,13 @@
-"""``cvx-net``: a cvxpylayers QP layer over the problem's LP, trained by MSE to ``x*``.
+"""``cvx-net``: a cvxpylayers layer over the problem's conic form, trained by MSE to ``x*``.
 
-The layer solves ``min ±wᵀx + (γ/2)‖x‖²`` subject to ``A x = b`` and ``lower ≤ x ≤ upper``
-(``−wᵀx`` for a maximisation problem; ``w`` prices the decision variables, the LP form's
-auxiliary columns cost nothing) and differentiates through the QP's optimality conditions
-(diffcp); the quadratic term makes the decision a differentiable function of ``w``. This is the
-fpo-dys "CVX-net" baseline (``½‖x‖²``, i.e. ``γ = 1``). cvxpylayers solves in float64 and one
-instance at a time, which is why it is slow past ~1 000 variables. cvxpy and cvxpylayers are
+The layer solves ``min ±wᵀx + (γ/2)‖x‖²`` subject to ``A x = b``, ``lower ≤ x ≤ upper`` and
+every second-order cone ``‖F x‖₂ ≤ t`` of the problem's :class:`ConicForm` (an LP form is one
+with no cones; ``−wᵀx`` for a maximisation problem; ``w`` prices the decision variables, the
+form's auxiliary columns cost nothing) and differentiates through the program's optimality
+conditions; the quadratic term makes the decision a differentiable function of ``w``. This is
+the fpo-dys "CVX-net" baseline (``½‖x‖²``, i.e. ``γ = 1``). cvxpylayers solves in float64 and one
+instance at a time, which is why it is the slowest method on large problems (the published
+baseline, results/shortest-path/, records its times and time-outs). cvxpy and cvxpylayers are
 optional (the ``cvx`` extra) and imported only when the layer is built.
 """
 
@@ -21,7 +23,7 @@ from torch.nn import functional as F
 
 from l2obench.methods.torch_method import TORCH_PARAMS, TorchMethod
 from l2obench.params import Param
-from l2obench.problems.base import Capability, LPForm, Problem
+from l2obench.problems.base import Capability, ConicForm, Problem
 
 if TYPE_CHECKING:
     from cvxpylayers.torch import CvxpyLayer
@@ -44,15 +46,25 @@ def independent_rows(A: sp.spmatrix) -> np.ndarray:
     return np.sort(pivots[: int((diagonal > tol).sum())])
 
 
-def qp_layer(lp: LPForm, gamma: float, n_priced: int) -> CvxpyLayer:
-    """A cvxpylayers layer ``w[B, n_priced] ↦ (x[B, lp.n_vars],)``: the regularised QP over ``lp``.
+#: The cone solver behind the layer's forward solve (diffcp's ``solve_method``): Clarabel, an
+#: interior-point method that meets its ``1e-8`` tolerances. diffcp's default, SCS (a
+#: first-order method at tolerance 1e-4), stopped visibly short of the program's optimum and
+#: overran second-order-cone constraints, at no lower cost per solve
+#: (``benchmarks/cvx_net_solver.py``; figures in ``benchmarks/RESULTS.md``).
+LAYER_SOLVER_ARGS = {"solve_method": "Clarabel"}
+
+
+def qp_layer(form: ConicForm, gamma: float, n_priced: int) -> CvxpyLayer:
+    """A cvxpylayers layer ``w[B, n_priced] ↦ (x[B, form.n_vars],)``: the regularised program.
 
     ``w`` prices the first ``n_priced`` variables; any further ones (auxiliary columns such as
-    slacks) have zero cost.
+    slacks) have zero cost. Without cones the program is a QP; with them a second-order-cone
+    program.
     """
     import cvxpy as cp
     from cvxpylayers.torch import CvxpyLayer
 
+    lp = form.linear
     rows = independent_rows(lp.A)
     x = cp.Variable(lp.n_vars)
     w = cp.Parameter(n_priced)
@@ -62,15 +74,17 @@ def qp_layer(lp: LPForm, gamma: float, n_priced: int) -> CvxpyLayer:
         finite = np.flatnonzero(np.isfinite(bound))
         if finite.size:
             constraints.append(side * x[finite] >= side * bound[finite])
+    constraints += [cp.SOC(cp.Constant(cone.bound), cone.F @ x) for cone in form.cones]
     objective = lp.sign * w @ x[:n_priced] + gamma / 2 * cp.sum_squares(x)
     problem = cp.Problem(cp.Minimize(objective), constraints)
-    return CvxpyLayer(problem, parameters=[w], variables=[x])
+    return CvxpyLayer(problem, parameters=[w], variables=[x], solver_args=LAYER_SOLVER_ARGS)
 
 
 class CvxNet(TorchMethod):
-    """MLP cost model → cvxpylayers QP layer → decisions, trained by MSE against ``x*``."""
+    """MLP cost model → cvxpylayers QP (or SOCP) layer → decisions, trained by MSE to ``x*``."""
 
-    description = "cvxpylayers QP layer (fpo-dys CVX-net), MSE to the optimal decisions"
+    description = ("cvxpylayers QP layer over the LP or conic form (fpo-dys CVX-net), MSE to the "
+                   "optimal decisions")
     params: ClassVar[dict[str, Param]] = {
         **TORCH_PARAMS,
         "gamma": Param(float, 1.0, "weight γ of the quadratic regulariser (γ/2)‖x‖²",
@@ -79,15 +93,17 @@ class CvxNet(TorchMethod):
     requires = ("cvxpylayers", "cvxpy")
     extra = "cvx"
     outputs_decisions = True
-    needs = frozenset({Capability.LP_FORM})
+    needs = frozenset({Capability.CONIC_FORM})
+    family = "layer"
+    objective = "MSE to x*"
 
     def __init__(self, problem: Problem, device: torch.device, seed: int, **params: Any) -> None:
         super().__init__(problem, device, seed, **params)
-        self.layer = qp_layer(problem.lp(), self.config["gamma"], problem.n_vars)
+        self.layer = qp_layer(problem.conic(), self.config["gamma"], problem.n_vars)
 
     def decisions(self, features: torch.Tensor) -> torch.Tensor:
         """The layer's float64 decisions ``[N, n_vars]`` for a batch of contexts (cvxpylayers
-        needs float64); the LP form's auxiliary columns are dropped."""
+        needs float64); the form's auxiliary columns are dropped."""
         (x,) = self.layer(self.model(features).double())
         return x[:, : self.problem.n_vars]
 

@@ -180,6 +180,8 @@ class DYSJFBJax(Method):
     extra = "jax"
     outputs_decisions = True
     needs = frozenset({Capability.LP_FORM})
+    family = "dys"
+    objective = "MSE to x*"
 
     def __init__(self, problem: Problem, device: torch.device, seed: int, **params: Any) -> None:
         super().__init__(problem, device, seed, **params)

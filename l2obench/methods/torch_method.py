@@ -19,7 +19,7 @@ from l2obench.metrics import normalized_regret
 from l2obench.params import Param
 from l2obench.problems.base import Dataset, Problem, Split
 from l2obench.record import Budget, FitResult
-from l2obench.training import train
+from l2obench.training import train as train_model
 
 #: Parameters every PyTorch method has: the cost model and the optimiser.
 TORCH_PARAMS: dict[str, Param] = {
@@ -66,7 +66,7 @@ class TorchMethod(Method):
 
     def fit(self, data: Dataset, budget: Budget) -> FitResult:
         train_data = self.training_tensors(data.train)
-        run = train(
+        run = train_model(
             self.model,
             self.batch_loss,
             train_data,

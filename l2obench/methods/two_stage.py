@@ -12,6 +12,8 @@ class TwoStage(TorchMethod):
     """Predict-then-optimise without the optimisation in training: MSE on costs."""
 
     description = "MLP cost model trained by MSE on costs; decisions from the exact oracle"
+    family = "baseline"
+    objective = "MSE to c"
 
     def batch_loss(
         self, features: torch.Tensor, costs: torch.Tensor, solutions: torch.Tensor

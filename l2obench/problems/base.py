@@ -1,9 +1,12 @@
-"""The problem contract: parameters, generated data, LP form and a batched exact oracle.
+"""The problem contract: parameters, generated data, optional forms and a batched exact oracle.
 
 A problem is built from validated parameters (its size among them), draws train/val/test data
-from one seeded draw, states its linear-programming form for layers that need it (``A x = b``,
-bounds, sense) and solves many cost vectors exactly at once. Methods and the runner see a problem
-only through this class.
+from one seeded draw and solves many cost vectors exactly at once. Beyond that it may offer
+(:class:`Capability`) a linear-programming form for the layers that solve over one (``A x = b``,
+bounds, sense: :class:`LPForm`), a conic form for layers that take second-order cones as well
+(:class:`ConicForm`; every LP form is one), or 0/1 decisions. Methods state what they need, and a
+pairing that cannot work is refused before it runs. Methods and the runner see a problem only
+through this class.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -20,6 +23,10 @@ import scipy.sparse as sp
 from l2obench.errors import L2OBenchError
 from l2obench.params import Param, validate_params
 from l2obench.registry import Registry
+
+if TYPE_CHECKING:
+    import torch
+    from numpy.typing import ArrayLike
 
 Sense = Literal["min", "max"]
 
@@ -39,7 +46,9 @@ class Capability(StrEnum):
     """What a problem offers beyond its data and exact oracle, and a method may need."""
 
     LP_FORM = "lp-form"
+    CONIC_FORM = "conic-form"
     BINARY = "binary"
+    SLACK_FORM = "slack-form"
 
     @property
     def doc(self) -> str:
@@ -48,7 +57,16 @@ class Capability(StrEnum):
 
 _CAPABILITY_DOCS = {
     Capability.LP_FORM: "an LP form or LP relaxation of its decisions, lp()",
+    Capability.CONIC_FORM: "a convex conic form of its decisions (linear constraints and "
+                           "second-order cones), conic()",
     Capability.BINARY: "decisions that are 0/1 vectors",
+    Capability.SLACK_FORM: "an LP form whose auxiliary columns are slacks, each in one row only, "
+                           "so that the constraints binding at a decision follow from it",
+}
+
+#: Capabilities that come with another: an LP form is a conic form without cones.
+IMPLIED_CAPABILITIES: dict[Capability, frozenset[Capability]] = {
+    Capability.LP_FORM: frozenset({Capability.CONIC_FORM}),
 }
 
 
@@ -87,6 +105,58 @@ class LPForm:
 
 
 @dataclass(frozen=True)
+class SecondOrderCone:
+    """The constraint ``‖F x‖₂ ≤ bound`` on a form's variables ``x``.
+
+    ``F`` is sparse (CSR), ``[k, n_vars]``; a quadratic constraint ``xᵀ Σ x ≤ r`` with
+    ``Σ = Fᵀ F`` is the cone with ``bound = √r`` (any factor of ``Σ`` will do, and a sparse or
+    low-rank one keeps the solvers fast).
+    """
+
+    F: sp.csr_matrix
+    bound: float
+
+
+@dataclass(frozen=True)
+class ConicForm:
+    """``min`` or ``max`` of ``cᵀx`` over the linear part and every second-order cone.
+
+    ``linear`` holds the objective sense, the equalities ``A x = b`` and the bounds; each cone in
+    ``cones`` adds ``‖F x‖₂ ≤ bound``. The program is convex, so a cone solver (Clarabel) solves
+    it exactly and a differentiable convex layer (cvxpylayers) can solve a regularised version of
+    it. A problem with an LP form has this form with no cones (:meth:`Problem.conic`); a problem
+    with a cone has no LP form (its ``linear`` part alone is only a relaxation of the feasible
+    set, not offered as one).
+    """
+
+    linear: LPForm
+    cones: tuple[SecondOrderCone, ...] = ()
+
+    def __post_init__(self) -> None:
+        for cone in self.cones:
+            if cone.F.shape[1] != self.linear.n_vars:
+                raise ValueError(
+                    f"a cone's F has {cone.F.shape[1]} columns; the form has "
+                    f"{self.linear.n_vars} variables"
+                )
+            if not cone.bound >= 0.0:
+                raise ValueError(f"a cone's bound must be non-negative, got {cone.bound}")
+
+    @property
+    def n_vars(self) -> int:
+        return self.linear.n_vars
+
+    @property
+    def sense(self) -> Sense:
+        return self.linear.sense
+
+    @property
+    def sign(self) -> float:
+        """:func:`sense_sign` of the form's sense."""
+        return self.linear.sign
+
+
+@dataclass(frozen=True)
 class Split:
     """One split of a data set: contexts, true costs and the exact optimum under them."""
 
@@ -112,7 +182,10 @@ class Problem(ABC):
     """A family of optimisation problems with a data generator and an exact oracle.
 
     Subclasses declare ``params`` (one of them, named by ``size_param``, is the problem size the
-    suites sweep over) and implement :meth:`lp`, :meth:`generate` and :meth:`oracle`.
+    suites sweep over), implement :meth:`generate` and :meth:`oracle`, and list in ``offers``
+    what else they provide: with :attr:`Capability.LP_FORM` they implement :meth:`lp` (which
+    also gives :meth:`conic`, :attr:`n_vars` and :attr:`sense`); a problem with a conic form but
+    no LP form implements :meth:`conic` and overrides :attr:`n_vars` and :attr:`sense`.
     """
 
     name: ClassVar[str]
@@ -136,6 +209,12 @@ class Problem(ABC):
         """The registry name (the class name for a class used without the registry)."""
         return getattr(cls, "name", cls.__name__)
 
+    @classmethod
+    def capabilities(cls) -> frozenset[Capability]:
+        """What the problem offers, with what that implies (:data:`IMPLIED_CAPABILITIES`)."""
+        implied = [IMPLIED_CAPABILITIES.get(c, frozenset()) for c in cls.offers]
+        return cls.offers.union(*implied)
+
     @property
     def size(self) -> int:
         """The value of the size parameter (e.g. the grid side ``k``)."""
@@ -153,17 +232,22 @@ class Problem(ABC):
         after them (:attr:`n_aux`, e.g. the slacks that turn ``W x ≤ b`` into equalities),
         which the objective prices at zero: a method that solves over ``lp()`` appends that many
         zero costs to a cost vector and keeps the first ``n_vars`` entries of the result. By
-        default there are none; a problem with auxiliary columns overrides this property.
+        default there are none; a problem with auxiliary columns overrides this property, and
+        so does a problem without an LP form.
         """
         return self.lp().n_vars
 
     @property
     def n_aux(self) -> int:
-        """How many auxiliary (zero-cost) columns :meth:`lp` has after the decision variables."""
-        return self.lp().n_vars - self.n_vars
+        """How many auxiliary (zero-cost) columns :meth:`conic` (and :meth:`lp`, which it
+        extends) has after the decision variables; 0 for a problem with neither form."""
+        if Capability.CONIC_FORM not in self.capabilities():
+            return 0
+        return self.conic().n_vars - self.n_vars
 
     @property
     def sense(self) -> Sense:
+        """``"min"`` or ``"max"``: the LP form's by default (a problem without one overrides)."""
         return self.lp().sense
 
     @property
@@ -178,12 +262,24 @@ class Problem(ABC):
         """
         raise L2OBenchError(f"problem '{self.registered_name()}' has no LP form")
 
+    def conic(self) -> ConicForm:
+        """The conic form of one instance: linear constraints and second-order cones.
+
+        By default the LP form without cones, for problems that offer
+        :attr:`Capability.LP_FORM`; a problem whose feasible set needs a cone offers
+        :attr:`Capability.CONIC_FORM` and overrides this. Its columns follow :attr:`n_vars`
+        like those of :meth:`lp`.
+        """
+        if Capability.LP_FORM in self.offers:
+            return ConicForm(self.lp())
+        raise L2OBenchError(f"problem '{self.registered_name()}' has no conic form")
+
     @abstractmethod
     def generate(self) -> Dataset:
         """Draw train, val and test splits from one seeded draw."""
 
     @abstractmethod
-    def oracle(self, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def oracle(self, costs: ArrayLike | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Solve each row of ``costs[N, n_vars]`` exactly.
 
         Returns ``(solutions[N, n_vars], objectives[N])``, objectives in float64.

@@ -24,7 +24,8 @@ import scipy.sparse as sp
 
 from l2obench.params import Param
 from l2obench.problems.base import DATA_PARAMS, Capability, Dataset, LPForm, Problem
-from l2obench.problems.lp_solvers import as_cost_matrix, solve_lp_batch
+from l2obench.problems.batching import as_cost_matrix
+from l2obench.problems.lp_solvers import solve_lp_batch
 
 if TYPE_CHECKING:
     import torch
@@ -43,7 +44,7 @@ class Knapsack(Problem):
     """
 
     description = "Multi-dimensional 0/1 knapsack (PyEPO generator), exact batched MIP oracle"
-    offers = frozenset({Capability.LP_FORM, Capability.BINARY})
+    offers = frozenset({Capability.LP_FORM, Capability.BINARY, Capability.SLACK_FORM})
     size_param = "n_items"
     params: ClassVar[dict[str, Param]] = {
         "n_items": Param(int, 20, "number of items (binary decision variables)", low=1,

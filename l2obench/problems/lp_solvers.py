@@ -2,11 +2,12 @@
 
 Problems without a special-purpose oracle (or tests that want an independent check of one) solve
 ``min``/``max cᵀx s.t. A x = b, lower ≤ x ≤ upper`` (some or all variables integer) for every
-row of a cost matrix. Rows are solved in blocks of :data:`BLOCK_ROWS`: a block's model is built
-once and only its objective changes between rows, so the solver can reuse its last basis. A
-row's solution therefore depends on its block alone, never on where the block was solved, so
-large batches can be spread over processes without changing a single result (ties between
-optima are broken the same way). Nothing here knows about any particular problem.
+row of a cost matrix. Rows are solved in blocks (:mod:`l2obench.problems.batching`): a block's
+model is built once and only its objective changes between rows, so the solver can reuse its last
+basis, and large batches are spread over processes without changing a single result (ties between
+optima are broken the same way). The configured HiGHS instance (:func:`highs_solver`,
+:func:`run_highs`) is shared with the other HiGHS-based oracles. Nothing here knows about any
+particular problem.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import functools
 import os
 import sys
-import time
 from typing import TYPE_CHECKING, Any
 
 import highspy
@@ -22,39 +22,13 @@ import numpy as np
 
 from l2obench.errors import MissingExtraError
 from l2obench.problems.base import LPForm
-from l2obench.process_pool import available_cpus, can_fork, map_in_processes
+from l2obench.problems.batching import as_cost_matrix, solve_in_blocks
 
 if TYPE_CHECKING:
     import torch
     from numpy.typing import ArrayLike
 
 BACKENDS = ("highs", "gurobi")
-
-#: Rows per block: each block is solved by a model of its own (see the module docstring).
-BLOCK_ROWS = 32
-
-#: The blocks after the first are spread over processes when, at the pace the first block was
-#: solved, they would take longer than this in one process (forking a worker costs ~10-50 ms).
-PARALLEL_MIN_SECONDS = 0.5
-
-
-def as_cost_matrix(costs: ArrayLike | torch.Tensor, n_vars: int) -> np.ndarray:
-    """``costs`` as a finite float64 array of shape ``(N, n_vars)``.
-
-    Oracles take numpy arrays of any float type and torch tensors (detached and copied to the
-    CPU), and refuse anything that is not one cost vector per row, so that a transposed or
-    flattened batch fails loudly instead of being solved as the wrong instances.
-    """
-    if hasattr(costs, "detach"):  # a torch tensor; torch itself is not imported here
-        costs = costs.detach().cpu().double().numpy()
-    array = np.asarray(costs, dtype=np.float64)
-    if array.ndim != 2 or array.shape[1] != n_vars:
-        raise ValueError(
-            f"costs must have shape (N, {n_vars}): one cost vector per row; got {array.shape}"
-        )
-    if not np.isfinite(array).all():
-        raise ValueError("costs must be finite (found NaN or infinity)")
-    return array
 
 
 def solve_lp_batch(
@@ -80,7 +54,7 @@ def solve_lp_batch(
     matrix = as_cost_matrix(costs, lp.n_vars)
     mask = integrality_mask(integer, lp.n_vars)
     solve = functools.partial(_solve_block, lp, backend=backend, integer=mask)
-    solutions = _solve_in_blocks(solve, matrix, processes or available_cpus())
+    solutions = solve_in_blocks(solve, matrix, processes)
     solutions[:, mask] = np.rint(solutions[:, mask])
     return solutions, np.einsum("ij,ij->i", matrix, solutions)
 
@@ -96,30 +70,6 @@ def integrality_mask(integer: bool | ArrayLike, n_vars: int) -> np.ndarray:
             f"got {mask.dtype} of shape {mask.shape}"
         )
     return mask
-
-
-def _solve_in_blocks(
-    solve: functools.partial[np.ndarray], matrix: np.ndarray, processes: int
-) -> np.ndarray:
-    """``solve`` each block of :data:`BLOCK_ROWS` rows; stack the blocks' solutions in order.
-
-    The first block runs here and times the solver; the others are spread over up to
-    ``processes`` forked workers when that pace predicts more than :data:`PARALLEL_MIN_SECONDS`
-    of work for them, and run here otherwise.
-    """
-    blocks = [matrix[i : i + BLOCK_ROWS] for i in range(0, len(matrix), BLOCK_ROWS)]
-    if not blocks:
-        return np.empty_like(matrix)
-    start = time.perf_counter()
-    first = solve(blocks[0])
-    rest = blocks[1:]
-    pace = (time.perf_counter() - start) / len(blocks[0])
-    workers = min(processes, len(rest))
-    if workers > 1 and can_fork() and pace * (len(matrix) - len(first)) > PARALLEL_MIN_SECONDS:
-        solved = map_in_processes(solve, rest, workers)
-    else:
-        solved = [solve(block) for block in rest]
-    return np.concatenate([first, *solved])
 
 
 def _solve_block(lp: LPForm, costs: np.ndarray, backend: str, integer: np.ndarray) -> np.ndarray:
@@ -147,7 +97,6 @@ def _silence_highs_banner() -> None:
 
 
 def _solve_highs(lp: LPForm, costs: np.ndarray, integer: np.ndarray) -> np.ndarray:
-    _silence_highs_banner()
     n_rows, n_cols = lp.A.shape
     columns = lp.A.tocsc()
     model = highspy.HighsLp()
@@ -172,9 +121,7 @@ def _solve_highs(lp: LPForm, costs: np.ndarray, integer: np.ndarray) -> np.ndarr
             for i in integer
         ]
 
-    solver = highspy.Highs()
-    for option, value in _highs_options(is_mip).items():
-        solver.setOptionValue(option, value)
+    solver = highs_solver(is_mip)
     if solver.passModel(model) == highspy.HighsStatus.kError:
         raise RuntimeError("HiGHS refused the LP form (inconsistent sizes or bounds)")
 
@@ -182,7 +129,7 @@ def _solve_highs(lp: LPForm, costs: np.ndarray, integer: np.ndarray) -> np.ndarr
     solutions = np.empty_like(costs)
     for row, cost in enumerate(costs):
         solver.changeColsCost(n_cols, indices, cost)
-        _run_highs(solver)
+        run_highs(solver)
         status = solver.getModelStatus()
         if status != highspy.HighsModelStatus.kOptimal:
             raise RuntimeError(
@@ -193,15 +140,24 @@ def _solve_highs(lp: LPForm, costs: np.ndarray, integer: np.ndarray) -> np.ndarr
     return solutions
 
 
-def _highs_options(is_mip: bool) -> dict[str, Any]:
+def highs_solver(is_mip: bool) -> highspy.Highs:
+    """A silent HiGHS instance configured by :func:`highs_options` (no model yet)."""
+    _silence_highs_banner()
+    solver = highspy.Highs()
+    for option, value in highs_options(is_mip).items():
+        solver.setOptionValue(option, value)
+    return solver
+
+
+def highs_options(is_mip: bool) -> dict[str, Any]:
     """HiGHS options for many re-solves of one small model, one instance at a time.
 
     One thread: parallelism comes from spreading blocks over processes, and HiGHS's default
-    second thread only competes for the same cores (on a 2-core machine a 20-item knapsack MIP
-    took 15 ms of CPU with it, 5 ms without). MIPs are solved to a zero gap, without the
-    feasibility-jump heuristic, a fixed cost per solve that an exact solve of a small model does
-    not need (a 10-item knapsack: 5 ms against 1 ms of CPU; 500 items: 70 against 45 ms).
-    HiGHS versions before that heuristic existed ignore the option.
+    second thread only competes for the same cores, multiplying the CPU time of each small MIP.
+    MIPs are solved to a zero gap, without the feasibility-jump heuristic, a fixed cost per solve
+    that an exact solve of a small model does not need. Both were measured on knapsack MIPs
+    (benchmarks/RESULTS.md, "Measurements behind the defaults"). HiGHS versions before that
+    heuristic existed ignore the option.
     """
     options: dict[str, Any] = {"output_flag": False, "threads": 1}
     if is_mip:
@@ -211,7 +167,7 @@ def _highs_options(is_mip: bool) -> dict[str, Any]:
     return options
 
 
-def _run_highs(solver: highspy.Highs) -> None:
+def run_highs(solver: highspy.Highs) -> None:
     """``solver.run()``, even when other code started HiGHS's threads with another count.
 
     HiGHS keeps one thread scheduler per process, created by the first run; a later run asking
@@ -227,7 +183,7 @@ def _run_highs(solver: highspy.Highs) -> None:
 
 
 def _solve_gurobi(lp: LPForm, costs: np.ndarray, integer: np.ndarray) -> np.ndarray:
-    gp = _import_gurobipy()
+    gp = import_gurobipy()
     grb = gp.GRB
     solutions = np.empty_like(costs)
     with gp.Env(empty=True) as env:
@@ -256,7 +212,7 @@ def _solve_gurobi(lp: LPForm, costs: np.ndarray, integer: np.ndarray) -> np.ndar
     return solutions
 
 
-def _import_gurobipy() -> Any:
+def import_gurobipy() -> Any:
     try:
         import gurobipy
     except ImportError as exc:

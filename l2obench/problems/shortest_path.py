@@ -7,7 +7,8 @@ source is the top-left node 0 and the target the bottom-right node ``k² − 1``
 Because the grid is a DAG whose nodes on one anti-diagonal ``i + j = s`` depend only on the
 previous anti-diagonal, the default oracle is a dynamic program that relaxes a whole diagonal for
 a whole batch in a few numpy operations: exact for any real costs (negative ones included) and
-two to three orders of magnitude faster than calling an LP solver per instance.
+far faster than calling an LP solver per instance (the ``oracle-vs-gurobi`` comparison measures
+it against PyEPO's Gurobi model: benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import scipy.sparse as sp
 
 from l2obench.params import Param
 from l2obench.problems.base import DATA_PARAMS, Capability, Dataset, LPForm, Problem
-from l2obench.problems.lp_solvers import as_cost_matrix, solve_lp_batch
+from l2obench.problems.batching import as_cost_matrix
+from l2obench.problems.lp_solvers import solve_lp_batch
 
 if TYPE_CHECKING:
     import torch
@@ -87,7 +89,7 @@ class ShortestPath(Problem):
     """
 
     description = "Shortest path on a k×k grid (PyEPO generator), exact batched DAG oracle"
-    offers = frozenset({Capability.LP_FORM, Capability.BINARY})
+    offers = frozenset({Capability.LP_FORM, Capability.BINARY, Capability.SLACK_FORM})
     size_param = "k"
     params: ClassVar[dict[str, Param]] = {
         "k": Param(int, 5, "grid side: k×k nodes, 2k(k−1) arcs", low=2, high=1000),

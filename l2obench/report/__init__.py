@@ -6,8 +6,17 @@ including one copied from another machine. ``build_report`` writes into ``out``:
 
     out/LEADERBOARD.md      GitHub-renderable, images linked relatively
     out/index.html          self-contained static page (inline CSS, no network requests)
-    out/aggregates.csv      the aggregated numbers the pages show
-    out/figures/<suite>-<problem>-<figure>.png / .svg
+    out/aggregates.csv      the aggregated numbers of every configuration (``selected`` marks
+                            the ones representing their method)
+    out/tables/<name>.csv / .tex   every table of the pages, as CSV and LaTeX (booktabs)
+    out/figures/<suite>-<figure>.png / .svg   (<suite>-<problem>-… where the names differ;
+                            <…>-<data point>-<figure> for a figure of one data point)
+
+Where a suite declares tuning, each method is represented by the configuration its rule selects
+on validation regret (:mod:`l2obench.report.configurations`); where data parameters vary, the
+tables come per size and data point, the metric-against-size figures per data point, and a
+data-grid figure plots regret across the grid. The anytime figure draws validation regret
+against training seconds; the paired tests and the rank test are :mod:`l2obench.report.stats`.
 """
 
 from __future__ import annotations
@@ -20,9 +29,15 @@ import pandas as pd
 
 from l2obench.errors import L2OBenchError
 from l2obench.report.aggregate import aggregate
+from l2obench.report.anytime import plot_anytime
+from l2obench.report.baseline import compare
+from l2obench.report.configurations import annotate, ranked, suite_tunings
+from l2obench.report.data_grid import plot_data_grid
+from l2obench.report.export import write_tables
 from l2obench.report.leaderboard import section, write_pages
-from l2obench.report.plots import plot_metrics
-from l2obench.store import load_results
+from l2obench.report.plots import PLOTS, PlotFiles, plot_metrics
+from l2obench.report.style import Style, method_styles
+from l2obench.store import load_results, suite_cells
 
 __all__ = ["ReportFiles", "build_report", "publish_dir"]
 
@@ -38,41 +53,110 @@ class ReportFiles:
     index: Path
     aggregates: Path
     figures: tuple[Path, ...]
+    missing: int = 0  # cells the suite asked for that have no record (yet)
+    tables: tuple[Path, ...] = ()  # every table as CSV and LaTeX, under out/tables/
 
     def all(self) -> list[Path]:
-        """Every written file: pages, table, then figures."""
-        return [self.leaderboard, self.index, self.aggregates, *self.figures]
+        """Every written file: pages, aggregates, figures, then the exported tables."""
+        return [self.leaderboard, self.index, self.aggregates, *self.figures, *self.tables]
 
 
 def build_report(results: str | Path, out: str | Path, *, suite: str | None = None,
-                 command: str = "", notes: str = "") -> ReportFiles:
+                 command: str = "", notes: str = "",
+                 allow_incomplete: bool = True,
+                 baseline: str | Path | None = None) -> ReportFiles:
     """Aggregate the records under ``results`` and write figures and pages into ``out``.
 
     ``suite`` keeps only that suite's records; ``command`` is the command line that made the
     report, shown on the pages for provenance; ``notes`` is the publisher's Markdown text (what
-    changed since the last baseline, caveats), shown at the top of both pages. A folder without
+    changed since the last baseline, caveats), shown at the top of both pages;
+    ``allow_incomplete=False`` refuses a suite some of whose cells have no record; ``baseline``
+    (a results folder, e.g. a published one) adds each method's change against it
+    (:mod:`l2obench.report.baseline`). A folder without
     records, or a suite that has none in it, is an :class:`~l2obench.errors.L2OBenchError`
     naming what is there.
     """
-    records = _load(Path(results), suite)
+    records, missing = _load(Path(results), suite)
+    against = _baseline(Path(baseline)) if baseline is not None else None
+    if missing and not allow_incomplete:
+        raise L2OBenchError(f"suite '{suite}' has {missing} cells without a record in "
+                            f"{results}; run them first (the same 'l2obench run' resumes), or "
+                            "pass --allow-incomplete")
     out = Path(out)
     figures_dir = out / "figures"
     out.mkdir(parents=True, exist_ok=True)
-    agg = aggregate(records)
-    sections, figures = [], []
+    tunings = suite_tunings(Path(results), sorted(pd.unique(records["suite"].astype(str))))
+    records, selections = annotate(records, tunings)
+    every = aggregate(records)
+    shown = ranked(records)
+    agg = aggregate(shown)
+    sections, figures, stems = [], [], []
+    styles = method_styles(shown)  # one look per method across the whole report
     for (suite_name, problem), part in agg.groupby(["suite", "problem"], sort=True):
-        cells = records[(records["suite"] == suite_name) & (records["problem"] == problem)]
-        plots = plot_metrics(part, cells, figures_dir, _slug(f"{suite_name}-{problem}"))
+        cells = shown[(shown["suite"] == suite_name) & (shown["problem"] == problem)]
+        stem = _slug(suite_name if suite_name == problem else f"{suite_name}-{problem}")
+        plots = _figures(part, cells, figures_dir, stem, styles)
         figures += [path for p in plots for path in (p.png, p.svg)]
-        sections.append(section(cells, part, plots, out))
+        configurations = every[(every["suite"] == suite_name) & (every["problem"] == problem)]
+        changes = None
+        if against is not None:
+            changes = compare(cells, against[against["problem"] == problem])
+        sections.append(section(cells, part, plots, out, missing=missing,
+                                every=configurations,
+                                selections=selections.get(str(suite_name)),
+                                baseline=changes, baseline_name=str(baseline)))
+        stems.append(stem)
     aggregates = out / "aggregates.csv"
-    agg.to_csv(aggregates, index=False)
+    every.to_csv(aggregates, index=False)
     leaderboard, index = write_pages(sections, records, out, command, notes)
-    return ReportFiles(out, leaderboard, index, aggregates, tuple(figures))
+    tables = write_tables(zip(stems, sections, strict=True), out)
+    return ReportFiles(out, leaderboard, index, aggregates, tuple(figures), missing,
+                       tuple(tables))
 
 
-def _load(results: Path, suite: str | None) -> pd.DataFrame:
-    """The records to report on, or an error a user can act on."""
+def _figures(agg: pd.DataFrame, records: pd.DataFrame, out: Path, stem: str,
+             styles: dict[str, Style]) -> list[PlotFiles]:
+    """The figures of one (suite, problem): every metric against size (per data point, and then
+    only the summary, where data parameters vary), the anytime figure, the data-grid figure."""
+    names = records["size_param"].dropna()
+    size_name = str(names.iloc[0]) if len(names) else "size"
+    points = sorted(pd.unique(agg["data"]))
+    plots: list[PlotFiles] = []
+    if len(points) == 1:
+        plots += plot_metrics(agg, records, out, stem, styles)
+    else:
+        for point in points:
+            rows = agg[agg["data"] == point]
+            if rows["size"].nunique() < 2:
+                continue  # one size: the tables say it all, the data-grid figure draws it
+            label = str(rows["data_label"].iloc[0])
+            plots += plot_metrics(rows, records[records["data"] == point], out,
+                                  f"{stem}-{_slug(label)}", styles, specs=PLOTS[:1],
+                                  subtitle=label)
+    anytime = plot_anytime(records, out, stem, styles, size_name)
+    grid = plot_data_grid(agg, out, stem, styles, size_name)
+    return plots + [p for p in (anytime, grid) if p is not None]
+
+
+def _baseline(path: Path) -> pd.DataFrame:
+    """A baseline's records, each method represented as on its own pages."""
+    try:
+        records = load_results(path)
+    except FileNotFoundError as exc:
+        raise L2OBenchError(f"--baseline: {exc}") from None
+    tunings = suite_tunings(path, sorted(pd.unique(records["suite"].astype(str))))
+    annotated, _ = annotate(records, tunings)
+    return ranked(annotated)
+
+
+def _load(results: Path, suite: str | None) -> tuple[pd.DataFrame, int]:
+    """The records to report on and how many of the suite's cells have none, or an error a
+    user can act on.
+
+    A suite's records are the cells its runs asked for in this folder (``suites/<suite>.json``),
+    whichever suite's run recorded them; for folders written before runs noted their cells,
+    the records whose ``suite`` column names it.
+    """
     try:
         records = load_results(results)
     except FileNotFoundError as exc:
@@ -80,12 +164,17 @@ def _load(results: Path, suite: str | None) -> pd.DataFrame:
                             f"first, or point --results at a folder with records/*.json)") \
             from None
     if suite is None:
-        return records
+        return records, 0
+    wanted = suite_cells(results, suite)
+    if wanted is not None:
+        mine = records[records["cell_id"].isin(wanted)].copy()
+        mine["suite"] = suite
+        return mine.reset_index(drop=True), len(wanted) - len(mine)
     present = sorted(pd.unique(records["suite"].astype(str)))
     if suite not in present:
         raise L2OBenchError(f"no records of suite '{suite}' under {results}; suites present: "
                             f"{', '.join(present)}")
-    return records[records["suite"] == suite].reset_index(drop=True)
+    return records[records["suite"] == suite].reset_index(drop=True), 0
 
 
 def _slug(text: str) -> str:

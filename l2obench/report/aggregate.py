@@ -1,11 +1,11 @@
-"""Aggregate records over seeds: one row per (suite, problem, size, method_label).
+"""Aggregate records over seeds: one row per (suite, problem, data point, size, method_label).
 
 Only cells with status ``ok`` enter the means: a failed or timed-out cell has no trustworthy
 measurement (a timeout's model is untrained), so it is counted in ``attempted`` and listed in
 ``statuses`` instead, and the plots and tables show it as such. Each metric gets its mean over
 the ok seeds and a 95 % t-interval (Student t with n − 1 degrees of freedom times the standard
 error), the interval the field's papers report over a handful of seeds; with one seed there is
-no interval (``lo``/``hi`` are NaN, and the pages say "1 seed").
+no interval (``lo``/``hi`` are NaN, and the pages show the value without ``±``).
 """
 
 from __future__ import annotations
@@ -17,14 +17,21 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from l2obench.record import Status
+
 #: The cells of one aggregate row.
-GROUP = ["suite", "problem", "size", "method_label"]
+GROUP = ["suite", "problem", "data", "size", "method_label"]
+#: Columns that are equal within a group and carried into its row when the records have them
+#: (:func:`l2obench.report.configurations.annotate` adds them).
+CARRIED = ["data_label", "identity", "configuration", "tuned", "selected"]
 
 #: Aggregated metrics (record columns) and how pages and plots name them, units included.
 METRICS: dict[str, str] = {
     "norm_regret": "normalized regret",
+    "val_regret": "validation regret",
     "test_loss": "test loss",
     "train_time_s": "training time (s)",
+    "time_to_best_s": "time to best epoch (s)",
     "time_per_epoch_s": "time per epoch (s)",
     "peak_mem_mb": "peak host memory (MB)",
     "device_peak_mem_mb": "peak device memory (MB)",
@@ -37,7 +44,8 @@ CONFIDENCE = 0.95
 AGGREGATION_NOTE = (
     "Each number is the mean over seeds of the cells with status ok, ± the half-width of a "
     "95 % t-interval (Student t quantile with n − 1 degrees of freedom × the standard error "
-    "over the n seeds); with one seed there is no interval and the value is marked “1 seed”. "
+    "over the n seeds); a value without ± rests on one seed (the “solved” column counts the "
+    "seeds). "
     "Cells with another status (failed, timeout, oom, diverged, skipped) do not enter the "
     "means: they are counted in “solved” (ok cells / cells attempted) and marked in the plots."
 )
@@ -62,27 +70,31 @@ def mean_interval(values: Iterable[float]) -> tuple[float, float, float]:
 def format_statuses(statuses: pd.Series) -> str:
     """``"ok 2, failed 1"``: each status seen with its count, ``ok`` first, others by name."""
     counts = statuses.fillna("unknown").astype(str).value_counts()
-    order = sorted(counts.index, key=lambda s: (s != "ok", s))
+    order = sorted(counts.index, key=lambda s: (s != Status.OK, s))
     return ", ".join(f"{status} {counts[status]}" for status in order)
 
 
 def aggregate(records: pd.DataFrame) -> pd.DataFrame:
-    """One row per (suite, problem, size, method_label), sorted by those.
+    """One row per (suite, problem, data point, size, method_label), sorted by those.
 
-    Columns: the group keys, ``method``, ``n_vars`` (of the size, from any record that has it:
-    failed cells may not), ``attempted``, ``solved`` (ok cells), ``statuses`` and, for every
-    metric in :data:`METRICS`, ``<metric>_mean``, ``<metric>_lo``, ``<metric>_hi`` and
-    ``<metric>_n`` (the ok seeds with a value). A metric missing from the records (an older
-    record format) is treated as having no values.
+    Columns: the group keys (``data`` is ``""`` for records not annotated with their data
+    point), ``method``, the :data:`CARRIED` columns the records have, ``n_vars`` (of the size,
+    from any record that has it: failed cells may not), ``attempted``, ``solved`` (ok cells),
+    ``statuses`` and, for every metric in :data:`METRICS`, ``<metric>_mean``, ``<metric>_lo``,
+    ``<metric>_hi`` and ``<metric>_n`` (the ok seeds with a value). A metric missing from the
+    records (an older record format) is treated as having no values.
     """
+    if "data" not in records:
+        records = records.assign(data="")
     n_vars = (records.dropna(subset=["n_vars"]).groupby(["suite", "problem", "size"])["n_vars"]
               .first() if "n_vars" in records else pd.Series(dtype=float))
     rows = []
     for key, cells in records.groupby(GROUP, sort=True):
         row = dict(zip(GROUP, key, strict=True))
-        ok = cells[cells["status"] == "ok"]
+        ok = cells[cells["status"] == Status.OK]
         row["method"] = cells["method"].iloc[0]
-        row["n_vars"] = n_vars.get(tuple(key[:3]), math.nan)
+        row.update({c: cells[c].iloc[0] for c in CARRIED if c in cells})
+        row["n_vars"] = n_vars.get((key[0], key[1], key[3]), math.nan)
         row["attempted"] = len(cells)
         row["solved"] = len(ok)
         row["statuses"] = format_statuses(cells["status"])

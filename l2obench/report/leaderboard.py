@@ -8,25 +8,37 @@ the HTML one escapes every value.
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import jinja2
+import numpy as np
 import pandas as pd
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 
+from l2obench.record import Status
 from l2obench.report.aggregate import AGGREGATION_NOTE, METRICS, has_data
+from l2obench.report.baseline import BASELINE_NOTE
 from l2obench.report.plots import PlotFiles
+from l2obench.report.stats import STATISTICS_NOTE, Paired, RankTest, rank_test, versus_best
+from l2obench.selection import Selections
 
 RANKING_RULE = (
-    "At each size, methods are ranked by mean normalized regret (lower is better), ties broken "
-    "by mean training time; a method without an ok cell at a size ranks last there (tied with "
-    "any other such method). The overall rank orders methods by their mean rank over all sizes "
-    "of the suite, ties broken by their mean rank of training time over the sizes (with the "
-    "same last-place rule)."
+    "A method is its name with the parameters the suite set that are not tuned; where the "
+    "suite declares tuning grids, it is represented at each size and data point by the "
+    "configuration its rule selects on validation regret (stated under Tuning; test data never "
+    "enter a selection). At each size and data point, methods are ranked by mean normalized "
+    "regret (lower is better), ties broken by mean training time; a method without an ok cell "
+    "there ranks last (tied with any other such method). The overall rank orders methods by "
+    "their average rank over all sizes and data points (ties sharing the average of their "
+    "places, a method without an ok cell sharing the last places), ties broken by their mean "
+    "rank of training time."
 )
 #: Record columns that say where and with what the records were made, as the pages name them.
 PROVENANCE_COLUMNS = {
@@ -49,20 +61,24 @@ _ERROR_CHARS = 300
 
 @dataclass
 class Table:
-    """A rendered table: header, rows of text, which columns are numbers (right-aligned)."""
+    """A rendered table: header, rows of text, which columns are numbers (right-aligned), and
+    which rows are bold (a tie group; empty: none)."""
 
     columns: list[str]
     rows: list[list[str]]
     numeric: list[bool]
+    bold: list[bool] = field(default_factory=list)
 
 
 @dataclass
 class SizeSection:
-    """The ranking table of one problem size."""
+    """The ranking table of one problem size at one data point, and its configurations."""
 
     size: str
     n_vars: str  # "40 decision variables", or unknown when no cell of the size got that far
     table: Table
+    data: str = ""  # the data point, by the parameters that vary ("" where none does)
+    configurations: Table | None = None  # every configuration, the selected ones marked
 
 
 @dataclass
@@ -85,6 +101,11 @@ class Section:
     figures: list[FigureLink]
     not_ok: Table | None
     counts: str
+    statistics: str = ""  # the Friedman/Nemenyi summary
+    tuning: str = ""  # the tuning rule in words ("" without tuning)
+    selection: Table | None = None  # the selected configuration per method, and why
+    baseline: Table | None = None  # each method's change against a baseline
+    baseline_name: str = ""
 
 
 def fmt(value: float) -> str:
@@ -101,12 +122,13 @@ def fmt(value: float) -> str:
 
 
 def estimate(row: pd.Series, metric: str) -> str:
-    """``mean ± half-width``; ``mean (1 seed)`` without an interval; ``—`` without data."""
+    """``mean ± half-width``; the mean alone from one seed (the page says so once); ``—``
+    without data."""
     mean, hi, n = row[f"{metric}_mean"], row[f"{metric}_hi"], row[f"{metric}_n"]
     if not math.isfinite(mean):
         return "—"
     if n == 1:
-        return f"{fmt(mean)} (1 seed)"
+        return fmt(mean)
     half = hi - mean
     # Equal values give a half-width of rounding noise (1e-17), not a measured spread.
     return f"{fmt(mean)} ± {fmt(half if half > 1e-9 * abs(mean) else 0.0)}"
@@ -139,32 +161,63 @@ def ranks(agg: pd.DataFrame, methods: Sequence[str], metric: str,
     return result
 
 
-def overall_ranking(agg: pd.DataFrame) -> pd.DataFrame:
-    """One row per method of one (suite, problem), best first (see :data:`RANKING_RULE`).
+def blocks(agg: pd.DataFrame) -> list[tuple[str, object]]:
+    """The (data point, size) blocks of ``agg``, in order (data ``""`` where not annotated)."""
+    data = agg["data"] if "data" in agg else pd.Series([""] * len(agg), index=agg.index)
+    return sorted({(str(d), s) for d, s in zip(data, agg["size"], strict=True)},
+                  key=lambda b: (b[0], b[1]))
 
-    Columns: ``method_label``, ``rank``, ``mean_rank``, ``mean_time_rank``, ``solved``,
-    ``attempted`` and one ``rank@<size>`` per size.
+
+def _block_rows(agg: pd.DataFrame, block: tuple[str, object]) -> pd.DataFrame:
+    data = agg["data"].astype(str) if "data" in agg else pd.Series("", index=agg.index)
+    return agg[(data == block[0]) & (agg["size"] == block[1])]
+
+
+def rank_matrix(agg: pd.DataFrame, methods: Sequence[str],
+                metric: str = "norm_regret") -> np.ndarray:
+    """Mean ``metric`` [blocks × methods] (NaN: no ok cell there)."""
+    rows = []
+    for block in blocks(agg):
+        by_method = _block_rows(agg, block).set_index("method_label")[f"{metric}_mean"]
+        rows.append([float(by_method.get(m, math.nan)) for m in methods])
+    return np.asarray(rows, dtype=float).reshape(len(rows), len(methods))
+
+
+def overall_ranking(agg: pd.DataFrame) -> tuple[pd.DataFrame, RankTest]:
+    """One row per method of one (suite, problem), best first (see :data:`RANKING_RULE`), and
+    the rank test behind it.
+
+    Columns: ``method_label``, ``rank``, ``mean_rank`` (average rank over the blocks, sizes ×
+    data points), ``mean_time_rank``, ``solved``, ``attempted`` and one ``rank@<block>`` per
+    block (``rank@<size>`` where the data point does not vary).
     """
+    from l2obench.report.stats import average_ranks
+
     methods = sorted(pd.unique(agg["method_label"]))
-    sizes = sorted(pd.unique(agg["size"]))
-    per_size = {s: agg[agg["size"] == s] for s in sizes}
-    regret = {s: ranks(rows, methods, "norm_regret", "train_time_s")
-              for s, rows in per_size.items()}
-    time = {s: ranks(rows, methods, "train_time_s") for s, rows in per_size.items()}
+    test = rank_test(rank_matrix(agg, methods), methods)
+    regret = average_ranks(rank_matrix(agg, methods))
+    time = average_ranks(rank_matrix(agg, methods, "train_time_s"))
+    names = [_block_name(agg, b) for b in blocks(agg)]
     totals = agg.groupby("method_label")[["solved", "attempted"]].sum()
     rows = []
-    for method in methods:
-        row = {"method_label": method,
-               "mean_rank": sum(regret[s][method] for s in sizes) / len(sizes),
-               "mean_time_rank": sum(time[s][method] for s in sizes) / len(sizes),
+    for j, method in enumerate(methods):
+        row = {"method_label": method, "mean_rank": test.average_ranks[method],
+               "mean_time_rank": float(time[:, j].mean()),
                "solved": int(totals.at[method, "solved"]),
                "attempted": int(totals.at[method, "attempted"])}
-        row.update({f"rank@{s}": regret[s][method] for s in sizes})
+        row.update({f"rank@{name}": float(regret[i, j]) for i, name in enumerate(names)})
         rows.append(row)
     frame = pd.DataFrame(rows).sort_values(["mean_rank", "mean_time_rank", "method_label"])
     keys = list(zip(frame["mean_rank"], frame["mean_time_rank"], strict=True))
     frame.insert(1, "rank", [1 + keys.index(k) for k in keys])
-    return frame.reset_index(drop=True)
+    return frame.reset_index(drop=True), test
+
+
+def _block_name(agg: pd.DataFrame, block: tuple[str, object]) -> str:
+    """``5`` (the size) where data do not vary, else ``5, deg=4`` (size and data label)."""
+    rows = _block_rows(agg, block)
+    label = str(rows["data_label"].iloc[0]) if "data_label" in rows and len(rows) else ""
+    return f"{_plain(block[1])}, {label}" if label else _plain(block[1])
 
 
 def _shown_metrics(agg: pd.DataFrame) -> list[str]:
@@ -172,45 +225,137 @@ def _shown_metrics(agg: pd.DataFrame) -> list[str]:
     return [m for m in METRICS if has_data(agg, m)]
 
 
-def size_table(rows: pd.DataFrame, methods: Sequence[str], metrics: Sequence[str]) -> Table:
-    """One size's ranking: every method of the suite, in rank order, absent ones marked."""
+def best_method(rows: pd.DataFrame, methods: Sequence[str]) -> str | None:
+    """The rank-1 method of one block (``None`` when no method has an ok cell there)."""
+    rank = ranks(rows, methods, "norm_regret", "train_time_s")
+    valued = set(rows.loc[rows["norm_regret_mean"].notna(), "method_label"]) & set(methods)
+    return min(valued, key=lambda m: (rank[m], m)) if valued else None
+
+
+def _versus(best: str | None, method: str, paired: Mapping[str, Paired]) -> str:
+    if best is None:
+        return "—"
+    if method == best:
+        return "best"
+    result = paired.get(method)
+    if result is None:
+        return "—"
+    return f"p = {result.p_holm:.2g}" + (" (tie)" if result.tie else "")
+
+
+def size_table(rows: pd.DataFrame, methods: Sequence[str], metrics: Sequence[str],
+               regrets: Mapping[str, Mapping[int, Sequence[float]]] | None = None,
+               configured: bool = False) -> Table:
+    """One block's ranking: every method of the suite, in rank order, absent ones marked.
+
+    ``regrets`` (method → seed → per-instance test regrets) give the paired test of each method
+    against the best; the best and the methods not significantly worse are bold. With
+    ``configured`` a column names the configuration each method is represented by.
+    """
     rank = ranks(rows, methods, "norm_regret", "train_time_s")
     by_method = rows.set_index("method_label")
-    body = []
+    best = best_method(rows, methods)
+    paired = versus_best(regrets, best) if regrets and best is not None and best in regrets \
+        else {}
+    body, bold = [], []
     for method in sorted(methods, key=lambda m: (rank[m], m)):
+        config = []
         if method in by_method.index:
             row = by_method.loc[method]
             cells = [estimate(row, m) for m in metrics]
             solved = f"{int(row['solved'])}/{int(row['attempted'])}"
             statuses = row["statuses"]
+            if configured:
+                config = [str(row.get("configuration") or "") or "—"]
         else:
             cells, solved, statuses = ["—"] * len(metrics), "0/0", "not run"
-        body.append([str(rank[method]), method, *cells, solved, statuses])
-    return Table(["rank", "method", *(METRICS[m] for m in metrics), "solved", "statuses"], body,
-                 [True, False, *([True] * len(metrics)), True, False])
+            config = ["—"] if configured else []
+        versus = _versus(best, method, paired)
+        body.append([str(rank[method]), method, *config, *cells, versus, solved, statuses])
+        bold.append(versus == "best" or versus.endswith("(tie)"))
+    columns = ["rank", "method", *(["configuration"] if configured else []),
+               *(METRICS[m] for m in metrics), "paired test vs best (Holm p)", "solved",
+               "statuses"]
+    return Table(columns, body, [True, False, *([False] if configured else []),
+                                 *([True] * len(metrics)), False, True, False], bold)
 
 
-def overall_table(agg: pd.DataFrame) -> Table:
-    """The overall ranking with each size's rank, so the mean can be checked by eye."""
-    frame = overall_ranking(agg)
-    sizes = sorted(pd.unique(agg["size"]))
+#: Blocks beyond which the overall table leaves out the per-block ranks (the per-block tables
+#: hold them).
+MAX_BLOCK_COLUMNS = 12
+
+
+def overall_table(agg: pd.DataFrame) -> tuple[Table, RankTest]:
+    """The overall ranking with each block's rank, so the mean can be checked by eye (up to
+    :data:`MAX_BLOCK_COLUMNS` blocks); the methods within the critical difference of the best
+    are bold."""
+    frame, test = overall_ranking(agg)
+    names = [_block_name(agg, b) for b in blocks(agg)]
+    shown = names if len(names) <= MAX_BLOCK_COLUMNS else []
+    within = set(test.within_cd_of_best())
     body = [[str(r["rank"]), r["method_label"], f"{r['mean_rank']:.2f}",
-             *(str(r[f"rank@{s}"]) for s in sizes), f"{r['mean_time_rank']:.2f}",
+             *(_plain(r[f"rank@{n}"]) for n in shown), f"{r['mean_time_rank']:.2f}",
              f"{r['solved']}/{r['attempted']}"] for _, r in frame.iterrows()]
-    columns = ["rank", "method", "mean regret rank", *(f"size {_plain(s)}" for s in sizes),
+    columns = ["rank", "method", "mean regret rank", *(f"size {n}" for n in shown),
                "mean time rank", "solved"]
-    return Table(columns, body, [True, False, True, *([True] * len(sizes)), True, True])
+    return (Table(columns, body, [True, False, True, *([True] * len(shown)), True, True],
+                  [m in within for m in frame["method_label"]]), test)
+
+
+def configurations_table(rows: pd.DataFrame) -> Table:
+    """Every configuration at one block: validation regret (what selects), test regret, time to
+    the best epoch; the configuration representing each method is marked ``selected``."""
+    metrics = [m for m in ("val_regret", "norm_regret", "time_to_best_s") if has_data(rows, m)]
+    ordered = rows.assign(_v=rows.get("val_regret_mean", pd.Series(math.nan, index=rows.index)))
+    ordered = ordered.sort_values(["identity", "_v", "method_label"], na_position="last")
+    body = [[r["method_label"], str(r.get("identity", r["method_label"])),
+             str(r.get("configuration") or "—"),
+             *(estimate(r, m) for m in metrics), f"{int(r['solved'])}/{int(r['attempted'])}",
+             "selected" if r.get("selected") else ""] for _, r in ordered.iterrows()]
+    return Table(["configuration", "method", "tuned values", *(METRICS[m] for m in metrics),
+                  "solved", "selected"], body,
+                 [False, False, False, *([True] * len(metrics)), True, False])
+
+
+def selection_table(agg: pd.DataFrame, selections: Selections) -> Table | None:
+    """The configuration selected for each tuned method, at each size (or once, at the tuning
+    size) and data point, and why; ``None`` when no method is tuned."""
+    from l2obench.report.configurations import group_of
+
+    tuned = agg[agg["tuned"].astype(bool)] if "tuned" in agg else agg.iloc[0:0]
+    if tuned.empty:
+        return None
+    rule = selections.tuning
+    seen, body = set(), []
+    varying = bool(tuned["data_label"].astype(bool).any()) if "data_label" in tuned else False
+    for _, row in tuned.sort_values(["identity", "data", "size"]).iterrows():
+        size = selections.selection_size(int(row["size"]))
+        key = (row["identity"], row["data"], size)
+        if key in seen:
+            continue
+        seen.add(key)
+        choice = selections.choice(group_of(row), int(row["size"]), str(row["identity"]))
+        where = (f"{_plain(size)} (fixed for every size)" if rule.rule == "at-size"
+                 else _plain(size))
+        body.append([str(row["identity"]), *([str(row["data_label"])] if varying else []),
+                     where, choice.configuration if choice else "—",
+                     choice.reason if choice else selections.why_none(
+                         group_of(row), int(row["size"]), str(row["identity"]))])
+    return Table(["method", *(["data"] if varying else []), "size", "selected configuration",
+                  "why"], body, [False, *([False] if varying else []), True, False, False])
 
 
 def not_ok_table(records: pd.DataFrame) -> Table | None:
     """Every cell that is not ok, with its error's first line; ``None`` when all are ok."""
-    bad = records[records["status"] != "ok"].sort_values(["size", "method_label", "seed"])
+    bad = records[records["status"] != Status.OK].sort_values(["size", "method_label", "seed"])
     if bad.empty:
         return None
-    body = [[_plain(r["size"]), r["method_label"], _plain(r["seed"]), r["status"],
-             _first_line(r.get("error"))] for _, r in bad.iterrows()]
-    return Table(["size", "method", "seed", "status", "error"], body,
-                 [True, False, True, False, False])
+    varying = "data_label" in bad and bool(bad["data_label"].astype(bool).any())
+    body = [[_plain(r["size"]), *([str(r["data_label"])] if varying else []), r["method_label"],
+             _plain(r["seed"]), r["status"], _first_line(r.get("error"))]
+            for _, r in bad.iterrows()]
+    return Table(["size", *(["data"] if varying else []), "method", "seed", "status", "error"],
+                 body, [True, *([False] if varying else []), False, True, False, False])
 
 
 def _first_line(error: object) -> str:
@@ -231,24 +376,91 @@ def _plain(value: object) -> str:
     return str(value)
 
 
+def _regrets(records: pd.DataFrame) -> dict[str, dict[int, list[float]]]:
+    """Method → seed → per-instance test regrets of the ok cells of one block that have them."""
+    found: dict[str, dict[int, list[float]]] = {}
+    if "test_regrets" not in records:
+        return found
+    for _, r in records[records["status"] == "ok"].iterrows():
+        if isinstance(r["test_regrets"], list) and r["test_regrets"]:
+            found.setdefault(str(r["method_label"]), {})[int(r["seed"])] = r["test_regrets"]
+    return found
+
+
+def baseline_table(changes: pd.DataFrame | None) -> Table | None:
+    """Each method's change against the baseline (:func:`l2obench.report.baseline.compare`)."""
+    if changes is None or changes.empty:
+        return None
+    body = []
+    for _, row in changes.sort_values(["size", "data", "regret_now"]).iterrows():
+        p = row["p_value"]
+        body.append([_plain(row["size"]), str(row.get("data_label", "") or _data(row["data"])),
+                     row["method_label"], fmt(row["regret_now"]), fmt(row["regret_baseline"]),
+                     f"{row['change']:+.3g}", _plain(row["seeds"]),
+                     "—" if not math.isfinite(p) else f"{p:.2g}", row["verdict"]])
+    return Table(["size", "data", "method", "regret now", "regret baseline", "change",
+                  "seeds", "p (Wilcoxon)", "verdict"], body,
+                 [True, False, False, True, True, True, True, True, False])
+
+
+def _data(key: object) -> str:
+    """A data point's label from its canonical JSON (``{}``: the suite's only data point)."""
+    try:
+        point = json.loads(str(key))
+    except ValueError:
+        return str(key)
+    return ",".join(f"{k}={v}" for k, v in sorted(point.items())) if point else ""
+
+
 def section(records: pd.DataFrame, agg: pd.DataFrame, plots: Iterable[PlotFiles],
-            page_dir: Path) -> Section:
-    """The tables and figures of one (suite, problem); figure paths relative to ``page_dir``."""
+            page_dir: Path, missing: int = 0, every: pd.DataFrame | None = None,
+            selections: Selections | None = None, baseline: pd.DataFrame | None = None,
+            baseline_name: str = "") -> Section:
+    """The tables and figures of one (suite, problem); figure paths relative to ``page_dir``.
+
+    ``records`` and ``agg`` hold the cells that represent each method (``method_label`` the
+    method's identity: see :func:`l2obench.report.configurations.ranked`); ``every`` the
+    aggregate of every configuration and ``selections`` the suite's selections, where the suite
+    declares tuning. ``missing`` cells of the suite have no record: the counts say so.
+    """
     methods = sorted(pd.unique(agg["method_label"]))
     metrics = _shown_metrics(agg)
+    tuned = every is not None and "tuned" in every and bool(every["tuned"].astype(bool).any())
     sizes = []
-    for size, rows in agg.groupby("size", sort=True):
+    data = records["data"].astype(str) if "data" in records else pd.Series("", records.index)
+    for block in blocks(agg):
+        rows = _block_rows(agg, block)
         n_vars = rows["n_vars"].iloc[0]
-        sizes.append(SizeSection(_plain(size), f"{_plain(n_vars)} decision variables"
+        cells = records[(data == block[0]) & (records["size"] == block[1])]
+        label = str(rows["data_label"].iloc[0]) if "data_label" in rows else ""
+        configurations = None
+        if tuned and every is not None:
+            configurations = configurations_table(_block_rows(every, block))
+        sizes.append(SizeSection(_plain(block[1]), f"{_plain(n_vars)} decision variables"
                                  if pd.notna(n_vars) else "decision variables unknown",
-                                 size_table(rows, methods, metrics)))
+                                 size_table(rows, methods, metrics, _regrets(cells), tuned),
+                                 label, configurations))
     figures = [FigureLink(p.spec.title, p.png.relative_to(page_dir).as_posix(),
                       p.svg.relative_to(page_dir).as_posix()) for p in plots]
     solved, attempted = int(agg["solved"].sum()), int(agg["attempted"].sum())
-    return Section(str(agg["suite"].iloc[0]), str(agg["problem"].iloc[0]), overall_table(agg),
+    overall, test = overall_table(agg)
+    n_sizes = len(pd.unique(agg["size"]))
+    n_points = len(pd.unique(data)) if len(data) else 1
+    rule = ""
+    if tuned and selections is not None:
+        names = records["size_param"].dropna() if "size_param" in records else pd.Series()
+        rule = selections.tuning.describe(str(names.iloc[0]) if len(names) else "size")
+    return Section(str(agg["suite"].iloc[0]), str(agg["problem"].iloc[0]), overall,
                    sizes, figures, not_ok_table(records),
                    counts=f"{solved}/{attempted} cells ok, {_count(len(methods), 'method')}, "
-                          f"{_count(len(sizes), 'size')}")
+                          f"{_count(n_sizes, 'size')}"
+                          + (f", {_count(n_points, 'data point')}" if n_points > 1 else "")
+                          + (f"; {_count(missing, 'cell')} of the suite not recorded (not run "
+                             "yet, or failed to write)" if missing else ""),
+                   statistics=test.summary(), tuning=rule,
+                   selection=selection_table(every, selections)
+                   if tuned and every is not None and selections is not None else None,
+                   baseline=baseline_table(baseline), baseline_name=baseline_name)
 
 
 def provenance(records: pd.DataFrame, command: str) -> list[tuple[str, str]]:
@@ -263,7 +475,9 @@ def provenance(records: pd.DataFrame, command: str) -> list[tuple[str, str]]:
         items.append((label, ", ".join(sorted({_plain(v) for v in values})) or "unknown"))
     started = records["started_at"].dropna() if "started_at" in records else pd.Series()
     finished = records["finished_at"].dropna() if "finished_at" in records else pd.Series()
-    span = f"{started.min()} – {finished.max()}" if len(started) and len(finished) else "unknown"
+    # To the second: the records' stamps carry microseconds (older ones whole seconds, "+00:00").
+    span = (f"{str(started.min())[:19]} – {str(finished.max())[:19]}"
+            if len(started) and len(finished) else "unknown")
     items += [("runs (UTC)", span),
               ("records", str(len(records))),
               ("report made (UTC)", datetime.now(UTC).isoformat(timespec="seconds")),
@@ -276,7 +490,7 @@ def write_pages(sections: list[Section], records: pd.DataFrame, out: Path,
     """Render ``LEADERBOARD.md`` and ``index.html`` into ``out``; returns their paths.
 
     ``notes`` (Markdown) goes into ``LEADERBOARD.md`` as written and into ``index.html`` as
-    escaped paragraphs and bullet lists (:func:`note_blocks`).
+    HTML rendered safely (:func:`notes_html`).
     """
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("l2obench.report", "templates"),
@@ -290,9 +504,11 @@ def write_pages(sections: list[Section], records: pd.DataFrame, out: Path,
         "sections": sections,
         "provenance": provenance(records, command),
         "aggregation": AGGREGATION_NOTE,
+        "baseline_note": BASELINE_NOTE,
         "ranking_rule": RANKING_RULE,
+        "statistics_note": STATISTICS_NOTE,
         "notes": notes.strip(),
-        "note_blocks": note_blocks(notes),
+        "notes_html": notes_html(notes) if notes.strip() else "",
     }
     md, html = out / "LEADERBOARD.md", out / "index.html"
     md.write_text(env.get_template("LEADERBOARD.md").render(context), encoding="utf-8")
@@ -300,35 +516,15 @@ def write_pages(sections: list[Section], records: pd.DataFrame, out: Path,
     return md, html
 
 
-@dataclass(frozen=True)
-class NoteBlock:
-    """A paragraph (one item) or a bullet list (one item per bullet) of the publisher's notes."""
+def notes_html(notes: str) -> Markup:
+    """The publisher's Markdown notes as HTML for ``index.html``.
 
-    items: tuple[str, ...]
-    bullets: bool
-
-
-def note_blocks(notes: str) -> list[NoteBlock]:
-    """Blank-line separated blocks of ``notes``; a block whose lines all start ``- `` is a list.
-
-    Lines of a paragraph or of one bullet are joined with spaces; other Markdown stays as text.
+    CommonMark by markdown-it-py with raw HTML switched off (a ``<script>`` in a note is shown
+    as text), images switched off (the page requests nothing: its policy allows only its own
+    figures) and links limited to markdown-it's safe schemes.
     """
-    blocks = []
-    for block in re.split(r"\n\s*\n", notes.strip()):
-        lines = [line.strip() for line in block.splitlines() if line.strip()]
-        if not lines:
-            continue
-        if lines[0].startswith("- "):
-            items: list[str] = []
-            for line in lines:
-                if line.startswith("- "):
-                    items.append(line[2:])
-                else:
-                    items[-1] += " " + line
-            blocks.append(NoteBlock(tuple(items), bullets=True))
-        else:
-            blocks.append(NoteBlock((" ".join(lines),), bullets=False))
-    return blocks
+    renderer = MarkdownIt("commonmark", {"html": False}).disable("image")
+    return Markup(renderer.render(notes))
 
 
 def md_escape(text: object) -> str:

@@ -1,11 +1,16 @@
 """Metric-against-size figures (PNG and SVG) from aggregated records.
 
-One line per method through the means over seeds, a band for the 95 % interval, the problem
-size on the x axis and the decision variables (``n_vars``) on a secondary x axis at the top.
-A cell that is not ok is never dropped silently: every (size, method) with such a cell gets a
-marker in a strip at the top of the axes, shaped by status and coloured by method, with a legend
-entry. A metric without any value gives no figure. An axis is logarithmic where its values span
-at least :data:`LOG_SPAN_DECADES` decades.
+One line per method through the means over seeds, the problem size on the x axis and the
+decision variables (``n_vars``) on a secondary x axis at the top. Where a mean rests on at
+least :data:`BAND_MIN_SEEDS` seeds a band shows its 95 % interval; with fewer, each seed's value
+is a point (a band over two seeds is too wide to read). Methods are coloured by family and told
+apart by marker (:mod:`l2obench.report.style`), the legend grouped by family. A cell that is not
+ok is never dropped silently: every (size, method) with such a cell gets a marker in a strip at
+the top of the axes, shaped by status, with a legend entry. A metric without any value gives no
+figure; the test loss is drawn one panel per training objective shared by two or more methods,
+since losses of different objectives share no scale. An axis is logarithmic where its values
+span at least :data:`LOG_SPAN_DECADES` decades, so that the leaders are not squeezed together by
+one method far behind.
 
 Figures are built as plain :class:`matplotlib.figure.Figure` objects on the Agg canvas: no
 pyplot state, no GUI backend, nothing global changed for a caller that also plots.
@@ -13,11 +18,15 @@ pyplot state, no GUI backend, nothing global changed for a caller that also plot
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
+import matplotlib
 import matplotlib.lines as mlines
 import matplotlib.patches as mpatches
 import numpy as np
@@ -26,13 +35,21 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullLocator
+from matplotlib.ticker import FuncFormatter, NullLocator
 
+from l2obench.record import Status
 from l2obench.report.aggregate import METRICS, has_data
+from l2obench.report.style import Style, by_family, method_styles
 
-LOG_SPAN_DECADES = 1.5
+LOG_SPAN_DECADES = 0.6
+#: Fewer seeds than this: points per seed instead of a band.
+BAND_MIN_SEEDS = 3
+#: Small multiples (the anytime and data-grid figures): panels per row, one panel's inches.
+GRID_COLUMNS = 4
+GRID_PANEL = (4.2, 3.2)
 #: Marker of a not-ok status in the strip at the top of the axes; other statuses get "*".
-STATUS_MARKERS = {"failed": "X", "timeout": "v", "oom": "s", "diverged": "D", "skipped": "P"}
+STATUS_MARKERS: dict[str, str] = {Status.FAILED: "X", Status.TIMEOUT: "v", Status.OOM: "s",
+                                  Status.DIVERGED: "D", Status.SKIPPED: "P"}
 _STRIP_ROW = 0.07  # height of one method's row in the not-ok strip, in axes fraction
 _BAND_ALPHA = 0.2
 _PANEL_WIDTH = 5.6  # inches, y label included
@@ -72,62 +89,101 @@ class PlotFiles:
     svg: Path
 
 
-def plot_metrics(agg: pd.DataFrame, records: pd.DataFrame, out_dir: Path,
-                 stem: str) -> list[PlotFiles]:
-    """Write every figure of :data:`PLOTS` that has data as ``<stem>-<name>.png/.svg``.
-
-    ``agg`` is the aggregate of one (suite, problem); ``records`` its records, whose not-ok cells
-    become the markers. A figure whose metrics all lack data is not written.
-    """
+def save(figure: Figure, spec: PlotSpec, out_dir: Path, stem: str) -> PlotFiles:
+    """Write ``figure`` as ``<stem>-<spec.name>.png/.svg``, cropped to its panels and legend."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    methods = sorted(pd.unique(agg["method_label"]))
-    palette = "colorblind" if len(methods) <= 10 else "husl"  # colorblind has 10 colours
-    colours = dict(zip(methods, sns.color_palette(palette, len(methods)), strict=True))
+    png, svg = out_dir / f"{stem}-{spec.name}.png", out_dir / f"{stem}-{spec.name}.svg"
+    # Crop to the panels and the legend, measured once for both files (bbox_inches="tight"
+    # would draw the figure once more per file to measure it).
+    renderer = cast(FigureCanvasAgg, figure.canvas).get_renderer()
+    crop = figure.get_tightbbox(renderer).padded(0.1)
+    figure.savefig(png, dpi=150, bbox_inches=crop)
+    figure.savefig(svg, bbox_inches=crop)
+    return PlotFiles(spec, png, svg)
+
+
+def plot_metrics(agg: pd.DataFrame, records: pd.DataFrame, out_dir: Path,
+                 stem: str, styles: dict[str, Style] | None = None,
+                 specs: Sequence[PlotSpec] = PLOTS, subtitle: str = "") -> list[PlotFiles]:
+    """Write every figure of ``specs`` that has data as ``<stem>-<name>.png/.svg``.
+
+    ``agg`` is the aggregate of one (suite, problem) at one data point; ``records`` its records,
+    whose not-ok cells become the markers and whose ok cells the per-seed points. ``styles``
+    (default: from ``records``) is the report's one style map; ``subtitle`` names the data point
+    in the titles. A figure whose metrics all lack data is not written.
+    """
+    styles = styles or method_styles(records)
     written = []
-    for spec in PLOTS:
+    for spec in specs:
         metrics = [m for m in spec.metrics if has_data(agg, m)]
+        if spec.metrics == ("test_loss",) and metrics and not _objectives(records):
+            metrics = []
         if not metrics:
             continue
-        figure = draw(spec, metrics, agg, records, colours)
-        png, svg = out_dir / f"{stem}-{spec.name}.png", out_dir / f"{stem}-{spec.name}.svg"
-        # Crop to the panels and the legend, measured once for both files (bbox_inches="tight"
-        # would draw the figure once more per file to measure it).
-        crop = figure.get_tightbbox(figure.canvas.get_renderer()).padded(0.1)
-        figure.savefig(png, dpi=150, bbox_inches=crop)
-        figure.savefig(svg, bbox_inches=crop)
-        written.append(PlotFiles(spec, png, svg))
+        shown = dataclasses.replace(spec, title=f"{spec.title} · {subtitle}") if subtitle \
+            else spec
+        written.append(save(draw(shown, metrics, agg, records, styles), shown, out_dir, stem))
     return written
 
 
 def draw(spec: PlotSpec, metrics: Sequence[str], agg: pd.DataFrame, records: pd.DataFrame,
-         colours: dict[str, tuple[float, float, float]]) -> Figure:
-    """The figure of ``spec``: one panel per metric, one shared legend on the right.
+         styles: dict[str, Style]) -> Figure:
+    """The figure of ``spec``: one panel per metric (per objective for the test loss), one
+    legend on the right grouped by family.
 
     The layout is fixed rather than constrained (a constrained layout costs a full draw per
     save); the legend sits outside the axes and the saved files are cropped to fit it.
     """
-    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.8):
-        figure = Figure(figsize=(_PANEL_WIDTH * len(metrics), 4.0))
+    panels: list[tuple[str, str | None]] = [(metric, None) for metric in metrics]
+    if list(metrics) == ["test_loss"]:
+        panels = [("test_loss", objective) for objective in _objectives(records)]
+    # Labels are plain text: a method label such as "m[$x$]" must not be read as mathtext.
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.8), \
+            matplotlib.rc_context({"text.parse_math": False}):
+        figure = Figure(figsize=(_PANEL_WIDTH * len(panels), 4.0))
         FigureCanvasAgg(figure)
-        figure.subplots_adjust(left=0.1 / len(metrics), right=1 - 0.02 / len(metrics),
-                               bottom=0.13, top=0.8, wspace=0.2)
-        figure.suptitle(f"{agg['suite'].iloc[0]} ({agg['problem'].iloc[0]}): {spec.title}",
-                        y=0.98)
+        figure.subplots_adjust(left=0.1 / len(panels), right=1 - 0.02 / len(panels),
+                               bottom=0.13, top=0.8, wspace=0.25)
+        figure.suptitle(f"{heading(agg)}: {spec.title}", y=0.98)
         n_vars = agg.groupby("size")["n_vars"].first()
         shown: set[str] = set()
         statuses: set[str] = set()
-        for index, metric in enumerate(metrics):
-            methods = _methods_for(agg, metric)
-            ax = figure.add_subplot(1, len(metrics), index + 1)
-            statuses |= _draw_metric(ax, metric, agg[agg["method_label"].isin(methods)],
-                                     records[records["method_label"].isin(methods)], colours)
+        banded = pointed = False
+        for index, (metric, objective) in enumerate(panels):
+            chosen = agg if objective is None else agg[agg["method_label"].isin(
+                _labels_with_objective(records, objective))]
+            methods = _methods_for(chosen, metric)
+            ax = figure.add_subplot(1, len(panels), index + 1)
+            drawn = _draw_metric(ax, metric, chosen[chosen["method_label"].isin(methods)],
+                                 records[records["method_label"].isin(methods)], styles)
+            statuses |= drawn.statuses
+            banded |= drawn.banded
+            pointed |= drawn.pointed
             _set_x_axis(ax, n_vars, _size_label(records))
+            if objective is not None:
+                ax.set_title(f"objective: {objective}", fontsize="small")
             shown |= set(methods)
-        legend = {m: c for m, c in colours.items() if m in shown}
-        banded = any(agg[f"{m}_hi"].notna().any() for m in metrics)
-        figure.legend(handles=_legend(legend, banded, sorted(statuses)), loc="upper left",
-                      bbox_to_anchor=(1.0, 0.8), frameon=False)
+        figure.legend(handles=_legend(styles, shown, banded, pointed, sorted(statuses)),
+                      loc="upper left", bbox_to_anchor=(1.0, 0.8), frameon=False)
     return figure
+
+
+def heading(agg: pd.DataFrame) -> str:
+    """``suite`` — or ``suite (problem)`` where the problem is named otherwise."""
+    suite, problem = str(agg["suite"].iloc[0]), str(agg["problem"].iloc[0])
+    return suite if suite == problem else f"{suite} ({problem})"
+
+
+def _objectives(records: pd.DataFrame) -> list[str]:
+    """The training objectives that two or more method labels share (records that name one)."""
+    if "objective" not in records:
+        return []
+    labels = records.dropna(subset=["objective"]).groupby("objective")["method_label"].nunique()
+    return sorted(labels.index[labels >= 2])
+
+
+def _labels_with_objective(records: pd.DataFrame, objective: str) -> list[str]:
+    return sorted(pd.unique(records.loc[records["objective"] == objective, "method_label"]))
 
 
 def _methods_for(agg: pd.DataFrame, metric: str) -> list[str]:
@@ -140,34 +196,59 @@ def _methods_for(agg: pd.DataFrame, metric: str) -> list[str]:
     return sorted(has_metric.index[has_metric | never_ok])
 
 
+@dataclass(frozen=True)
+class _Drawn:
+    """What a panel drew, for the legend: not-ok statuses, bands, per-seed points."""
+
+    statuses: set[str]
+    banded: bool
+    pointed: bool
+
+
 def _draw_metric(ax: Axes, metric: str, agg: pd.DataFrame, records: pd.DataFrame,
-                 colours: dict[str, tuple[float, float, float]]) -> set[str]:
-    """Lines, bands and not-ok markers of one metric on ``ax``; returns the statuses marked.
+                 styles: dict[str, Style]) -> _Drawn:
+    """Lines, bands or seed points, and not-ok markers of one metric on ``ax``.
 
     ``agg`` and ``records`` hold the methods this panel shows. Every metric plotted is
-    nonnegative, so a band is cut at zero (a t-interval over two seeds easily reaches below).
+    nonnegative, so a band is cut at zero (a t-interval over few seeds easily reaches below).
     """
     means = agg[f"{metric}_mean"].to_numpy(float)
-    log_y = _spans_decades(means)
-
+    ok = records[records["status"] == Status.OK]
+    seeds = (pd.to_numeric(ok[metric], errors="coerce").to_numpy(float)
+             if metric in ok else np.array([]))
+    log_y = _spans_decades(np.concatenate([means, seeds]))
+    banded = pointed = False
     for label, rows in agg.groupby("method_label", sort=True):
         rows = rows.sort_values("size")
+        style = styles[label]
         x = rows["size"].to_numpy(float)
-        ax.plot(x, rows[f"{metric}_mean"], marker="o", markersize=4, color=colours[label],
-                label=label)
-        ax.fill_between(x, rows[f"{metric}_lo"].clip(lower=0), rows[f"{metric}_hi"],
-                        color=colours[label], alpha=_BAND_ALPHA, linewidth=0)
+        ax.plot(x, rows[f"{metric}_mean"], marker=style.marker, markersize=4.5,
+                color=style.colour, label=label)
+        few = rows[f"{metric}_n"] < BAND_MIN_SEEDS
+        if (~few).any():
+            ax.fill_between(x, rows[f"{metric}_lo"].clip(lower=0).where(~few),
+                            rows[f"{metric}_hi"].where(~few), color=style.colour,
+                            alpha=_BAND_ALPHA, linewidth=0)
+            banded = True
+        mine = ok[(ok["method_label"] == label) & ok["size"].isin(rows.loc[few, "size"])]
+        values = pd.to_numeric(mine[metric], errors="coerce") if metric in mine else None
+        if values is not None and values.notna().any() and (rows[f"{metric}_n"] > 1).any():
+            ax.scatter(mine["size"].to_numpy(float), values.to_numpy(float), s=10,
+                       marker=style.marker, color=style.colour, alpha=0.55, linewidths=0,
+                       zorder=3)
+            pointed = True
 
-    not_ok = records[records["status"] != "ok"]
-    marked = _mark_not_ok(ax, not_ok, list(colours), colours)
+    not_ok = records[records["status"] != Status.OK]
+    marked = _mark_not_ok(ax, not_ok, list(styles), styles)
     bounds = agg[[f"{metric}_lo", f"{metric}_hi"]].clip(lower=0).to_numpy(float).ravel()
-    _set_y_limits(ax, means, bounds, log_y, strip=len(pd.unique(not_ok["method_label"])))
+    _set_y_limits(ax, np.concatenate([means, seeds]), bounds, log_y,
+                  strip=len(pd.unique(not_ok["method_label"])))
     ax.set_ylabel(METRICS[metric])
-    return marked
+    return _Drawn(marked, banded, pointed)
 
 
 def _mark_not_ok(ax: Axes, not_ok: pd.DataFrame, methods: list[str],
-                 colours: dict[str, tuple[float, float, float]]) -> set[str]:
+                 styles: dict[str, Style]) -> set[str]:
     """One marker per (size, method, status) not ok, in the method's row of the top strip.
 
     The markers of a status form one collection with ``gid`` ``not-ok-<status>``, so an SVG
@@ -179,7 +260,8 @@ def _mark_not_ok(ax: Axes, not_ok: pd.DataFrame, methods: list[str],
         ax.scatter(group["size"].to_numpy(float),
                    [1 - _STRIP_ROW * (rows.index(m) + 0.6) for m in group["method_label"]],
                    transform=ax.get_xaxis_transform(), marker=STATUS_MARKERS.get(status, "*"),
-                   s=60, c=[colours[m] for m in group["method_label"]], edgecolors="black",
+                   s=60, c=[styles[m].colour for m in group["method_label"]],
+                   edgecolors="black",
                    linewidths=0.7, zorder=5, clip_on=False, gid=f"not-ok-{status}")
     if rows:
         height = _STRIP_ROW * len(rows) + 0.02
@@ -208,6 +290,9 @@ def _set_y_limits(ax: Axes, means: np.ndarray, bounds: np.ndarray, log: bool,
     headroom = _STRIP_ROW * strip + 0.03 if strip else 0.0
     if log:
         ax.set_yscale("log")
+        # Plain numbers (0.06, 0.1, 0.2) rather than 6×10⁻² on the minor ticks as well.
+        ax.yaxis.set_major_formatter(FuncFormatter(_plain_tick))
+        ax.yaxis.set_minor_formatter(FuncFormatter(_plain_tick))
         lo, hi = math.log10(values.min()), math.log10(values.max())
         pad = 0.05 * (hi - lo)
         lo, hi = lo - pad, hi + pad
@@ -218,6 +303,16 @@ def _set_y_limits(ax: Axes, means: np.ndarray, bounds: np.ndarray, log: bool,
     lo = 0.0 if lo >= 0 and lo - pad < 0 else lo - pad
     hi += pad
     ax.set_ylim(lo, lo + (hi - lo) / (1 - headroom))
+
+
+def _plain_tick(value: float, _position: int) -> str:
+    """A log-axis tick as a plain number; minor ticks other than 2, 3, 5 × 10ⁿ unlabelled."""
+    if value <= 0 or not math.isfinite(value):
+        return ""
+    mantissa = value / 10 ** math.floor(math.log10(value) + 1e-9)
+    if min(abs(mantissa - m) for m in (1, 2, 3, 5)) > 1e-6:
+        return ""
+    return f"{value:g}"
 
 
 def _size_label(records: pd.DataFrame) -> str:
@@ -257,7 +352,7 @@ def _thin(ax: Axes, ticks: list[float], labels: list[str], font_pt: float) -> li
     (40 … 19 800) are wider still. The widths are estimated from the digit width of the
     default font, which avoids a costly draw to measure them.
     """
-    width_in = ax.get_position().width * ax.figure.get_figwidth()
+    width_in = ax.get_position().width * cast(Figure, ax.figure).get_figwidth()
     lo, hi = ax.get_xlim()
     scale = ax.get_xscale() == "log"
     char_in = 0.64 * font_pt / 72
@@ -280,16 +375,46 @@ def _number(value: float) -> str:
     return f"{value:g}" if value != int(value) else str(int(value))
 
 
-def _legend(colours: dict[str, tuple[float, float, float]], banded: bool,
+def method_handles(styles: dict[str, Style],
+                   shown: set[str]) -> list[mlines.Line2D | mpatches.Patch]:
+    """Legend entries of the methods ``shown``, grouped under their family's name."""
+    handles: list[mlines.Line2D | mpatches.Patch] = []
+    for family, labels in by_family(styles, shown):
+        handles.append(mpatches.Patch(color="none", label=family.upper()))
+        handles += [mlines.Line2D([], [], color=styles[m].colour, marker=styles[m].marker,
+                                  markersize=4.5, label=m) for m in labels]
+    return handles
+
+
+@contextmanager
+def panel_grid(count: int, title: str) -> Iterator[tuple[Figure, list[Axes]]]:
+    """A figure of ``count`` small panels, :data:`GRID_COLUMNS` to a row, in the report's style
+    (plain-text labels), titled ``title``; yields the figure and its axes."""
+    columns = min(GRID_COLUMNS, count)
+    rows = math.ceil(count / columns)
+    height = GRID_PANEL[1] * rows + 0.6
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.8), \
+            matplotlib.rc_context({"text.parse_math": False}):
+        figure = Figure(figsize=(GRID_PANEL[0] * columns, height))
+        FigureCanvasAgg(figure)
+        figure.subplots_adjust(left=0.08, right=0.98, bottom=0.12 / rows, top=1 - 0.5 / height,
+                               wspace=0.28, hspace=0.45)
+        figure.suptitle(title, y=0.995)
+        yield figure, [figure.add_subplot(rows, columns, i + 1) for i in range(count)]
+
+
+def _legend(styles: dict[str, Style], shown: set[str], banded: bool, pointed: bool,
             statuses: list[str]) -> list[mlines.Line2D | mpatches.Patch]:
-    """Methods, the band's meaning (when a band is drawn), one entry per not-ok status."""
-    handles: list[mlines.Line2D | mpatches.Patch] = [
-        mlines.Line2D([], [], color=c, marker="o", markersize=4, label=m)
-        for m, c in colours.items()
-    ]
+    """Methods grouped under their family's name, what bands and points mean (where drawn),
+    one entry per not-ok status."""
+    handles = method_handles(styles, shown)
     if banded:
         handles.append(mpatches.Patch(color="0.5", alpha=_BAND_ALPHA * 2,
-                                      label="95 % t-interval over seeds"))
+                                      label=f"95 % t-interval ({BAND_MIN_SEEDS}+ seeds)"))
+    if pointed:
+        handles.append(mlines.Line2D([], [], linestyle="none", marker="o", markersize=3,
+                                     color="0.4", alpha=0.6, label="one seed (fewer than "
+                                     f"{BAND_MIN_SEEDS})"))
     handles += [mlines.Line2D([], [], linestyle="none", marker=STATUS_MARKERS.get(s, "*"),
                               markerfacecolor="0.85", markeredgecolor="black", markersize=7,
                               label=f"{s} (not ok, top strip)") for s in statuses]
