@@ -67,8 +67,9 @@ CHECK_EVERY = {"cpu": 1, "cuda": 8}
 
 #: ``chunk = 0`` on a CPU: instances per slice of the batch, so that one ``[chunk, n]`` float32
 #: array takes about this many bytes; a solve's working arrays then stay in the processor's
-#: caches (measured, ``benchmarks/RESULTS.md``, "Chunked solves"). Other devices solve the
-#: whole batch at once.
+#: caches. Measured in ``benchmarks/RESULTS.md`` ("Chunked solves"): it pays on the largest
+#: grids and costs a little on mid-sized ones, where the whole batch was faster. Other devices
+#: solve the whole batch at once.
 CHUNK_BYTES = 1 << 19
 
 
