@@ -556,10 +556,16 @@ PROFILE_GROUPS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+#: The largest grid side whose epoch runs under ``torch.profiler``: it keeps every operator
+#: event in memory, and at k = 100 (millions of small operations per epoch) its worker was killed
+#: for memory past 20 GB. Larger sizes get the plain and cProfile epochs only.
+TORCH_PROFILER_MAX_K = 50
+
+
 def profile_worker(spec: FitSpec) -> dict[str, Any]:
     """One epoch of ``spec`` three times in this process: plain, under cProfile, under
-    ``torch.profiler``; the seconds of each, cProfile's groups and top functions, and the top
-    ATen operators by self time."""
+    ``torch.profiler`` (up to :data:`TORCH_PROFILER_MAX_K`); the seconds of each, cProfile's
+    groups and top functions, and the top ATen operators by self time."""
     import cProfile
     import pstats
 
@@ -604,14 +610,16 @@ def profile_worker(spec: FitSpec) -> dict[str, Any]:
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
-        torch_profiler_s, _ = epoch()
-    ops = []
-    for event in prof.key_averages():
-        ops.append({"op": event.key, "calls": event.count,
-                    "self_s": event.self_cpu_time_total / 1e6,
-                    "total_s": event.cpu_time_total / 1e6})
-    ops.sort(key=lambda o: -o["self_s"])
+    ops: list[dict[str, Any]] = []
+    torch_profiler_s = None
+    if spec.k <= TORCH_PROFILER_MAX_K:
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            torch_profiler_s, _ = epoch()
+        for event in prof.key_averages():
+            ops.append({"op": event.key, "calls": event.count,
+                        "self_s": event.self_cpu_time_total / 1e6,
+                        "total_s": event.cpu_time_total / 1e6})
+        ops.sort(key=lambda o: -o["self_s"])
     return {"plain_s": plain_s, "cprofile_s": cprofile_s, "torch_profiler_s": torch_profiler_s,
             "fwd_iters_mean": fit.fwd_iters_mean, "groups": groups,
             "top_functions": top_functions, "ops": ops[:30],
@@ -634,9 +642,10 @@ def profile_section(profile: Profile, reference: Path | None, threads: int) -> d
             if result.returncode != 0:
                 raise RuntimeError(f"{side} profile k={k} failed:\n{result.stderr[-3000:]}")
             values = json.loads(result.stdout.strip().splitlines()[-1])
+            under_torch = values["torch_profiler_s"]
             print(f"  {side:<9} dys-jfb k={k}: epoch {values['plain_s']:.3g} s plain, "
                   f"{values['cprofile_s']:.3g} s under cProfile, "
-                  f"{values['torch_profiler_s']:.3g} s under torch.profiler; load "
+                  f"{_num(under_torch)} s under torch.profiler; load "
                   f"{values['load_before'][0]:.1f}→{values['load_after'][0]:.1f}", flush=True)
             for group, seconds in values["groups"].items():
                 print(f"    {group:<44} {seconds:7.3f} s", flush=True)
