@@ -677,11 +677,17 @@ def store(out: Path, section: str, result: dict[str, Any], state: dict[str, Any]
     return path
 
 
+def _stored(out: Path, section: str) -> list[tuple[str, dict[str, Any]]]:
+    """The stored runs of ``section``: ``section.json`` and those stored with ``--name
+    section-…``, by file name."""
+    paths = sorted(out.glob(f"{section}.json")) + sorted(out.glob(f"{section}-*.json"))
+    return [(path.stem, json.loads(path.read_text())) for path in paths]
+
+
 def tables(out: Path) -> str:
-    """The Markdown tables of the stored sections."""
+    """The Markdown tables of the stored sections, one per stored file."""
     parts = []
-    if (out / "ratios.json").exists():
-        data = json.loads((out / "ratios.json").read_text())
+    for name, data in _stored(out, "ratios"):
         rows = ["| method | k | l2obench s/epoch | 0164524 s/epoch | ratio | target | "
                 "fwd iters l2obench / 0164524 | test regret l2obench / 0164524 | load |",
                 "|---|---:|---:|---:|---:|---:|---:|---|---|"]
@@ -693,37 +699,37 @@ def tables(out: Path) -> str:
                 f"{', '.join(f'{v:.4f}' for v in r['l2obench_regret'])} / "
                 f"{', '.join(f'{v:.4f}' for v in r['reference_regret'])} | "
                 f"{min(r['load']):.1f}–{max(r['load']):.1f} |")
-        parts.append("\n".join(rows))
+        parts.append(f"{name}:\n\n" + "\n".join(rows))
     for section in ("warm", "threads", "memory"):
-        path = out / f"{section}.json"
-        if not path.exists():
-            continue
-        data = json.loads(path.read_text())
-        rows = ["| side | method | k | params | threads | epochs | s/epoch | fwd iters | "
-                "test regret | peak MB | load |",
-                "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|"]
-        for o in data["runs"]:
-            s = o["spec"]
-            rows.append(f"| {o['side']} | {s['method']} | {s['k']} | {_params(s['params'])} | "
-                        f"{s['threads']} | {o['epochs']} | {o['seconds_per_epoch']:.3g} | "
-                        f"{_num(o['fwd_iters_mean'])} | {o['test_regret']:.4f} | "
-                        f"{_num(o['peak_mb'])} | {o['load_before'][0]:.1f}→"
-                        f"{o['load_after'][0]:.1f} |")
-        if section == "memory":
-            rows.append("")
-            rows += [f"{side}: {fit['mb_per_step']:.1f} MB per taped step, K in 8 GB ≈ "
-                     f"{fit['K_in_8GB']}" for side, fit in data.get("fits", {}).items()]
-        parts.append(f"{section}:\n\n" + "\n".join(rows))
+        for name, data in _stored(out, section):
+            parts.append(f"{name}:\n\n" + _runs_table(section, data))
     for section in ("forms", "adjoint"):
-        path = out / f"{section}.json"
-        if not path.exists():
-            continue
-        data = json.loads(path.read_text())
-        keys = list(data["rows"][0]) if data["rows"] else []
-        rows = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-        rows += ["| " + " | ".join(_cell(r[key]) for key in keys) + " |" for r in data["rows"]]
-        parts.append(f"{section}:\n\n" + "\n".join(rows))
+        for name, data in _stored(out, section):
+            keys = list(data["rows"][0]) if data["rows"] else []
+            rows = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+            rows += ["| " + " | ".join(_cell(r[key]) for key in keys) + " |"
+                     for r in data["rows"]]
+            parts.append(f"{name}:\n\n" + "\n".join(rows))
     return "\n\n".join(parts)
+
+
+def _runs_table(section: str, data: dict[str, Any]) -> str:
+    """The fits of a ``warm``, ``threads`` or ``memory`` file, one row each."""
+    rows = ["| side | method | k | params | threads | epochs | s/epoch | fwd iters | "
+            "test regret | peak MB | load |",
+            "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+    for o in data["runs"]:
+        s = o["spec"]
+        rows.append(f"| {o['side']} | {s['method']} | {s['k']} | {_params(s['params'])} | "
+                    f"{s['threads']} | {o['epochs']} | {o['seconds_per_epoch']:.3g} | "
+                    f"{_num(o['fwd_iters_mean'])} | {o['test_regret']:.4f} | "
+                    f"{_num(o['peak_mb'])} | {o['load_before'][0]:.1f}→"
+                    f"{o['load_after'][0]:.1f} |")
+    if section == "memory":
+        rows.append("")
+        rows += [f"{side}: {fit['mb_per_step']:.1f} MB per taped step, K in 8 GB ≈ "
+                 f"{fit['K_in_8GB']}" for side, fit in data.get("fits", {}).items()]
+    return "\n".join(rows)
 
 
 def _cell(value: Any) -> str:
