@@ -133,6 +133,19 @@ def test_pool_grows_as_pyepo_grows_it(pool_dtype: torch.dtype) -> None:
     assert len(pool) > 6  # the pool grew
 
 
+def test_pool_seed_gives_pyepos_initial_pool(problem: ShortestPath) -> None:
+    """The seed holds each training solution once; PyEPO's pool from it is the one it builds
+    from every instance's solution (``torch.unique`` of them all)."""
+    from l2obench.problems.knapsack import Knapsack
+
+    for prob in (problem, Knapsack(n_train=300)):
+        split = prob.generate().train
+        seed = pyepo_oracle.PoolSeed(pyepo_oracle.ProblemOptModel(prob), split)
+        every = torch.as_tensor(split.solutions, dtype=torch.float32)
+        assert len(seed.sols) < len(every)  # instances share optima
+        assert torch.equal(torch.unique(seed.sols, dim=0), torch.unique(every, dim=0))
+
+
 def test_spo_plus_matches_its_closed_form(problem: ShortestPath, batch) -> None:
     """``mean(−min (2ĉ−c)ᵀx + 2ĉᵀx*(c) − z*(c))``, gradient ``2(x*(c) − x*(2ĉ−c)) / B``."""
     pred, costs = batch

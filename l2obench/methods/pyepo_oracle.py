@@ -117,13 +117,19 @@ class PoolSeed(optDataset):
     PyEPO reads only ``dataset.sols`` for the pool (``pyepo.func.runtime.init_solution_pool``)
     and builds an ``optDataset`` by solving every instance; this one takes the split's
     solutions, already exact, and solves nothing (``optDataset.__init__`` is not called).
+    ``sols`` holds each distinct solution once (in first-seen order): PyEPO's pool is their
+    ``torch.unique``, the same sorted rows as that of every instance's solution, whose sort
+    over all the rows cost more than the rest of a short fit's set-up.
     """
 
     def __init__(self, optmodel: optModel, split: Split) -> None:
         self.model = optmodel
         self.feats = torch.as_tensor(split.features, dtype=torch.float32)
         self.costs = torch.as_tensor(split.costs, dtype=torch.float32)
-        self.sols = torch.as_tensor(split.solutions, dtype=torch.float32)
+        solutions = np.ascontiguousarray(split.solutions, dtype=np.float32)
+        rows = solutions.view(np.dtype((np.void, solutions.dtype.itemsize * solutions.shape[1])))
+        _, first = np.unique(rows.ravel(), return_index=True)
+        self.sols = torch.as_tensor(solutions[np.sort(first)])
         self.objs = torch.as_tensor(split.objectives, dtype=torch.float32).reshape(-1, 1)
 
 
