@@ -28,7 +28,9 @@ from l2obench.record import Budget, FitResult
 
 log = logging.getLogger(__name__)
 
-BatchLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+#: A mini-batch's loss from the rows of the training tensors that :func:`train` was given
+#: (features, costs, solutions, and whatever a method adds after them), in that order.
+BatchLoss = Callable[..., torch.Tensor]
 #: A clock in seconds that has waited for the device's queued work (``measure.now``).
 Clock = Callable[[], float]
 
@@ -40,7 +42,7 @@ class DivergenceError(FloatingPointError):
 def train(
     model: nn.Module,
     batch_loss: BatchLoss,
-    data: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    data: tuple[torch.Tensor, ...],
     validate: Callable[[], float],
     budget: Budget,
     *,
@@ -48,20 +50,21 @@ def train(
     batch_size: int,
     seed: int,
 ) -> FitResult:
-    """Train ``model`` on ``data = (features, costs, solutions)`` (tensors on the model's device).
+    """Train ``model`` on ``data = (features, costs, solutions, …)`` (tensors on the model's
+    device, one row per training instance); ``batch_loss`` gets each tensor's rows of the batch.
 
     ``validate`` returns the validation regret, computed in eval mode without a tape; the best
     epoch's parameters are restored before returning. The epochs are timed with a clock that
     synchronises the model's device before it is read.
     """
-    features, costs, solutions = data
+    features = data[0]
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
 
     def step(idx: torch.Tensor) -> float:
         idx = idx.to(features.device)
         model.train()
         optimizer.zero_grad(set_to_none=True)
-        loss = batch_loss(features[idx], costs[idx], solutions[idx])
+        loss = batch_loss(*(tensor[idx] for tensor in data))
         loss.backward()
         optimizer.step()
         return float(loss.detach())

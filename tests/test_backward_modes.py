@@ -16,20 +16,22 @@ import pytest
 import torch
 from torch import Tensor
 
-from l2obench.layers.backward import JFB, Backward, Implicit, Unrolled
+from l2obench.layers.backward import JFB, Backward, Implicit, ImplicitFreeSet, Unrolled
 from l2obench.layers.dys import DYSLayer
 from l2obench.layers.fixed_point import Anderson, Picard
 from l2obench.layers.linear_solvers import (
     GMRES,
     ConjugateGradientNormal,
     FixedPointIteration,
+    FreeSetCG,
     LinearSolver,
     jvp_from_vjp,
     row_norms,
 )
 from l2obench.methods.base import Budget, method_registry
-from l2obench.problems.shortest_path import ShortestPath
-from tests.test_dys_layer import grid_lp, top_right_path
+from l2obench.methods.dys import resolve_chunk
+from l2obench.problems.shortest_path import ShortestPath, path_laplacian
+from tests.test_dys_layer import grid_lp, old_operator, top_right_path
 
 F64 = torch.float64
 SOLVERS: dict[str, type[LinearSolver]] = {
@@ -156,6 +158,97 @@ def test_implicit_gradient_matches_closed_form() -> None:
     assert not np.allclose(dx_dw, D @ (-alpha * M), atol=1e-3)  # differs from JFB's
 
 
+@pytest.mark.parametrize("gamma", [0.5, 0.05])
+@pytest.mark.parametrize("shortest_path", [False, True])
+def test_free_set_adjoint_equals_the_implicit_gradient(gamma: float, shortest_path: bool) -> None:
+    """The free-coordinates adjoint gives the gradient of CG on ``(I − J)ᵀ v = g``, in float64,
+    on a grid in the node order (sparse products) and in PyEPO's order (stencils)."""
+    k = 4
+    lp = ShortestPath(k=k).lp() if shortest_path else grid_lp(k)
+    target = torch.as_tensor(ShortestPath(k=k).generate().train.solutions[0]) if shortest_path \
+        else top_right_path(k, lp)
+    w = costs(gamma, 6, lp.n_vars)
+    setting = {"alpha": 1.0, "gamma": gamma, "solver": TIGHT, "dtype": F64}
+    layer = DYSLayer(lp, backward=ImplicitFreeSet(FreeSetCG(1e-10, 10_000)), **setting)
+    assert_mixed_bounds(layer, w)
+    free, stats = gradient_and_stats(layer, w, target)
+    implicit = gradient(DYSLayer(lp, backward=tight_implicit("cg"), **setting), w, target)
+    assert stats.backward_converged and 0 < stats.backward_iterations < 100
+    assert (row_norms(implicit) > 1e-2).all()
+    assert (relative_errors(free, implicit) < 1e-8).all(), relative_errors(free, implicit)
+
+
+def test_free_set_adjoint_at_the_defaults_in_float32() -> None:
+    """At α = 0.05, γ = 5e-4 and tol 1e-2 (unconverged, nearly singular ``I − J``) the float32
+    free-coordinates gradient stays close to the float64 one; CG on ``(I − J)ᵀ v = g`` in
+    float64 is the reference, the free-coordinates solve in float64 equals it."""
+    problem = ShortestPath(k=6, n_train=32, seed=0)
+    data = problem.generate()
+    lp = problem.lp()
+    torch.manual_seed(0)
+    w = torch.nn.Linear(5, lp.n_vars)(torch.as_tensor(data.train.features)).detach().double()
+    target = torch.as_tensor(data.train.solutions)
+    setting: dict[str, Any] = {"solver": Picard(tol=1e-2)}
+    ref = gradient(DYSLayer(lp, backward=Implicit(ConjugateGradientNormal(1e-11, 100_000)),
+                            dtype=F64, **setting), w, target)
+    free64 = gradient(DYSLayer(lp, backward=ImplicitFreeSet(FreeSetCG(1e-11, 10_000)),
+                               dtype=F64, **setting), w, target)
+    moving = row_norms(ref) > 0  # instances at a vertex have no gradient at all
+    assert 0 < int(moving.sum()) < len(ref) and bool((free64[~moving] == 0).all())
+    ref, free64, target, w = ref[moving], free64[moving], target[moving], w[moving]
+    assert (relative_errors(free64, ref) < 1e-6).all()
+    layer32 = DYSLayer(lp, backward=ImplicitFreeSet(FreeSetCG(1e-4, 500)), **setting)
+    w32 = w.float().clone().requires_grad_(True)
+    x, stats = layer32(w32)
+    ((x - target.float()) ** 2).sum().backward()
+    assert stats.backward_converged
+    assert w32.grad is not None
+    errors = relative_errors(w32.grad.double(), ref)
+    assert float(errors.median()) < 1e-3, errors
+
+
+def test_free_set_cg_solves_a_singular_consistent_laplacian() -> None:
+    """A graph Laplacian with several components (singular), a right-hand side in its range:
+    the solution meets the tolerance and ``L y = b``; an unreachable tolerance stops at the
+    best iterate instead of drifting."""
+    gen = torch.Generator().manual_seed(0)
+    blocks = [torch.as_tensor(path_laplacian(m)) for m in (4, 7, 2)] + [torch.zeros(1, 1)]
+    L = torch.block_diag(*blocks).double()
+    b = (torch.randn(3, L.shape[0], generator=gen, dtype=F64) @ L)  # in the range of L
+    precond = 1.0 / L.diagonal().clamp_min(1.0).expand_as(b)
+    y, iterations, converged = FreeSetCG(1e-10, 200).solve(lambda v: v @ L, b, precond)
+    assert bool(converged.all()) and 0 < iterations < 50
+    torch.testing.assert_close(y @ L, b, atol=1e-9, rtol=0)
+    y32, _, conv32 = FreeSetCG(1e-12, 10_000).solve(lambda v: v @ L.float(), b.float(),
+                                                    precond.float())
+    assert not conv32.any()  # float32 cannot reach 1e-12
+    assert float((y32.double() @ L - b).abs().max()) < 1e-4
+
+
+def test_free_set_adjoint_needs_an_operator_that_has_one() -> None:
+    def fn(z: Tensor, a: Tensor) -> Tensor:
+        return 0.5 * z + a
+
+    with pytest.raises(TypeError, match="free_set_adjoint"):
+        ImplicitFreeSet()(fn, torch.zeros(2, 3), (torch.ones(2, 3),), TIGHT)
+
+
+def test_unrolled_gradient_equals_autograd_through_the_plain_steps() -> None:
+    """The taped step that keeps only the clamp's derivative gives autograd's own gradient."""
+    lp = ShortestPath(k=4).lp()
+    layer = DYSLayer(lp, alpha=0.5, gamma=0.1, backward=Unrolled(30), dtype=F64)
+    w = costs(0.5, 5, lp.n_vars, seed=3).requires_grad_(True)
+    g = torch.randn(5, lp.n_vars, dtype=F64, generator=torch.Generator().manual_seed(1))
+    x, _ = layer(w)
+    (ours,) = torch.autograd.grad(x, w, g)
+    shift = layer.aff(-layer.alpha * w)
+    z = torch.zeros_like(w)
+    for _ in range(30):
+        z = old_operator(layer, z, shift)
+    (plain,) = torch.autograd.grad(layer.box(z), w, g)
+    torch.testing.assert_close(ours, plain, atol=1e-12, rtol=1e-10)
+
+
 def test_unrolled_gradient_approaches_implicit() -> None:
     """From ``z = 0``, K steps: the error to the implicit gradient falls with K (rate ≈ 0.95)."""
     k = 3
@@ -214,7 +307,9 @@ def test_unrolled_memory_grows_with_k_and_implicit_memory_does_not() -> None:
     one_step = saved_bytes(layer(JFB()), w)  # includes M, shared by all steps
     k10, k100 = saved_bytes(layer(Unrolled(10)), w), saved_bytes(layer(Unrolled(100)), w)
     assert k100 - k10 == 10 * (k10 - one_step) > 0, (one_step, k10, k100)  # linear in K
-    assert k100 > 5 * k10
+    # Each taped step after the first (which starts from the constant z0) keeps one boolean
+    # per entry, the clamp's derivative.
+    assert k10 - one_step == 9 * w.numel()
     assert saved_bytes(layer(tight_implicit("cg")), w) == one_step
 
 
@@ -341,7 +436,8 @@ STEPS = 3  # 40 training instances in batches of 16
     [
         ("dys-unrolled", {"K": 20}, None),
         ("dys-implicit", {}, 0),
-        ("dys-implicit", {"linear_solver": "gmres"}, 0),
+        ("dys-implicit", {"linear_solver": "cg", "bwd_tol": 2e-2}, 0),
+        ("dys-implicit", {"linear_solver": "gmres", "bwd_tol": 2e-2}, 0),
         # At α = 0.05, γ = 5e-4, J has eigenvalues at 1 − αγ: 500 iterations are far too few.
         ("dys-implicit", {"linear_solver": "fixed-point"}, STEPS),
         ("dys-implicit", {"bwd_max_iter": 1, "bwd_tol": 1e-8}, STEPS),
@@ -370,7 +466,7 @@ def test_dys_method_parameters() -> None:
     unrolled = method_registry.get("dys-unrolled")
     assert "max_iter" not in unrolled.params and unrolled.params["K"].low == 1
     choices = method_registry.get("dys-implicit").params["linear_solver"].choices
-    assert set(choices or ()) == set(SOLVERS)
+    assert set(choices or ()) == {"free-cg", *SOLVERS}
 
 
 def test_dys_jfb_solver_is_a_parameter() -> None:
@@ -381,6 +477,51 @@ def test_dys_jfb_solver_is_a_parameter() -> None:
     anderson = jfb(problem, torch.device("cpu"), seed=0, batch_size=16, tol=1e-4,
                    solver="anderson", memory=4)
     assert isinstance(picard.layer.solver, Picard)
-    assert anderson.layer.solver == Anderson(tol=1e-4, max_iter=10_000, memory=4)
+    chunk = resolve_chunk(anderson.config, problem.n_vars, torch.device("cpu"))
+    assert anderson.layer.solver == Anderson(tol=1e-4, max_iter=10_000, memory=4, chunk=chunk)
     fits = [m.fit(data, Budget(max_epochs=1)) for m in (picard, anderson)]
     assert all(f.fwd_unconverged == 0 and f.fwd_iters_mean for f in fits)
+
+
+@pytest.mark.parametrize("name", ["dys-jfb", "dys-implicit"])
+def test_warm_start_starts_each_instance_at_its_last_fixed_point(name: str) -> None:
+    problem = ShortestPath(k=4, n_train=48, n_val=8, n_test=8, seed=2)
+    data = problem.generate()
+    fits = {}
+    for warm in (False, True):
+        method = method_registry.get(name)(problem, torch.device("cpu"), seed=0, batch_size=16,
+                                           warm_start=warm)
+        fit = method.fit(data, Budget(max_epochs=3))
+        epochs = [torch.cat([s.iterations for s in method.tally.steps[i : i + 3]]).double()
+                  .mean() for i in (0, 6)]
+        fits[warm] = (fit, epochs, method)
+    (_, cold_iters, _), (warm_fit, warm_iters, method) = fits[False], fits[True]
+    assert warm_iters[0] == cold_iters[0]  # the first epoch starts every instance at z = 0
+    assert warm_iters[1] < cold_iters[1]  # the third starts where the second ended
+    assert method.warm is not None and method.warm.abs().sum() > 0
+    assert method.config["warm_start"] is True and warm_fit.fwd_unconverged == 0
+
+
+def test_new_dys_parameters_leave_published_cell_ids_unchanged() -> None:
+    """``warm_start``, ``projection``, ``check_every`` and ``chunk`` came after the shortest-path
+    baseline was published and are ``omit_default``: its ``dys-jfb``, ``dys-unrolled`` and
+    ``dys-jfb-jax`` records are still the cells the protocol expands to. (``dys-implicit``'s
+    adjoint defaults changed, so its cells are new ones.)"""
+    import dataclasses
+
+    from l2obench.record import Budget as RecordBudget
+    from l2obench.store import load_records
+    from l2obench.suite import expand, load_suite
+    from tests.conftest import REPO
+
+    suite = dataclasses.replace(load_suite("shortest-path"),
+                                budget=RecordBudget(max_epochs=100, max_seconds=60.0))
+    names = ["dys-jfb", "dys-unrolled", "dys-jfb-jax"]
+    cells = expand(suite, device="cpu", sizes=[5, 10, 20, 30], seeds=[0, 1, 2],
+                   method_names=names)
+    published = [r for r in load_records(REPO / "results" / "shortest-path") if r.method in names]
+    assert len(published) == 36
+    assert {r.cell_id for r in published} <= {c.cell_id for c in cells}
+    params = method_registry.get("dys-jfb").cell_params({"warm_start": True, "chunk": 8})
+    assert params["warm_start"] is True and params["chunk"] == 8
+    assert "projection" not in method_registry.get("dys-jfb").cell_params({})

@@ -83,8 +83,11 @@ def costs(n: int, n_vars: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(-1.0, 1.0, size=(n, n_vars))
 
 
+FORMS = ["dense", "factored", "kronecker", "grid", "dct"]
+
+
 @pytest.mark.parametrize("sense", ["min", "max"])
-@pytest.mark.parametrize("form", ["dense", "factored", "kronecker"])
+@pytest.mark.parametrize("form", FORMS)
 def test_forward_and_iterations_match_torch(x64: None, form: str, sense: str) -> None:
     lp = grid_lp(4, sense)
     torch_layer, jax_layer = layer_pair(lp, form)
@@ -117,7 +120,7 @@ def test_unconverged_instances_match_torch(x64: None) -> None:
     np.testing.assert_allclose(np.asarray(x_jax), x_torch, atol=1e-10, rtol=0)
 
 
-@pytest.mark.parametrize("form", ["dense", "factored", "kronecker"])
+@pytest.mark.parametrize("form", FORMS)
 def test_float32_forward_matches_torch_at_default_settings(form: str) -> None:
     """The training configuration: float32, α = 0.05, γ = 5e-4, tol = 1e-2."""
     problem = ShortestPath(k=5, n_train=64, n_val=1, n_test=1)
@@ -134,7 +137,7 @@ def test_float32_forward_matches_torch_at_default_settings(form: str) -> None:
     np.testing.assert_allclose(np.asarray(x_jax), x_torch, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("form", ["dense", "kronecker"])
+@pytest.mark.parametrize("form", ["dense", "kronecker", "grid"])
 def test_compacting_solve_matches_torch_picard(x64: None, form: str) -> None:
     """A batch past ``MIN_BUCKET`` shrinks while it is solved; every instance's ``z*`` and
     iteration count stay those of the PyTorch solver, with ``max_iter`` met by half of them
@@ -182,7 +185,8 @@ def test_solve_runs_on_bucketed_batch_sizes(monkeypatch: pytest.MonkeyPatch) -> 
     assert set(sizes) <= {200, 128, 64, 32}
 
 
-@pytest.mark.parametrize(("form", "sense"), [("dense", "min"), ("factored", "max")])
+@pytest.mark.parametrize(("form", "sense"), [("dense", "min"), ("factored", "max"),
+                                             ("grid", "min"), ("dct", "max")])
 def test_jfb_gradient_wrt_costs_matches_torch(x64: None, form: str, sense: str) -> None:
     lp = grid_lp(4, sense)
     torch_layer, jax_layer = layer_pair(lp, form)
@@ -267,6 +271,20 @@ def test_method_trains_and_predicts() -> None:
     assert decisions.shape == data.test.costs.shape
     assert (decisions >= 0).all() and (decisions <= 1).all()
     assert np.isfinite(method.loss(data.test))
+
+
+def test_method_warm_starts_from_the_last_fixed_points() -> None:
+    problem = ShortestPath(k=4, n_train=48, n_val=8, n_test=8, seed=2)
+    data = problem.generate()
+    per_epoch = {}
+    for warm in (False, True):
+        method = method_registry.get("dys-jfb-jax")(problem, torch.device("cpu"), seed=0,
+                                                    batch_size=16, warm_start=warm)
+        method.fit(data, Budget(max_epochs=3))
+        per_epoch[warm] = [float(torch.cat([s.iterations for s in method.tally.steps[i : i + 3]])
+                                 .double().mean()) for i in (0, 6)]
+    assert per_epoch[True][0] == per_epoch[False][0]  # the first epoch starts at z = 0
+    assert per_epoch[True][1] < per_epoch[False][1]
 
 
 def test_missing_jax_gives_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:

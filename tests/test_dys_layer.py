@@ -135,7 +135,7 @@ def test_affine_projection_auto_form_follows_size_and_device() -> None:
         x = proj(torch.zeros(2, n, device=device))
         torch.testing.assert_close(x, torch.full((2, n), 1.0 / n, device=device))
     grid17 = ShortestPath(k=17).lp()  # 544 arcs, A Aᵀ declared as a Kronecker sum
-    assert AffineProjection.from_lp(grid17).form == "kronecker"
+    assert AffineProjection.from_lp(grid17).form == "grid"
 
 
 def test_affine_projection_gradient_is_the_projector() -> None:
@@ -438,3 +438,154 @@ def test_layer_rejects_mismatched_costs() -> None:
         layer(torch.zeros(2, 5, dtype=F64))
     with pytest.raises(ValueError, match="dtype"):
         layer(torch.zeros(2, 12, dtype=torch.float32))
+
+
+# --- the structured forms, the fused step and the solver's levers against the old paths -------
+
+FORMS = ["dense", "factored", "kronecker", "grid", "dct"]
+
+
+def grid_lps(k: int) -> list[tuple[str, LPForm]]:
+    """A k×k grid in two arc orders: PyEPO's (the arc fields are strided views of a row) and
+    node by node (they are gathered), both declaring their Kronecker-sum Gram matrix."""
+    L = path_laplacian_nx(k)
+    node_order = grid_lp(k)
+    node_order = LPForm(A=node_order.A, b=node_order.b, lower=node_order.lower,
+                        upper=node_order.upper, sense="min", gram_kronecker=(L, L))
+    return [("pyepo", ShortestPath(k=k).lp()), ("node-order", node_order)]
+
+
+@pytest.mark.parametrize("form", FORMS)
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_every_form_is_the_pinv_projection_on_grids(form: str, k: int) -> None:
+    for _, lp in grid_lps(k):
+        A, b = lp.A.toarray(), lp.b
+        proj = AffineProjection.from_lp(lp, dtype=F64, form=form)  # type: ignore[arg-type]
+        assert proj.form == form
+        V = np.random.default_rng(k).standard_normal((5, lp.n_vars)) * 3.0
+        np.testing.assert_allclose(proj(torch.as_tensor(V)).numpy(), pinv_projection(A, b, V),
+                                   atol=1e-10)
+        v = torch.as_tensor(V[:2]).requires_grad_()
+        assert torch.autograd.gradcheck(proj, (v,))
+        assert torch.autograd.gradgradcheck(proj.complement, (v,))
+        y = torch.randn(3, A.shape[0], dtype=F64)
+        d = torch.rand(3, lp.n_vars, dtype=F64)
+        torch.testing.assert_close(proj.constraint(torch.as_tensor(V)), torch.as_tensor(V @ A.T))
+        torch.testing.assert_close(proj.constraint_t(y), y @ torch.as_tensor(A))
+        torch.testing.assert_close(proj.constraint_abs(d), d @ torch.as_tensor(A * A).T)
+
+
+def test_grid_layouts_are_recognised() -> None:
+    strided = {name: AffineProjection.from_lp(lp, form="grid").strides is not None
+               for name, lp in grid_lps(4)}
+    assert strided == {"pyepo": True, "node-order": False}
+
+
+def test_grid_forms_need_a_grid_incidence_matrix() -> None:
+    L = path_laplacian_nx(3)
+    lp = grid_lp(3)
+    flipped = sp.csr_matrix(-lp.A.toarray())  # same A Aᵀ, arcs pointing the other way
+    AffineProjection(flipped, lp.b, form="kronecker", gram_kronecker=(L, L))  # still fine
+    for form in ("grid", "dct"):
+        with pytest.raises(ValueError, match="needs"):
+            AffineProjection(flipped, lp.b, form=form, gram_kronecker=(L, L))  # type: ignore[arg-type]
+    # A Kronecker sum of factors that are not path Laplacians: grid, but no DCT basis.
+    L2 = np.array([[1.0, -1.0], [-1.0, 1.0]])
+    weighted = AffineProjection(grid_lp(2).A, grid_lp(2).b, form="grid", gram_kronecker=(L2, L2))
+    assert weighted.form == "grid"
+
+
+def old_operator(layer: DYSLayer, z: Tensor, shift: Tensor) -> Tensor:
+    """The operator as written before the fused step: ``z − x + M(2x − z − αγx) + shift``."""
+    x = torch.clamp(z, layer.box.lower, layer.box.upper)
+    y = layer.aff.linear((2.0 - layer.alpha * layer.gamma) * x - z) + shift
+    return z - x + y
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_fused_step_and_its_backward_equal_the_plain_operator(form: str) -> None:
+    lp = ShortestPath(k=4).lp()
+    layer = DYSLayer(lp, alpha=0.3, gamma=0.2, dtype=F64, affine_form=form)  # type: ignore[arg-type]
+    gen = torch.Generator().manual_seed(0)
+    z = (torch.rand(6, lp.n_vars, dtype=F64, generator=gen) * 1.6 - 0.3).requires_grad_()
+    z.data[0, :3] = torch.tensor([0.0, 1.0, 0.5], dtype=F64)  # on the bounds: clamp's convention
+    shift = torch.randn(6, lp.n_vars, dtype=F64, generator=gen).requires_grad_()
+    with torch.no_grad():
+        torch.testing.assert_close(layer.operator(z, shift), old_operator(layer, z, shift))
+    g = torch.randn(6, lp.n_vars, dtype=F64, generator=gen)
+    new = torch.autograd.grad(layer.operator(z, shift), (z, shift), g)
+    old = torch.autograd.grad(old_operator(layer, z, shift), (z, shift), g)
+    for a, b in zip(new, old, strict=True):
+        torch.testing.assert_close(a, b)
+    inside = (z[1:3].detach() + 1e-3).requires_grad_()  # away from the clamp's kinks
+    assert torch.autograd.gradcheck(layer.operator, (inside, shift[1:3]))
+    assert torch.autograd.gradgradcheck(layer.operator, (inside, shift[1:3]))
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_every_form_reaches_the_same_fixed_points(form: str) -> None:
+    lp = ShortestPath(k=5).lp()
+    W = torch.as_tensor(np.random.default_rng(2).uniform(0.5, 2.0, size=(6, lp.n_vars)))
+    solver = Picard(tol=1e-9, max_iter=100_000)
+    ref = DYSLayer(lp, alpha=1.0, gamma=1e-2, solver=solver, dtype=F64, affine_form="dense")
+    layer = DYSLayer(lp, alpha=1.0, gamma=1e-2, solver=solver, dtype=F64, affine_form=form)  # type: ignore[arg-type]
+    with torch.no_grad():
+        (x_ref, s_ref), (x, s) = ref(W), layer(W)
+    torch.testing.assert_close(x, x_ref, atol=1e-8, rtol=0)
+    assert s.iterations.tolist() == s_ref.iterations.tolist()
+
+
+@pytest.mark.parametrize("solver_cls", [Picard, Anderson])
+def test_check_interval_and_chunks_do_not_change_the_solve(solver_cls: type) -> None:
+    lp = ShortestPath(k=4).lp()
+    W = torch.as_tensor(np.random.default_rng(3).uniform(0.5, 2.0, size=(9, lp.n_vars)))
+    kw = {"alpha": 1.0, "gamma": 1e-2, "dtype": F64}
+    base = DYSLayer(lp, solver=solver_cls(tol=1e-7, max_iter=20_000), **kw)  # type: ignore[arg-type]
+    with torch.no_grad():
+        x_ref, s_ref = base(W)
+        for levers in ({"check_every": 7}, {"chunk": 2}, {"chunk": 4, "check_every": 3}):
+            layer = DYSLayer(lp, solver=solver_cls(tol=1e-7, max_iter=20_000, **levers), **kw)  # type: ignore[arg-type]
+            x, s = layer(W)
+            assert s.iterations.tolist() == s_ref.iterations.tolist(), levers
+            assert s.converged.tolist() == s_ref.converged.tolist()
+            torch.testing.assert_close(x, x_ref, atol=1e-12, rtol=0)
+            assert s.z_star is not None and s.z_star.shape == W.shape
+
+
+def test_check_interval_keeps_max_iter_and_the_first_stopping_step() -> None:
+    sizes: list[int] = []
+    fn, a = scalar_contraction(sizes)
+    z_star, stats = Picard(tol=4e-3, max_iter=100, check_every=3)(
+        fn, torch.zeros(2, 4, dtype=F64), (a,))
+    assert stats.iterations.tolist() == [4, 10]  # as with a look every step
+    assert sizes == [2] * 6 + [1] * 6  # the first instance left at the look after step 6
+    np.testing.assert_allclose(z_star[0].numpy(), (1 - 0.1**4) / 0.9, rtol=1e-14)
+    _, capped = Picard(tol=1e-12, max_iter=5, check_every=3)(fn, torch.zeros(2, 1, dtype=F64), (a,))
+    assert capped.iterations.tolist() == [5, 5] and not capped.converged.any()
+    for bad in ({"check_every": 0}, {"chunk": 0}):
+        with pytest.raises(ValueError):
+            Picard(**bad)  # type: ignore[arg-type]
+
+
+def test_warm_start_at_a_fixed_point_stops_at_once() -> None:
+    lp = ShortestPath(k=4).lp()
+    W = torch.as_tensor(np.random.default_rng(4).uniform(0.5, 2.0, size=(5, lp.n_vars)))
+    layer = DYSLayer(lp, alpha=1.0, gamma=1e-2, solver=Picard(tol=1e-8, max_iter=50_000),
+                     dtype=F64)
+    with torch.no_grad():
+        x, stats = layer(W)
+        assert stats.z_star is not None
+        x_warm, warm = layer(W, stats.z_star)
+    assert int(stats.iterations.min()) > 5 and warm.iterations.tolist() == [1] * 5
+    torch.testing.assert_close(x_warm, x, atol=1e-7, rtol=0)
+
+
+def test_uniform_bounds_clamp_as_the_bound_tensors() -> None:
+    box = BoxProjection(np.zeros(4), np.ones(4), dtype=F64)
+    assert box.uniform == (0.0, 1.0)
+    z = torch.tensor([[-1.0, 0.0, 0.5, 1.0], [2.0, 1.0, 0.0, 0.3]], dtype=F64)
+    assert torch.equal(box(z), torch.clamp(z, box.lower, box.upper))
+    assert box.derivative_mask(z).tolist() == [[False, True, True, True], [False, True, True, True]]
+    mixed = BoxProjection(np.array([0.0, 0.0]), np.array([1.0, np.inf]), dtype=F64)
+    assert mixed.uniform is None
+    assert torch.equal(mixed(z[:, :2]), torch.clamp(z[:, :2], mixed.lower, mixed.upper))

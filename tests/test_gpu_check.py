@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -28,14 +29,20 @@ def test_gpu_check_sweep_on_cpu(tmp_path: Path) -> None:
     script = load_script()
     code = script.main(  # type: ignore[attr-defined]
         [str(tmp_path), "--device", "cpu", "--sizes", "3", "--epochs", "1", "--no-quick",
-         "--no-ratios"]
+         "--no-ratios", "--no-forms"]
     )
     assert code == 0
     records = load_results(tmp_path / "sweep")
-    assert sorted(records["method"]) == sorted(script.SWEEP_METHODS)  # type: ignore[attr-defined]
+    assert set(records["method"]) == set(script.SWEEP_METHODS)  # type: ignore[attr-defined]
+    levers = script.LEVERS  # type: ignore[attr-defined]
+    assert len(records) == len(script.SWEEP_METHODS) + sum(map(len, levers.values()))  # type: ignore[attr-defined]
     assert (records["status"] == "ok").all()
+    jfb = records[records["method"] == "dys-jfb"]
+    # a cell at the default projection does not record it (omit_default)
+    projections = {json.loads(p).get("projection", "auto") for p in jfb["params"]}
+    assert projections >= {"auto", *levers["projection"]}
     table = (tmp_path / "sweep.txt").read_text()
-    assert "time_per_epoch_s" in table and "dys-jfb" in table
+    assert "time_per_epoch_s" in table and "dys-implicit" in table
 
 
 def test_gpu_check_refuses_cuda_without_a_gpu(tmp_path: Path) -> None:

@@ -10,20 +10,28 @@ a ``z`` attached to the autograd graph together with the solve's statistics. The
 - :class:`Implicit`: one taped application at ``z*`` plus a backward hook on its output that
   solves the adjoint system ``(I − ∂fn/∂z)ᵀ v = g`` with vector–Jacobian products (a
   :class:`~l2obench.layers.linear_solvers.LinearSolver` value) and fills in the statistics'
-  backward fields.
+  backward fields;
+- :class:`ImplicitFreeSet`: the same gradient from a smaller, well-posed system on the free
+  coordinates, for operators that provide it (the DYS layer's,
+  :meth:`~l2obench.layers.dys.DYSLayer.free_set_adjoint`).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
 from l2obench.layers.fixed_point import FixedPointSolver, FixedPointStats, Operator
-from l2obench.layers.linear_solvers import ConjugateGradientNormal, LinearSolver, row_norms
+from l2obench.layers.linear_solvers import (
+    ConjugateGradientNormal,
+    FreeSetCG,
+    LinearSolver,
+    row_norms,
+)
 
 
 class Backward(ABC):
@@ -97,7 +105,7 @@ class Unrolled(Backward):
             last_step <= tol if tol is not None else torch.ones_like(last_step, dtype=torch.bool)
         )
         iterations = torch.full_like(converged, self.K, dtype=torch.long)
-        return z, FixedPointStats(iterations=iterations, converged=converged)
+        return z, FixedPointStats(iterations=iterations, converged=converged, z_star=z.detach())
 
 
 @dataclass(frozen=True)
@@ -152,6 +160,52 @@ class Implicit(Backward):
             return grad
 
         v, iterations, converged = self.linear_solver(vjp, g.detach())
+        stats.backward_iterations = iterations
+        stats.backward_converged = bool(converged.all())
+        return v
+
+
+@runtime_checkable
+class FreeSetOperator(Protocol):
+    """An operator that solves its own implicit adjoint on the free coordinates."""
+
+    def __call__(self, z: Tensor, *args: Any) -> Tensor: ...
+
+    def free_set_adjoint(
+        self, z_star: Tensor, g: Tensor, solver: FreeSetCG
+    ) -> tuple[Tensor, int, Tensor]: ...
+
+
+@dataclass(frozen=True)
+class ImplicitFreeSet(Backward):
+    """Implicit differentiation with the adjoint solved on the free coordinates.
+
+    Forward as :class:`Implicit` (and :class:`JFB`): the solver's ``z*``, then one taped
+    application ``z = fn(z*, *args)``. The hook on ``z`` replaces ``g = ∂ℓ/∂z`` by
+    ``fn.free_set_adjoint(z*, g, solver)``, a ``v`` that carries the implicit gradient to the
+    arguments exactly (see :meth:`~l2obench.layers.dys.DYSLayer.free_set_adjoint` for why),
+    from a Laplacian system on the coordinates inside the box instead of the nearly singular
+    ``(I − J)ᵀ v = g``. ``fn`` must be a :class:`FreeSetOperator`; the statistics'
+    backward fields are filled in as by :class:`Implicit`.
+    """
+
+    solver: FreeSetCG = FreeSetCG()  # noqa: RUF009 (an immutable value)
+
+    def __call__(
+        self, fn: Operator, z0: Tensor, args: tuple[Any, ...], solver: FixedPointSolver
+    ) -> tuple[Tensor, FixedPointStats]:
+        if not isinstance(fn, FreeSetOperator):
+            raise TypeError("ImplicitFreeSet needs an operator with free_set_adjoint (the DYS "
+                            f"layer's), not {type(fn).__name__}")
+        z_star, z, stats = _step_at_fixed_point(fn, z0, args, solver)
+        if z.requires_grad:
+            z.register_hook(lambda g: self._adjoint(fn, z_star, stats, g))
+        return z, stats
+
+    def _adjoint(
+        self, fn: FreeSetOperator, z_star: Tensor, stats: FixedPointStats, g: Tensor
+    ) -> Tensor:
+        v, iterations, converged = fn.free_set_adjoint(z_star, g.detach(), self.solver)
         stats.backward_iterations = iterations
         stats.backward_converged = bool(converged.all())
         return v

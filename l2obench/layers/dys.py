@@ -9,11 +9,14 @@ gradients pass through it are values given to the layer (a :class:`FixedPointSol
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
 from l2obench.layers.backward import JFB, Backward
 from l2obench.layers.fixed_point import FixedPointSolver, FixedPointStats, Picard
+from l2obench.layers.linear_solvers import FreeSetCG
 from l2obench.layers.projections import AffineForm, AffineProjection, BoxProjection
 from l2obench.problems.base import LPForm
 
@@ -74,16 +77,64 @@ class DYSLayer(nn.Module):
         self.backward = backward
         self.box = BoxProjection.from_lp(lp, dtype=dtype, device=device)
         self.aff = AffineProjection.from_lp(lp, dtype=dtype, device=device, form=affine_form)
+        self.step = DYSOperator(self)
 
     def operator(self, z: Tensor, shift: Tensor) -> Tensor:
         """One DYS step ``T(z; w)`` for every row, given ``shift = P_aff(−α w)`` (sign applied).
 
         ``P_aff`` is affine, so ``P_aff(2x − z − α(w + γx)) = M((2 − αγ)x − z) + P_aff(−αw)``: the
         part that depends on ``w`` only is computed once per forward, not once per iteration.
+        With ``M = I − N`` (``N = Aᵀ K A``, :meth:`AffineProjection.complement`) the step is
+
+            T(z; w) = (1 − αγ) x + shift + N(z − (2 − αγ) x),   x = P_box(z),
+
+        one application of ``N`` and four passes over the batch. On the tape it is one node
+        (:class:`_DYSStep`) that keeps only the clamp's derivative, a boolean per entry, for
+        its backward pass.
         """
+        if torch.is_grad_enabled() and (z.requires_grad or shift.requires_grad):
+            return _DYSStep.apply(z, shift, self)
+        return self._step(z, shift)
+
+    def _step(self, z: Tensor, shift: Tensor) -> Tensor:
+        """:meth:`operator` without a tape."""
         x = self.box(z)
-        y = self.aff.linear(torch.mul(x, 2.0 - self.alpha * self.gamma).sub_(z), shift=shift)
-        return y.sub_(x).add_(z)
+        damp = 1.0 - self.alpha * self.gamma
+        out = self.aff.complement(torch.add(z, x, alpha=-(1.0 + damp)))
+        return out.add_(x, alpha=damp).add_(shift)
+
+    def free_set_adjoint(
+        self, z_star: Tensor, g: Tensor, solver: FreeSetCG
+    ) -> tuple[Tensor, int, Tensor]:
+        """The implicit adjoint at ``z*`` for the gradient ``g = ∂ℓ/∂z``, solved on the free
+        coordinates: ``(v, iterations, converged[N])``.
+
+        With ``D`` the clamp's derivative at ``z*`` and ``J = ∂T/∂z`` there, the implicit
+        gradient ``gᵀ(I − J)⁻¹ ∂T/∂shift`` reaches the costs only through ``M``, and on that
+        part it equals ``Π_D g / (αγ)``, ``Π_D`` the orthogonal projector onto
+        ``{u : u = D u, A u = 0}`` (flows on the free coordinates): from ``(I − J) u = M r``
+        follow ``A D u = 0`` and ``⟨t, r⟩ = αγ ⟨t, D u⟩`` for every such ``t``. So ``v =
+        Π_D g / (αγ)`` gives the gradient of the adjoint solve exactly, and differs from its
+        solution only by directions that ``M`` removes. ``Π_D g = D g − D Aᵀ y`` with
+        ``(A D Aᵀ) y = A D g``: a Laplacian system of the free arcs' graph, in ``m`` unknowns,
+        well posed where the ``n``-dimensional adjoint system is nearly singular (``J`` has
+        eigenvalues ``1 − αγ``), solved by ``solver`` with a Jacobi preconditioner.
+        """
+        aff = self.aff
+        free = self.box.derivative_mask(z_star)
+        zero = torch.zeros((), dtype=g.dtype, device=g.device)
+        free_g = torch.where(free, g, zero)
+        rhs = aff.constraint(free_g)
+        degree = aff.constraint_abs(free.to(g.dtype))
+        precond = torch.where(degree > 0, 1.0 / degree.clamp_min(1e-30), torch.ones_like(degree))
+
+        def laplacian(y: Tensor) -> Tensor:
+            return aff.constraint(torch.where(free, aff.constraint_t(y), zero))
+
+        scale = torch.linalg.vector_norm(free_g, dim=1)
+        y, iterations, converged = solver.solve(laplacian, rhs, precond, scale)
+        v = torch.where(free, g - aff.constraint_t(y), zero)
+        return v.div_(self.alpha * self.gamma), iterations, converged
 
     def forward(self, w: Tensor, z0: Tensor | None = None) -> tuple[Tensor, FixedPointStats]:
         """The decisions ``x[N, n]`` for costs ``w[N, n]``, optionally warm-started at ``z0``,
@@ -101,5 +152,58 @@ class DYSLayer(nn.Module):
         elif z0.shape != w.shape:
             raise ValueError(f"z0 has shape {tuple(z0.shape)}, w {tuple(w.shape)}")
         shift = self.aff((-self.alpha * self.sign) * w)
-        z, stats = self.backward(self.operator, z0, (shift,), self.solver)
+        z, stats = self.backward(self.step, z0, (shift,), self.solver)
         return self.box(z), stats
+
+
+class DYSOperator:
+    """The layer's operator as a value for its backward mode: ``fn(z, shift)`` is
+    :meth:`DYSLayer.operator`, and ``fn.free_set_adjoint`` its implicit adjoint on the free
+    coordinates (:meth:`DYSLayer.free_set_adjoint`, for
+    :class:`~l2obench.layers.backward.ImplicitFreeSet`)."""
+
+    def __init__(self, layer: DYSLayer) -> None:
+        self.layer = layer
+
+    def __call__(self, z: Tensor, shift: Tensor) -> Tensor:
+        return self.layer.operator(z, shift)
+
+    def free_set_adjoint(
+        self, z_star: Tensor, g: Tensor, solver: FreeSetCG
+    ) -> tuple[Tensor, int, Tensor]:
+        return self.layer.free_set_adjoint(z_star, g, solver)
+
+
+class _DYSStep(torch.autograd.Function):
+    """One taped DYS step that saves only the clamp's derivative ``D`` (one boolean per entry).
+
+    Autograd through the step's own operations would keep several ``[N, n]`` tensors per step,
+    which is what limits ``K`` in unrolled differentiation. The vector–Jacobian product needs
+    only ``D``: with ``T = (1 − αγ) x + shift + N(z − (2 − αγ) x)``, ``x = P_box(z)``,
+
+        gᵀ ∂T/∂z = D ⊙ (1 − αγ)(g − N g) + (1 − D) ⊙ N g,      gᵀ ∂T/∂shift = g,
+
+    written with differentiable operations, so second derivatives (GMRES's Jacobian–vector
+    products) pass through it. ``D`` follows autograd's convention for the clamp (1 on the
+    bounds), so gradients equal those of the plain operations.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, z: Tensor, shift: Tensor, layer: DYSLayer) -> Tensor:
+        ctx.layer = layer
+        ctx.shift_shape = shift.shape
+        if ctx.needs_input_grad[0]:  # JFB differentiates at a detached z*: nothing to keep
+            ctx.save_for_backward(layer.box.derivative_mask(z))
+        return layer._step(z, shift)
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        layer: DYSLayer = ctx.layer
+        grad_z = None
+        if ctx.needs_input_grad[0]:
+            (free,) = ctx.saved_tensors
+            comp = layer.aff.complement(g)
+            damp = 1.0 - layer.alpha * layer.gamma
+            grad_z = torch.where(free, (g - comp) * damp, comp)
+        grad_shift = g.sum_to_size(ctx.shift_shape) if ctx.needs_input_grad[1] else None
+        return grad_z, grad_shift, None

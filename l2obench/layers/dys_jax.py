@@ -170,21 +170,27 @@ class DYSLayerJax:
 
     Build it with :meth:`from_lp` or :meth:`from_data`; the operator, its arguments and the
     output are those of :class:`~l2obench.layers.dys.DYSLayer` (``0 < α < 2/γ``, ``γ > 0``).
-    ``P_aff(v) = M v + c`` is stored as the dense projector ``M`` (form ``"dense"``), as the
-    sparse ``A`` and dense ``K = (AAᵀ)⁺`` (form ``"factored"``), or as the sparse ``A`` and the
-    factors' eigenbases of a declared Kronecker-sum ``A Aᵀ`` (form ``"kronecker"``), chosen as for
-    the PyTorch layer.
+    The complement ``I − M = Aᵀ K A`` of ``P_aff``'s linear part is stored as a dense matrix
+    ``Q`` (form ``"dense"``), as the sparse ``A`` and dense ``K = (AAᵀ)⁺`` (``"factored"``), as
+    the sparse ``A`` and the factors' eigenbases of a declared Kronecker-sum ``A Aᵀ``
+    (``"kronecker"``), as a grid's difference stencils (gathers of the arcs' columns, which XLA
+    fuses with the arithmetic around them) with those eigenbases (``"grid"``) or with the DCT
+    (``"dct"``), chosen as for the PyTorch layer.
     """
 
     lower: jax.Array  # [n]
     upper: jax.Array  # [n]
     c: jax.Array  # [n], the least-norm solution of A x = b
-    M: jax.Array | None  # [n, n] for the dense form
-    A: jsparse.BCOO | None  # [m, n] for the factored form
+    Q: jax.Array | None  # [n, n] for the dense form
+    A: jsparse.BCOO | None  # [m, n] for the factored and Kronecker forms
     K: jax.Array | None  # [m, m] for the factored form
-    U1: jax.Array | None  # [k1, k1] for the Kronecker form
+    U1: jax.Array | None  # [k1, k1] for the Kronecker and grid forms
     U2: jax.Array | None  # [k2, k2]
     inv_eig: jax.Array | None  # [k1, k2]
+    right: jax.Array | None  # int [k1, k2 − 1]: the columns of the right arcs (grid, dct forms)
+    down: jax.Array | None  # int [k1 − 1, k2]: the down arcs
+    heads: jax.Array | None  # int [n]: each arc's head node
+    tails: jax.Array | None  # int [n]
     alpha: float
     gamma: float
     tol: float
@@ -223,36 +229,51 @@ class DYSLayerJax:
             raise ValueError(f"max_iter must be at least 1, not {max_iter}")
         device = device if device is not None else jax.devices()[0]
         device_type = "cuda" if device.platform in ("gpu", "cuda") else device.platform
-        spectrum = data.affine.kronecker
-        form = resolve_affine_form(
-            affine_form, data.n_vars, device_type, kronecker=spectrum is not None
-        )
+        affine = data.affine
+        form = resolve_affine_form(affine_form, affine, device_type)
 
         def put(array: np.ndarray) -> jax.Array:
             return jax.device_put(np.asarray(array, dtype=dtype), device)
 
-        M = A = K = U1 = U2 = inv_eig = None
+        def put_index(array: np.ndarray) -> jax.Array:
+            return jax.device_put(np.asarray(array, dtype=np.int32), device)
+
+        arrays: dict[str, Any] = dict.fromkeys(
+            ("Q", "A", "K", "U1", "U2", "inv_eig", "right", "down", "heads", "tails"))
         if form == "dense":
-            M = put(data.affine.projector())
-        else:
-            coo = data.affine.A.tocoo()
+            arrays["Q"] = put(affine.complement())
+        elif form in ("factored", "kronecker"):
+            coo = affine.A.tocoo()
             indices = np.stack([coo.row, coo.col], axis=1).astype(np.int32)
-            A = jsparse.BCOO((put(coo.data), jax.device_put(indices, device)), shape=coo.shape)
+            arrays["A"] = jsparse.BCOO((put(coo.data), jax.device_put(indices, device)),
+                                       shape=coo.shape)
+        else:
+            grid = affine.grid
+            assert grid is not None
+            k1, k2 = grid.shape
+            node = np.arange(k1 * k2).reshape(k1, k2)
+            tails = np.empty(affine.n_vars, dtype=np.int64)
+            tails[grid.right.ravel()] = node[:, :-1].ravel()
+            tails[grid.down.ravel()] = node[:-1, :].ravel()
+            heads = np.empty(affine.n_vars, dtype=np.int64)
+            heads[grid.right.ravel()] = node[:, 1:].ravel()
+            heads[grid.down.ravel()] = node[1:, :].ravel()
+            arrays.update(right=put_index(grid.right), down=put_index(grid.down),
+                          heads=put_index(heads), tails=put_index(tails))
         if form == "factored":
-            K = put(data.affine.K)
-        elif form == "kronecker":
+            arrays["K"] = put(affine.K)
+        elif form in ("kronecker", "grid"):
+            spectrum = affine.kronecker
             assert spectrum is not None
-            U1, U2, inv_eig = put(spectrum.U1), put(spectrum.U2), put(spectrum.inv_eig)
+            arrays.update(U1=put(spectrum.U1), U2=put(spectrum.U2), inv_eig=put(spectrum.inv_eig))
+        elif form == "dct":
+            assert affine.grid is not None
+            arrays["inv_eig"] = put(affine.grid.inv_eig_dct(affine.rtol))
         return cls(
             lower=put(data.lower),
             upper=put(data.upper),
-            c=put(data.affine.c),
-            M=M,
-            A=A,
-            K=K,
-            U1=U1,
-            U2=U2,
-            inv_eig=inv_eig,
+            c=put(affine.c),
+            **arrays,
             alpha=float(alpha),
             gamma=float(gamma),
             tol=float(tol),
@@ -267,13 +288,19 @@ class DYSLayerJax:
 
     def linear(self, v: jax.Array) -> jax.Array:
         """``M v`` for every row of ``v[N, n]``: the linear part of ``P_aff``."""
-        if self.M is not None:
-            return v @ self.M
+        return v - self.complement(v)
+
+    def complement(self, v: jax.Array) -> jax.Array:
+        """``(I − M) v = Aᵀ K A v`` for every row of ``v[N, n]``."""
+        if self.Q is not None:
+            return v @ self.Q
+        if self.right is not None:
+            return self._gradient(self._gram_grid(self._divergence(v)))
         assert self.A is not None
-        return v - (self.A.T @ self.gram_pinv(self.A @ v.T)).T
+        return (self.A.T @ self.gram_pinv(self.A @ v.T)).T
 
     def gram_pinv(self, r: jax.Array) -> jax.Array:
-        """``(A Aᵀ)⁺ r`` for ``r[m, N]``, one column per instance."""
+        """``(A Aᵀ)⁺ r`` for ``r[m, N]``, one column per instance (the sparse forms)."""
         if self.K is not None:
             return self.K @ r
         assert self.U1 is not None and self.U2 is not None and self.inv_eig is not None
@@ -287,11 +314,37 @@ class DYSLayerJax:
         S = (self.U1 @ S.reshape(k1, k2 * n)).reshape(k1, k2, n)
         return (self.U2 @ S).reshape(k1 * k2, n)
 
+    def _divergence(self, v: jax.Array) -> jax.Array:
+        """``A v`` on a grid as node fields ``[N, k1, k2]``: inflow minus outflow."""
+        assert self.right is not None and self.down is not None
+        right, down = v[:, self.right], v[:, self.down]
+        before, after = ((0, 0), (0, 0), (1, 0)), ((0, 0), (0, 0), (0, 1))
+        above, below = ((0, 0), (1, 0), (0, 0)), ((0, 0), (0, 1), (0, 0))
+        flow = jnp.pad(right, before) - jnp.pad(right, after)
+        return flow + jnp.pad(down, above) - jnp.pad(down, below)
+
+    def _gradient(self, S: jax.Array) -> jax.Array:
+        """``Aᵀ y`` for node fields ``S[N, k1, k2]``: head minus tail on every arc, ``[N, n]``."""
+        assert self.heads is not None and self.tails is not None
+        flat = S.reshape(S.shape[0], -1)
+        return flat[:, self.heads] - flat[:, self.tails]
+
+    def _gram_grid(self, Y: jax.Array) -> jax.Array:
+        """``(A Aᵀ)⁺`` on node fields ``Y[N, k1, k2]``: eigenbases (grid) or DCT (dct form)."""
+        assert self.inv_eig is not None
+        if self.form == "dct":
+            S = jax.scipy.fft.dct(jax.scipy.fft.dct(Y, axis=2), axis=1) * self.inv_eig
+            return jax.scipy.fft.idct(jax.scipy.fft.idct(S, axis=2), axis=1)
+        assert self.U1 is not None and self.U2 is not None
+        S = (self.U1.T @ Y @ self.U2) * self.inv_eig
+        return self.U1 @ S @ self.U2.T
+
     def operator(self, z: jax.Array, shift: jax.Array) -> jax.Array:
-        """One DYS step ``T(z; w)`` for every row, given ``shift = P_aff(∓α w)`` (sign applied)."""
+        """One DYS step ``T(z; w)`` for every row, given ``shift = P_aff(∓α w)`` (sign applied),
+        written as the PyTorch layer's: ``(1 − αγ) x + shift + (I − M)(z − (2 − αγ) x)``."""
         x = jnp.clip(z, self.lower, self.upper)
-        y = self.linear((2.0 - self.alpha * self.gamma) * x - z) + shift
-        return z - x + y
+        damp = 1.0 - self.alpha * self.gamma
+        return damp * x + shift + self.complement(z - (1.0 + damp) * x)
 
     def shift(self, w: jax.Array) -> jax.Array:
         """``P_aff(∓α w)`` for every row of ``w``: the part of ``T(·; w)`` that depends on ``w``."""
@@ -339,7 +392,8 @@ class DYSLayerJax:
 
 jax.tree_util.register_dataclass(
     DYSLayerJax,
-    data_fields=["lower", "upper", "c", "M", "A", "K", "U1", "U2", "inv_eig"],
+    data_fields=["lower", "upper", "c", "Q", "A", "K", "U1", "U2", "inv_eig", "right", "down",
+                 "heads", "tails"],
     meta_fields=["alpha", "gamma", "tol", "max_iter", "sense", "form"],
 )
 

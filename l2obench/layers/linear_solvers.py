@@ -299,3 +299,92 @@ def _gmres_cycle(
     tri = tri + torch.diag_embed((diag == 0).to(r.dtype))
     y = torch.linalg.solve_triangular(tri, rhs[:, :, None], upper=True)[:, :, 0]
     return torch.einsum("nk,nkd->nd", y, basis[:, :used]), used
+
+
+@dataclass(frozen=True)
+class FreeSetCG:
+    """Preconditioned CG for a symmetric positive semidefinite system ``L y = b``, per instance.
+
+    The solver of :class:`~l2obench.layers.backward.ImplicitFreeSet`: ``L`` is the Laplacian
+    ``A D Aᵀ`` of the free coordinates' graph (singular, the system consistent), the
+    preconditioner a diagonal (Jacobi). Each iteration is one application of ``L``. From
+    ``y = 0`` the iterates stay in the range of ``L`` in exact arithmetic and CG converges on a
+    consistent singular system as on a definite one; in float32, rounding feeds the null space
+    (constants on each connected component of the free graph), where nothing stops growth, and
+    an iteration run past the attainable accuracy drifts away. So every ``check`` iterations
+    the true residual ``‖b_i − L y_i‖`` of the running instances is computed (one more
+    application, not counted in ``iterations``): an instance is converged once it is at most
+    ``tol · max(‖b_i‖, scale_i)``, ``scale`` the size of the quantity ``b`` was computed from
+    (for the adjoint, ``‖D g_i‖``: a right-hand side that cancels to rounding level against it
+    is solved by ``y = 0``), and stops unconverged when its smallest true residual has not
+    fallen for ``patience`` checks in a row (rounding has taken over); an instance whose recursive
+    residual meets the bound before its true one restarts from the true residual. Every
+    instance returns its iterate of smallest true residual; stopped instances are frozen while
+    the others iterate.
+    """
+
+    tol: float = 1e-4
+    max_iter: int = 1_000
+    check: int = 10
+    patience: int = 3
+
+    def __post_init__(self) -> None:
+        if not self.tol > 0:
+            raise ValueError(f"tol must be positive, not {self.tol}")
+        if self.max_iter < 1:
+            raise ValueError(f"max_iter must be at least 1, not {self.max_iter}")
+        if self.check < 1 or self.patience < 1:
+            raise ValueError(f"check and patience must be at least 1, not {self.check}, "
+                             f"{self.patience}")
+
+    def solve(
+        self, apply: Callable[[Tensor], Tensor], b: Tensor, precond: Tensor,
+        scale: Tensor | None = None,
+    ) -> tuple[Tensor, int, Tensor]:
+        """``(y, iterations, converged[N])`` for rows ``b[N, m]``, the diagonal ``precond`` and
+        the instances' scales ``scale[N]`` (default ``‖b_i‖``)."""
+        with torch.no_grad():
+            y = torch.zeros_like(b)
+            r = b.clone()
+            size = row_norms(b)
+            bound = self.tol * (size if scale is None else torch.maximum(size, scale))
+            best, best_res = y.clone(), size
+            converged = best_res <= bound
+            running = ~converged
+            stale = torch.zeros_like(bound, dtype=torch.long)
+            s = precond * r
+            p = s.clone()
+            rs = _row_dot(r, s)
+            iterations = 0
+            while bool(running.any()) and iterations < self.max_iter:
+                q = apply(p)
+                step = torch.where(running, _safe_div(rs, _row_dot(p, q)), 0.0)[:, None]
+                y.add_(step * p)
+                r.sub_(step * q)
+                iterations += 1
+                ahead = running & (row_norms(r) <= bound)
+                periodic = iterations % self.check == 0 or iterations == self.max_iter
+                if periodic or bool(ahead.any()):
+                    true_r = b - apply(y)
+                    true = row_norms(true_r)
+                    looked = running if periodic else ahead
+                    improved = looked & (true < best_res)
+                    best = torch.where(improved[:, None], y, best)
+                    best_res = torch.where(improved, true, best_res)
+                    if periodic:
+                        stale = torch.where(improved, 0, stale + 1)
+                    converged = converged | (looked & (true <= bound))
+                    running = running & ~converged & (stale < self.patience)
+                    restart = ahead & running
+                    r = torch.where(restart[:, None], true_r, r)
+                    s = precond * r
+                    p = torch.where(restart[:, None], s, p)
+                    rs_next = _row_dot(r, s)
+                    beta = torch.where(restart, 0.0, _safe_div(rs_next, rs))
+                else:
+                    s = precond * r
+                    rs_next = _row_dot(r, s)
+                    beta = _safe_div(rs_next, rs)
+                p = s + beta[:, None] * p
+                rs = rs_next
+            return best, iterations, converged

@@ -19,40 +19,74 @@ import scipy.sparse as sp
 
 from l2obench.problems.base import LPForm, Sense, sense_sign
 
-AffineForm = Literal["auto", "dense", "factored", "kronecker"]
-StoredForm = Literal["dense", "factored", "kronecker"]
+AffineForm = Literal["auto", "dense", "factored", "kronecker", "grid", "dct"]
+StoredForm = Literal["dense", "factored", "kronecker", "grid", "dct"]
+STORED_FORMS: tuple[StoredForm, ...] = ("dense", "factored", "kronecker", "grid", "dct")
 
 #: ``form="auto"`` stores the dense ``n × n`` projector up to this many variables, by device
-#: type (others use the CPU value); past it the factored form (sparse ``A``, dense ``K``) is
-#: faster. Both thresholds are measured crossovers, per DYS iteration on grid shortest-path LPs
-#: (batch 256, float32): on a GPU with PyTorch, and on a 2-core CPU with PyTorch and with JAX,
-#: which cross over at the same size; the figures are in benchmarks/RESULTS.md ("Measurements
-#: behind the defaults"). More CPU cores move the crossover up, but the benchmark's CPU figures
-#: come from 2-core machines.
+#: type (others use the CPU value); past it a structured form (the grid's stencils, the
+#: Kronecker eigenbases, or sparse ``A`` with a dense ``K``) is faster. Both thresholds are
+#: measured crossovers, per DYS iteration on grid shortest-path LPs (batch 256, float32): on a
+#: GPU with PyTorch, and on a 2-core CPU with PyTorch and with JAX, which cross over at the same
+#: size; the figures are in benchmarks/RESULTS.md ("Measurements behind the defaults", and
+#: "Projection forms" for the structured forms). More CPU cores move the crossover up, but the
+#: benchmark's CPU figures come from 2-core machines.
 DENSE_MAX_VARS = {"cuda": 2048, "cpu": 512}
 
+#: ``form="auto"`` on a grid whose sides are path Laplacians: from this many nodes per side on,
+#: by device type, the DCT (fast Poisson) form replaces the eigenbasis products of the grid
+#: form. Never, as measured so far: on a 2-core CPU the DCT form was the slower one at every
+#: grid side measured (``benchmarks/RESULTS.md``, "Projection forms"); on a GPU it has not been
+#: measured (``benchmarks/gpu_check.py`` runs the forms section there), so it is not chosen.
+DCT_MIN_SIDE = {"cuda": 10**9, "cpu": 10**9}
 
-def resolve_affine_form(
-    form: AffineForm, n_vars: int, device_type: str, kronecker: bool = False
-) -> StoredForm:
-    """The storage of ``P_aff`` for ``form``.
 
-    ``"auto"`` follows :data:`DENSE_MAX_VARS`; past it, it takes ``"kronecker"`` when the LP
-    declares the Kronecker structure of ``A Aᵀ`` (``kronecker=True``) and ``"factored"``
-    otherwise.
+def available_forms(data: AffineData) -> tuple[StoredForm, ...]:
+    """The storage forms ``data`` supports: dense and factored always; ``"kronecker"`` with a
+    declared Kronecker-sum ``A Aᵀ``; ``"grid"`` when ``A`` is moreover a grid's incidence
+    matrix; ``"dct"`` when the grid's factors are path Laplacians as well."""
+    forms: list[StoredForm] = ["dense", "factored"]
+    if data.kronecker is not None:
+        forms.append("kronecker")
+    if data.grid is not None:
+        forms.append("grid")
+        if data.grid.path_factors:
+            forms.append("dct")
+    return tuple(forms)
+
+
+def resolve_affine_form(form: AffineForm, data: AffineData, device_type: str) -> StoredForm:
+    """The storage of ``P_aff`` for ``form`` and the projection data ``data``.
+
+    ``"auto"`` is the measured rule: dense up to :data:`DENSE_MAX_VARS` variables; past it the
+    most structured form the data offers: ``"dct"`` on path-Laplacian grids from
+    :data:`DCT_MIN_SIDE` nodes per side, else ``"grid"``, else ``"kronecker"``, else
+    ``"factored"``. An explicit form the data does not support is refused.
     """
-    if form not in ("auto", "dense", "factored", "kronecker"):
+    if form != "auto" and form not in STORED_FORMS:
         raise ValueError(
-            f"form must be 'auto', 'dense', 'factored' or 'kronecker', not {form!r}"
+            "form must be 'auto' or one of " + ", ".join(repr(f) for f in STORED_FORMS)
+            + f", not {form!r}"
         )
-    if form == "kronecker" and not kronecker:
-        raise ValueError("form 'kronecker' needs an LP that declares gram_kronecker")
+    forms = available_forms(data)
     if form != "auto":
+        if form not in forms:
+            needs = {"kronecker": "an LP that declares gram_kronecker",
+                     "grid": "an LP that declares gram_kronecker and whose A is the incidence "
+                             "matrix of that grid (arcs right and down)",
+                     "dct": "a grid LP (as for 'grid') whose factors are path Laplacians"}
+            raise ValueError(f"form {form!r} needs {needs[form]}")
         return form
-    max_dense = DENSE_MAX_VARS.get(device_type, DENSE_MAX_VARS["cpu"])
-    if n_vars <= max_dense:
+    if data.n_vars <= DENSE_MAX_VARS.get(device_type, DENSE_MAX_VARS["cpu"]):
         return "dense"
-    return "kronecker" if kronecker else "factored"
+    if "dct" in forms:
+        assert data.grid is not None
+        if min(data.grid.shape) >= DCT_MIN_SIDE.get(device_type, DCT_MIN_SIDE["cpu"]):
+            return "dct"
+    for structured in ("grid", "kronecker"):
+        if structured in forms:
+            return structured
+    return "factored"
 
 
 @dataclass(frozen=True)
@@ -121,6 +155,104 @@ def check_kronecker_gram(A: sp.csr_matrix, L1: np.ndarray, L2: np.ndarray) -> No
         )
 
 
+def is_path_laplacian(L: np.ndarray) -> bool:
+    """Whether ``L`` is exactly the Laplacian of a path (degrees 1, 2, …, 2, 1; −1 beside)."""
+    k = L.shape[0]
+    if L.shape != (k, k) or k < 2:
+        return False
+    degree = np.full(k, 2.0)
+    degree[[0, -1]] = 1.0
+    path = np.diag(degree) - np.eye(k, k=1) - np.eye(k, k=-1)
+    return bool(np.array_equal(L, path))
+
+
+def path_spectrum(k: int) -> np.ndarray:
+    """The eigenvalues ``2 − 2 cos(π j / k)``, ``j = 0 … k−1``, of a ``k``-node path Laplacian,
+    in the order of the DCT-II basis vectors ``cos(π j (i + ½) / k)`` that are its eigenvectors."""
+    return 2.0 - 2.0 * np.cos(np.pi * np.arange(k) / k)
+
+
+@dataclass(frozen=True)
+class GridIncidence:
+    """``A`` is the node–arc incidence matrix of a ``k₁ × k₂`` grid whose arcs go right and down.
+
+    Nodes are numbered row by row, node ``(i, j)`` being row ``i·k₂ + j`` of ``A`` (the numbering
+    a declared Kronecker sum ``L₁ ⊗ I + I ⊗ L₂`` implies); column ``right[i, j]`` of ``A`` is the
+    arc ``(i, j) → (i, j+1)`` and ``down[i, j]`` the arc ``(i, j) → (i+1, j)``, each with −1 at its
+    tail and +1 at its head, every such arc present once. Then ``A v`` is the divergence of the
+    two arc fields and ``Aᵀ y`` the differences of ``y`` along them: difference stencils, ``O(n)``
+    work per instance and no sparse matrix. ``path_factors`` says whether both Kronecker factors
+    are path Laplacians, whose eigenvectors form the DCT-II basis (the ``"dct"`` form).
+    """
+
+    shape: tuple[int, int]
+    right: np.ndarray  # int64 [k1, k2 − 1]
+    down: np.ndarray  # int64 [k1 − 1, k2]
+    path_factors: bool
+
+    @classmethod
+    def detect(cls, A: sp.csr_matrix, L1: np.ndarray, L2: np.ndarray) -> GridIncidence | None:
+        """The grid structure of ``A`` for the declared factors, or None if ``A`` is not one."""
+        k1, k2 = int(L1.shape[0]), int(L2.shape[0])
+        m, n = A.shape
+        if m != k1 * k2 or n != k1 * (k2 - 1) + (k1 - 1) * k2 or n == 0:
+            return None
+        csc = sp.csc_matrix(A)
+        csc.sum_duplicates()
+        csc.eliminate_zeros()
+        if (np.diff(csc.indptr) != 2).any():
+            return None
+        rows = csc.indices.reshape(n, 2)
+        vals = csc.data.reshape(n, 2)
+        if not (np.sort(vals, axis=1) == [-1.0, 1.0]).all():
+            return None
+        first_is_tail = vals[:, 0] == -1.0
+        tail = np.where(first_is_tail, rows[:, 0], rows[:, 1])
+        head = np.where(first_is_tail, rows[:, 1], rows[:, 0])
+        ti, tj = np.divmod(tail, k2)
+        is_right = (head - tail == 1) & (tj < k2 - 1)
+        is_down = head - tail == k2
+        if not (is_right | is_down).all():
+            return None
+        right = np.full((k1, k2 - 1), -1, dtype=np.int64)
+        down = np.full((k1 - 1, k2), -1, dtype=np.int64)
+        cols = np.arange(n)
+        right[ti[is_right], tj[is_right]] = cols[is_right]
+        down[ti[is_down], tj[is_down]] = cols[is_down]
+        if (right < 0).any() or (down < 0).any():  # an arc missing, so another one doubled
+            return None
+        path = is_path_laplacian(L1) and is_path_laplacian(L2)
+        return cls(shape=(k1, k2), right=right, down=down, path_factors=path)
+
+    def strides(self) -> tuple[tuple[int, int, int], tuple[int, int, int]] | None:
+        """``(offset, row stride, column stride)`` of the right and down arcs' columns, if both
+        index grids are affine (PyEPO's arc order is), so that the arc fields are strided views
+        of a row of ``[N, n]``; None otherwise."""
+        right, down = _affine(self.right), _affine(self.down)
+        return None if right is None or down is None else (right, down)
+
+    def inv_eig_dct(self, rtol: float | None = None) -> np.ndarray:
+        """``1 / (λ₁ᵢ + λ₂ⱼ)`` in the DCT order (:func:`path_spectrum`), 0 where that eigenvalue
+        counts as zero (below ``rtol · λ_max``, as in :class:`KroneckerSpectrum`)."""
+        k1, k2 = self.shape
+        eig = path_spectrum(k1)[:, None] + path_spectrum(k2)[None, :]
+        tol = ((k1 * k2) * np.finfo(np.float64).eps if rtol is None else rtol) * float(eig.max())
+        inv = np.zeros_like(eig)
+        keep = eig > tol
+        inv[keep] = 1.0 / eig[keep]
+        return inv
+
+
+def _affine(idx: np.ndarray) -> tuple[int, int, int] | None:
+    """``(offset, si, sj)`` with ``idx[i, j] = offset + i·si + j·sj`` for all ``i, j``, or None."""
+    a, b = idx.shape
+    offset = int(idx[0, 0])
+    si = int(idx[1, 0] - offset) if a > 1 else 0
+    sj = int(idx[0, 1] - offset) if b > 1 else 0
+    expected = offset + si * np.arange(a)[:, None] + sj * np.arange(b)[None, :]
+    return (offset, si, sj) if np.array_equal(idx, expected) else None
+
+
 @dataclass(frozen=True)
 class AffineData:
     """``P_aff(v) = v − Aᵀ K (A v − b) = M v + c`` onto ``{x : A x = b}``, in float64.
@@ -131,13 +263,15 @@ class AffineData:
     flow-conservation matrix has rank ``n_nodes − 1``). ``c = Aᵀ K b`` is the least-norm
     solution of ``A x = b``. When ``b`` is not in the range of ``A`` the constraints are
     inconsistent, and the map projects onto the least-squares solutions of ``A x = b`` instead.
-    The dense ``K`` is computed only when a form asks for it.
+    The dense ``K`` is computed only when a form asks for it. ``grid`` holds the grid structure
+    of a declared Kronecker ``A`` when it has one (:class:`GridIncidence`).
     """
 
     A: sp.csr_matrix  # [m, n]
     c: np.ndarray  # [n]
     kronecker: KroneckerSpectrum | None = None
     rtol: float | None = None
+    grid: GridIncidence | None = None
 
     @classmethod
     def from_constraints(
@@ -164,7 +298,8 @@ class AffineData:
         L1, L2 = (np.asarray(L, dtype=np.float64) for L in gram_kronecker)
         check_kronecker_gram(A_sp, L1, L2)
         spectrum = KroneckerSpectrum.from_factors(L1, L2, rtol)
-        return cls(A=A_sp, c=A_sp.T @ spectrum.apply(b64), kronecker=spectrum, rtol=rtol)
+        return cls(A=A_sp, c=A_sp.T @ spectrum.apply(b64), kronecker=spectrum, rtol=rtol,
+                   grid=GridIncidence.detect(A_sp, L1, L2))
 
     @classmethod
     def from_lp(cls, lp: LPForm, rtol: float | None = None) -> AffineData:
@@ -184,8 +319,13 @@ class AffineData:
 
     def projector(self) -> np.ndarray:
         """The dense ``n × n`` projector ``M = I − Aᵀ K A``, symmetrised against rounding."""
-        M = np.eye(self.n_vars) - self.A.T @ (self.K @ self.A.toarray())
-        return 0.5 * (M + M.T)
+        return np.eye(self.n_vars) - self.complement()
+
+    def complement(self) -> np.ndarray:
+        """The dense ``n × n`` projector ``I − M = Aᵀ K A`` onto the row space of ``A``,
+        symmetrised against rounding."""
+        Q = self.A.T @ (self.K @ self.A.toarray())
+        return 0.5 * (Q + Q.T)
 
 
 @dataclass(frozen=True)

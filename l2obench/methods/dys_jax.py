@@ -108,12 +108,13 @@ def mse_at_fixed_point(
 def make_train_step(optimizer: optax.GradientTransformation, n_aux: int = 0) -> Callable[..., Any]:
     """An optimiser step on the mini-batch ``idx`` of the training arrays.
 
-    ``step(params, opt_state, layer, features, solutions, idx)`` returns the new parameters and
-    optimiser state, the batch loss and the layer's :class:`SolveStats`; ``n_aux`` as in
-    :func:`layer_costs`. The step runs in three parts: the batch's costs (compiled), the
-    layer's fixed points (its host-driven solve, outside any trace), and the loss, JFB
-    gradient and Adam update at those fixed points (one compiled function). The cost model runs
-    twice, a negligible cost beside the solve.
+    ``step(params, opt_state, layer, features, solutions, idx, z0)`` returns the new parameters
+    and optimiser state, the batch loss, the layer's fixed points and its :class:`SolveStats`;
+    the solve starts at ``z0`` (zeros if None); ``n_aux`` as in :func:`layer_costs`. The step
+    runs in three parts: the batch's costs (compiled), the layer's fixed points (its
+    host-driven solve, outside any trace), and the loss, JFB gradient and Adam update at those
+    fixed points (one compiled function). The cost model runs twice, a negligible cost beside
+    the solve.
     """
     import jax
     import optax
@@ -138,11 +139,12 @@ def make_train_step(optimizer: optax.GradientTransformation, n_aux: int = 0) -> 
         features: jax.Array,
         solutions: jax.Array,
         idx: jax.Array,
-    ) -> tuple[MLPParams, optax.OptState, jax.Array, SolveStats]:
+        z0: jax.Array | None = None,
+    ) -> tuple[MLPParams, optax.OptState, jax.Array, jax.Array, SolveStats]:
         batch = features[idx], solutions[idx]
-        z_star, stats = layer.solve(costs(params, batch[0]))
+        z_star, stats = layer.solve(costs(params, batch[0]), z0)
         params, opt_state, loss = update(params, opt_state, layer, batch, z_star)
-        return params, opt_state, loss, stats
+        return params, opt_state, loss, z_star, stats
 
     return step
 
@@ -166,7 +168,11 @@ def jax_device(device: torch.device) -> jax.Device:
 
 
 class DYSJFBJax(Method):
-    """MLP cost model → DYS layer → decisions in JAX, trained by MSE with JFB gradients."""
+    """MLP cost model → DYS layer → decisions in JAX, trained by MSE with JFB gradients.
+
+    ``warm_start`` and ``projection`` as for ``dys-jfb`` (:class:`~l2obench.methods.dys.DYSMethod`);
+    the fixed points kept for warm starts live in host memory between epochs.
+    """
 
     description = "implicit DYS layer, JFB backward, in JAX (jit-compiled fixed-point loop)"
     params: ClassVar[dict[str, Param]] = DYS_PARAMS
@@ -193,6 +199,7 @@ class DYSJFBJax(Method):
             tol=cfg["tol"],
             max_iter=cfg["max_iter"],
             device=self.jax_device,
+            affine_form=cfg["projection"],
         )
         hidden = [cfg["hidden"]] if cfg["hidden"] else []
         sizes = [problem.n_features, *hidden, problem.n_vars]
@@ -217,13 +224,19 @@ class DYSJFBJax(Method):
 
         features, solutions = self.array(data.train.features), self.array(data.train.solutions)
         opt_state = self.optimizer.init(self.mlp_params)
+        n_lp = self.problem.n_vars + self.problem.n_aux
+        warm = np.zeros((len(data.train), n_lp), np.float32) if self.config["warm_start"] else None
 
         def step(idx: torch.Tensor) -> float:
             nonlocal opt_state
-            batch = jax.device_put(idx.numpy().astype(np.int32), self.jax_device)
-            self.mlp_params, opt_state, loss, stats = self.train_step(
-                self.mlp_params, opt_state, self.layer, features, solutions, batch
+            rows = idx.numpy()
+            batch = jax.device_put(rows.astype(np.int32), self.jax_device)
+            z0 = None if warm is None else jax.device_put(warm[rows], self.jax_device)
+            self.mlp_params, opt_state, loss, z_star, stats = self.train_step(
+                self.mlp_params, opt_state, self.layer, features, solutions, batch, z0
             )
+            if warm is not None:
+                warm[rows] = np.asarray(z_star)
             self.tally.add(
                 FixedPointStats(
                     iterations=torch.from_numpy(np.array(stats.iterations, dtype=np.int64)),

@@ -59,10 +59,13 @@ class TorchMethod(Method):
     ) -> torch.Tensor:
         """The training loss of one mini-batch (a scalar with a gradient)."""
 
+    def training_tensors(self, split: Split) -> tuple[torch.Tensor, ...]:
+        """The tensors whose rows :meth:`batch_loss` gets in training: features, costs and
+        solutions (a method may append more, e.g. the instances' indices)."""
+        return tuple(self.tensor(a) for a in (split.features, split.costs, split.solutions))
+
     def fit(self, data: Dataset, budget: Budget) -> FitResult:
-        train = data.train
-        train_data = (self.tensor(train.features), self.tensor(train.costs),
-                      self.tensor(train.solutions))
+        train_data = self.training_tensors(data.train)
         run = train_model(
             self.model,
             self.batch_loss,
