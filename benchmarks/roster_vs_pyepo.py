@@ -2,6 +2,7 @@
 
     python -m benchmarks.ratios --only roster-vs-pyepo           # about an hour on 2 cores
     python -m benchmarks.ratios --only roster-vs-pyepo --quick   # four methods at k = 3
+    L2OBENCH_ROSTER_KS=5 python -m benchmarks.ratios --only roster-vs-pyepo   # k = 5 only
 
 For every method of the roster, on shortest path at k = 5 and k = 20 and at batch sizes 32
 (PyEPO's protocol) and 256 (l2obench's default), both sides are measured in one run on the same
@@ -21,8 +22,11 @@ run one epoch per side, the others ``epochs``; at k = 20 their iterations per st
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +45,7 @@ from .comparison import (
     Check,
     Comparison,
     Findings,
+    Profile,
     Side,
     Table,
     at_most,
@@ -190,6 +195,28 @@ FULL = Sizes(ks=(5, 20), n_train=(1000, 200), batch_sizes=(32, 256), epochs=2,
              frank_wolfe_max_iter=(0, 100))
 QUICK = Sizes(ks=(3,), n_train=(64,), batch_sizes=(16,), epochs=1,
               labels=("spo+", "rfy", "nce", "cave"))
+
+#: The grid sides of the full profile to run, comma-separated (unset or empty: all of them);
+#: the result's settings record the sides that ran.
+KS_ENV = "L2OBENCH_ROSTER_KS"
+
+
+def only_ks(sizes: Sizes, raw: str) -> Sizes:
+    """``sizes`` restricted to the grid sides listed in ``raw`` (all of them if it is empty)."""
+    if not raw.strip():
+        return sizes
+    try:
+        wanted = {int(k) for k in raw.split(",") if k.strip()}
+    except ValueError:
+        raise ValueError(f"{KS_ENV}={raw!r}: not comma-separated grid sides") from None
+    if not wanted or not wanted <= set(sizes.ks):
+        raise ValueError(f"{KS_ENV}={raw!r}: the grid sides are "
+                         f"{', '.join(map(str, sizes.ks))}")
+    keep = [i for i, k in enumerate(sizes.ks) if k in wanted]
+    caps = sizes.frank_wolfe_max_iter
+    return dataclasses.replace(
+        sizes, ks=tuple(sizes.ks[i] for i in keep), n_train=tuple(sizes.n_train[i] for i in keep),
+        frank_wolfe_max_iter=tuple(caps[i] for i in keep) if caps else ())
 
 
 @dataclass
@@ -371,9 +398,19 @@ def findings_of(rows: Sequence[Row], notes: list[str]) -> Findings:
     return Findings(checks, [table_of(rows)], notes)
 
 
+def profiles() -> dict[Profile, Sizes]:
+    """The profiles, the full one restricted to ``$L2OBENCH_ROSTER_KS``'s grid sides (a bad
+    value: exit 2 with one message)."""
+    try:
+        return {"full": only_ks(FULL, os.environ.get(KS_ENV, "")), "quick": QUICK}
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 COMPARISON = Comparison(
     name="roster-vs-pyepo",
     title="every PyEPO loss in l2obench vs PyEPO's own training loop (Gurobi)",
-    sizes={"full": FULL, "quick": QUICK},
+    sizes=profiles(),
     measure=measure,
 )

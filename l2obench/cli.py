@@ -392,7 +392,11 @@ def _report(args: argparse.Namespace, console: Console, argv: Sequence[str] | No
         raise UsageError(f"--out {out}: a file of that name is in the way (a report is a folder)")
     command = shlex.join(["l2obench", *(sys.argv[1:] if argv is None else argv)])
     notes = _read_notes(args.notes) if args.notes else ""
-    files = report.build_report(args.results, out, suite=args.suite, command=command,
+    results = Path(args.results)
+    if args.publish and results.resolve() != out.resolve():
+        _publish_records(results, out, args.suite, args.allow_incomplete)
+        results = out  # the published page is made from the records published beside it
+    files = report.build_report(results, out, suite=args.suite, command=command,
                                 notes=notes,
                                 allow_incomplete=not args.publish or args.allow_incomplete,
                                 baseline=args.baseline)
@@ -402,6 +406,27 @@ def _report(args: argparse.Namespace, console: Console, argv: Sequence[str] | No
         console.print(f"[yellow]warning:[/] {files.missing} cells of suite '{args.suite}' have "
                       f"no record in {args.results}; the pages say so", highlight=False)
     return 0
+
+
+def _publish_records(results: Path, out: Path, suite: str, allow_incomplete: bool) -> None:
+    """Make the published folder ``out`` hold suite ``suite``'s records from ``results`` (the
+    cells its runs asked for there) and nothing else; refused while some have no record,
+    unless ``allow_incomplete``."""
+    from l2obench.store import ResultStore, load_records, suite_cells, suite_tuning
+
+    if not (results / "records").is_dir():
+        raise UsageError(f"--results {results}: no records/ folder to publish")
+    wanted = suite_cells(results, suite)
+    mine = [r for r in load_records(results)
+            if (r.cell_id in wanted if wanted is not None else r.suite == suite)]
+    if not mine:
+        raise UsageError(f"no records of suite '{suite}' under {results}")
+    missing = 0 if wanted is None else len(wanted) - len(mine)
+    if missing and not allow_incomplete:
+        raise UsageError(f"suite '{suite}' has {missing} cells without a record in {results}; "
+                         "run them first (the same 'l2obench run' resumes), or pass "
+                         "--allow-incomplete")
+    ResultStore(out).hold_exactly(mine, suite, wanted, suite_tuning(results, suite))
 
 
 def _read_notes(path: str) -> str:

@@ -28,7 +28,7 @@ import logging
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -266,6 +266,36 @@ class ResultStore:
             if tmp is not None:
                 Path(tmp).unlink(missing_ok=True)
         return target
+
+    def hold_exactly(self, records: Sequence[Record], suite: str,
+                     cells: Iterable[str] | None, tuning: Mapping[str, Any] | None) -> None:
+        """Make this folder hold ``records`` and nothing else, as suite ``suite``'s (a published
+        baseline taking a new run's records).
+
+        Each record is written (one of the same cell already here is superseded); a record of
+        any other cell moves to ``records/superseded/``, never deleted; the suite's noted cells
+        become ``cells`` (the run's, including those without a record) and its tuning
+        declaration ``tuning``.
+        """
+        keep = {record.cell_id for record in records}
+        for path in self._record_files():
+            if path.stem not in keep:
+                self._supersede(path)
+        for record in records:
+            current = self.read(record.cell_id)
+            if current is None or current.to_json() != record.to_json():
+                self.write(record, replace=True)
+        folder = self.root / "suites"
+        self._mkdir(folder)
+        noted: dict[str, Any] = {"suite": suite, "cells": sorted(cells if cells is not None
+                                                                 else keep)}
+        if tuning is not None:
+            noted["tuning"] = dict(tuning)
+        try:
+            _write_atomically(folder / f"{suite}.json", json.dumps(noted, indent=1))
+        except OSError as exc:
+            raise StoreError(f"cannot note suite '{suite}' in {folder}: {exc.strerror}") \
+                from None
 
     def _supersede(self, target: Path) -> None:
         old = self.records / "superseded"

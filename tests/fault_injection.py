@@ -109,14 +109,20 @@ def damage(path: Path, rng: random.Random) -> str:
 def kills_phase(suite: Path, out: Path, kills: int, rng: random.Random) -> Phase:
     damaged: set[str] = set()
     survivors: dict[str, str | None] = {}  # cell id -> finished_at of a record that survived
+    mid_sweep = 0  # kills that fell after the run had written a record
     for _ in range(kills):
+        before = len(records(out))
         proc = subprocess.Popen(command(suite, out), cwd=REPO, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.5, 6.0))
+        # A sweep takes a few seconds to start (more on a loaded machine): the window reaches
+        # well past it, so that most kills fall between cells or while records are written.
+        time.sleep(rng.uniform(0.5, 15.0))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         time.sleep(0.3)  # the cells' processes die with the sweep
-        for cell_id, record in records(out).items():
+        found = records(out)
+        mid_sweep += len(found) > before
+        for cell_id, record in found.items():
             survivors.setdefault(cell_id, record.finished_at)
         present = sorted(records(out))
         if present and rng.random() < 0.5:
@@ -131,7 +137,8 @@ def kills_phase(suite: Path, out: Path, kills: int, rng: random.Random) -> Phase
     set_aside = len(list((out / "records" / "damaged").glob("*.json")))
     return Phase(f"SIGKILL x{kills}, damage between runs", N_CELLS, len(final), lost,
                  duplicated=_duplicates(out),
-                 notes=f"{len(damaged)} records damaged, {set_aside} set aside and rerun; "
+                 notes=f"{mid_sweep} kills after the run had recorded a cell; "
+                       f"{len(damaged)} records damaged, {set_aside} set aside and rerun; "
                        f"final run exit {finish.returncode}; all ok: "
                        f"{all(r.status == Status.OK for r in final.values())}")
 

@@ -109,6 +109,43 @@ def test_adapter_keeps_the_problem_sense(batch) -> None:
     assert obj == pytest.approx(-expected_obj[0], rel=1e-12)
 
 
+@pytest.mark.parametrize("pool_dtype", [torch.float32, torch.float64])
+def test_pool_grows_as_pyepo_grows_it(pool_dtype: torch.dtype) -> None:
+    """``grow_pool`` returns PyEPO's ``_update_solution_pool`` pool, row for row: batches with
+    nothing new, some new rows (repeated, unsorted), rows within PyEPO's L1 tolerance of a
+    member, and a pool of another dtype."""
+    from pyepo.func.utils import _update_solution_pool
+
+    rng = np.random.default_rng(0)
+    n = 12
+    pool = torch.as_tensor(rng.integers(0, 2, (6, n)), dtype=pool_dtype)
+    batches = [pool[[3, 0, 3]].float(),  # nothing new
+               torch.as_tensor(rng.integers(0, 2, (16, n)), dtype=torch.float32),
+               (pool[[1, 2]] + 1e-5).float(),  # within the tolerance: not new
+               torch.as_tensor(rng.random((8, n)), dtype=torch.float32)]
+    fresh = torch.as_tensor(rng.integers(0, 2, (2, n)), dtype=torch.float32)
+    batches.append(torch.cat([fresh[[1, 0, 1]], pool[:2].float()]))  # new rows, one twice
+    for solutions in batches:
+        expected = _update_solution_pool(solutions, pool)
+        pool = pyepo_oracle.grow_pool(solutions, pool)
+        assert pool.dtype == expected.dtype
+        torch.testing.assert_close(pool, expected, rtol=0, atol=0)
+    assert len(pool) > 6  # the pool grew
+
+
+def test_pool_seed_gives_pyepos_initial_pool(problem: ShortestPath) -> None:
+    """The seed holds each training solution once; PyEPO's pool from it is the one it builds
+    from every instance's solution (``torch.unique`` of them all)."""
+    from l2obench.problems.knapsack import Knapsack
+
+    for prob in (problem, Knapsack(n_train=300)):
+        split = prob.generate().train
+        seed = pyepo_oracle.PoolSeed(pyepo_oracle.ProblemOptModel(prob), split)
+        every = torch.as_tensor(split.solutions, dtype=torch.float32)
+        assert len(seed.sols) < len(every)  # instances share optima
+        assert torch.equal(torch.unique(seed.sols, dim=0), torch.unique(every, dim=0))
+
+
 def test_spo_plus_matches_its_closed_form(problem: ShortestPath, batch) -> None:
     """``mean(−min (2ĉ−c)ᵀx + 2ĉᵀx*(c) − z*(c))``, gradient ``2(x*(c) − x*(2ĉ−c)) / B``."""
     pred, costs = batch

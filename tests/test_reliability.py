@@ -188,6 +188,30 @@ def test_a_suite_sharing_a_folder_reports_its_own_cells_and_the_missing_ones(
     assert "6/6 cells ok" in files.leaderboard.read_text() and files.missing == 0
 
 
+def test_publishing_takes_the_runs_records_and_supersedes_the_old_baselines(
+        recorded: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import l2obench.report
+
+    _, out = copy_of(recorded, tmp_path)
+    published = tmp_path / "results" / "small"
+    monkeypatch.setattr(l2obench.report, "publish_dir", lambda suite: published)
+    old = dataclasses.replace(next(ResultStore(out).scan()), cell_id="0123456789abcdef")
+    ResultStore(published).write(old)  # a record of the previous baseline
+    code, text = run_main(["report", "--results", str(out), "--suite", "small", "--publish"])
+    assert code == 0, text
+    run = {p.name for p in record_files(out)}
+    assert {p.name for p in record_files(published)} == run
+    assert [p.name.split(".")[0] for p in (published / "records" / "superseded").iterdir()] \
+        == [old.cell_id]
+    noted = json.loads((published / "suites" / "small.json").read_text())
+    assert set(noted["cells"]) == {name.removesuffix(".json") for name in run}
+    assert "2/2 cells ok" in (published / "LEADERBOARD.md").read_text()
+    assert f"--results {out}" in (published / "LEADERBOARD.md").read_text()
+    # Publishing the same run again rewrites nothing.
+    assert run_main(["report", "--results", str(out), "--suite", "small", "--publish"])[0] == 0
+    assert len(list((published / "records" / "superseded").iterdir())) == 1
+
+
 # -- 4. a folder named like a built-in suite ------------------------------------------------
 
 

@@ -195,3 +195,24 @@ def test_the_new_tables_are_exported_with_their_tie_groups(report: ReportFiles) 
     assert r"\textbf{blackbox}" not in tex
     rows = tables["proto-shortest-path-size-5-deg_1-configurations.csv"].read_text()
     assert rows.count(",selected\n") == 4  # the header; spo+ at lr 0.01, two-stage, blackbox
+
+
+def test_parameters_every_method_shares_leave_the_labels() -> None:
+    import pandas as pd
+
+    from l2obench.report.configurations import describe_shared, without_shared_parameters
+
+    frame = pd.DataFrame({
+        "method": ["spo+", "dys-jfb", "dys-jfb"],
+        "method_label": ["spo+[batch_size=32,lr=0.01]", "dys-jfb[batch_size=32,lr=0.01]",
+                         "dys-jfb[batch_size=32,lr=0.1]"],
+        "params": ['{"batch_size": 32, "lr": 0.01}', '{"batch_size": 32, "lr": 0.01}',
+                   '{"batch_size": 32, "lr": 0.1}']})
+    relabelled, shared = without_shared_parameters(frame)
+    assert describe_shared(shared) == "batch_size=32"  # lr takes two values: it stays
+    assert list(relabelled["method_label"]) == ["spo+[lr=0.01]", "dys-jfb[lr=0.01]",
+                                                "dys-jfb[lr=0.1]"]
+    one = frame.iloc[:1]
+    assert without_shared_parameters(one)[1] == frozenset()  # one label: nothing to factor
+    imposed, _ = without_shared_parameters(one, shared)
+    assert list(imposed["method_label"]) == ["spo+[lr=0.01]"]

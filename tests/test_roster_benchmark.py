@@ -23,3 +23,17 @@ def test_quick_run_trains_the_same_on_both_sides() -> None:
     assert len(same) == len(QUICK.ks) and all(c.passed for c in same), same
     (table,) = result.tables
     assert [row[0] for row in table.rows] == list(QUICK.labels)
+
+
+def test_the_grid_sides_can_be_chosen() -> None:
+    """``$L2OBENCH_ROSTER_KS`` keeps the chosen sides with their training sizes and caps."""
+    for module in ("pyepo", "gurobipy"):
+        pytest.importorskip(module)
+    from benchmarks.roster_vs_pyepo import FULL, only_ks
+
+    assert only_ks(FULL, "") == FULL
+    k20 = only_ks(FULL, "20")
+    assert (k20.ks, k20.n_train, k20.frank_wolfe_max_iter) == ((20,), (200,), (100,))
+    for bad in ("7", "five", ","):
+        with pytest.raises(ValueError, match="L2OBENCH_ROSTER_KS"):
+            only_ks(FULL, bad)

@@ -17,11 +17,16 @@ of the problem's oracle. PyEPO's JAX front end and ``optDataset`` also dispatch 
 **The solution pool.** PyEPO's modules cache solutions when ``solve_ratio < 1`` (and the
 contrastive and ranking losses always do): the pool is seeded from a training ``optDataset``
 and grows with every solve. :class:`PoolSeed` is the training split in that form, built from
-the solutions l2obench already has, so nothing is solved twice.
+the solutions l2obench already has, so nothing is solved twice. PyEPO deduplicates every solved
+batch (``torch.unique`` over its rows, then an L1 distance to the pool) before it appends the new
+rows; :func:`grow_pool` gives the same pool but first checks, with the distances alone, whether
+any row is new, which, once the pool holds the optima a model predicts, none is: the sort is
+skipped at almost every step.
 """
 
 from __future__ import annotations
 
+import types
 from abc import abstractmethod
 from typing import Any, ClassVar
 
@@ -29,7 +34,9 @@ import numpy as np
 import torch
 from pyepo import EPO
 from pyepo.data.dataset import optDataset
+from pyepo.func._common import require_solution_pool, solution_pool_tolerance
 from pyepo.func.abcmodule import optModule
+from pyepo.func.utils import _solve_batch
 from pyepo.model.mpax import optMpaxModel
 from pyepo.model.opt import optModel
 from torch.nn import functional as F
@@ -110,14 +117,56 @@ class PoolSeed(optDataset):
     PyEPO reads only ``dataset.sols`` for the pool (``pyepo.func.runtime.init_solution_pool``)
     and builds an ``optDataset`` by solving every instance; this one takes the split's
     solutions, already exact, and solves nothing (``optDataset.__init__`` is not called).
+    ``sols`` holds each distinct solution once (in first-seen order): PyEPO's pool is their
+    ``torch.unique``, the same sorted rows as that of every instance's solution, whose sort
+    over all the rows cost more than the rest of a short fit's set-up.
     """
 
     def __init__(self, optmodel: optModel, split: Split) -> None:
         self.model = optmodel
         self.feats = torch.as_tensor(split.features, dtype=torch.float32)
         self.costs = torch.as_tensor(split.costs, dtype=torch.float32)
-        self.sols = torch.as_tensor(split.solutions, dtype=torch.float32)
+        solutions = np.ascontiguousarray(split.solutions, dtype=np.float32)
+        rows = solutions.view(np.dtype((np.void, solutions.dtype.itemsize * solutions.shape[1])))
+        _, first = np.unique(rows.ravel(), return_index=True)
+        self.sols = torch.as_tensor(solutions[np.sort(first)])
         self.objs = torch.as_tensor(split.objectives, dtype=torch.float32).reshape(-1, 1)
+
+
+def grow_pool(solutions: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
+    """``pyepo.func.utils._update_solution_pool(solutions, pool)``, the same tensor, cheaper.
+
+    PyEPO appends the distinct rows of ``solutions`` (``torch.unique``'s sorted order) whose L1
+    distance to every pool member exceeds its tolerance. A row's distances do not depend on the
+    other rows, so the new rows are found first, from ``solutions`` as they are, and only they
+    are deduplicated and sorted: the same rows in the same order, and when none is new (most
+    steps once the pool holds the optima the model predicts) the pool itself, unsorted, uncopied.
+    """
+    if solutions.device != pool.device:
+        solutions = solutions.to(pool.device)
+    if pool.dtype != solutions.dtype:
+        pool = pool.to(solutions.dtype)
+    tol = solution_pool_tolerance(solutions.shape[-1])
+    is_new = (torch.cdist(solutions, pool, p=1.0) > tol).all(dim=1)
+    if not bool(is_new.any()):
+        return pool
+    return torch.cat((pool, torch.unique(solutions[is_new], dim=0)), dim=0)
+
+
+def refresh_solution_pool(module: optModule, cost: torch.Tensor) -> torch.Tensor:
+    """``optModule._refresh_solution_pool`` (PyEPO 2.2.7) with :func:`grow_pool` for its update:
+    solve with probability ``solve_ratio`` and grow the pool, then return the pool on ``cost``'s
+    device and dtype. The contrastive and ranking modules call it at every forward pass."""
+    if module._branch_rng.uniform() <= module.solve_ratio:
+        solutions, _ = _solve_batch(cost, module.optmodel, module.processes, module.pool)
+        if module.solpool is not None:
+            pool = grow_pool(solutions, module.solpool)
+            module.solpool = pool.to(cost.device) if pool.device != cost.device else pool
+    pool = require_solution_pool(module.solpool)
+    if pool.device != cost.device or pool.dtype != cost.dtype:
+        pool = pool.to(device=cost.device, dtype=cost.dtype)
+        module.solpool = pool
+    return pool
 
 
 #: PyEPO's solution caching, a parameter of every method whose module solves during training.
@@ -158,6 +207,8 @@ class PyEPOMethod(TorchMethod):
                 if self.needs_pool or self.config["solve_ratio"] < 1 else None)
         module = self.make_module(self.optmodel, pool)
         module._branch_rng = np.random.RandomState(self.seed)
+        # The same pool as PyEPO's own refresh, without its per-step sort (see grow_pool).
+        module._refresh_solution_pool = types.MethodType(refresh_solution_pool, module)
         self._module = module
 
     @property

@@ -54,25 +54,20 @@ def path_laplacian(k: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _Diagonal:
-    """Index arrays to relax the nodes of one anti-diagonal at once.
+class _DagPlan:
+    """Everything the dynamic program precomputes once per grid size.
 
-    A predecessor or arc that does not exist points at the padding node (distance ``+inf``) or
-    the padding arc (cost 0), so every node takes the same two-way minimum.
+    The distances are kept diagonal by diagonal (``order``: the nodes, diagonal after diagonal,
+    ``i`` increasing within one), each diagonal between two ``+inf`` pads, so that the left and
+    upper predecessors of a whole diagonal are two contiguous slices of the previous one: a
+    relaxation is a few slice operations, with no gather or scatter.
     """
 
-    nodes: np.ndarray
-    left_pred: np.ndarray
-    left_arc: np.ndarray
-    up_pred: np.ndarray
-    up_arc: np.ndarray
-
-
-@dataclass(frozen=True)
-class _DagPlan:
-    """Everything the dynamic program precomputes once per grid size."""
-
-    diagonals: tuple[_Diagonal, ...]
+    #: per diagonal ``s ≥ 1``: (first position in ``order``, length, row of its first distance,
+    #: rows of the previous diagonal's left and upper predecessors of its first node)
+    steps: tuple[tuple[int, int, int, int, int], ...]
+    order: np.ndarray  # [k²] node at each diagonal-major position
+    position: np.ndarray  # [k²] diagonal-major position of each node
     in_right: np.ndarray  # [k²] the right arc entering each node (from v − 1), or the padding arc
     in_down: np.ndarray  # [k²] the down arc entering each node (from v − k), or the padding arc
     tails: np.ndarray  # [m] tail node of each arc
@@ -201,48 +196,55 @@ class ShortestPath(Problem):
         m = len(self.arcs)
         tails, heads = self.arcs[:, 0], self.arcs[:, 1]
         is_down = heads - tails == k
-        in_right = np.full(n_nodes + 1, m, dtype=np.int64)
-        in_down = np.full(n_nodes + 1, m, dtype=np.int64)
+        in_right = np.full(n_nodes, m, dtype=np.int64)
+        in_down = np.full(n_nodes, m, dtype=np.int64)
         in_right[heads[~is_down]] = np.flatnonzero(~is_down)
         in_down[heads[is_down]] = np.flatnonzero(is_down)
 
-        diagonals = []
-        for s in range(1, 2 * k - 1):
+        order: list[int] = []
+        steps = []
+        first_i = prev_first_i = prev_row = 0
+        for s in range(2 * k - 1):
             i = np.arange(max(0, s - k + 1), min(s, k - 1) + 1)
-            j = s - i
-            nodes = i * k + j
-            diagonals.append(
-                _Diagonal(
-                    nodes=nodes,
-                    left_pred=np.where(j > 0, nodes - 1, n_nodes),
-                    left_arc=in_right[nodes],
-                    up_pred=np.where(i > 0, nodes - k, n_nodes),
-                    up_arc=in_down[nodes],
-                )
-            )
-        return _DagPlan(diagonals=tuple(diagonals), in_right=in_right, in_down=in_down, tails=tails)
+            first_i, start = int(i[0]), len(order)
+            row = start + 2 * s + 1  # diagonal s's distances, after its pad and s earlier pairs
+            if s > 0:
+                # node (i, j): left predecessor (i, j − 1) and upper one (i − 1, j), both on the
+                # previous diagonal, at offsets i − i₀' and i − 1 − i₀' after its first node
+                steps.append((start, len(i), row, prev_row + first_i - prev_first_i,
+                              prev_row + first_i - prev_first_i - 1))
+            order.extend((i * k + s - i).tolist())
+            prev_first_i, prev_row = first_i, row
+        nodes = np.array(order, dtype=np.int64)
+        position = np.empty(n_nodes, dtype=np.int64)
+        position[nodes] = np.arange(n_nodes)
+        return _DagPlan(steps=tuple(steps), order=nodes, position=position, in_right=in_right,
+                        in_down=in_down, tails=tails)
 
     def _solve_dp(self, costs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Forward pass over anti-diagonals, then a backtrack of 2(k−1) steps, batch-vectorised.
 
-        Arrays are laid out node- (or arc-) major, ``[·, N]``, so each gather of a diagonal's
-        predecessors copies whole contiguous rows.
+        Arrays are laid out node- (or arc-) major, ``[·, N]``, so that each diagonal's rows are
+        whole contiguous rows; a node without a left (upper) predecessor sees the pad, ``+inf``,
+        through the padding arc, cost 0. Ties go to the left predecessor.
         """
         plan = self._plan
         n, m = costs.shape
         n_nodes = self.size * self.size
         padded = np.zeros((m + 1, n))  # row m: the padding arc, cost 0
         padded[:m] = costs.T
-        dist = np.empty((n_nodes + 1, n))  # row n_nodes: the padding node, never reachable
-        dist[self.source] = 0.0
-        dist[n_nodes] = np.inf
-        from_up = np.zeros((n_nodes + 1, n), dtype=bool)
-        for diag in plan.diagonals:
-            via_left = dist[diag.left_pred] + padded[diag.left_arc]
-            via_up = dist[diag.up_pred] + padded[diag.up_arc]
+        left_cost = padded[plan.in_right[plan.order]]  # diagonal-major, as the distances
+        up_cost = padded[plan.in_down[plan.order]]
+        dist = np.full((n_nodes + 2 * (2 * self.size - 1), n), np.inf)
+        dist[1] = 0.0  # the source, alone on diagonal 0
+        from_up = np.zeros((n_nodes, n), dtype=bool)
+        for start, length, row, left, up_row in plan.steps:
+            via_left = dist[left : left + length] + left_cost[start : start + length]
+            via_up = dist[up_row : up_row + length] + up_cost[start : start + length]
             up = via_up < via_left
-            from_up[diag.nodes] = up
-            dist[diag.nodes] = np.where(up, via_up, via_left)
+            from_up[start : start + length] = up
+            dist[row : row + length] = np.where(up, via_up, via_left)
+        from_up = from_up[plan.position]  # node-major for the backtrack
 
         batch = np.arange(n)
         path = np.empty((2 * (self.size - 1), n), dtype=np.int64)

@@ -31,7 +31,13 @@ from l2obench.errors import L2OBenchError
 from l2obench.report.aggregate import aggregate
 from l2obench.report.anytime import plot_anytime
 from l2obench.report.baseline import compare
-from l2obench.report.configurations import annotate, ranked, suite_tunings
+from l2obench.report.configurations import (
+    annotate,
+    describe_shared,
+    ranked,
+    suite_tunings,
+    without_shared_parameters,
+)
 from l2obench.report.data_grid import plot_data_grid
 from l2obench.report.export import write_tables
 from l2obench.report.leaderboard import section, write_pages
@@ -77,7 +83,8 @@ def build_report(results: str | Path, out: str | Path, *, suite: str | None = No
     naming what is there.
     """
     records, missing = _load(Path(results), suite)
-    against = _baseline(Path(baseline)) if baseline is not None else None
+    records, shared = without_shared_parameters(records)
+    against = _baseline(Path(baseline), shared) if baseline is not None else None
     if missing and not allow_incomplete:
         raise L2OBenchError(f"suite '{suite}' has {missing} cells without a record in "
                             f"{results}; run them first (the same 'l2obench run' resumes), or "
@@ -104,7 +111,8 @@ def build_report(results: str | Path, out: str | Path, *, suite: str | None = No
         sections.append(section(cells, part, plots, out, missing=missing,
                                 every=configurations,
                                 selections=selections.get(str(suite_name)),
-                                baseline=changes, baseline_name=str(baseline)))
+                                baseline=changes, baseline_name=str(baseline),
+                                shared=describe_shared(shared)))
         stems.append(stem)
     aggregates = out / "aggregates.csv"
     every.to_csv(aggregates, index=False)
@@ -138,12 +146,14 @@ def _figures(agg: pd.DataFrame, records: pd.DataFrame, out: Path, stem: str,
     return plots + [p for p in (anytime, grid) if p is not None]
 
 
-def _baseline(path: Path) -> pd.DataFrame:
-    """A baseline's records, each method represented as on its own pages."""
+def _baseline(path: Path, shared: frozenset[str]) -> pd.DataFrame:
+    """A baseline's records, each method represented as on its own pages, its labels without
+    the parameters the report's labels leave out (``shared``)."""
     try:
         records = load_results(path)
     except FileNotFoundError as exc:
         raise L2OBenchError(f"--baseline: {exc}") from None
+    records, _ = without_shared_parameters(records, shared)
     tunings = suite_tunings(path, sorted(pd.unique(records["suite"].astype(str))))
     annotated, _ = annotate(records, tunings)
     return ranked(annotated)

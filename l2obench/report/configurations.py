@@ -22,7 +22,14 @@ import pandas as pd
 
 from l2obench.params import format_value
 from l2obench.record import selected_val_regret
-from l2obench.selection import Selections, Trial, Tuning, data_key, select, split_label
+from l2obench.selection import (
+    Selections,
+    Trial,
+    Tuning,
+    data_key,
+    select,
+    split_label,
+)
 from l2obench.store import suite_tuning
 
 log = logging.getLogger(__name__)
@@ -113,6 +120,47 @@ def annotate(records: pd.DataFrame, tunings: Mapping[str, Tuning]
     frame["selected"] = [_is_selected(selections[str(row["suite"])], row)
                          for _, row in frame.iterrows()]
     return frame, selections
+
+
+def without_shared_parameters(
+        records: pd.DataFrame, shared: frozenset[str] | None = None,
+) -> tuple[pd.DataFrame, frozenset[str]]:
+    """``records`` with labels that leave out the parameters every method was given with the
+    same value, and those ``name=value`` items.
+
+    ``lr=0.01`` on every label of a page says nothing about any method: the page says it once.
+    Such an item is never a tuned parameter's (a tuned one takes several values). With one label
+    nothing is shared; ``shared`` imposes the items (a baseline drops its report's).
+    """
+    parts = [_label_items(str(m), str(label))
+             for m, label in zip(records["method"], records["method_label"], strict=True)]
+    if shared is None:
+        distinct = set(zip(records["method"], records["method_label"], strict=True))
+        sets = [frozenset(p) for p in parts]
+        shared = frozenset.intersection(*sets) if len(distinct) > 1 and sets else frozenset()
+    if not shared:
+        return records, shared
+    frame = records.copy()
+    frame["method_label"] = [
+        label if not items else
+        str(m) + (f"[{','.join(i for i in items if i not in shared)}]"
+                  if any(i not in shared for i in items) else "")
+        for m, label, items in zip(frame["method"], frame["method_label"], parts, strict=True)]
+    return frame, shared
+
+
+def _label_items(method: str, label: str) -> list[str]:
+    """The ``name=value`` items of a label ``method[k=v,...]``; none for a label that does not
+    read that way."""
+    if not (label.startswith(method + "[") and label.endswith("]")):
+        return []
+    items = label[len(method) + 1 : -1].split(",")
+    return items if all("=" in i for i in items) else []
+
+
+def describe_shared(shared: frozenset[str]) -> str:
+    """The items :func:`without_shared_parameters` left out, as a page says them."""
+    return ", ".join(sorted(shared))
 
 
 def group_of(row: Mapping[str, Any]) -> tuple[str, str, str]:

@@ -415,13 +415,14 @@ def _data(key: object) -> str:
 def section(records: pd.DataFrame, agg: pd.DataFrame, plots: Iterable[PlotFiles],
             page_dir: Path, missing: int = 0, every: pd.DataFrame | None = None,
             selections: Selections | None = None, baseline: pd.DataFrame | None = None,
-            baseline_name: str = "") -> Section:
+            baseline_name: str = "", shared: str = "") -> Section:
     """The tables and figures of one (suite, problem); figure paths relative to ``page_dir``.
 
     ``records`` and ``agg`` hold the cells that represent each method (``method_label`` the
     method's identity: see :func:`l2obench.report.configurations.ranked`); ``every`` the
     aggregate of every configuration and ``selections`` the suite's selections, where the suite
     declares tuning. ``missing`` cells of the suite have no record: the counts say so.
+    ``shared`` names the parameters every method was given, left out of the labels.
     """
     methods = sorted(pd.unique(agg["method_label"]))
     metrics = _shown_metrics(agg)
@@ -456,7 +457,9 @@ def section(records: pd.DataFrame, agg: pd.DataFrame, plots: Iterable[PlotFiles]
                           f"{_count(n_sizes, 'size')}"
                           + (f", {_count(n_points, 'data point')}" if n_points > 1 else "")
                           + (f"; {_count(missing, 'cell')} of the suite not recorded (not run "
-                             "yet, or failed to write)" if missing else ""),
+                             "yet, or failed to write)" if missing else "")
+                          + (f"; every method with {shared} (left out of the labels)"
+                             if shared else ""),
                    statistics=test.summary(), tuning=rule,
                    selection=selection_table(every, selections)
                    if tuned and every is not None and selections is not None else None,

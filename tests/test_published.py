@@ -1,0 +1,35 @@
+"""Every published page is what ``l2obench report`` makes of its records, exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from tests.test_input_fuzz import run_main
+
+RESULTS = REPO / "results"
+#: Lines that say when and how a page was made, not what it shows.
+_CIRCUMSTANCES = ("- **report made (UTC):**", "- **command:**")
+
+
+def _content(path: Path) -> list[str]:
+    return [line for line in path.read_text(encoding="utf-8").splitlines()
+            if not line.startswith(_CIRCUMSTANCES)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suite", sorted(p.name for p in RESULTS.iterdir() if p.is_dir()))
+def test_a_published_page_regenerates_from_its_records(suite: str, tmp_path: Path) -> None:
+    published = RESULTS / suite
+    code, text = run_main(["report", "--results", str(published), "--suite", suite,
+                           "--out", str(tmp_path), "--notes", str(published / "NOTES.md")])
+    assert code == 0, text
+    assert _content(tmp_path / "LEADERBOARD.md") == _content(published / "LEADERBOARD.md")
+    tables = sorted(p.relative_to(published) for p in published.glob("tables/*.csv"))
+    assert tables == sorted(p.relative_to(tmp_path) for p in tmp_path.glob("tables/*.csv"))
+    for name in [Path("aggregates.csv"), *tables]:
+        assert (tmp_path / name).read_text() == (published / name).read_text(), name
+    figures = {p.name for p in (published / "figures").iterdir()}
+    assert figures == {p.name for p in (tmp_path / "figures").iterdir()}  # none stale
