@@ -7,6 +7,7 @@
     python -m benchmarks.dys_scale threads --reference /tmp/ref-0164524
     python -m benchmarks.dys_scale memory  --reference /tmp/ref-0164524  # dys-unrolled, k = 100
     python -m benchmarks.dys_scale adjoint                        # dys-implicit's adjoint
+    python -m benchmarks.dys_scale profile --reference /tmp/ref-0164524  # where an epoch goes
     python -m benchmarks.dys_scale tables                         # Markdown of what is stored
     python -m benchmarks.dys_scale all --quick                    # every section, tiny sizes
 
@@ -27,6 +28,10 @@ file per section under ``--out`` (default ``benchmarks/results/dys_scale/``) and
   and the ``K`` that fits in 8 GB.
 - ``adjoint``: ``dys-implicit``'s adjoint solvers at k = 10 … 100: iterations and the error of
   the float32 gradient against the float64 implicit gradient.
+- ``profile``: where one ``dys-jfb`` epoch's seconds go, both sides: the epoch without a
+  profiler, then under cProfile (the Python functions of ``l2obench``, grouped into the step,
+  the stopping checks, compaction, the model and its backward, validation) and under
+  ``torch.profiler`` (the ATen operators by their own time).
 
 Each fit runs in its own process (``python benchmarks/dys_scale.py _fit SPEC``): the reference
 side with ``--reference`` first on ``PYTHONPATH``, so that ``import l2obench`` is the
@@ -235,12 +240,7 @@ def _warm_up() -> None:
 
 def run_fit(spec: FitSpec, side: str, reference: Path | None) -> FitOutcome:
     """``spec`` in a fresh process, on ``side``: this checkout, or the ``reference`` one."""
-    env = dict(os.environ, OMP_NUM_THREADS=str(spec.threads))
-    if side == "reference":
-        if reference is None:
-            raise ValueError("the reference side needs --reference PATH")
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(reference),
-                                                          env.get("PYTHONPATH", "")]))
+    env = _side_env(spec, side, reference)
     result = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "_fit", json.dumps(asdict(spec))],
         env=env, capture_output=True, text=True, check=False, cwd=str(HERE.parent),
@@ -249,6 +249,17 @@ def run_fit(spec: FitSpec, side: str, reference: Path | None) -> FitOutcome:
         raise RuntimeError(f"{side} {spec.method} k={spec.k} failed:\n{result.stderr[-3000:]}")
     values = json.loads(result.stdout.strip().splitlines()[-1])
     return FitOutcome(spec=spec, side=side, **values)
+
+
+def _side_env(spec: FitSpec, side: str, reference: Path | None) -> dict[str, str]:
+    """The environment of a worker process on ``side``: the reference first on the path."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(spec.threads))
+    if side == "reference":
+        if reference is None:
+            raise ValueError("the reference side needs --reference PATH")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(reference),
+                                                          env.get("PYTHONPATH", "")]))
+    return env
 
 
 def alternate(specs: Sequence[tuple[FitSpec, str]], reference: Path | None) -> list[FitOutcome]:
@@ -525,6 +536,126 @@ def adjoint(profile: Profile, threads: int) -> dict[str, Any]:
     return {"rows": rows}
 
 
+#: cProfile's functions of a fit, by (file name's tail, function name), grouped into what the
+#: ``profile`` section reports; cumulative seconds, so a group is a call tree's root. The names
+#: are this checkout's and the reference's (``_complement`` and ``operator`` exist in both).
+PROFILE_GROUPS: dict[str, tuple[tuple[str, str], ...]] = {
+    "forward solves": (("fixed_point.py", "_solve"), ("fixed_point.py", "__call__")),
+    "DYS steps (in the solves and the taped one)": (("dys.py", "_step"),
+                                                   ("dys.py", "operator")),
+    "affine projection's complement N": (("projections.py", "_complement"),),
+    "  of it: the (A Aᵀ)⁺ products": (("projections.py", "_gram_grid"),
+                                      ("projections.py", "_gram_columns")),
+    "stopping checks (observe/retire)": (("fixed_point.py", "observe"),
+                                         ("fixed_point.py", "retire"),
+                                         ("fixed_point.py", "_retired")),
+    "compaction (keep, take)": (("fixed_point.py", "keep"), ("fixed_point.py", "_take")),
+    "validation (regret of predicted costs)": (("training.py", "validate_eval"),),
+    "optimiser step": (("adam.py", "step"),),
+    "backward pass": (("_tensor.py", "backward"),),
+}
+
+
+#: The largest grid side whose epoch runs under ``torch.profiler``: it keeps every operator
+#: event in memory, and at k = 100 (millions of small operations per epoch) its worker was killed
+#: for memory past 20 GB. Larger sizes get the plain and cProfile epochs only.
+TORCH_PROFILER_MAX_K = 50
+
+
+def profile_worker(spec: FitSpec) -> dict[str, Any]:
+    """One epoch of ``spec`` three times in this process: plain, under cProfile, under
+    ``torch.profiler`` (up to :data:`TORCH_PROFILER_MAX_K`); the seconds of each, cProfile's
+    groups and top functions, and the top ATen operators by self time."""
+    import cProfile
+    import pstats
+
+    import torch
+
+    torch.set_num_threads(spec.threads)
+    from l2obench import Budget, method_registry, problem_registry
+    from l2obench.provenance import git_commit
+
+    problem = problem_registry.get("shortest-path")(k=spec.k, seed=spec.seed, **spec.data)
+    data = problem.generate()
+    _warm_up()
+
+    def epoch() -> tuple[float, Any]:
+        method = method_registry.get(spec.method)(problem, torch.device("cpu"), spec.seed,
+                                                  **spec.params)
+        start = time.perf_counter()
+        fit = method.fit(data, Budget(max_epochs=1))
+        return time.perf_counter() - start, fit
+
+    load_before = list(os.getloadavg())
+    plain_s, fit = epoch()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    cprofile_s, _ = epoch()
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    entries = stats.stats  # type: ignore[attr-defined]
+    functions = []
+    for (path, line, name), (_, ncalls, tottime, cumtime, _) in entries.items():
+        functions.append({"file": "/".join(Path(path).parts[-2:]), "line": line, "name": name,
+                          "calls": ncalls, "tottime": tottime, "cumtime": cumtime})
+    groups = {}
+    for group, keys in PROFILE_GROUPS.items():
+        # the outermost of the group's functions: the largest cumulative time among them
+        # counts (recursion and nesting would count twice otherwise)
+        matching = [f for f in functions
+                    if any(f["file"].endswith(tail) and f["name"] == name for tail, name in keys)]
+        groups[group] = max((f["cumtime"] for f in matching), default=0.0)
+    top_functions = sorted(functions, key=lambda f: -f["tottime"])[:30]
+
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    ops: list[dict[str, Any]] = []
+    torch_profiler_s = None
+    if spec.k <= TORCH_PROFILER_MAX_K:
+        with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+            torch_profiler_s, _ = epoch()
+        for event in prof.key_averages():
+            ops.append({"op": event.key, "calls": event.count,
+                        "self_s": event.self_cpu_time_total / 1e6,
+                        "total_s": event.cpu_time_total / 1e6})
+        ops.sort(key=lambda o: -o["self_s"])
+    return {"plain_s": plain_s, "cprofile_s": cprofile_s, "torch_profiler_s": torch_profiler_s,
+            "fwd_iters_mean": fit.fwd_iters_mean, "groups": groups,
+            "top_functions": top_functions, "ops": ops[:30],
+            "ops_self_s_total": sum(o["self_s"] for o in ops),
+            "load_before": load_before, "load_after": list(os.getloadavg()),
+            "commit": git_commit()}
+
+
+def profile_section(profile: Profile, reference: Path | None, threads: int) -> dict[str, Any]:
+    """``profile``: where a ``dys-jfb`` epoch's seconds go at ``jfb_sizes``, both sides."""
+    runs = []
+    for k in profile.jfb_sizes:
+        spec = FitSpec("dys-jfb", k, {}, 1, 0, threads, profile.data)
+        for side in ("l2obench", "reference") if reference is not None else ("l2obench",):
+            env = _side_env(spec, side, reference)
+            result = subprocess.run(
+                [sys.executable, str(Path(__file__).resolve()), "_profile",
+                 json.dumps(asdict(spec))],
+                env=env, capture_output=True, text=True, check=False, cwd=str(HERE.parent))
+            if result.returncode != 0:
+                raise RuntimeError(f"{side} profile k={k} failed:\n{result.stderr[-3000:]}")
+            values = json.loads(result.stdout.strip().splitlines()[-1])
+            under_torch = values["torch_profiler_s"]
+            print(f"  {side:<9} dys-jfb k={k}: epoch {values['plain_s']:.3g} s plain, "
+                  f"{values['cprofile_s']:.3g} s under cProfile, "
+                  f"{_num(under_torch)} s under torch.profiler; load "
+                  f"{values['load_before'][0]:.1f}→{values['load_after'][0]:.1f}", flush=True)
+            for group, seconds in values["groups"].items():
+                print(f"    {group:<44} {seconds:7.3f} s", flush=True)
+            for op in values["ops"][:12]:
+                print(f"    {op['op']:<44} {op['self_s']:7.3f} s self, {op['calls']} calls",
+                      flush=True)
+            runs.append({"side": side, "spec": asdict(spec), **values})
+    return {"runs": runs}
+
+
 # -- storage and tables ------------------------------------------------------------------------
 
 
@@ -546,11 +677,17 @@ def store(out: Path, section: str, result: dict[str, Any], state: dict[str, Any]
     return path
 
 
+def _stored(out: Path, section: str) -> list[tuple[str, dict[str, Any]]]:
+    """The stored runs of ``section``: ``section.json`` and those stored with ``--name
+    section-…``, by file name."""
+    paths = sorted(out.glob(f"{section}.json")) + sorted(out.glob(f"{section}-*.json"))
+    return [(path.stem, json.loads(path.read_text())) for path in paths]
+
+
 def tables(out: Path) -> str:
-    """The Markdown tables of the stored sections."""
+    """The Markdown tables of the stored sections, one per stored file."""
     parts = []
-    if (out / "ratios.json").exists():
-        data = json.loads((out / "ratios.json").read_text())
+    for name, data in _stored(out, "ratios"):
         rows = ["| method | k | l2obench s/epoch | 0164524 s/epoch | ratio | target | "
                 "fwd iters l2obench / 0164524 | test regret l2obench / 0164524 | load |",
                 "|---|---:|---:|---:|---:|---:|---:|---|---|"]
@@ -562,37 +699,37 @@ def tables(out: Path) -> str:
                 f"{', '.join(f'{v:.4f}' for v in r['l2obench_regret'])} / "
                 f"{', '.join(f'{v:.4f}' for v in r['reference_regret'])} | "
                 f"{min(r['load']):.1f}–{max(r['load']):.1f} |")
-        parts.append("\n".join(rows))
+        parts.append(f"{name}:\n\n" + "\n".join(rows))
     for section in ("warm", "threads", "memory"):
-        path = out / f"{section}.json"
-        if not path.exists():
-            continue
-        data = json.loads(path.read_text())
-        rows = ["| side | method | k | params | threads | epochs | s/epoch | fwd iters | "
-                "test regret | peak MB | load |",
-                "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|"]
-        for o in data["runs"]:
-            s = o["spec"]
-            rows.append(f"| {o['side']} | {s['method']} | {s['k']} | {_params(s['params'])} | "
-                        f"{s['threads']} | {o['epochs']} | {o['seconds_per_epoch']:.3g} | "
-                        f"{_num(o['fwd_iters_mean'])} | {o['test_regret']:.4f} | "
-                        f"{_num(o['peak_mb'])} | {o['load_before'][0]:.1f}→"
-                        f"{o['load_after'][0]:.1f} |")
-        if section == "memory":
-            rows.append("")
-            rows += [f"{side}: {fit['mb_per_step']:.1f} MB per taped step, K in 8 GB ≈ "
-                     f"{fit['K_in_8GB']}" for side, fit in data.get("fits", {}).items()]
-        parts.append(f"{section}:\n\n" + "\n".join(rows))
+        for name, data in _stored(out, section):
+            parts.append(f"{name}:\n\n" + _runs_table(section, data))
     for section in ("forms", "adjoint"):
-        path = out / f"{section}.json"
-        if not path.exists():
-            continue
-        data = json.loads(path.read_text())
-        keys = list(data["rows"][0]) if data["rows"] else []
-        rows = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-        rows += ["| " + " | ".join(_cell(r[key]) for key in keys) + " |" for r in data["rows"]]
-        parts.append(f"{section}:\n\n" + "\n".join(rows))
+        for name, data in _stored(out, section):
+            keys = list(data["rows"][0]) if data["rows"] else []
+            rows = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+            rows += ["| " + " | ".join(_cell(r[key]) for key in keys) + " |"
+                     for r in data["rows"]]
+            parts.append(f"{name}:\n\n" + "\n".join(rows))
     return "\n\n".join(parts)
+
+
+def _runs_table(section: str, data: dict[str, Any]) -> str:
+    """The fits of a ``warm``, ``threads`` or ``memory`` file, one row each."""
+    rows = ["| side | method | k | params | threads | epochs | s/epoch | fwd iters | "
+            "test regret | peak MB | load |",
+            "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+    for o in data["runs"]:
+        s = o["spec"]
+        rows.append(f"| {o['side']} | {s['method']} | {s['k']} | {_params(s['params'])} | "
+                    f"{s['threads']} | {o['epochs']} | {o['seconds_per_epoch']:.3g} | "
+                    f"{_num(o['fwd_iters_mean'])} | {o['test_regret']:.4f} | "
+                    f"{_num(o['peak_mb'])} | {o['load_before'][0]:.1f}→"
+                    f"{o['load_after'][0]:.1f} |")
+    if section == "memory":
+        rows.append("")
+        rows += [f"{side}: {fit['mb_per_step']:.1f} MB per taped step, K in 8 GB ≈ "
+                 f"{fit['K_in_8GB']}" for side, fit in data.get("fits", {}).items()]
+    return "\n".join(rows)
 
 
 def _cell(value: Any) -> str:
@@ -603,7 +740,7 @@ def _cell(value: Any) -> str:
 
 # -- driver ------------------------------------------------------------------------------------
 
-SECTIONS = ("ratios", "warm", "forms", "threads", "memory", "adjoint")
+SECTIONS = ("ratios", "warm", "forms", "threads", "memory", "adjoint", "profile")
 
 
 def run_section(section: str, profile: Profile, reference: Path | None, threads: int,
@@ -619,13 +756,15 @@ def run_section(section: str, profile: Profile, reference: Path | None, threads:
         return threads_section(profile, reference)
     if section == "memory":
         return memory(profile, reference, threads)
+    if section == "profile":
+        return profile_section(profile, reference, threads)
     return adjoint(profile, threads)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("section", choices=(*SECTIONS, "all", "tables", "_fit"))
+    parser.add_argument("section", choices=(*SECTIONS, "all", "tables", "_fit", "_profile"))
     parser.add_argument("spec", nargs="?", help=argparse.SUPPRESS)
     parser.add_argument("--reference", type=Path,
                         help=f"a checkout of commit {REFERENCE_COMMIT} (the reference side); "
@@ -655,6 +794,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.section == "_fit":
         print(json.dumps(fit_worker(FitSpec(**json.loads(args.spec)))), flush=True)
+        return 0
+    if args.section == "_profile":
+        print(json.dumps(profile_worker(FitSpec(**json.loads(args.spec)))), flush=True)
         return 0
     if args.section == "tables":
         print(tables(args.out))

@@ -142,10 +142,15 @@ class DYSMethod(TorchMethod):
     """MLP cost model → DYS layer → decisions, trained by MSE against the optimal decisions.
 
     With ``warm_start`` each training instance's solve starts where that instance's previous
-    one ended (its fixed point of the previous epoch) instead of at ``z = 0``: the same fixed
-    point and stopping rule, fewer iterations once the model changes little between epochs.
-    Validation is scored from the predicted costs by the exact oracle and never solves the
-    layer, so only training instances have a previous solve.
+    one ended (its fixed point of the previous epoch) instead of at ``z = 0``: the same
+    operator and stopping rule, fewer iterations once the model changes little between epochs.
+    It is off by default because it costs regret: the test ``‖z_{k+1} − z_k‖ ≤ tol`` bounds the
+    step, not the distance to the fixed point, and with the operator barely contractive
+    (``1 − αγ`` close to 1) a solve started at last epoch's point can meet it still near that
+    point, so that the training decisions lag the model (the regret and iterations are in
+    ``benchmarks/RESULTS.md``, "Warm starts"; the lag is the likely cause, not measured).
+    Validation is scored from the predicted costs by the exact oracle and never
+    solves the layer, so only training instances have a previous solve.
     """
 
     params: ClassVar[dict[str, Param]] = {**DYS_PARAMS, **SOLVER_PARAMS, **DEVICE_PARAMS}
