@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from l2obench.errors import MissingExtraError
+from l2obench.measure import host_peak_mb
 from l2obench.methods.base import method_registry
 from l2obench.problems.base import Dataset, problem_registry
 from l2obench.process_pool import die_with_parent
@@ -229,10 +230,15 @@ def run_isolated(cell: Cell, limits: Limits, threads: int | None = None,
             if receiver.poll(_POLL_SECONDS):
                 with contextlib.suppress(EOFError):
                     record: Record
-                    record, drawn = receiver.recv()
+                    record, drawn, peak = receiver.recv()
                     child.join()
                     if drawn is not None and datasets is not None:
                         datasets.put(cell, drawn)
+                    if limits.memory_mb is not None and peak is not None \
+                            and peak > limits.memory_mb:  # over the cap between two looks
+                        return ended_record(cell, Status.OOM, f"reached {peak:.0f} MB "
+                                            f"resident, above the cell's memory cap of "
+                                            f"{limits.memory_mb:g} MB")
                     return record
                 break  # the child closed the pipe without a record: it is dying
             if not child.is_alive():
@@ -309,7 +315,7 @@ def _child_main(cell: Cell, sender: Any, threads: int | None, data: Dataset | No
     if drawn is not None and (share_bytes is None or dataset_bytes(drawn) > share_bytes):
         drawn = None
     with contextlib.suppress(BrokenPipeError):  # the parent died meanwhile: nobody to tell
-        sender.send((record, drawn))
+        sender.send((record, drawn, host_peak_mb()))
         sender.close()
 
 

@@ -41,6 +41,13 @@ def _status_kib(field: str) -> int | None:
     return None
 
 
+def host_peak_mb() -> float | None:
+    """The process's resident-memory high-water mark (``VmHWM``, MiB) since it started or since
+    :func:`reset_host_peak`; ``None`` where the OS does not say."""
+    kib = _status_kib("VmHWM")
+    return None if kib is None else kib / 1024.0
+
+
 def reset_host_peak() -> bool:
     """Reset the process's resident-memory high-water mark; False where the OS cannot."""
     try:
