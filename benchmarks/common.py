@@ -16,6 +16,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import torch
 
 from l2obench import Dataset, Method, Problem, method_registry, problem_registry
@@ -90,3 +91,12 @@ def available_method(name: str) -> type[Method]:
     except MissingExtraError as exc:
         raise NotImplementedError(str(exc)) from exc
     return method_cls
+
+
+def gurobi_objectives(model: Any, costs: np.ndarray) -> np.ndarray:
+    """Objectives of PyEPO's Gurobi model solving ``costs`` one row at a time (setObj + solve)."""
+    objectives = np.empty(len(costs))
+    for i, cost in enumerate(costs):
+        model.setObj(cost)
+        _, objectives[i] = model.solve()
+    return objectives

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from .common import dataset
+from .common import dataset, gurobi_objectives
 from .comparison import (
     Check,
     Comparison,
@@ -47,15 +46,6 @@ class Sizes:
 
 FULL = Sizes(k=5, batch=1000, repeats=7, big_k=100, big_batch=1000, n_eval=200)
 QUICK = Sizes(k=5, batch=100, repeats=3, big_k=33, big_batch=10, n_eval=32)
-
-
-def gurobi_objectives(model: Any, costs: np.ndarray) -> np.ndarray:
-    """Objectives of PyEPO's Gurobi model solving ``costs`` one row at a time (setObj + solve)."""
-    objectives = np.empty(len(costs))
-    for i, cost in enumerate(costs):
-        model.setObj(cost)
-        _, objectives[i] = model.solve()
-    return objectives
 
 
 def measure(sizes: Sizes) -> Findings:

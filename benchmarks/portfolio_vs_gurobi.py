@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from l2obench.problems.conic_solvers import solve_conic_batch
 from l2obench.problems.portfolio import Portfolio
 
+from .common import gurobi_objectives
 from .comparison import (
     Check,
     Comparison,
@@ -49,14 +49,6 @@ FULL = Sizes(n_assets=50, batch=1000, repeats=5)
 QUICK = Sizes(n_assets=10, batch=30, repeats=1)
 
 
-def one_at_a_time(model: Any, returns: np.ndarray) -> np.ndarray:
-    objectives = np.empty(len(returns))
-    for i, row in enumerate(returns):
-        model.setObj(row)
-        _, objectives[i] = model.solve()
-    return objectives
-
-
 def measure(sizes: Sizes) -> Findings:
     from pyepo.data.portfolio import genData
     from pyepo.model.grb.portfolio import portfolioModel
@@ -72,9 +64,9 @@ def measure(sizes: Sizes) -> Findings:
         times = interleaved_medians({
             "ours": lambda: problem.oracle(returns),
             "one": lambda: solve_conic_batch(problem.conic(), returns, "clarabel", processes=1),
-            "gurobi": lambda: one_at_a_time(model, returns),
+            "gurobi": lambda: gurobi_objectives(model, returns),
         }, sizes.repeats)
-        theirs = one_at_a_time(model, returns)
+        theirs = gurobi_objectives(model, returns)
     t_ours, t_one, t_ref = times["ours"], times["one"], times["gurobi"]
     ours = problem.oracle(returns)[1]
     log.info("n=%d, batch of %d: oracle %s (one process %s), PyEPO portfolioModel %s", n, batch,

@@ -14,13 +14,13 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from l2obench.problems.tsp import TSP
 from l2obench.problems.tsp_solvers import solve_tsp_batch
 
+from .common import gurobi_objectives
 from .comparison import (
     Check,
     Comparison,
@@ -57,15 +57,6 @@ FULL = Sizes(n_nodes=20, batch=1000, repeats=3)
 QUICK = Sizes(n_nodes=7, batch=30, repeats=1)
 
 
-def one_at_a_time(model: Any, costs: np.ndarray) -> np.ndarray:
-    """PyEPO's model solving ``costs`` row by row: the objectives."""
-    objectives = np.empty(len(costs))
-    for i, cost in enumerate(costs):
-        model.setObj(cost)
-        _, objectives[i] = model.solve()
-    return objectives
-
-
 def measure(sizes: Sizes) -> Findings:
     from pyepo.data.tsp import genData
     from pyepo.model.grb.tsp import tspDFJModel, tspGGModel
@@ -81,12 +72,12 @@ def measure(sizes: Sizes) -> Findings:
         times = interleaved_medians({
             "ours": lambda: problem.oracle(costs),
             "one": lambda: solve_tsp_batch(n, costs, "highs", processes=1),
-            "tspDFJModel": lambda: one_at_a_time(dfj_model, costs),
+            "tspDFJModel": lambda: gurobi_objectives(dfj_model, costs),
         }, sizes.repeats)
         start = time.perf_counter()
-        gg = one_at_a_time(gg_model, costs)
+        gg = gurobi_objectives(gg_model, costs)
         times["tspGGModel"] = time.perf_counter() - start
-        found = {"tspDFJModel": one_at_a_time(dfj_model, costs), "tspGGModel": gg}
+        found = {"tspDFJModel": gurobi_objectives(dfj_model, costs), "tspGGModel": gg}
     t_ours, t_one = times["ours"], times["one"]
     ours = problem.oracle(costs)[1]
     rounds = f"median of {sizes.repeats} interleaved rounds"
