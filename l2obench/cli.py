@@ -412,20 +412,18 @@ def _publish_records(results: Path, out: Path, suite: str, allow_incomplete: boo
     """Make the published folder ``out`` hold suite ``suite``'s records from ``results`` (the
     cells its runs asked for there) and nothing else; refused while some have no record,
     unless ``allow_incomplete``."""
-    from l2obench.store import ResultStore, load_records, suite_cells, suite_tuning
+    from l2obench.store import ResultStore, suite_cells, suite_records, suite_tuning
 
     if not (results / "records").is_dir():
         raise UsageError(f"--results {results}: no records/ folder to publish")
-    wanted = suite_cells(results, suite)
-    mine = [r for r in load_records(results)
-            if (r.cell_id in wanted if wanted is not None else r.suite == suite)]
+    mine, missing = suite_records(results, suite)
     if not mine:
         raise UsageError(f"no records of suite '{suite}' under {results}")
-    missing = 0 if wanted is None else len(wanted) - len(mine)
     if missing and not allow_incomplete:
         raise UsageError(f"suite '{suite}' has {missing} cells without a record in {results}; "
                          "run them first (the same 'l2obench run' resumes), or pass "
                          "--allow-incomplete")
+    wanted = suite_cells(results, suite)
     ResultStore(out).hold_exactly(mine, suite, wanted, suite_tuning(results, suite))
 
 

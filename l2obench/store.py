@@ -421,6 +421,21 @@ def load_records(path: str | os.PathLike[str], *, strict: bool = False) -> list[
     return records
 
 
+def suite_records(path: str | os.PathLike[str], suite: str) -> tuple[list[Record], int]:
+    """The records of suite ``suite`` in a results folder, and how many of its cells have none.
+
+    A suite's records are the cells its runs asked for in this folder (``suites/<suite>.json``),
+    whichever suite's run recorded them; for folders written before runs noted their cells,
+    the records whose ``suite`` is ``suite`` (and none counted missing).
+    """
+    records = load_records(path)
+    wanted = suite_cells(path, suite)
+    if wanted is None:
+        return [r for r in records if r.suite == suite], 0
+    mine = [r for r in records if r.cell_id in wanted]
+    return mine, len(wanted) - len(mine)
+
+
 def load_results(path: str | os.PathLike[str], *, strict: bool = False) -> pd.DataFrame:
     """Every record of a results folder as a table, one row per cell (see :func:`load_records`).
 

@@ -28,6 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from l2obench.errors import L2OBenchError
+from l2obench.record import RECORD_COLUMNS
 from l2obench.report.aggregate import aggregate
 from l2obench.report.anytime import plot_anytime
 from l2obench.report.baseline import compare
@@ -43,7 +44,7 @@ from l2obench.report.export import write_tables
 from l2obench.report.leaderboard import section, write_pages
 from l2obench.report.plots import PLOTS, PlotFiles, plot_metrics
 from l2obench.report.style import Style, method_styles
-from l2obench.store import load_results, suite_cells
+from l2obench.store import load_records, load_results, suite_records
 
 __all__ = ["ReportFiles", "build_report", "publish_dir"]
 
@@ -160,31 +161,23 @@ def _baseline(path: Path, shared: frozenset[str]) -> pd.DataFrame:
 
 
 def _load(results: Path, suite: str | None) -> tuple[pd.DataFrame, int]:
-    """The records to report on and how many of the suite's cells have none, or an error a
-    user can act on.
-
-    A suite's records are the cells its runs asked for in this folder (``suites/<suite>.json``),
-    whichever suite's run recorded them; for folders written before runs noted their cells,
-    the records whose ``suite`` column names it.
-    """
+    """The records to report on and how many of the suite's cells have none (see
+    :func:`~l2obench.store.suite_records`), or an error a user can act on."""
     try:
-        records = load_results(results)
+        if suite is None:
+            return load_results(results), 0
+        records, missing = suite_records(results, suite)
+        if not records:
+            present = sorted({r.suite for r in load_records(results)})
+            raise L2OBenchError(f"no records of suite '{suite}' under {results}; suites "
+                                f"present: {', '.join(present)}")
     except FileNotFoundError as exc:
         raise L2OBenchError(f"nothing to report: {exc} (run 'l2obench run --out {results}' "
                             f"first, or point --results at a folder with records/*.json)") \
             from None
-    if suite is None:
-        return records, 0
-    wanted = suite_cells(results, suite)
-    if wanted is not None:
-        mine = records[records["cell_id"].isin(wanted)].copy()
-        mine["suite"] = suite
-        return mine.reset_index(drop=True), len(wanted) - len(mine)
-    present = sorted(pd.unique(records["suite"].astype(str)))
-    if suite not in present:
-        raise L2OBenchError(f"no records of suite '{suite}' under {results}; suites present: "
-                            f"{', '.join(present)}")
-    return records[records["suite"] == suite].reset_index(drop=True), 0
+    frame = pd.DataFrame([r.to_json() for r in records], columns=RECORD_COLUMNS)
+    frame["suite"] = suite  # the suite's cells, whichever suite's run recorded them
+    return frame, missing
 
 
 def _slug(text: str) -> str:
