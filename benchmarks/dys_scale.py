@@ -377,8 +377,8 @@ def forms(profile: Profile, threads: int, device_name: str = "cpu") -> dict[str,
 
     import torch
 
+    from l2obench.implicit.fixed_point import Picard
     from l2obench.layers.dys import DYSLayer
-    from l2obench.layers.fixed_point import Picard
     from l2obench.layers.lp_data import AffineData, available_forms
     from l2obench.measure import now
     from l2obench.methods.torch_method import cost_model
@@ -483,10 +483,10 @@ def adjoint(profile: Profile, threads: int) -> dict[str, Any]:
     """
     import torch
 
-    from l2obench.layers.backward import Implicit, ImplicitFreeSet
+    from l2obench.implicit.backward import Implicit, ImplicitFreeSet
+    from l2obench.implicit.fixed_point import Picard
+    from l2obench.implicit.linear_solvers import ConjugateGradientNormal, FreeSetCG
     from l2obench.layers.dys import DYSLayer
-    from l2obench.layers.fixed_point import Picard
-    from l2obench.layers.linear_solvers import ConjugateGradientNormal, FreeSetCG
     from l2obench.methods.torch_method import cost_model
     from l2obench.problems.shortest_path import ShortestPath
 

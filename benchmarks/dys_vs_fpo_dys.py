@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from l2obench import Dataset, LPForm, Method, Problem, method_registry
-from l2obench.layers.fixed_point import FixedPointSolver, FixedPointStats, Operator
+from l2obench.implicit.fixed_point import FixedPointSolver, FixedPointStats, Operator
 from l2obench.methods.torch_method import cost_model
 from l2obench.metrics import normalized_regret
 

@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -344,6 +345,12 @@ class Record:
     torch_threads: int | None = column("provenance: PyTorch intra-op threads of the cell")
     started_at: str | None = column("UTC timestamp of the cell's start")
     finished_at: str | None = column("UTC timestamp of the cell's end")
+    load_start: float | None = column(
+        "provenance: the machine's 1-minute load average when the cell started (empty in "
+        "records written before it was added); above `n_cores`, the cell shared its cores "
+        "and its clocks read high")
+    load_end: float | None = column("provenance: the 1-minute load average when the cell ended")
+    n_cores: int | None = column("provenance: the CPU cores the machine has (`os.cpu_count()`)")
     test_regrets: list[float] | None = column(
         "per test instance, in the split's order: the regret cᵢᵀx̂ᵢ − cᵢᵀx*ᵢ (signed by the "
         "problem's sense, so never below zero up to rounding); Σᵢ test_regrets / Σᵢ\\|cᵢᵀx*ᵢ\\| "
@@ -373,13 +380,15 @@ class Record:
             budget_max_epochs=cell.budget.max_epochs,
             budget_max_seconds=cell.budget.max_seconds,
             n_train=p.get("n_train"), n_val=p.get("n_val"), n_test=p.get("n_test"),
-            started_at=utc_now(), **provenance,
+            started_at=utc_now(), load_start=load_average(), n_cores=os.cpu_count(),
+            **provenance,
         )
 
     def ended(self, status: Status, error: str | None = None, **measurements: Any) -> Record:
         """This record with its final status, error, measurements and end time."""
         return dataclasses.replace(self, status=Status(status), error=error,
-                                   finished_at=utc_now(), **measurements)
+                                   finished_at=utc_now(), load_end=load_average(),
+                                   **measurements)
 
     # -- JSON ----------------------------------------------------------------------------------
 
@@ -426,6 +435,14 @@ def _canonical_params(params: Mapping[str, Any]) -> str:
 def utc_now() -> str:
     """Now, in UTC, to the microsecond: a sweep's generation is compared with records' starts."""
     return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def load_average() -> float | None:
+    """The machine's 1-minute load average (``None`` where the OS does not report one)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def _jsonable(value: Any) -> Any:
@@ -480,7 +497,7 @@ RECORD_COLUMNS: list[str] = [f.name for f in dataclasses.fields(Record)]
 RUN_DEPENDENT_COLUMNS: frozenset[str] = frozenset({
     "train_time_s", "time_to_best_s", "val_time_s", "time_per_epoch_s", "infer_time_s",
     "peak_mem_mb", "device_peak_mem_mb", "git_commit", "hostname", "torch_threads",
-    "started_at", "finished_at", "history"})
+    "started_at", "finished_at", "load_start", "load_end", "history"})
 
 
 def columns_markdown() -> str:

@@ -16,10 +16,9 @@ import pytest
 import torch
 from torch import Tensor
 
-from l2obench.layers.backward import JFB, Backward, Implicit, ImplicitFreeSet, Unrolled
-from l2obench.layers.dys import DYSLayer
-from l2obench.layers.fixed_point import Anderson, Picard
-from l2obench.layers.linear_solvers import (
+from l2obench.implicit.backward import JFB, Backward, Implicit, ImplicitFreeSet, Unrolled
+from l2obench.implicit.fixed_point import Anderson, Picard
+from l2obench.implicit.linear_solvers import (
     GMRES,
     ConjugateGradientNormal,
     FixedPointIteration,
@@ -28,6 +27,7 @@ from l2obench.layers.linear_solvers import (
     jvp_from_vjp,
     row_norms,
 )
+from l2obench.layers.dys import DYSLayer
 from l2obench.methods.base import Budget, method_registry
 from l2obench.methods.dys import resolve_chunk
 from l2obench.problems.shortest_path import ShortestPath, path_laplacian

@@ -24,10 +24,10 @@ pytest.importorskip("optax")
 import jax.numpy as jnp  # noqa: E402
 
 from l2obench.errors import MissingExtraError  # noqa: E402
+from l2obench.implicit.fixed_point import Picard  # noqa: E402
 from l2obench.layers import dys_jax  # noqa: E402
 from l2obench.layers.dys import DYSLayer  # noqa: E402
 from l2obench.layers.dys_jax import DYSLayerJax, bucket  # noqa: E402
-from l2obench.layers.fixed_point import Picard  # noqa: E402
 from l2obench.methods.base import Budget, method_registry  # noqa: E402
 from l2obench.methods.dys import DYS_PARAMS  # noqa: E402
 from l2obench.methods.dys_jax import (  # noqa: E402

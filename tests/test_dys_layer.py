@@ -19,9 +19,9 @@ import torch
 from scipy.optimize import linprog
 from torch import Tensor
 
-from l2obench.layers.backward import JFB
+from l2obench.implicit.backward import JFB
+from l2obench.implicit.fixed_point import Anderson, FixedPointStats, Picard
 from l2obench.layers.dys import DYSLayer
-from l2obench.layers.fixed_point import Anderson, FixedPointStats, Picard
 from l2obench.layers.projections import AffineProjection, BoxProjection
 from l2obench.problems.base import LPForm
 from l2obench.problems.shortest_path import ShortestPath

@@ -14,9 +14,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from l2obench.layers.backward import JFB, Backward
-from l2obench.layers.fixed_point import FixedPointSolver, FixedPointStats, Picard
-from l2obench.layers.linear_solvers import FreeSetCG
+from l2obench.implicit.backward import JFB, Backward
+from l2obench.implicit.fixed_point import FixedPointSolver, FixedPointStats, Picard
+from l2obench.implicit.linear_solvers import FreeSetCG
 from l2obench.layers.projections import AffineForm, AffineProjection, BoxProjection
 from l2obench.problems.base import LPForm
 
@@ -160,7 +160,7 @@ class DYSOperator:
     """The layer's operator as a value for its backward mode: ``fn(z, shift)`` is
     :meth:`DYSLayer.operator`, and ``fn.free_set_adjoint`` its implicit adjoint on the free
     coordinates (:meth:`DYSLayer.free_set_adjoint`, for
-    :class:`~l2obench.layers.backward.ImplicitFreeSet`)."""
+    :class:`~l2obench.implicit.backward.ImplicitFreeSet`)."""
 
     def __init__(self, layer: DYSLayer) -> None:
         self.layer = layer

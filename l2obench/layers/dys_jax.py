@@ -50,7 +50,7 @@ class SolveStats(NamedTuple):
     """Per-instance results of a solve: operator applications and whether ``tol`` was met.
 
     ``iterations[i]`` is ``max_iter`` for an instance that never met the tolerance, as in
-    :class:`~l2obench.layers.fixed_point.FixedPointStats`.
+    :class:`~l2obench.implicit.fixed_point.FixedPointStats`.
     """
 
     iterations: jax.Array  # int [N]
@@ -130,7 +130,7 @@ def picard(
 ) -> tuple[jax.Array, SolveStats]:
     """``z_{k+1} = fn(consts, z_k, *args)`` from ``z0[N, ...]``, stopping each instance on its own.
 
-    The stopping rule and results are those of :class:`~l2obench.layers.fixed_point.Picard`
+    The stopping rule and results are those of :class:`~l2obench.implicit.fixed_point.Picard`
     (the norm is over all non-batch entries of an instance). Runs on concrete arrays, one
     compiled chunk at a time, the running instances compacted between chunks into a batch of
     :func:`bucket` size (see the module docstring); it cannot be traced or differentiated.

@@ -18,16 +18,16 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from l2obench.layers.backward import JFB, Backward, Implicit, ImplicitFreeSet, Unrolled
-from l2obench.layers.dys import DYSLayer
-from l2obench.layers.fixed_point import Anderson, FixedPointSolver, FixedPointStats, Picard
-from l2obench.layers.linear_solvers import (
+from l2obench.implicit.backward import JFB, Backward, Implicit, ImplicitFreeSet, Unrolled
+from l2obench.implicit.fixed_point import Anderson, FixedPointSolver, FixedPointStats, Picard
+from l2obench.implicit.linear_solvers import (
     GMRES,
     ConjugateGradientNormal,
     FixedPointIteration,
     FreeSetCG,
     LinearSolver,
 )
+from l2obench.layers.dys import DYSLayer
 from l2obench.layers.lp_data import STORED_FORMS
 from l2obench.methods.torch_method import TORCH_PARAMS, TorchMethod
 from l2obench.params import Param

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from l2obench.errors import MissingExtraError
-from l2obench.layers.fixed_point import FixedPointStats
+from l2obench.implicit.fixed_point import FixedPointStats
 from l2obench.methods.base import Method
 from l2obench.methods.dys import DYS_PARAMS, IterationTally
 from l2obench.metrics import normalized_regret

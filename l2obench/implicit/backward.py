@@ -9,7 +9,7 @@ a ``z`` attached to the autograd graph together with the solve's statistics. The
 - :class:`Unrolled`: ``K`` taped applications of ``fn`` from the starting point, no solver call;
 - :class:`Implicit`: one taped application at ``z*`` plus a backward hook on its output that
   solves the adjoint system ``(I − ∂fn/∂z)ᵀ v = g`` with vector–Jacobian products (a
-  :class:`~l2obench.layers.linear_solvers.LinearSolver` value) and fills in the statistics'
+  :class:`~l2obench.implicit.linear_solvers.LinearSolver` value) and fills in the statistics'
   backward fields;
 - :class:`ImplicitFreeSet`: the same gradient from a smaller, well-posed system on the free
   coordinates, for operators that provide it (the DYS layer's,
@@ -25,8 +25,8 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import Tensor
 
-from l2obench.layers.fixed_point import FixedPointSolver, FixedPointStats, Operator
-from l2obench.layers.linear_solvers import (
+from l2obench.implicit.fixed_point import FixedPointSolver, FixedPointStats, Operator
+from l2obench.implicit.linear_solvers import (
     ConjugateGradientNormal,
     FreeSetCG,
     LinearSolver,
@@ -83,7 +83,7 @@ class Unrolled(Backward):
     ``K`` (every step keeps its inputs for the backward pass). The statistics say what was done:
     ``iterations = K`` for every instance, and ``converged[i]`` whether instance ``i``'s last
     step moved it by at most the solver's ``tol`` (``‖z_K − z_{K−1}‖₂ ≤ tol``, the stopping test
-    :class:`~l2obench.layers.fixed_point.Picard` would have applied), or ``True`` for a solver
+    :class:`~l2obench.implicit.fixed_point.Picard` would have applied), or ``True`` for a solver
     without a ``tol`` attribute.
     """
 

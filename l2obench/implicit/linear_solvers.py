@@ -1,6 +1,6 @@
 """Batched solvers of the adjoint system of implicit differentiation, passed as values.
 
-The implicit backward mode (:class:`~l2obench.layers.backward.Implicit`) turns the gradient
+The implicit backward mode (:class:`~l2obench.implicit.backward.Implicit`) turns the gradient
 ``g = ∂ℓ/∂z`` at a fixed point into ``v = (I − J)⁻ᵀ g`` with ``J = ∂fn/∂z`` (BACKGROUND §1.2),
 for every instance of a batch at once. Only vector–Jacobian products are available, as a
 callable ``vjp(u) = uᵀJ`` on a batch ``u[N, ...]`` shaped like ``g``; written with row vectors the
@@ -305,7 +305,7 @@ def _gmres_cycle(
 class FreeSetCG:
     """Preconditioned CG for a symmetric positive semidefinite system ``L y = b``, per instance.
 
-    The solver of :class:`~l2obench.layers.backward.ImplicitFreeSet`: ``L`` is the Laplacian
+    The solver of :class:`~l2obench.implicit.backward.ImplicitFreeSet`: ``L`` is the Laplacian
     ``A D Aᵀ`` of the free coordinates' graph (singular, the system consistent), the
     preconditioner a diagonal (Jacobi). Each iteration is one application of ``L``. From
     ``y = 0`` the iterates stay in the range of ``L`` in exact arithmetic and CG converges on a

@@ -1,7 +1,7 @@
 """Batched fixed-point solvers, passed to a layer as a value.
 
 A solver finds ``z* = fn(z*, *args)`` for every instance of a batch at once, without an autograd
-tape; the backward mode (:mod:`l2obench.layers.backward`) decides how gradients reach the
+tape; the backward mode (:mod:`l2obench.implicit.backward`) decides how gradients reach the
 parameters afterwards. Every solver has the signature of :class:`FixedPointSolver`, so an
 accelerated one (Anderson mixing) is another subclass, not a flag.
 
