@@ -765,7 +765,8 @@ def check_cell(cell: Cell) -> Cell:
         problem_cls = problems.get(cell.problem)
         method_cls = methods.get(cell.method)
         problem_params = problem_cls.validate(cell.problem_params)
-        method_params = method_cls.validate(cell.method_params)
+        # As a suite records them: an ``omit_default`` parameter at its default is left out.
+        method_params = method_cls.cell_params(cell.method_params)
         method_cls.check_applicable(problem_cls)
     except L2OBenchError as exc:
         raise SuiteError(f"{where}: {exc}") from None
