@@ -6,15 +6,21 @@ end with exit status 2 and one message; no traceback reaches the user.
 
 from __future__ import annotations
 
+import _thread
 import argparse
+import contextlib
 import dataclasses
+import gc
 import logging
 import math
 import os
 import shlex
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from rich import box
@@ -179,6 +185,14 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    with _clean_interrupts():
+        try:
+            return _main(argv)
+        except KeyboardInterrupt:  # before the command began (or after it ended)
+            return _interrupted()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     # Plain lines on stderr ("warning: damaged record PATH (…)"): one line each, never wrapped.
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
@@ -203,8 +217,54 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         return _error(f"{where}{exc.strerror or exc}")
     except KeyboardInterrupt:
-        Console(stderr=True).print("l2obench: interrupted", highlight=False)
-        return EXIT_INTERRUPTED
+        return _interrupted()
+
+
+def _interrupted() -> int:
+    Console(stderr=True).print("l2obench: interrupted", highlight=False)
+    return EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def _clean_interrupts() -> Iterator[None]:
+    """Within this block a Ctrl-C raises ``KeyboardInterrupt`` only where it can propagate.
+
+    Python raises it wherever the main thread is; inside an import (a library left half
+    imported fails later with an unrelated error) or a garbage-collector callback (JAX registers
+    one; the exception is printed as "Exception ignored" with a traceback, and lost) it does
+    harm. There the interrupt is put off and delivered again a moment later, until it lands
+    in the command's own code.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    later: list[threading.Timer] = []
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        if _in_unsafe_place(frame):
+            later.append(threading.Timer(0.05, _thread.interrupt_main))
+            later[-1].start()
+            return
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        for timer in later:
+            timer.cancel()
+
+
+def _in_unsafe_place(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs inside an import or a garbage-collector callback."""
+    callbacks = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+    while frame is not None:
+        code = frame.f_code
+        if code.co_filename.startswith("<frozen importlib") or code in callbacks:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _error(message: str) -> int:

@@ -499,6 +499,27 @@ def test_ctrl_c_stops_the_running_cells_and_exits_130(tmp_path: Path) -> None:
     assert len(record_files(out)) == 3
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.3, 1.0, 2.0, 3.0, 4.5, 6.0])
+def test_ctrl_c_at_any_moment_ends_with_one_line_and_130(tmp_path: Path, delay: float) -> None:
+    """A terminal's Ctrl-C reaches the whole process group: the command, and the fork server
+    that imports torch and the methods in its first seconds."""
+    suite = tmp_path / "slow.toml"
+    suite.write_text(SUITE.format(name="slow", sizes="[3]", lrs="[0.01, 0.02, 0.03]")
+                     .replace("max_epochs = 1", "max_epochs = 150"))
+    proc = subprocess.Popen([sys.executable, "-m", "l2obench", "run", "--suite", str(suite),
+                             "--out", str(tmp_path / "out"), "--device", "cpu"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    time.sleep(delay)
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout + stderr
+    assert "Traceback" not in stdout + stderr and "Exception" not in stdout + stderr
+    assert len(stderr.splitlines()) <= 1, stderr
+    assert "interrupted" in stdout + stderr
+
+
 def test_a_record_whose_fields_were_edited_cannot_rerun_as_another_cell(
         recorded: tuple[Path, Path], tmp_path: Path) -> None:
     _, out = copy_of(recorded, tmp_path)
