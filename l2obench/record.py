@@ -16,7 +16,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -363,6 +363,10 @@ class Record:
         "training seconds to the end of the epoch, validation excluded) and `val_s` (that "
         "epoch's validation seconds); records written before the clock was added hold `epoch`, "
         "`train_loss` and `val_score` (the validation regret) only", None)
+    checksum: str | None = column(
+        "SHA-256 of the record's other columns as canonical JSON (keys sorted, no spaces), "
+        "written with the record: a record whose content no longer matches it was edited or "
+        "damaged and is set aside (empty in records written before it was added)")
 
     # -- building ------------------------------------------------------------------------------
 
@@ -389,6 +393,10 @@ class Record:
         return dataclasses.replace(self, status=Status(status), error=error,
                                    finished_at=utc_now(), load_end=load_average(),
                                    **measurements)
+
+    def sealed(self) -> Record:
+        """This record with its ``checksum`` computed from its other columns (as written)."""
+        return dataclasses.replace(self, checksum=content_checksum(self.to_json()))
 
     # -- JSON ----------------------------------------------------------------------------------
 
@@ -419,6 +427,9 @@ class Record:
             values["status"] = Status(values["status"])
         except ValueError:
             raise RecordError(f"not a record: unknown status {values['status']!r}") from None
+        damage = _damage(data, values)
+        if damage:
+            raise RecordError(f"damaged: {damage}")
         return cls(**values)
 
     def with_size_param(self, size_param: str) -> Record:
@@ -426,6 +437,84 @@ class Record:
         if self.size_param is not None:
             return self
         return dataclasses.replace(self, size_param=size_param)
+
+
+def content_checksum(data: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of a record's JSON object without its ``checksum``, as canonical JSON."""
+    content = {k: v for k, v in data.items() if k != "checksum"}
+    return hashlib.sha256(_canonical(content).encode()).hexdigest()
+
+
+def _damage(data: Mapping[str, Any], values: Mapping[str, Any]) -> str | None:
+    """What shows that a record's JSON object was edited or damaged after it was written, or
+    ``None``: a checksum that does not match, a value that is not finite (a record is written
+    with none), an ``ok`` record without its regret."""
+    checksum = values.get("checksum")
+    if checksum is not None and checksum != content_checksum(data):
+        return "its content does not match its checksum (edited after it was written)"
+    bad = next((name for name, value in values.items() if not _finite(value)), None)
+    if bad is not None:
+        return f"column '{bad}' holds a value that is not finite"
+    if values["status"] == Status.OK and values.get("norm_regret") is None:
+        return "an ok record without norm_regret"
+    return None
+
+
+#: How far (relative) a record's ``norm_regret / Σ test_regrets`` may stray from that of the
+#: other records of its data point: float rounding, far below any edit.
+REGRET_RTOL = 1e-9
+
+
+def disagreeing_regrets(records: Iterable[Record]) -> dict[str, str]:
+    """The records (by cell id, with what is wrong) whose ``norm_regret`` disagrees with their
+    own ``test_regrets``: a mean edited, or pasted from another cell, while the per-instance
+    values stayed.
+
+    ``norm_regret`` is ``Σ test_regrets / Σ|cᵢᵀx*ᵢ|`` and every record of one data point (the
+    same problem parameters, seed included) has the same test instances, so the ratio
+    ``norm_regret / Σ test_regrets`` is the same for each. Where more than half the records of
+    a data point share a ratio, the others are damaged; where none is shared so widely (two
+    records that disagree), none of them can be trusted. This needs no checksum, so it covers
+    records written before checksums too. A record alone at its data point, or without
+    ``test_regrets``, or with a zero regret, is not compared.
+    """
+    groups: dict[tuple[str, str], list[tuple[str, float, float]]] = {}
+    for record in records:
+        if record.norm_regret is None or not record.test_regrets:
+            continue
+        total = math.fsum(record.test_regrets)
+        if total > 0 and record.norm_regret > 0:
+            groups.setdefault((record.problem, record.problem_params), []).append(
+                (record.cell_id, record.norm_regret / total, total))
+    damaged = {}
+    for members in groups.values():
+        ratios = [ratio for _, ratio, _ in members]
+        shared = max(ratios, key=lambda r: sum(_same(r, other) for other in ratios))
+        if sum(_same(shared, ratio) for ratio in ratios) * 2 <= len(ratios):
+            shared = math.nan  # no majority: every member is in doubt
+        for cell_id, ratio, total in members:
+            if not _same(ratio, shared):
+                damaged[cell_id] = (f"its norm_regret {ratio * total:.6g} disagrees with its "
+                                    f"test_regrets, which give {total * shared:.6g} at its "
+                                    "data point" if math.isfinite(shared) else
+                                    "its norm_regret and test_regrets disagree with those of "
+                                    "the other records of its data point")
+    return damaged
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= REGRET_RTOL * abs(b)
+
+
+def _finite(value: Any) -> bool:
+    """Whether ``value`` holds no NaN or infinity (in lists and objects too)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    return True
 
 
 def _canonical_params(params: Mapping[str, Any]) -> str:
@@ -497,7 +586,7 @@ RECORD_COLUMNS: list[str] = [f.name for f in dataclasses.fields(Record)]
 RUN_DEPENDENT_COLUMNS: frozenset[str] = frozenset({
     "train_time_s", "time_to_best_s", "val_time_s", "time_per_epoch_s", "infer_time_s",
     "peak_mem_mb", "device_peak_mem_mb", "git_commit", "hostname", "torch_threads",
-    "started_at", "finished_at", "load_start", "load_end", "history"})
+    "started_at", "finished_at", "load_start", "load_end", "history", "checksum"})
 
 
 def columns_markdown() -> str:
@@ -527,9 +616,19 @@ A results folder holds:
 |---|---|
 | `records/<cell_id>.json` | the record of each cell (mode 644 less the umask) |
 | `records/superseded/` | records replaced by `--force` or `--retry-failed`, time-stamped |
-| `records/damaged/` | files found in `records/` that were not a record of their cell, moved aside |
+| `records/damaged/` | files found in `records/` that were not a record of their cell, or were \
+edited after they were written (see below), moved aside |
 | `records/.locks/`, `records/.sweeps/` | the locks of cells in progress and of running sweeps |
 | `suites/<suite>.json` | the cells the suite's runs asked for, and its tuning declaration |
+
+A record is damaged, and set aside by every reader (the sweep's resume moves it to
+`records/damaged/` and runs its cell again; `load_records`, `load_results` and the report skip
+it), with a warning naming the file and what is wrong, when its `checksum` does not match its
+other columns, when a column holds NaN or an infinity (a record is written with none), when an
+`ok` record has no `norm_regret`, or when its `norm_regret` disagrees with its own
+`test_regrets` (every record of a data point shares the test instances, so
+`norm_regret / Σ test_regrets` is the same for each). Records written before the checksum have
+none and are checked by the other rules.
 
 """
 

@@ -118,6 +118,7 @@ def _run(cells: Sequence[Cell], store: ResultStore, executor: Executor, mode: Mo
          then: Callable[[], Sequence[Cell]] | None = None) -> RunSummary:
     """:func:`run_cells` within the sweep's generation, which began at ``started``."""
     summary = RunSummary()
+    store.set_aside_disagreeing()  # a regret edited in place would otherwise count as recorded
 
     def queue(stage: Sequence[Cell]) -> deque[tuple[Cell, Version]]:
         todo: deque[tuple[Cell, Version]] = deque()

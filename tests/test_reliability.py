@@ -24,7 +24,7 @@ import pytest
 
 from l2obench.errors import L2OBenchError
 from l2obench.executors import _group_rss_mb, _kill, died_record, run_isolated
-from l2obench.record import Budget, Cell, Limits, Record, Status
+from l2obench.record import Budget, Cell, Limits, Record, Status, content_checksum
 from l2obench.report import build_report
 from l2obench.store import ResultStore, StoreError, load_records, load_results
 from l2obench.suite import SuiteError, expand, load_suite
@@ -73,6 +73,12 @@ DAMAGE = {
     "only a cell id": lambda text: json.dumps({"cell_id": json.loads(text)["cell_id"]}).encode(),
     "another cell's": lambda text: json.dumps({**json.loads(text),
                                                "cell_id": "0123456789abcdef"}).encode(),
+    # Edits that keep the record well-formed and its cell id: its content betrays them.
+    "a metric edited": lambda text: json.dumps({**json.loads(text), "norm_regret": 0.01}).encode(),
+    "a NaN metric (no checksum)": lambda text: json.dumps(
+        {**json.loads(text), "norm_regret": float("nan"), "checksum": None}).encode(),
+    "ok without a regret (no checksum)": lambda text: json.dumps(
+        {**json.loads(text), "norm_regret": None, "checksum": None}).encode(),
 }
 
 
@@ -444,7 +450,8 @@ def test_rerun_validates_the_record(recorded: tuple[Path, Path], tmp_path: Path,
                                     change: dict[str, object]) -> None:
     _, out = copy_of(recorded, tmp_path)
     path = record_files(out)[0]
-    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+    # Without its checksum (as a record written before it), so the values themselves are checked
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change, "checksum": None}))
     code, text = run_main(["rerun", path.stem, "--results", str(out)])
     assert code == 2 and "Traceback" not in text, text
     assert text.count("error") == 1, text
@@ -457,6 +464,7 @@ def test_mathtext_in_a_method_label_is_plain_text_in_the_figures(recorded: tuple
     for path in record_files(out):
         data = json.loads(path.read_text())
         data["method_label"] = data["method_label"] + r"[$\frac$]"
+        data["checksum"] = content_checksum(data)
         path.write_text(json.dumps(data))
     files = build_report(out, tmp_path / "r")
     assert files.figures
@@ -526,6 +534,12 @@ def test_a_record_whose_fields_were_edited_cannot_rerun_as_another_cell(
     path = record_files(out)[0]
     record = Record.from_json(json.loads(path.read_text()))
     edited = dataclasses.replace(record, seed=record.seed + 1)
+    path.write_text(json.dumps(edited.to_json()))
+    code, text = run_main(["rerun", path.stem, "--results", str(out)])
+    assert code == 2 and "no record" in text  # its checksum betrays the edit: set aside
+    (path,) = record_files(out)
+    record = Record.from_json(json.loads(path.read_text()))
+    edited = dataclasses.replace(record, seed=record.seed + 1, checksum=None)  # as if old
     path.write_text(json.dumps(edited.to_json()))
     code, text = run_main(["rerun", path.stem, "--results", str(out)])
     assert code == 2 and "describes another cell" in text
