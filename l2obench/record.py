@@ -25,11 +25,13 @@ from typing import Any, get_type_hints
 from l2obench import __version__
 
 __all__ = [
+    "RANKING",
     "RECORD_COLUMNS",
     "Budget",
     "Cell",
     "FitResult",
     "Limits",
+    "Ranking",
     "Record",
     "RecordError",
     "Status",
@@ -576,6 +578,28 @@ def _check(name: str, hint: Any, value: Any) -> Any:
                           f"{value!r:.40}")
     return value
 
+
+@dataclass(frozen=True)
+class Ranking:
+    """The record column that ranks configurations, and its direction: what a summary sorts
+    by and marks as best (one definition, for every problem today)."""
+
+    column: str
+    lower_is_better: bool = True
+
+    def order(self, value: float | None) -> float:
+        """A sort key: the best value first, a missing one last."""
+        if value is None or not math.isfinite(value):
+            return math.inf
+        return value if self.lower_is_better else -value
+
+    def describe(self) -> str:
+        """``lowest norm_regret``: what the best configuration has."""
+        return f"{'lowest' if self.lower_is_better else 'highest'} {self.column}"
+
+
+#: How configurations are ranked: normalized regret on the test split, lower is better.
+RANKING = Ranking("norm_regret", lower_is_better=True)
 
 #: The documented columns, in the order tables show them.
 RECORD_COLUMNS: list[str] = [f.name for f in dataclasses.fields(Record)]

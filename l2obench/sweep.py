@@ -71,6 +71,10 @@ class RunSummary:
         return sum(1 for record in self.written if not record.status.successful)
 
 
+#: The reason :meth:`SweepEvents.skipped` gives for a cell that has a record already.
+ALREADY_RECORDED = "already recorded"
+
+
 class SweepInterrupted(Exception):
     """The sweep was interrupted (Ctrl-C): what it had done, and the cells it stopped."""
 
@@ -128,7 +132,7 @@ def _run(cells: Sequence[Cell], store: ResultStore, executor: Executor, mode: Mo
                 todo.append((cell, _version(existing)))
             else:
                 summary.already_done.append(cell)
-                events.skipped(cell, "already recorded")
+                events.skipped(cell, ALREADY_RECORDED)
         return todo
 
     def claim(cell: Cell, seen: Version) -> CellLock | None:
