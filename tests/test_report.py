@@ -312,21 +312,29 @@ def test_report_of_a_real_tiny_run(tmp_path: Path) -> None:
     assert "device: CPU/GPU model:** cpu: " in md
 
 
-def test_notes_head_both_pages_rendered_safely(synth_results: Path, tmp_path: Path) -> None:
+def test_results_come_first_then_the_rules_and_the_notes_folded(synth_results: Path,
+                                                                 tmp_path: Path) -> None:
     notes = ("**Regenerated** with `--threads 1`: a faster <projection>.\n\n"
              "- first bullet\n  continued\n- second & last, [PyEPO](https://example.org)\n\n"
              "<script>alert(1)</script> ![x](https://example.org/x.png)\n")
     files = build_report(synth_results, tmp_path, suite="synth", notes=notes)
     md = files.leaderboard.read_text()
-    assert md.index("**Regenerated** with") < md.index(AGGREGATION_NOTE[:30])  # as written
+    order = ["figures/synth-shortest-path-summary.png", "### Overall ranking", "<details>",
+             AGGREGATION_NOTE[:30], "</details>", "<details>", "**Regenerated** with",
+             "</details>", "### Per size"]
+    at = 0
+    for piece in order:  # the notes as written, inside the second fold
+        at = md.index(piece, at) + 1
     html = files.index.read_text()
+    folds = html.split("<details")
+    assert "Overall ranking" in folds[0] and "<img" in folds[0]  # the summary figure
+    assert AGGREGATION_NOTE[:30] in folds[1] and "Regenerated" in folds[2]
     assert "<strong>Regenerated</strong> with <code>--threads 1</code>" in html
     assert "a faster &lt;projection&gt;." in html
     assert "<li>first bullet\ncontinued</li>" in html and "second &amp; last" in html
     assert '<a href="https://example.org">PyEPO</a>' in html
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert "<img" not in html.split("<h2>")[0]  # the page requests nothing from elsewhere
-    assert html.index('class="notes"') < html.index("<h2>")
+    assert "<img" not in folds[2].split("</details>")[0]  # nothing requested from elsewhere
 
 
 def test_cli_notes_file_must_exist(synth_results: Path, tmp_path: Path) -> None:
