@@ -375,14 +375,14 @@ def test_test_losses_are_drawn_one_panel_per_shared_objective(synth_results: Pat
     assert lines == {DYS, SPO}  # two-stage's MSE on costs is not on this scale
 
 
-def test_methods_are_coloured_by_family_and_seeds_shown_as_points(synth_results: Path) -> None:
+def test_methods_are_grouped_by_family_and_seeds_shown_as_points(synth_results: Path) -> None:
     from l2obench.report.style import FAMILIES
 
     records = load_results(synth_results)
     styles = method_styles(records)
     assert styles[DYS].family == "dys" and styles[TWO_STAGE].family == "baseline"
     assert styles[SPO].family == "pyepo"  # older records: the family from the method's name
-    assert len({s.colour for s in styles.values()}) == len(styles)
+    assert len({(s.colour, s.marker, s.hollow, s.linestyle) for s in styles.values()}) == 3
     assert list(FAMILIES)[:4] == ["dys", "layer", "pyepo", "baseline"]
     agg = aggregate(records[records["suite"] == "synth"])
     regret = next(p for p in PLOTS if p.name == "regret")

@@ -647,6 +647,7 @@ def write_pages(sections: list[Section], records: pd.DataFrame, out: Path,
         undefined=jinja2.StrictUndefined,
     )
     env.filters["md"] = md_escape
+    env.filters["breakable"] = breakable
     context = {
         "title": "l2obench leaderboard: " + ", ".join(dict.fromkeys(s.suite for s in sections)),
         "sections": sections,
@@ -674,6 +675,15 @@ def notes_html(notes: str) -> Markup:
     """
     renderer = MarkdownIt("commonmark", {"html": False}).disable("image")
     return Markup(renderer.render(notes))
+
+
+def breakable(text: object) -> Markup:
+    """A method label as HTML that may wrap after its commas only (a long parameter list must
+    not push the statuses out of view), escaped."""
+    parts = re.split(r"(?<=,)", str(text))
+    if len(parts) == 1:
+        return Markup.escape(text)
+    return Markup("<wbr>").join(Markup('<span class="seg">{}</span>').format(p) for p in parts)
 
 
 def md_escape(text: object) -> str:
