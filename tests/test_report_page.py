@@ -12,7 +12,7 @@ from l2obench.record import Record
 from l2obench.report import build_report
 from l2obench.report.aggregate import LOAD_MARK, aggregate, busy
 from l2obench.report.leaderboard import (
-    _bold_if_separating,
+    bold_if_separating,
     load_summary,
     loss_table,
     machine,
@@ -20,7 +20,7 @@ from l2obench.report.leaderboard import (
     size_table,
 )
 from l2obench.report.plots import PLOTS, draw
-from l2obench.report.style import BUILT_IN, _PERIOD, method_styles, slot, style_of
+from l2obench.report.style import BUILT_IN, PERIOD, method_styles, slot, style_of
 from l2obench.store import ResultStore, load_results
 from tests.test_report import DYS, SPO, TWO_STAGE, record, synthetic_records
 
@@ -45,7 +45,7 @@ def test_every_built_in_method_has_its_own_look_and_a_plugin_restyles_none() -> 
     assert {k: together[k] for k in alone} == alone
     assert _look("dys-jfb") != _look("dys-jfb-jax")  # the two that used to hide each other
     assert slot("my-loss[k=3]") == slot("my-loss[k=3]") >= len(BUILT_IN)
-    assert all(len(BUILT_IN) <= slot(f"plugin-{i}") < _PERIOD for i in range(100))
+    assert all(len(BUILT_IN) <= slot(f"plugin-{i}") < PERIOD for i in range(100))
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +106,9 @@ def test_columns_say_what_they_measure(one_size: Path, tmp_path: Path) -> None:
 
 
 def test_bold_only_where_it_separates() -> None:
-    assert _bold_if_separating([True, True]) == []
-    assert _bold_if_separating([False, False]) == []
-    assert _bold_if_separating([True, False]) == [True, False]
+    assert bold_if_separating([True, True]) == []
+    assert bold_if_separating([False, False]) == []
+    assert bold_if_separating([True, False]) == [True, False]
     records = pd.DataFrame(synthetic_records())
     records = records[(records["suite"] == "synth") & (records["size"] == 5)]
     agg = aggregate(records)

@@ -236,7 +236,7 @@ def _shown_metrics(agg: pd.DataFrame) -> list[str]:
     return [m for m in METRICS if m != "test_loss" and has_data(agg, m)]
 
 
-def _bold_if_separating(bold: list[bool]) -> list[bool]:
+def bold_if_separating(bold: list[bool]) -> list[bool]:
     """``bold`` where it sets some rows apart from others; none where every row (or none) is
     bold, which separates nothing."""
     return bold if any(bold) and not all(bold) else []
@@ -303,7 +303,7 @@ def size_table(rows: pd.DataFrame, methods: Sequence[str], metrics: Sequence[str
     return Table(columns, body, [True, False, *([False] if configured else []),
                                  *([True] * len(lead)), True, True, False,
                                  *([True] * len(rest))],
-                 _bold_if_separating(bold) if paired else [])
+                 bold_if_separating(bold) if paired else [])
 
 
 def _metric_cell(row: pd.Series, metric: str) -> str:
@@ -356,7 +356,7 @@ def overall_table(agg: pd.DataFrame) -> tuple[Table, RankTest]:
     columns = ["rank", "method", "mean regret rank", *(f"size {n}" for n in shown),
                "mean time rank", "solved"]
     return (Table(columns, body, [True, False, True, *([True] * len(shown)), True, True],
-                  _bold_if_separating([m in within for m in frame["method_label"]])), test)
+                  bold_if_separating([m in within for m in frame["method_label"]])), test)
 
 
 #: Columns of a one-block suite's overall ranking, taken from its block's table.

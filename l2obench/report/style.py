@@ -5,7 +5,7 @@ A page may show two dozen methods at once (PyEPO's 18 losses beside the DYS laye
 baselines), and a reader must tell every one apart, also where two lines coincide. So a style is
 a *slot*: slot ``i`` takes colour ``i mod 10`` of a qualitative palette (:data:`PALETTE`),
 marker ``i mod 13``, a hollow marker and a dashed line on every other ten slots and a dotted
-line on every third ten; two slots below :data:`_PERIOD` never share all four. The built-in
+line on every third ten; two slots below :data:`PERIOD` never share all four. The built-in
 methods hold the first slots in the fixed order of :data:`BUILT_IN`; any other label (a
 plugin's method, or a built-in one with parameters the page keeps in its label) takes the slot
 a stable hash of its label (SHA-256) picks among the rest. A style therefore depends on its own
@@ -42,7 +42,7 @@ _LINESTYLES = ("-", "--", ":")
 PALETTE: tuple[str, ...] = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
                             "#e377c2", "#000000", "#bcbd22", "#17becf")
 #: Slots before any style repeats: lcm(10 colours, 13 markers, 20 for the fill, 30 for lines).
-_PERIOD = 780
+PERIOD = 780
 #: Built-in method labels in slot order (labels as the pages show them, with the variant
 #: parameters that make a different loss). Append only: reordering restyles published figures.
 BUILT_IN: tuple[str, ...] = (
@@ -91,7 +91,7 @@ def slot(label: str) -> int:
     if label in BUILT_IN:
         return BUILT_IN.index(label)
     digest = int.from_bytes(hashlib.sha256(label.encode("utf-8")).digest()[:8], "big")
-    return len(BUILT_IN) + digest % (_PERIOD - len(BUILT_IN))
+    return len(BUILT_IN) + digest % (PERIOD - len(BUILT_IN))
 
 
 def style_of(label: str, family: str) -> Style:
