@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import subprocess
 import sys
 import time
@@ -217,7 +218,7 @@ def test_leaderboard_pages_hold_the_tables(synth_report: ReportFiles) -> None:
     assert "| 3 | spo-plus | — | — |" in md and "| 0/1 | failed 1 |" in md
     assert "|\n\n|" not in md  # a blank line would end a Markdown table
     assert "| rank | method | normalized regret |" in md
-    assert '<td class="name">spo-plus</td>' in html
+    assert '<td class="name"><span class="seg">spo-plus</span></td>' in html
     assert '<td class="num">0/1</td><td>failed 1</td>' in html
     assert "![Regret and training time](figures/synth-shortest-path-summary.png)" in md
 
@@ -307,7 +308,9 @@ def test_report_of_a_real_tiny_run(tmp_path: Path) -> None:
     md = (out / "LEADERBOARD.md").read_text()
     for size, n_vars in [(3, 12), (4, 24)]:
         assert f"Size {size} ({n_vars} decision variables)" in md
-    assert md.count("| 2/2 | ok 2 |") == 4  # two methods × two sizes, both seeds ok
+    # Two methods × two sizes, both seeds ok (‡ where the machine was busier than its cores).
+    assert len(re.findall(r"\| 2/2 \| ok 2( ‡)? \|", md)) == 4
+    assert "machine load:** not recorded" not in md  # a real run records it
     assert "dys-jfb\\[lr=0.01,max\\_iter=500\\]" in md and "| two-stage |" in md
     assert "device: CPU/GPU model:** cpu: " in md
 

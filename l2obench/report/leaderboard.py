@@ -681,8 +681,6 @@ def breakable(text: object) -> Markup:
     """A method label as HTML that may wrap after its commas only (a long parameter list must
     not push the statuses out of view), escaped."""
     parts = re.split(r"(?<=,)", str(text))
-    if len(parts) == 1:
-        return Markup.escape(text)
     return Markup("<wbr>").join(Markup('<span class="seg">{}</span>').format(p) for p in parts)
 
 
