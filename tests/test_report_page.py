@@ -136,7 +136,11 @@ def test_load_and_provenance(one_size: Path) -> None:
     assert run_commands(records) == [
         "l2obench run --suite one --sizes 5 --seeds 0,1,2 --max-epochs 10 --max-seconds 600 "
         "--device cpu --threads 2"]
-    mixed = records.assign(torch_threads=[1 if m == "spo-plus" else 2
+    mixed = records.assign(torch_threads=[1 if m == "blackbox" else 2
                                           for m in records["method"]])
-    assert run_commands(mixed)[0].endswith("--methods spo-plus --max-epochs 10 --max-seconds "
+    assert run_commands(mixed)[0].endswith("--methods blackbox --max-epochs 10 --max-seconds "
                                            "600 --device cpu --threads 1")
+    # The failed spo-plus cell's record says 1 thread (as a killed cell's driver would): the
+    # ok cells' threads stand for it.
+    killed = records.assign(torch_threads=[1 if s != "ok" else 2 for s in records["status"]])
+    assert run_commands(killed) == run_commands(records)

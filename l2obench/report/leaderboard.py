@@ -582,11 +582,17 @@ def run_commands(records: pd.DataFrame) -> list[str]:
     """``l2obench run`` commands that make cells like the records', read from them: suite,
     sizes, seeds, budget, device and threads, one command per combination of the last four
     (with the methods and sizes that had it where those are not all). The records do not hold
-    the command line itself (nor ``--jobs`` or ``--cell-timeout``)."""
+    the command line itself (nor ``--jobs`` or ``--cell-timeout``). The threads are read from
+    the ok cells: a cell killed at a limit is recorded by the driver process, whose threads are
+    not the cell's."""
     columns = [c for _, c in _RUN_OPTIONS if c in records]
     if "suite" not in records or "method" not in records:
         return []
     frame = records.assign(**{c: records[c].map(_option) for c in columns})
+    ok = frame["status"] == Status.OK if "status" in frame else pd.Series(True, frame.index)
+    if "torch_threads" in frame and ok.any() and not ok.all():
+        usual = frame.loc[ok, "torch_threads"].mode().iloc[0]
+        frame.loc[~ok, "torch_threads"] = usual
     every_method = set(frame["method"].astype(str))
     commands = []
     for key, group in frame.groupby(["suite", *columns], sort=True, dropna=False):

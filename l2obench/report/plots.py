@@ -57,6 +57,7 @@ _SIZE_FONT_PT = 8.5  # tick labels of the sizes
 _VARS_FONT_PT = 7.0  # tick labels of n_vars on the top axis
 _DOT_PANEL_WIDTH = 3.6  # inches of one dot-chart panel
 _DOT_ROW_IN = 0.24  # inches per method row of a dot chart
+_DECADES_FOR_POWERS = 2.5  # a log axis spanning more: only the powers of ten labelled
 
 
 @dataclass(frozen=True)
@@ -208,16 +209,19 @@ def draw_dots(spec: PlotSpec, panels: Sequence[tuple[str, str | None]], agg: pd.
         else:
             heights = [len(rows) for rows in rows_of]
             width = label_in + _DOT_PANEL_WIDTH
-        height = _DOT_ROW_IN * sum(heights) + (0.75 if side_by_side else 0.75 * len(panels)) \
-            + 0.6
+        top_in, bottom_in, gap_in = 0.85, 0.55, 0.6  # two title lines; x label; ticks + title
+        rows_in = _DOT_ROW_IN * sum(heights) + 0.3 * len(heights)
+        height = rows_in + top_in + bottom_in + (0.0 if side_by_side else gap_in * (len(panels)
+                                                                                  - 1))
         figure = Figure(figsize=(width, height))
         FigureCanvasAgg(figure)
         grid = (figure.add_gridspec(1, len(panels), wspace=0.08) if side_by_side else
-                figure.add_gridspec(len(panels), 1, height_ratios=heights, hspace=0.75 /
-                                    max(1.0, _DOT_ROW_IN * sum(heights) / len(panels))))
+                figure.add_gridspec(len(panels), 1, height_ratios=[h + 1.25 for h in heights],
+                                    hspace=gap_in / (rows_in / len(panels))))
         figure.subplots_adjust(left=label_in / width, right=1 - 0.15 / width,
-                               bottom=0.55 / height, top=1 - 0.6 / height)
-        figure.suptitle(f"{heading(agg)}: {spec.title} ({where})", y=1 - 0.12 / height)
+                               bottom=bottom_in / height, top=1 - top_in / height)
+        figure.suptitle(f"{heading(agg)}: {spec.title}\n{where}", y=1 - 0.08 / height,
+                        va="top")
         statuses: set[str] = set()
         banded = pointed = capped = False
         first: Axes | None = None
@@ -233,6 +237,8 @@ def draw_dots(spec: PlotSpec, panels: Sequence[tuple[str, str | None]], agg: pd.
             capped |= drawn.capped
             if side_by_side and index > 0:
                 ax.tick_params(axis="y", labelleft=False)
+            if not side_by_side and index < len(panels) - 1:
+                ax.set_xlabel("")  # one x label, under the last panel: they all measure it
             if objective is not None:
                 ax.set_title(f"objective: {objective}", fontsize="small")
         figure.legend(handles=_dot_legend(banded, pointed, sorted(statuses), capped),
@@ -291,8 +297,9 @@ def _draw_dots(ax: Axes, metric: str, agg: pd.DataFrame, records: pd.DataFrame,
     values = np.concatenate([means, seeds])
     if _spans_decades(values):
         ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(FuncFormatter(_plain_tick))
-        ax.xaxis.set_minor_formatter(FuncFormatter(_plain_tick))
+        finite = values[np.isfinite(values) & (values > 0)]
+        ax.xaxis.set_major_formatter(plain_ticks(finite.min(), finite.max() * 1.5))
+        ax.xaxis.set_minor_formatter(plain_ticks(finite.min(), finite.max() * 1.5))
         ax.tick_params(axis="x", which="minor", labelsize=_VARS_FONT_PT)
     else:
         finite = values[np.isfinite(values)]
@@ -467,8 +474,8 @@ def _set_y_limits(ax: Axes, means: np.ndarray, bounds: np.ndarray, log: bool,
     if log:
         ax.set_yscale("log")
         # Plain numbers (0.06, 0.1, 0.2) rather than 6×10⁻² on the minor ticks as well.
-        ax.yaxis.set_major_formatter(FuncFormatter(_plain_tick))
-        ax.yaxis.set_minor_formatter(FuncFormatter(_plain_tick))
+        ax.yaxis.set_major_formatter(plain_ticks(values.min(), values.max()))
+        ax.yaxis.set_minor_formatter(plain_ticks(values.min(), values.max()))
         lo, hi = math.log10(values.min()), math.log10(values.max())
         pad = 0.05 * (hi - lo)
         lo, hi = lo - pad, hi + pad
@@ -481,14 +488,23 @@ def _set_y_limits(ax: Axes, means: np.ndarray, bounds: np.ndarray, log: bool,
     ax.set_ylim(lo, lo + (hi - lo) / (1 - headroom))
 
 
-def _plain_tick(value: float, _position: int) -> str:
-    """A log-axis tick as a plain number; minor ticks other than 2, 3, 5 × 10ⁿ unlabelled."""
-    if value <= 0 or not math.isfinite(value):
-        return ""
-    mantissa = value / 10 ** math.floor(math.log10(value) + 1e-9)
-    if min(abs(mantissa - m) for m in (1, 2, 3, 5)) > 1e-6:
-        return ""
-    return f"{value:g}"
+def plain_ticks(lo: float, hi: float) -> FuncFormatter:
+    """Log-axis tick labels as plain numbers (0.06, 0.1, 0.2 rather than 6×10⁻²) that do not
+    collide: the powers of ten only where the values ``lo``…``hi`` span more than
+    :data:`_DECADES_FOR_POWERS` decades, 1, 2 and 5 × 10ⁿ over more than one decade, and 3 × 10ⁿ
+    as well below; none above ``hi`` (the headroom of the not-ok strip)."""
+    span = math.log10(hi / lo) if lo > 0 and hi > lo else 0.0
+    kept = (1,) if span > _DECADES_FOR_POWERS else (1, 2, 5) if span > 1.2 else (1, 2, 3, 5)
+
+    def label(value: float, _position: int) -> str:
+        if value <= 0 or not math.isfinite(value) or value > hi * 1.001:
+            return ""
+        mantissa = value / 10 ** math.floor(math.log10(value) + 1e-9)
+        if min(abs(mantissa - m) for m in kept) > 1e-6:
+            return ""
+        return f"{value:g}"
+
+    return FuncFormatter(label)
 
 
 def _size_label(records: pd.DataFrame) -> str:
