@@ -91,6 +91,7 @@ def test_one_size_draws_a_dot_chart_per_method(one_size: Path) -> None:
         t.get_text() for t in figure.legends[0].get_texts()]
 
 
+@pytest.mark.slow
 def test_columns_say_what_they_measure(one_size: Path, tmp_path: Path) -> None:
     files = build_report(one_size, tmp_path, suite="one")
     md = files.leaderboard.read_text()
