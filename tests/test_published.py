@@ -20,9 +20,12 @@ def _content(path: Path) -> list[str]:
             if not line.startswith(_CIRCUMSTANCES)]
 
 
+#: The published suites: the folders under results/ with a page.
+SUITES = sorted(p.name for p in RESULTS.iterdir() if (p / "LEADERBOARD.md").is_file())
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("suite", sorted(p.name for p in RESULTS.iterdir()
-                                           if (p / "LEADERBOARD.md").is_file()))
+@pytest.mark.parametrize("suite", SUITES)
 def test_a_published_page_regenerates_from_its_records(suite: str, tmp_path: Path) -> None:
     published = RESULTS / suite
     code, text = run_main(["report", "--results", str(published), "--suite", suite,
@@ -41,7 +44,7 @@ def _records(suite: str) -> list[dict[str, object]]:
     return [json.loads(p.read_text()) for p in (RESULTS / suite / "records").glob("*.json")]
 
 
-@pytest.mark.parametrize("suite", sorted(p.name for p in RESULTS.iterdir() if p.is_dir()))
+@pytest.mark.parametrize("suite", SUITES)
 def test_the_readmes_agree_with_the_records(suite: str) -> None:
     """Each page's README names every commit its records were made at, and results/README.md
     each page's CPU as recorded, with a warning where the pages' CPUs differ."""
@@ -53,6 +56,5 @@ def test_the_readmes_agree_with_the_records(suite: str) -> None:
     row = next(line for line in index.splitlines() if line.startswith(f"| `{suite}` |"))
     for model in {str(r["device_name"]) for r in records}:
         assert f"`{model}`" in row, model
-    models = {str(r["device_name"]) for p in RESULTS.iterdir() if p.is_dir()
-              for r in _records(p.name)}
+    models = {str(r["device_name"]) for name in SUITES for r in _records(name)}
     assert (len(models) > 1) == ("pages come from different CPUs" in index)
