@@ -51,7 +51,7 @@ BUILT_IN: tuple[str, ...] = (
     "pertopt[loss=dpo,perturbation=additive]", "pertopt[loss=dpo,perturbation=multiplicative]",
     "blackbox", "blackbox[loss=objective]", "nid", "imle", "aimle", "pg", "rfwo", "rfy", "nce",
     "cmap", "ltr[kind=listwise]", "ltr[kind=pairwise]", "ltr[kind=pointwise]", "cave",
-    "pertopt", "ltr",
+    "pertopt", "ltr", "pertopt[perturbation=multiplicative]", "pertopt[loss=dpo]",
 )
 #: Families of records written before ``method_family`` was a column, by method-name prefix.
 _LEGACY_PREFIXES = {"dys-": "dys", "cvx-": "layer", "spo": "pyepo", "pertopt": "pyepo",
