@@ -202,9 +202,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args, unknown = build_parser().parse_known_args(argv)
-    if unknown:  # refused by the command's own parser, which points to its own help
-        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # refused by the parser of where they stand, which points to its own help
+        tokens = list(sys.argv[1:] if argv is None else argv)
+        before = tokens.index(unknown[0]) < tokens.index(args.command)
+        (parser if before else args.command_parser).error(
+            f"unrecognized arguments: {' '.join(unknown)}")
     # Plain lines on stderr ("warning: damaged record PATH (…)"): one line each, never wrapped.
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s: %(message)s", stream=sys.stderr)

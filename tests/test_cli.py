@@ -156,6 +156,7 @@ def test_list_in_a_pipe_cuts_nothing_and_names_each_method_once(
 @pytest.mark.parametrize(("args", "fragment"), [
     (["runn"], "did you mean 'run'"),
     (["run", "--suite", "shortest-path", "--bogus"], "see 'l2obench run --help'"),
+    (["--bogus", "list"], "see 'l2obench --help'"),
 ])
 def test_a_wrong_command_or_option_points_the_way(args: list[str], fragment: str) -> None:
     from tests.test_input_fuzz import run_main
