@@ -59,7 +59,8 @@ def run_inline(suite: Path, out: Path, *extra: str) -> tuple[int, str]:
 
 
 def record_files(out: Path) -> list[Path]:
-    return sorted((out / "records").glob("*.json"))
+    """The record files of ``out`` (not a record being written: ``.tmp-*.json``)."""
+    return sorted(p for p in (out / "records").glob("*.json") if not p.name.startswith("."))
 
 
 # -- 1. damaged and foreign records ---------------------------------------------------------
