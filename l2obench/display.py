@@ -48,8 +48,9 @@ def cell_line(cell: Cell, record: Record, width: int, compact: str | None = None
     Status, then the label, then the measurements; an error comes last and is cut to what room
     is left. The method's name, the size and the seed are never shortened: where the line is
     too long the label drops the parameters every cell of the run shares (``compact``, the
-    method label :func:`run_labels` gives), then its parameters are shortened in the middle,
-    and measurements go (the least important first) only where even ``name[…]`` has no room.
+    method label :func:`run_labels` gives), then measurements go but the regret, then the
+    parameters left are shortened in the middle (the regret goes only where even ``name[…]``
+    has no room).
     """
     status = f"{record.status:>8} "
     facts = []
@@ -66,10 +67,13 @@ def cell_line(cell: Cell, record: Record, width: int, compact: str | None = None
     method = cell.method_label
     if compact is not None and len(status) + len(short_label(cell)) + len(tail()) > width:
         method = compact
-    # The shortest the label gets: its parameters all elided (``ltr[…]``).
+    # Measurements go (the least important first, the regret last) while the label does not
+    # fit whole; the regret only where even the label's shortest form (``ltr[…]``) does not.
+    while len(facts) > 1 and len(status) + len(short_label(cell, method)) + len(tail()) > width:
+        facts.pop()
     least = short_label(cell, f"{cell.method}[…]" if method != cell.method else method)
     while facts and len(status) + len(least) + len(tail()) > width:
-        facts.pop()  # the least important measurement first
+        facts.pop()
     room = max(12, width - len(status) - len(tail()))
     label = fit_label(cell, room, method)
     line = Text.from_markup(f"[{STATUS_STYLE.get(record.status, 'white')}]{status}[/]"
