@@ -33,7 +33,8 @@ from l2obench.display import (
     shorten,
 )
 from l2obench.errors import L2OBenchError
-from l2obench.record import Budget, Cell, Limits, Record, Status
+from l2obench.record import RECORD_COLUMNS, Budget, Cell, Limits, Record, Status
+from l2obench.tasks.base import Task, task_of
 
 if TYPE_CHECKING:
     from l2obench.executors import Executor
@@ -495,8 +496,20 @@ def _fmt(value: Any, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
-_SUMMARY_COLUMNS = {  # header: (record column, format, priority: dropped first when narrow)
-    "regret": ("norm_regret", ".4f", 0), "val regret": ("val_regret", ".4f", 3),
+def _summary_columns(task: Task) -> dict[str, tuple[str, str, int]]:
+    """The summary's columns for cells of ``task``: its ranking and validation metrics, then
+    :data:`_RUN_SUMMARY`."""
+    short = task.ranking().short_label
+    return {short: (task.rank_metric, ".4f", 0),
+            f"val {short}": (task.validation.name, ".4f", 3), **_RUN_SUMMARY}
+
+
+def _value(record: Record, column: str) -> Any:
+    """A record's value of a summary column: a record column, else a metric of its task."""
+    return getattr(record, column) if column in RECORD_COLUMNS else record.metric(column)
+
+
+_RUN_SUMMARY = {  # header: (record column, format, priority: dropped first when narrow)
     "test loss": ("test_loss", ".4g", 6), "epochs": ("epochs", ".3g", 4),
     "s/epoch": ("time_per_epoch_s", ".3g", 2), "to best s": ("time_to_best_s", ".3g", 5),
     "peak MB": ("peak_mem_mb", ".0f", 7), "fwd iters": ("fwd_iters_mean", ".0f", 1),
@@ -536,8 +549,10 @@ def _summary_table(done: list[tuple[Cell, Record]], tuning: Tuning,
     is marked."""
     from l2obench.selection import cell_trial, given_params, select
 
+    task = task_of(cell.task for cell, _ in done)
+    summary_columns = _summary_columns(task)
     trials = {cell.cell_id: cell_trial(cell, tuning, record) for cell, record in done}
-    selections = select(trials.values(), tuning)
+    selections = select(trials.values(), tuning, task.validation)
     rows: dict[tuple[int, str, str], list[tuple[Cell, Record]]] = {}
     for cell, record in sorted(done, key=lambda d: (d[0].size, d[0].data_label,
                                                     d[0].method_label)):
@@ -546,10 +561,11 @@ def _summary_table(done: list[tuple[Cell, Record]], tuning: Tuning,
     means: dict[tuple[int, str, str], dict[str, float | None]] = {}
     for key, group in rows.items():
         ok = [record for _, record in group if record.status == Status.OK]
-        means[key] = {column: _mean([trials[r.cell_id].val_regret if column == "val_regret"
-                                     else getattr(r, column) for r in ok])
-                      for column, _, _ in _SUMMARY_COLUMNS.values()}
-    shown = {header: spec for header, spec in _SUMMARY_COLUMNS.items()
+        means[key] = {column: _mean([trials[r.cell_id].val_score
+                                     if column == task.validation.name else _value(r, column)
+                                     for r in ok])
+                      for column, _, _ in summary_columns.values()}
+    shown = {header: spec for header, spec in summary_columns.items()
              if any(m[spec[0]] is not None for m in means.values())}
     with_data = any(data for _, data, _ in rows)
     sizes, datas, names, solved_cells = [], [], [], []
@@ -592,10 +608,11 @@ def _comparison_table(original: Record, new: Record) -> Table:
     for column in ("", "recorded", "re-run"):
         table.add_column(column, justify="right")
     table.add_row("status", str(original.status), str(new.status))
-    for header, (key, spec, _) in _SUMMARY_COLUMNS.items():
-        if key == "val_regret":
+    task = task_of([original.task])
+    for header, (key, spec, _) in _summary_columns(task).items():
+        if key == task.validation.name:
             continue
-        table.add_row(header, _fmt(getattr(original, key), spec), _fmt(getattr(new, key), spec))
+        table.add_row(header, _fmt(_value(original, key), spec), _fmt(_value(new, key), spec))
     return table
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from l2obench.record import Status
+from l2obench.tasks.base import Task, task_of
 
 #: The cells of one aggregate row.
 GROUP = ["suite", "problem", "data", "size", "method_label"]
@@ -25,10 +26,9 @@ GROUP = ["suite", "problem", "data", "size", "method_label"]
 #: (:func:`l2obench.report.configurations.annotate` adds them).
 CARRIED = ["data_label", "identity", "configuration", "tuned", "selected"]
 
-#: Aggregated metrics (record columns) and how pages and plots name them, units included.
-METRICS: dict[str, str] = {
-    "norm_regret": "normalized regret",
-    "val_regret": "validation regret",
+#: The measurements every task family's cells have, aggregated after the task's ranking and
+#: validation metrics and before its other metrics, with how pages and plots name them.
+RUN_METRICS: dict[str, str] = {
     "test_loss": "test loss",
     "train_time_s": "training time (s)",
     "time_to_best_s": "time to best epoch (s)",
@@ -37,8 +37,23 @@ METRICS: dict[str, str] = {
     "device_peak_mem_mb": "peak device memory (MB)",
     "fwd_iters_mean": "forward iterations",
     "bwd_iters_mean": "backward iterations",
-    "accuracy": "accuracy",
 }
+
+
+def records_task(frame: pd.DataFrame) -> Task:
+    """The task family of a table of records (its ``task`` column; records without one are of
+    the default family); records of several families are an input error (:func:`task_of`)."""
+    return task_of(frame.get("task", []))
+
+
+def metric_labels(task: Task) -> dict[str, str]:
+    """Every aggregated metric (a results-table column) and how pages and plots name it, units
+    included: the task's ranking metric, its validation metric, :data:`RUN_METRICS`, then the
+    task's other metrics."""
+    rank, validation = task.ranking(), task.validation
+    return {rank.name: rank.axis_label, validation.name: validation.axis_label, **RUN_METRICS,
+            **{m.name: m.axis_label for m in task.metrics if m.name != rank.name}}
+
 
 CONFIDENCE = 0.95
 AGGREGATION_NOTE = (
@@ -80,7 +95,8 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
     Columns: the group keys (``data`` is ``""`` for records not annotated with their data
     point), ``method``, the :data:`CARRIED` columns the records have, ``n_vars`` (of the size,
     from any record that has it: failed cells may not), ``attempted``, ``solved`` (ok cells),
-    ``statuses`` and, for every metric in :data:`METRICS`, ``<metric>_mean``, ``<metric>_lo``,
+    ``statuses`` and, for every metric of :func:`metric_labels` (of the records' task family),
+    ``<metric>_mean``, ``<metric>_lo``,
     ``<metric>_hi`` and ``<metric>_n`` (the ok seeds with a value). A metric missing from the
     records (an older record format) is treated as having no values.
     """
@@ -88,6 +104,7 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
         records = records.assign(data="")
     n_vars = (records.dropna(subset=["n_vars"]).groupby(["suite", "problem", "size"])["n_vars"]
               .first() if "n_vars" in records else pd.Series(dtype=float))
+    metrics = metric_labels(records_task(records))
     rows = []
     for key, cells in records.groupby(GROUP, sort=True):
         row = dict(zip(GROUP, key, strict=True))
@@ -98,7 +115,7 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
         row["attempted"] = len(cells)
         row["solved"] = len(ok)
         row["statuses"] = format_statuses(cells["status"])
-        for metric in METRICS:
+        for metric in metrics:
             values = (pd.to_numeric(ok[metric], errors="coerce").dropna().tolist()
                       if metric in ok else [])
             row[f"{metric}_mean"], row[f"{metric}_lo"], row[f"{metric}_hi"] = \
