@@ -620,18 +620,32 @@ def _list(console: Console) -> None:
     from l2obench.methods.base import method_registry as methods
     from l2obench.problems.base import problem_registry as problems
     from l2obench.suite import builtin_suites, load_suite
+    from l2obench.tasks.base import get_task, task_registry
+
+    table = Table(title="Task families")
+    for column in ("name", "outputs", "metrics (↓ lower / ↑ higher is better)", "ranks by",
+                   "selects by", "description"):
+        table.add_column(column)
+    for name in task_registry.names():
+        task = get_task(name)
+        metrics = "\n".join(f"{m.name} {m.arrow}" + (f" ({m.unit})" if m.unit else "")
+                            for m in task.metrics)
+        table.add_row(name, escape(task.output), metrics, task.rank_metric,
+                      f"{task.validation.name} {task.validation.arrow}",
+                      escape(task.description))
+    console.print(table)
 
     table = Table(title="Problems")
-    for column in ("name", "size", "offers", "parameters", "description"):
+    for column in ("name", "task", "size", "offers", "parameters", "description"):
         table.add_column(column)
     for name, cls in problems:
         params = escape("\n".join(f"{k}: {p.describe()}" for k, p in cls.params.items()))
         offers = "\n".join(sorted(cls.capabilities())) or "oracle only"
-        table.add_row(name, cls.size_param, offers, params, escape(cls.description))
+        table.add_row(name, cls.task, cls.size_param, offers, params, escape(cls.description))
     console.print(table)
 
     table = Table(title="Methods")
-    for column in ("name", "available", "needs", "parameters", "description"):
+    for column in ("name", "task", "available", "needs", "parameters", "description"):
         table.add_column(column)
     for name, method_cls in methods:
         missing = method_cls.missing_requirements()
@@ -640,7 +654,8 @@ def _list(console: Console) -> None:
         needs = "\n".join(sorted(method_cls.needs)) or "the oracle"
         params = escape("\n".join(f"{k}: {p.describe()}"
                                   for k, p in method_cls.params.items()))
-        table.add_row(name, available, needs, params, escape(method_cls.description))
+        table.add_row(name, method_cls.task, available, needs, params,
+                      escape(method_cls.description))
     console.print(table)
 
     table = Table(title="Which method runs on which problem")
@@ -652,7 +667,11 @@ def _list(console: Console) -> None:
         cells = []
         for _, problem_cls in problem_classes:
             unmet = method_cls.unmet_needs(problem_cls)
-            cells.append("[green]yes[/]" if not unmet else "[red]no[/]: needs " + ", ".join(unmet))
+            if method_cls.task != problem_cls.task:
+                cells.append(f"[dim]no[/]: {problem_cls.task} family")
+            else:
+                cells.append("[green]yes[/]" if not unmet
+                             else "[red]no[/]: needs " + ", ".join(unmet))
         table.add_row(name, *cells)
     console.print(table)
 

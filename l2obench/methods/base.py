@@ -20,7 +20,7 @@ import torch
 
 from l2obench.errors import MissingExtraError, ParameterError
 from l2obench.params import Param, cell_params, validate_params
-from l2obench.problems.base import BaseProblem, Capability, Dataset, Problem, Split
+from l2obench.problems.base import BaseProblem, Dataset, Problem, Split, capability_doc
 from l2obench.record import Budget, FitResult
 from l2obench.registry import Registry
 from l2obench.tasks.base import Task, get_task
@@ -43,7 +43,7 @@ class BaseMethod(ABC):
     #: The task family the method serves (a name in ``l2obench.tasks``).
     task: ClassVar[str] = "decision"
     #: What the method needs from a problem beyond its exact oracle (e.g. an LP form).
-    needs: ClassVar[frozenset[Capability]] = frozenset()
+    needs: ClassVar[frozenset[str]] = frozenset()
     #: The family reports group it in (colours, legends): ``"dys"`` (DYS layers), ``"layer"``
     #: (other optimization layers), ``"pyepo"`` (losses over the exact oracle), ``"baseline"``,
     #: or ``"other"``.
@@ -76,7 +76,7 @@ class BaseMethod(ABC):
         return getattr(cls, "name", cls.__name__)
 
     @classmethod
-    def unmet_needs(cls, problem: type[BaseProblem]) -> list[Capability]:
+    def unmet_needs(cls, problem: type[BaseProblem]) -> list[str]:
         """What the method needs that ``problem`` does not offer, directly or by implication
         (:meth:`Problem.capabilities`); empty when they pair."""
         return sorted(cls.needs - problem.capabilities())
@@ -94,7 +94,7 @@ class BaseMethod(ABC):
             raise ParameterError(
                 f"method '{cls.registered_name()}' cannot run on problem "
                 f"'{problem.registered_name()}': it needs "
-                + ", ".join(f"{c} ({c.doc})" for c in missing)
+                + ", ".join(f"{c} ({capability_doc(c)})" for c in missing)
                 + ", which the problem does not offer"
             )
 

@@ -43,7 +43,9 @@ def sense_sign(sense: Sense) -> float:
 
 
 class Capability(StrEnum):
-    """What a problem offers beyond its data and exact oracle, and a method may need."""
+    """The built-in names of what a problem offers beyond its data (and, in its family, its
+    scorer), and a method may need. Capabilities are an open set of names: a plugin adds its
+    own with :func:`declare_capability`, and ``offers`` and ``needs`` hold plain strings too."""
 
     LP_FORM = "lp-form"
     CONIC_FORM = "conic-form"
@@ -52,10 +54,11 @@ class Capability(StrEnum):
 
     @property
     def doc(self) -> str:
-        return _CAPABILITY_DOCS[self]
+        return capability_doc(self)
 
 
-_CAPABILITY_DOCS = {
+#: What each capability means, by name: the built-ins' and those plugins declare.
+CAPABILITY_DOCS: dict[str, str] = {
     Capability.LP_FORM: "an LP form or LP relaxation of its decisions, lp()",
     Capability.CONIC_FORM: "a convex conic form of its decisions (linear constraints and "
                            "second-order cones), conic()",
@@ -65,9 +68,23 @@ _CAPABILITY_DOCS = {
 }
 
 #: Capabilities that come with another: an LP form is a conic form without cones.
-IMPLIED_CAPABILITIES: dict[Capability, frozenset[Capability]] = {
+IMPLIED_CAPABILITIES: dict[str, frozenset[str]] = {
     Capability.LP_FORM: frozenset({Capability.CONIC_FORM}),
 }
+
+
+def declare_capability(name: str, doc: str) -> str:
+    """Declare a capability a plugin's problems offer and its methods need (e.g. a forward
+    operator of a reconstruction problem), with what it means; returns ``name``."""
+    existing = CAPABILITY_DOCS.setdefault(name, doc)
+    if existing != doc:
+        raise L2OBenchError(f"capability '{name}' is declared twice, with different meanings")
+    return name
+
+
+def capability_doc(name: str) -> str:
+    """What capability ``name`` means (as declared)."""
+    return CAPABILITY_DOCS.get(name, "an undeclared capability")
 
 
 @dataclass(frozen=True)
@@ -203,7 +220,7 @@ class BaseProblem(ABC):
     #: The task family that scores models on this problem (a name in ``l2obench.tasks``).
     task: ClassVar[str] = "decision"
     #: What the problem offers methods beyond its data (and, in its family, its scorer).
-    offers: ClassVar[frozenset[Capability]] = frozenset()
+    offers: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, **params: Any) -> None:
         self.config: dict[str, Any] = self.validate(params)
@@ -220,7 +237,7 @@ class BaseProblem(ABC):
         return getattr(cls, "name", cls.__name__)
 
     @classmethod
-    def capabilities(cls) -> frozenset[Capability]:
+    def capabilities(cls) -> frozenset[str]:
         """What the problem offers, with what that implies (:data:`IMPLIED_CAPABILITIES`)."""
         implied = [IMPLIED_CAPABILITIES.get(c, frozenset()) for c in cls.offers]
         return cls.offers.union(*implied)

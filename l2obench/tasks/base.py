@@ -72,6 +72,11 @@ class Metric:
         return self.sign * math.inf
 
     @property
+    def arrow(self) -> str:
+        """``↓`` (lower is better) or ``↑`` (higher is better)."""
+        return "↓" if self.direction == "min" else "↑"
+
+    @property
     def short_label(self) -> str:
         """:attr:`short`, else :attr:`label`."""
         return self.short or self.label
@@ -178,9 +183,8 @@ class Task(ABC):
     @classmethod
     def summary(cls) -> str:
         """One line for ``l2obench list``: the metrics, their directions, the ranking one."""
-        metrics = ", ".join(
-            f"{m.name} ({'↓' if m.direction == 'min' else '↑'}"
-            f"{', ' + m.unit if m.unit else ''})" for m in cls.metrics)
+        metrics = ", ".join(f"{m.name} ({m.arrow}{', ' + m.unit if m.unit else ''})"
+                            for m in cls.metrics)
         return (f"outputs {cls.output}; metrics {metrics}; ranks by {cls.rank_metric}, selects "
                 f"by {cls.validation.name}")
 
