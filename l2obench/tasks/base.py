@@ -133,6 +133,12 @@ class Task(ABC):
         value = self.score(problem, split, outputs).values[self.rank_metric]
         return math.nan if value is None else float(value)
 
+    def ideal_outputs(self, split: Any) -> np.ndarray | None:
+        """The outputs that score best on ``split`` (its ground truth in the outputs' form), or
+        ``None`` where the family has none: the hook of the contract test, which checks that
+        they score at least as well as any perturbation of them."""
+        return None
+
     def deploy(self, problem: Any, method: Any, features: np.ndarray) -> object:
         """What a deployed model does for ``features`` (the record's inference time): by
         default its prediction; a family whose outputs feed a further step overrides it."""

@@ -41,6 +41,10 @@ class DecisionTask(Task):
         return Scores(values={"norm_regret": quality.norm_regret, "accuracy": quality.accuracy},
                       per_instance={"test_regrets": [float(r) for r in quality.regrets]})
 
+    def ideal_outputs(self, split: Any) -> np.ndarray:
+        """The true costs: the oracle's decisions under them have zero regret."""
+        return np.asarray(split.costs, dtype=np.float64)
+
     def deploy(self, problem: Any, method: Any, features: np.ndarray) -> object:
         """The decisions: the method's own layer where it has one, else the exact oracle under
         its predicted costs."""

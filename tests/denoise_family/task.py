@@ -38,6 +38,10 @@ class DenoiseTask(Task):
     rank_metric = "psnr"
     validation = Metric("val_psnr", "validation PSNR", "max", unit="dB")
 
+    def ideal_outputs(self, split: Any) -> np.ndarray:
+        """The clean signals themselves."""
+        return np.asarray(split.targets, dtype=np.float64)
+
     def score(self, problem: Any, split: Any, outputs: np.ndarray) -> Scores:
         outputs = np.asarray(outputs, dtype=np.float64)
         if outputs.shape != split.targets.shape:
