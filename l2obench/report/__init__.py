@@ -108,7 +108,8 @@ def build_report(results: str | Path, out: str | Path, *, suite: str | None = No
         configurations = every[(every["suite"] == suite_name) & (every["problem"] == problem)]
         changes = None
         if against is not None:
-            changes = compare(cells, against[against["problem"] == problem])
+            changes = compare(cells, against[against["problem"] == problem],
+                              records_task(records).ranking())
         sections.append(section(cells, part, plots, out, missing=missing,
                                 every=configurations,
                                 selections=selections.get(str(suite_name)),

@@ -24,7 +24,7 @@ from markupsafe import Markup
 
 from l2obench.record import Status
 from l2obench.report.aggregate import AGGREGATION_NOTE, has_data, metric_labels, records_task
-from l2obench.report.baseline import BASELINE_NOTE
+from l2obench.report.baseline import baseline_note
 from l2obench.report.plots import PlotFiles
 from l2obench.report.stats import Paired, RankTest, rank_test, statistics_note, versus_best
 from l2obench.selection import Selections
@@ -409,18 +409,20 @@ def _per_instance(records: pd.DataFrame, metric: Metric) -> dict[str, dict[int, 
 
 
 
-def baseline_table(changes: pd.DataFrame | None) -> Table | None:
+def baseline_table(changes: pd.DataFrame | None, metric: Metric) -> Table | None:
     """Each method's change against the baseline (:func:`l2obench.report.baseline.compare`)."""
     if changes is None or changes.empty:
         return None
     body = []
-    for _, row in changes.sort_values(["size", "data", "regret_now"]).iterrows():
+    ordered = changes.assign(_v=metric.sign * changes["now"])
+    for _, row in ordered.sort_values(["size", "data", "_v"]).iterrows():
         p = row["p_value"]
         body.append([_plain(row["size"]), str(row.get("data_label", "") or _data(row["data"])),
-                     row["method_label"], fmt(row["regret_now"]), fmt(row["regret_baseline"]),
+                     row["method_label"], fmt(row["now"]), fmt(row["baseline"]),
                      f"{row['change']:+.3g}", _plain(row["seeds"]),
                      "—" if not math.isfinite(p) else f"{p:.2g}", row["verdict"]])
-    return Table(["size", "data", "method", "regret now", "regret baseline", "change",
+    short = metric.short_label
+    return Table(["size", "data", "method", f"{short} now", f"{short} baseline", "change",
                   "seeds", "p (Wilcoxon)", "verdict"], body,
                  [True, False, False, True, True, True, True, True, False])
 
@@ -487,7 +489,8 @@ def section(records: pd.DataFrame, agg: pd.DataFrame, plots: Iterable[PlotFiles]
                    statistics=test.summary(), tuning=rule,
                    selection=selection_table(every, selections)
                    if tuned and every is not None and selections is not None else None,
-                   baseline=baseline_table(baseline), baseline_name=baseline_name)
+                   baseline=baseline_table(baseline, task.ranking()),
+                   baseline_name=baseline_name)
 
 
 def provenance(records: pd.DataFrame, command: str) -> list[tuple[str, str]]:
@@ -532,7 +535,7 @@ def write_pages(sections: list[Section], records: pd.DataFrame, out: Path,
         "sections": sections,
         "provenance": provenance(records, command),
         "aggregation": AGGREGATION_NOTE,
-        "baseline_note": BASELINE_NOTE,
+        "baseline_note": baseline_note(task.ranking()),
         "ranking_rule": ranking_rule(task),
         "statistics_note": statistics_note(task),
         "notes": notes.strip(),
