@@ -4,6 +4,7 @@ outside its package naming it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,11 +14,16 @@ from skimage.metrics import mean_squared_error, peak_signal_noise_ratio
 from l2obench.errors import L2OBenchError
 from l2obench.store import load_records, load_results
 from l2obench.tasks.base import Metric, Scores, Task, get_task, task_of, task_registry
-from tests.denoise_family import register
+from tests.denoise_family import registered
 from tests.denoise_family.task import DenoiseSplit, DenoiseTask
 from tests.test_input_fuzz import run_main
 
-register()
+
+@pytest.fixture(autouse=True, scope="module")
+def _denoise_family() -> Iterator[None]:
+    with registered():
+        yield
+
 
 SUITE = """
 name = "denoise-toy"
@@ -60,7 +66,7 @@ def test_the_denoising_scores_are_scikit_images() -> None:
         DenoiseTask().score(None, DenoiseSplit(targets, targets), outputs * np.nan)
 
 
-@pytest.mark.parametrize("name", task_registry.names())
+@pytest.mark.parametrize("name", sorted({*task_registry.names(), "denoise"}))
 def test_every_task_family_declares_its_metrics_consistently(name: str) -> None:
     task = get_task(name)  # checks the declaration
     assert task.ranking().name == task.rank_metric
