@@ -130,6 +130,9 @@ class FitResult:
     bwd_iters_mean: float | None = None
     bwd_unconverged: int | None = None  # training steps whose backward solve missed its tol
     history: list[dict[str, float]] = field(default_factory=list)
+    #: Statistics of the method's training that its task family declares (``Task.extras``),
+    #: by name; the record's ``extras`` column.
+    extras: dict[str, float] = field(default_factory=dict)
 
 
 def epoch_val_score(entry: Mapping[str, Any]) -> float | None:
@@ -392,6 +395,10 @@ class Record:
         "and its clocks read high")
     load_end: float | None = column("provenance: the 1-minute load average when the cell ended")
     n_cores: int | None = column("provenance: the CPU cores the machine has (`os.cpu_count()`)")
+    extras: dict[str, float | None] | None = column(
+        "statistics of a cell's training that its task family declares (`Task.extras`: e.g. a "
+        "reconstruction's solver iterations), by name; `load_results` gives each its own column "
+        "(none for predict-then-optimize, whose iteration statistics are the columns above)")
     per_instance: dict[str, list[float]] | None = column(
         "per test instance, in the split's order, the values of the metrics that have them "
         "(what the report's paired tests compare: every method at a size, data point and seed "
@@ -406,7 +413,8 @@ class Record:
         "seconds); records written before the clock was added hold `epoch`, `train_loss` and "
         "`val_score` only", None)
     schema_version: int = column(
-        "the layout of the record (2: with `task`, `metrics` and `per_instance`); older records "
+        "the layout of the record (2: with `task`, `metrics`, `extras` and `per_instance`); older "
+        "records "
         "are read in the current layout (`l2obench.record.migrate`)", SCHEMA_VERSION)
 
     # -- building ------------------------------------------------------------------------------

@@ -140,6 +140,7 @@ def _measure(cell: Cell, cache: DataCache) -> tuple[Status, str | None, dict[str
         error = f"no epoch completed within the budget ({budget})"
     trained = asdict(fit)
     validation = {task.validation.name: trained.pop("val_score")}
+    extras = trained.pop("extras")
     metrics = {m.name: scores.values.get(m.name) for m in task.metrics}
     return status, error, {
         **trained,
@@ -148,6 +149,7 @@ def _measure(cell: Cell, cache: DataCache) -> tuple[Status, str | None, dict[str
         "test_loss": test_loss,
         "metrics": {k: v for k, v in {**metrics, **validation}.items() if v is not None},
         "per_instance": scores.per_instance,
+        "extras": extras or None,
         "train_time_s": train_time,
         "time_per_epoch_s": train_time / fit.epochs if fit.epochs else None,
         "infer_time_s": infer_time,

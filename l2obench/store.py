@@ -447,17 +447,17 @@ def results_frame(records: Sequence[Record]) -> pd.DataFrame:
     """``records`` as a table, one row per cell.
 
     The columns are :data:`~l2obench.record.RECORD_COLUMNS`, in that order, except that the
-    ``metrics`` and ``per_instance`` maps become one column per entry, after them: every metric
-    the records' task families declare (:mod:`l2obench.tasks`), and any other entry a record
-    holds. Columns that older records lack are empty.
+    ``metrics``, ``extras`` and ``per_instance`` maps become one column per entry, after them:
+    every metric and extra the records' task families declare (:mod:`l2obench.tasks`), and any
+    other entry a record holds. Columns that older records lack are empty.
     """
     import pandas as pd
 
-    spread = ("metrics", "per_instance")
+    spread = ("metrics", "extras", "per_instance")
     declared: list[str] = []
     for name in sorted({r.task or DEFAULT_TASK for r in records}):
         task = get_task(name)
-        for metric in (*task.metrics, task.validation):
+        for metric in (*task.metrics, task.validation, *task.extras):
             declared += [metric.name] + ([metric.per_instance] if metric.per_instance else [])
     rows: list[dict[str, Any]] = []
     for record in records:

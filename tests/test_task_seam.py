@@ -120,20 +120,22 @@ def test_a_family_of_its_own_runs_selects_reports_and_ranks(tmp_path: Path) -> N
     linear = [r for r in records if r.method == "denoise-linear"]
     assert all(set(r.metrics or {}) == {"psnr", "mse", "val_psnr"} for r in linear)
     assert all(len((r.per_instance or {})["test_psnr"]) == 32 for r in records)
+    ridge = [r for r in records if r.method == "denoise-ridge"]
+    assert all((r.extras or {})["gram_condition"] >= 1.0 for r in ridge)  # a declared extra
     # The training loop kept the epoch of highest validation PSNR.
     for r in linear:
         scores = [h["val_score"] for h in r.history or []]
         assert r.metric("val_psnr") == max(scores) == scores[(r.best_epoch or 0) - 1]
 
     frame = load_results(out)
-    assert {"psnr", "mse", "val_psnr", "test_psnr"} <= set(frame.columns)
+    assert {"psnr", "mse", "val_psnr", "test_psnr", "gram_condition"} <= set(frame.columns)
     code, text = run_main(["report", "--results", str(out), "--suite", "denoise-toy",
                            "--out", str(pages)])
     assert code == 0, text
     page = (pages / "LEADERBOARD.md").read_text()
     assert "PSNR (dB)" in page and "higher is better" in page
     assert "highest mean validation PSNR" in page  # the tuning rule, in the family's words
-    assert "samples per signal" in page
+    assert "samples per signal" in page and "Gram condition number" in page
     stem = "denoise-toy-noisy-signals"
     assert {p.name for p in (pages / "figures").iterdir()} >= {
         f"{stem}-summary.png", f"{stem}-psnr.png", f"{stem}-anytime.png"}

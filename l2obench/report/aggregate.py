@@ -48,11 +48,12 @@ def records_task(frame: pd.DataFrame) -> Task:
 
 def metric_labels(task: Task) -> dict[str, str]:
     """Every aggregated metric (a results-table column) and how pages and plots name it, units
-    included: the task's ranking metric, its validation metric, :data:`RUN_METRICS`, then the
-    task's other metrics."""
+    included: the task's ranking metric, its validation metric, :data:`RUN_METRICS`, the
+    task's other metrics, then its extras."""
     rank, validation = task.ranking(), task.validation
     return {rank.name: rank.axis_label, validation.name: validation.axis_label, **RUN_METRICS,
-            **{m.name: m.axis_label for m in task.metrics if m.name != rank.name}}
+            **{m.name: m.axis_label for m in task.metrics if m.name != rank.name},
+            **{m.name: m.axis_label for m in task.extras}}
 
 
 CONFIDENCE = 0.95

@@ -114,6 +114,9 @@ class Task(ABC):
     n_vars_label: ClassVar[str] = "outputs per instance"
     #: The test metrics :meth:`score` returns, in the order reports show them.
     metrics: ClassVar[tuple[Metric, ...]]
+    #: Statistics of a method's training the family's methods report in ``FitResult.extras``
+    #: (solver iterations, say): recorded, aggregated and shown after the run's measurements.
+    extras: ClassVar[tuple[Metric, ...]] = ()
     #: The name of the metric (one of :attr:`metrics`) that ranks methods on the test split.
     rank_metric: ClassVar[str]
     #: The rank metric evaluated on the validation split: what keeps a training epoch and what
@@ -153,8 +156,9 @@ class Task(ABC):
 
     @classmethod
     def metric(cls, name: str) -> Metric:
-        """The metric called ``name``: one of :attr:`metrics` or the validation metric."""
-        for metric in (*cls.metrics, cls.validation):
+        """The metric called ``name``: one of :attr:`metrics`, the validation metric or one of
+        :attr:`extras`."""
+        for metric in (*cls.metrics, cls.validation, *cls.extras):
             if metric.name == name:
                 return metric
         known = ", ".join(m.name for m in (*cls.metrics, cls.validation))
@@ -174,7 +178,10 @@ class Task(ABC):
         if len(set(names)) != len(names) or cls.validation.name in names:
             raise L2OBenchError(f"{where}: metric names must be distinct: {names} and "
                                 f"'{cls.validation.name}'")
-        taken = [n for m in (*cls.metrics, cls.validation)
+        every = [m.name for m in (*cls.metrics, cls.validation, *cls.extras)]
+        if len(set(every)) != len(every):
+            raise L2OBenchError(f"{where}: metric and extra names must be distinct: {every}")
+        taken = [n for m in (*cls.metrics, cls.validation, *cls.extras)
                  for n in (m.name, m.per_instance) if n in RECORD_COLUMNS]
         if taken:
             raise L2OBenchError(f"{where}: {', '.join(taken)} name record columns; a metric "

@@ -50,7 +50,8 @@ class RidgeDenoiser(_Denoiser):
         y = self._design(data.train.features)
         gram = y.T @ y + self.config["ridge"] * np.eye(y.shape[1])
         self.weights = np.linalg.solve(gram, y.T @ data.train.targets.astype(np.float64))
-        return FitResult(epochs=1, best_epoch=1, val_score=self.validation_score(data.val))
+        return FitResult(epochs=1, best_epoch=1, val_score=self.validation_score(data.val),
+                         extras={"gram_condition": float(np.linalg.cond(gram))})
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         return np.asarray(self._design(features) @ self.weights)

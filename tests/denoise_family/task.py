@@ -35,6 +35,8 @@ class DenoiseTask(Task):
                description="mean over test signals of 10·log10(1 / MSE)"),
         Metric("mse", "mean squared error", "min", description="mean over test signals"),
     )
+    extras = (Metric("gram_condition", "Gram condition number", "min",
+                     description="condition number of the ridge denoiser's normal equations"),)
     rank_metric = "psnr"
     validation = Metric("val_psnr", "validation PSNR", "max", unit="dB")
 
