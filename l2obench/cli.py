@@ -42,7 +42,8 @@ from l2obench.display import (
     shorten,
 )
 from l2obench.errors import L2OBenchError, did_you_mean
-from l2obench.record import RANKING, Budget, Cell, Limits, Record, Status
+from l2obench.record import RECORD_COLUMNS, Budget, Cell, Limits, Record, Status
+from l2obench.tasks.base import Metric, Task, task_of
 
 if TYPE_CHECKING:
     from l2obench.executors import Executor
@@ -596,8 +597,20 @@ def _fmt(value: Any, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
-_SUMMARY_COLUMNS = {  # header: (record column, format, priority: dropped first when narrow)
-    "regret": ("norm_regret", ".4f", 0), "val regret": ("val_regret", ".4f", 3),
+def _summary_columns(task: Task) -> dict[str, tuple[str, str, int]]:
+    """The summary's columns for cells of ``task``: its ranking and validation metrics, then
+    :data:`_RUN_SUMMARY`."""
+    short = task.ranking().short_label
+    return {short: (task.rank_metric, ".4f", 0),
+            f"val {short}": (task.validation.name, ".4f", 3), **_RUN_SUMMARY}
+
+
+def _value(record: Record, column: str) -> Any:
+    """A record's value of a summary column: a record column, else a metric of its task."""
+    return getattr(record, column) if column in RECORD_COLUMNS else record.metric(column)
+
+
+_RUN_SUMMARY = {  # header: (record column, format, priority: dropped first when narrow)
     "test loss": ("test_loss", ".4g", 6), "epochs": ("epochs", ".3g", 4),
     "s/epoch": ("time_per_epoch_s", ".3g", 2), "to best s": ("time_to_best_s", ".3g", 5),
     "peak MB": ("peak_mem_mb", ".0f", 7), "fwd iters": ("fwd_iters_mean", ".0f", 1),
@@ -633,31 +646,35 @@ def _mean(values: list[Any]) -> float | None:
 def _summary_table(done: list[tuple[Cell, Record]], tuning: Tuning,
                    width: int) -> tuple[Table, list[str]]:
     """One row per configuration (size, data point, method label): each column the mean over
-    its ok seeds. Within a size and data point, rows are sorted by the ranking metric
-    (:data:`~l2obench.record.RANKING`) and the best is marked; with tuning declared, the
-    configuration the rule selects on validation regret is marked too."""
+    its ok seeds. Within a size and data point, rows are sorted by the task family's ranking
+    metric, in its direction (``Task.ranking``), and the best is marked; with tuning declared,
+    the configuration the rule selects on the validation metric is marked too."""
     from l2obench.selection import cell_trial, given_params, select
 
+    task = task_of(cell.task for cell, _ in done)
+    summary_columns = _summary_columns(task)
     trials = {cell.cell_id: cell_trial(cell, tuning, record) for cell, record in done}
-    selections = select(trials.values(), tuning)
+    selections = select(trials.values(), tuning, task.validation)
     groups: dict[tuple[int, str, str], list[tuple[Cell, Record]]] = {}
     for cell, record in done:
         groups.setdefault((cell.size, cell.data_label, cell.method_label), []).append(
             (cell, record))
     means: dict[tuple[int, str, str], dict[str, float | None]] = {}
-    columns_read = {column for column, _, _ in _SUMMARY_COLUMNS.values()} | {RANKING.column}
+    ranking = task.ranking()  # what the rows are sorted by, and its direction
+    columns_read = {column for column, _, _ in summary_columns.values()} | {ranking.name}
     for key, group in groups.items():
         ok = [record for _, record in group if record.status == Status.OK]
-        means[key] = {column: _mean([trials[r.cell_id].val_regret if column == "val_regret"
-                                     else getattr(r, column) for r in ok])
+        means[key] = {column: _mean([trials[r.cell_id].val_score
+                                     if column == task.validation.name else _value(r, column)
+                                     for r in ok])
                       for column in columns_read}
     rows = {key: groups[key] for key in sorted(
-        groups, key=lambda k: (k[0], k[1], RANKING.order(means[k][RANKING.column]), k[2]))}
+        groups, key=lambda k: (k[0], k[1], _rank_order(ranking, means[k][ranking.name]), k[2]))}
     best: dict[tuple[int, str], tuple[int, str, str]] = {}  # (size, data) -> its best row
     for key in rows:
-        if means[key][RANKING.column] is not None:
+        if means[key][ranking.name] is not None:
             best.setdefault(key[:2], key)
-    shown = {header: spec for header, spec in _SUMMARY_COLUMNS.items()
+    shown = {header: spec for header, spec in summary_columns.items()
              if any(m[spec[0]] is not None for m in means.values())}
     with_data = any(data for _, data, _ in rows)
     sizes, datas, names, solved_cells = [], [], [], []
@@ -687,8 +704,9 @@ def _summary_table(done: list[tuple[Cell, Record]], tuning: Tuning,
                Column("method", names, "left", 0, True), Column("ok", solved_cells)]
     columns += [Column(header, values[header], "right", spec[2])
                 for header, spec in shown.items()]
-    marks = [f"» {RANKING.describe()}"] + (["* selected"] if any("* " in n for n in names)
-                                           else [])
+    best_is = "lowest" if ranking.direction == "min" else "highest"
+    marks = [f"» {best_is} {ranking.short_label}"] + (
+        ["* selected"] if any("* " in n for n in names) else [])
     title = f"Summary: mean over the ok seeds; {'; '.join(marks)}"
     table, dropped = fit_table(title, columns, width)
     lines = list(notes)
@@ -697,15 +715,21 @@ def _summary_table(done: list[tuple[Cell, Record]], tuning: Tuning,
     return table, [shorten(line, width) for line in lines]
 
 
+def _rank_order(metric: Metric, value: float | None) -> float:
+    """A sort key for ``value`` of ``metric``: the best first, a missing one last."""
+    return math.inf if value is None or not math.isfinite(value) else metric.sign * value
+
+
 def _comparison_table(original: Record, new: Record) -> Table:
     table = Table(title="Recorded vs re-run", box=box.SIMPLE_HEAD)
     for column in ("", "recorded", "re-run"):
         table.add_column(column, justify="right")
     table.add_row("status", str(original.status), str(new.status))
-    for header, (key, spec, _) in _SUMMARY_COLUMNS.items():
-        if key == "val_regret":
+    task = task_of([original.task])
+    for header, (key, spec, _) in _summary_columns(task).items():
+        if key == task.validation.name:
             continue
-        table.add_row(header, _fmt(getattr(original, key), spec), _fmt(getattr(new, key), spec))
+        table.add_row(header, _fmt(_value(original, key), spec), _fmt(_value(new, key), spec))
     return table
 
 
@@ -713,18 +737,32 @@ def _list(console: Console) -> None:
     from l2obench.methods.base import method_registry as methods
     from l2obench.problems.base import problem_registry as problems
     from l2obench.suite import builtin_suites, load_suite
+    from l2obench.tasks.base import get_task, task_registry
+
+    table = Table(title="Task families")
+    for column in ("name", "outputs", "metrics (↓ lower / ↑ higher is better)", "ranks by",
+                   "selects by", "description"):
+        table.add_column(column)
+    for name in task_registry.names():
+        task = get_task(name)
+        metrics = "\n".join(f"{m.name} {m.arrow}" + (f" ({m.unit})" if m.unit else "")
+                            for m in task.metrics)
+        table.add_row(name, escape(task.output), metrics, task.rank_metric,
+                      f"{task.validation.name} {task.validation.arrow}",
+                      escape(task.description))
+    console.print(table)
 
     table = Table(title="Problems")
-    for column in ("name", "size", "offers", "parameters", "description"):
+    for column in ("name", "task", "size", "offers", "parameters", "description"):
         table.add_column(column)
     for name, cls in problems:
         params = escape("\n".join(f"{k}: {p.describe()}" for k, p in cls.params.items()))
         offers = "\n".join(sorted(cls.capabilities())) or "oracle only"
-        table.add_row(name, cls.size_param, offers, params, escape(cls.description))
+        table.add_row(name, cls.task, cls.size_param, offers, params, escape(cls.description))
     console.print(table)
 
     table = Table(title="Methods")
-    for column in ("name", "available", "needs", "parameters", "description"):
+    for column in ("name", "task", "available", "needs", "parameters", "description"):
         table.add_column(column)
     for name, method_cls in methods:
         missing = method_cls.missing_requirements()
@@ -733,7 +771,8 @@ def _list(console: Console) -> None:
         needs = "\n".join(sorted(method_cls.needs)) or "the oracle"
         params = escape("\n".join(f"{k}: {p.describe()}"
                                   for k, p in method_cls.params.items()))
-        table.add_row(name, available, needs, params, escape(method_cls.description))
+        table.add_row(name, method_cls.task, available, needs, params,
+                      escape(method_cls.description))
     console.print(table)
 
     table = Table(title="Which method runs on which problem")
@@ -745,7 +784,11 @@ def _list(console: Console) -> None:
         cells = []
         for _, problem_cls in problem_classes:
             unmet = method_cls.unmet_needs(problem_cls)
-            cells.append("[green]yes[/]" if not unmet else "[red]no[/]: needs " + ", ".join(unmet))
+            if method_cls.task != problem_cls.task:
+                cells.append(f"[dim]no[/]: {problem_cls.task} family")
+            else:
+                cells.append("[green]yes[/]" if not unmet
+                             else "[red]no[/]: needs " + ", ".join(unmet))
         table.add_row(name, *cells)
     console.print(table)
 

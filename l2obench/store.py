@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from l2obench.errors import L2OBenchError
-from l2obench.record import RECORD_COLUMNS, Record, RecordError, disagreeing_regrets, utc_now
+from l2obench.record import RECORD_COLUMNS, Record, RecordError, disagreeing_scores, utc_now
+from l2obench.tasks.base import DEFAULT_TASK, get_task
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -110,10 +111,9 @@ class ResultStore:
                 yield record
 
     def set_aside_disagreeing(self) -> None:
-        """Move aside the records whose regret disagrees with their per-instance regrets
-        (:func:`~l2obench.record.disagreeing_regrets`; damaged files met on the way too), so
-        their cells run again."""
-        for cell_id, reason in disagreeing_regrets(self.scan()).items():
+        """Move aside the records whose score disagrees with their per-instance values
+        (:func:`disagreeing`; damaged files met on the way too), so their cells run again."""
+        for cell_id, reason in disagreeing(self.scan()).items():
             self.set_aside(self.path(cell_id), reason)
 
     def _record_files(self) -> list[Path]:
@@ -429,14 +429,31 @@ def load_records(path: str | os.PathLike[str], *, strict: bool = False) -> list[
             records.append(read_record(file, file.stem))
         except RecordError as exc:
             damaged(file, str(exc))
-    disagreeing = disagreeing_regrets(records)
+    doubtful = disagreeing(records)
     for record in records:
-        if record.cell_id in disagreeing:
-            damaged(folder / f"{record.cell_id}.json", disagreeing[record.cell_id])
-    records = [record for record in records if record.cell_id not in disagreeing]
+        if record.cell_id in doubtful:
+            damaged(folder / f"{record.cell_id}.json", doubtful[record.cell_id])
+    records = [record for record in records if record.cell_id not in doubtful]
     if not records:
         raise FileNotFoundError(f"no records under {root}")
     return records
+
+
+def disagreeing(records: Iterable[Record]) -> dict[str, str]:
+    """The records whose ranking metric (their task family's) disagrees with its own
+    per-instance values (:func:`~l2obench.record.disagreeing_scores`), with what is wrong."""
+
+    def scored(record: Record) -> tuple[str, float | None, str, list[float] | None] | None:
+        try:
+            metric = get_task(record.task or DEFAULT_TASK).ranking()
+        except L2OBenchError:  # a family this installation does not know: nothing to compare
+            return None
+        if metric.per_instance is None:
+            return None
+        values = (record.per_instance or {}).get(metric.per_instance)
+        return metric.name, record.metric(metric.name), metric.per_instance, values
+
+    return disagreeing_scores(records, scored)
 
 
 def suite_records(path: str | os.PathLike[str], suite: str) -> tuple[list[Record], int]:
@@ -455,12 +472,33 @@ def suite_records(path: str | os.PathLike[str], suite: str) -> tuple[list[Record
 
 
 def load_results(path: str | os.PathLike[str], *, strict: bool = False) -> pd.DataFrame:
-    """Every record of a results folder as a table, one row per cell (see :func:`load_records`).
+    """Every record of a results folder as a table, one row per cell (see :func:`load_records`
+    and :func:`results_frame`)."""
+    return results_frame(load_records(path, strict=strict))
 
-    The columns are :data:`~l2obench.record.RECORD_COLUMNS`, in that order; columns that older
-    records lack are empty.
+
+def results_frame(records: Sequence[Record]) -> pd.DataFrame:
+    """``records`` as a table, one row per cell.
+
+    The columns are :data:`~l2obench.record.RECORD_COLUMNS`, in that order, except that the
+    ``metrics``, ``extras`` and ``per_instance`` maps become one column per entry, after them:
+    every metric and extra the records' task families declare (:mod:`l2obench.tasks`), and any
+    other entry a record holds. Columns that older records lack are empty.
     """
     import pandas as pd
 
-    rows: list[dict[str, Any]] = [r.to_json() for r in load_records(path, strict=strict)]
-    return pd.DataFrame(rows, columns=RECORD_COLUMNS)
+    spread = ("metrics", "extras", "per_instance")
+    declared: list[str] = []
+    for name in sorted({r.task or DEFAULT_TASK for r in records}):
+        task = get_task(name)
+        for metric in (*task.metrics, task.validation, *task.extras):
+            declared += [metric.name] + ([metric.per_instance] if metric.per_instance else [])
+    rows: list[dict[str, Any]] = []
+    for record in records:
+        row = record.to_json()
+        for key in spread:
+            row.update(row.pop(key) or {})
+        rows.append(row)
+    extra = list(dict.fromkeys([*declared, *(k for r in rows for k in r)]))
+    columns = [c for c in RECORD_COLUMNS if c not in spread]
+    return pd.DataFrame(rows, columns=columns + [c for c in extra if c not in columns])

@@ -35,7 +35,8 @@ def long_cell() -> Cell:
 @pytest.mark.parametrize("width", [60, 80, 120, 160])
 def test_a_cell_line_fits_the_terminal(width: int) -> None:
     record = Record(cell_id="0123456789abcdef", problem="p", method="m", status=Status.FAILED,
-                    norm_regret=0.1234, epochs=3, train_time_s=0.0123, fwd_iters_mean=88.4,
+                    metrics={"norm_regret": 0.1234}, epochs=3, train_time_s=0.0123,
+                    fwd_iters_mean=88.4,
                     error="RuntimeError: " + "x" * 200)
     line = cell_line(long_cell(), record, width)
     assert len(line.plain) <= width, line.plain
@@ -108,7 +109,8 @@ def test_cell_lines_at_80_columns_keep_the_name_and_tell_cells_apart() -> None:
 
     cells = expand(load_suite("shortest-path"), device="cpu", sizes=[100], seeds=[0])
     record = Record(cell_id="0123456789abcdef", problem="p", method="m", status=Status.OK,
-                    norm_regret=0.1234, epochs=100, train_time_s=1234.5, fwd_iters_mean=88.4)
+                    metrics={"norm_regret": 0.1234}, epochs=100, train_time_s=1234.5,
+                    fwd_iters_mean=88.4)
     labels = run_labels(cells)
     lines = [cell_line(cell, record, 80, labels[cell.cell_id]).plain for cell in cells]
     assert all(len(line) <= 80 for line in lines)
@@ -119,7 +121,8 @@ def test_cell_lines_at_80_columns_keep_the_name_and_tell_cells_apart() -> None:
 
 def test_a_long_label_loses_its_parameters_not_its_name() -> None:
     record = Record(cell_id="0123456789abcdef", problem="p", method="m", status=Status.OK,
-                    norm_regret=0.1234, epochs=3, train_time_s=1.0, fwd_iters_mean=88.4)
+                    metrics={"norm_regret": 0.1234}, epochs=3, train_time_s=1.0,
+                    fwd_iters_mean=88.4)
     line = cell_line(long_cell(), record, 50).plain
     assert len(line) <= 50 and "dys-implicit[" in line and "seed=2" in line, line
 
@@ -128,7 +131,6 @@ def test_the_summary_ranks_by_the_ranking_metric_and_marks_the_best() -> None:
     from rich.console import Console
 
     from l2obench.cli import _summary_table
-    from l2obench.record import RANKING
     from l2obench.selection import Tuning
 
     done = []
@@ -139,11 +141,12 @@ def test_the_summary_ranks_by_the_ranking_metric_and_marks_the_best() -> None:
                         method_label=method, seed=0, device="cpu", budget=Budget(max_epochs=1))
             done.append((cell, Record(cell_id=cell.cell_id, problem="shortest-path",
                                       method=method, status=Status.OK,
-                                      norm_regret=regret + size)))
+                                      metrics={"norm_regret": regret + size})))
     table, _ = _summary_table(done, Tuning(), 120)
     console = Console(width=120, file=__import__("io").StringIO(), record=True)
     console.print(table)
-    rows = [line for line in console.export_text().splitlines() if "-method" in line]
+    text = console.export_text()
+    rows = [line for line in text.splitlines() if "-method" in line]
     assert [row.split("-method")[0].split()[-1] for row in rows] == ["b", "c", "a"] * 2
     assert sum("»" in row for row in rows) == 2 and all("»" in rows[i] for i in (0, 3))
-    assert RANKING.column == "norm_regret" and RANKING.lower_is_better
+    assert "» lowest regret" in " ".join(text.split())  # the ranking metric, its direction

@@ -11,6 +11,7 @@ import dataclasses
 import errno
 import json
 import logging
+import math
 import multiprocessing as mp
 import os
 import shutil
@@ -75,11 +76,14 @@ DAMAGE = {
     "another cell's": lambda text: json.dumps({**json.loads(text),
                                                "cell_id": "0123456789abcdef"}).encode(),
     # Edits that keep the record well-formed and its cell id: its content betrays them.
-    "a metric edited": lambda text: json.dumps({**json.loads(text), "norm_regret": 0.01}).encode(),
+    "a metric edited": lambda text: json.dumps(
+        {**json.loads(text), "metrics": {**json.loads(text)["metrics"], "norm_regret": 0.01}}
+    ).encode(),
     "a NaN metric (no checksum)": lambda text: json.dumps(
-        {**json.loads(text), "norm_regret": float("nan"), "checksum": None}).encode(),
-    "ok without a regret (no checksum)": lambda text: json.dumps(
-        {**json.loads(text), "norm_regret": None, "checksum": None}).encode(),
+        {**json.loads(text), "metrics": {**json.loads(text)["metrics"], "norm_regret": math.nan},
+         "checksum": None}).encode(),
+    "ok without its scores (no checksum)": lambda text: json.dumps(
+        {**json.loads(text), "metrics": {}, "checksum": None}).encode(),
 }
 
 
