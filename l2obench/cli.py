@@ -6,7 +6,6 @@ end with exit status 2 and one message; no traceback reaches the user.
 
 from __future__ import annotations
 
-import _thread
 import argparse
 import contextlib
 import dataclasses
@@ -256,12 +255,22 @@ def _clean_interrupts() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    later: list[threading.Timer] = []
+    lock = threading.Lock()
+    active = [True]  # False once the block ends: a late redelivery is dropped
+
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def redeliver() -> None:  # a real signal: it also wakes a main thread waiting on a lock
+        with lock:
+            if active[0]:
+                signal.pthread_kill(main, signal.SIGINT)
 
     def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        if not active[0]:
+            return  # redelivered after the block ended: the command has ended already
         if _in_unsafe_place(frame):
-            later.append(threading.Timer(0.05, _thread.interrupt_main))
-            later[-1].start()
+            threading.Timer(0.05, redeliver).start()
             return
         raise KeyboardInterrupt
 
@@ -269,9 +278,14 @@ def _clean_interrupts() -> Iterator[None]:
     try:
         yield
     finally:
+        with lock:
+            active[0] = False
+        _settle()  # a redelivery made before that runs here, in this handler, and is dropped
         signal.signal(signal.SIGINT, previous)
-        for timer in later:
-            timer.cancel()
+
+
+def _settle() -> None:
+    """Nothing: calling it lets the main thread run the signal handlers that are pending."""
 
 
 def _in_unsafe_place(frame: FrameType | None) -> bool:
