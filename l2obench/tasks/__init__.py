@@ -1,0 +1,1 @@
+"""Task families beyond the cost-prediction problems: each family is a package of its own."""
