@@ -90,5 +90,5 @@ class RayTransform:
                 for _ in range(iterations):
                     x = self.adjoint(self.forward(x))
                     x = x / torch.linalg.vector_norm(x)
-                self._norm = float(torch.linalg.vector_norm(self.forward(x)).sqrt())
+                self._norm = float(torch.linalg.vector_norm(self.forward(x)))
         return self._norm
