@@ -57,7 +57,7 @@ def _batch_loss(model: nn.Module, data: CTData) -> float:
 
 
 @pytest.mark.parametrize("make", [
-    pytest.param(lambda op: FBPConvNet(op, width=4), id="unet"),
+    pytest.param(lambda op: FBPConvNet(op, width=4), id="unet", marks=pytest.mark.slow),
     pytest.param(lambda op: FFPN(op, channels=8, solver=Picard(tol=1e-2, max_iter=20)),
                  id="ffpn"),
     pytest.param(lambda op: ImplicitL2O(op, solver=Picard(tol=1e-2, max_iter=30)), id="l2o-jfb"),
