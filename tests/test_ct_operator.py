@@ -224,7 +224,6 @@ def test_gradient_adjoint() -> None:
     assert torch.allclose((gradient(x) * g).sum(), (x * gradient_adjoint(g)).sum(), rtol=1e-12)
 
 
-@pytest.mark.slow
 def test_tv_min_matches_cvxpy() -> None:
     """PDHG's objective against Clarabel's on an 8×8 image with the fidelity bound active."""
     g = ParallelBeamGeometry(8, 6)

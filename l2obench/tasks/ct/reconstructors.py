@@ -56,10 +56,10 @@ class FBP(Reconstructor):
 class TV(Reconstructor):
     """TV-min by PDHG (:class:`~l2obench.tasks.ct.tv.TVMin`), warm-started from the FBP."""
 
-    def __init__(self, op: RayTransform, fidelity: float = 0.03, tol: float = 1e-3,
-                 max_iter: int = 500) -> None:
+    def __init__(self, op: RayTransform, fidelity: float = 0.02, tol: float = 1e-4,
+                 max_iter: int = 2000, balance: float = 30.0) -> None:
         super().__init__(op)
-        self.solver = TVMin(fidelity=fidelity, tol=tol, max_iter=max_iter)
+        self.solver = TVMin(fidelity=fidelity, tol=tol, max_iter=max_iter, balance=balance)
 
     def reconstruct(self, measurements: Tensor) -> Tensor:
         d = measurements.to(self.op.device, self.op.dtype)
