@@ -26,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 import torch
 
 from l2obench.errors import MissingExtraError
@@ -86,9 +87,10 @@ class SharedDatasets:
 
 
 def dataset_bytes(data: Dataset) -> int:
-    """The bytes of a data set's arrays."""
+    """The bytes of a data set's arrays (every array field of its splits, whatever the family's
+    split type)."""
     return sum(array.nbytes for split in (data.train, data.val, data.test)
-               for array in (split.features, split.costs, split.solutions, split.objectives))
+               for array in vars(split).values() if isinstance(array, np.ndarray))
 
 
 class Executor(ABC):
