@@ -13,6 +13,7 @@ from l2obench.methods.base import BaseMethod
 from l2obench.params import Param
 from l2obench.problems.base import Dataset
 from l2obench.record import Budget, FitResult
+from l2obench.tasks.ct.problem import RAY_TRANSFORM
 from l2obench.tasks.ct.reconstructors import METHODS, Learned, Reconstructor, build
 from l2obench.training import train
 
@@ -24,6 +25,7 @@ TRAIN_PARAMS: dict[str, Param] = {
 
 class _CTMethod(BaseMethod):
     task = "ct"
+    needs = frozenset({RAY_TRANSFORM})
     objective = "MSE to the image"
     reconstructor: ClassVar[str]
 

@@ -8,11 +8,15 @@ import numpy as np
 import torch
 
 from l2obench.params import Param
-from l2obench.problems.base import BaseProblem, Dataset
+from l2obench.problems.base import BaseProblem, Dataset, declare_capability
 from l2obench.tasks.ct.data import make_data
 from l2obench.tasks.ct.geometry import MAX_ANGLES, MAX_SIZE, MIN_SIZE, ParallelBeamGeometry
 from l2obench.tasks.ct.operator import RayTransform
 from l2obench.tasks.ct.task import CTSplit
+
+#: What the CT methods need from a problem: its scan's ray transform (:meth:`CTProblem.operator`).
+RAY_TRANSFORM = declare_capability(
+    "ray-transform", "a CT scan's ray transform A and its adjoint (operator(device, dtype))")
 
 
 class CTProblem(BaseProblem):
@@ -20,6 +24,7 @@ class CTProblem(BaseProblem):
     angles, ODL's default detector, Gaussian noise of ``noise`` times each beam."""
 
     task = "ct"
+    offers = frozenset({RAY_TRANSFORM})
     description = "CT reconstruction of random-ellipse phantoms, parallel beam"
     size_param = "size"
     params: ClassVar[dict[str, Param]] = {
