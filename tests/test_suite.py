@@ -125,8 +125,8 @@ def test_cell_id_is_stable_and_sensitive(tmp_path: Path) -> None:
     [
         ("name = 'x'\nproblem = ", "not valid TOML"),
         (GOOD.replace('problem = "shortest-path"', 'problem = "tsp-atsp"'),
-         "key 'problem': unknown problem 'tsp-atsp'; valid: knapsack, portfolio, shortest-path, "
-         "tsp"),
+         "key 'problem': unknown problem 'tsp-atsp'; valid: ct, knapsack, portfolio, "
+         "shortest-path, tsp"),
         (GOOD.replace('sizes = [3, 4]', 'sizes = "3"'), "key 'sizes' must be a list"),
         (GOOD.replace('sizes = [3, 4]', 'sizes = [3, 3]'), "repeated values"),
         (GOOD.replace('name = "dys-jfb"', 'name = "dys"'),
