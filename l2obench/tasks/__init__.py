@@ -1,0 +1,1 @@
+"""Task families beyond learning costs for an optimisation problem (classification, ...)."""
