@@ -1,8 +1,9 @@
 """The latent map of the fixed-point layer, a contraction in ``z`` by construction.
 
-``T(z; x) = σ(Ŵ ⋆ z + x)``: a convolution ``Ŵ`` of the latent ``z`` (``width`` channels, zero
-padding, no bias: ``x`` carries the bias) plus the injected features ``x``, through the
-1-Lipschitz LeakyReLU ``σ``. The kernel is rescaled at every use to
+``T(z; x) = σ(Ŵ ⋆ (z + x) + c)``: a convolution ``Ŵ`` (``width`` channels, zero padding, bias
+``c``) of the latent ``z`` plus the injected features ``x`` — the JFB paper's ``R(u, v)`` acts on
+``u + v`` likewise, so that the explicit network ``T(0; x)`` uses the same weights — through
+the 1-Lipschitz LeakyReLU ``σ``. The kernel is rescaled at every use to
 
     Ŵ = γ · W / max(1, b(W)),    b(W) = Σ_o ‖W[:, :, o]‖₂,
 
@@ -36,7 +37,7 @@ def conv_norm_bound(weight: Tensor) -> Tensor:
 
 
 class LatentMap(nn.Module):
-    """``T(z; x) = LeakyReLU(Ŵ ⋆ z + x)``, a ``contraction``-Lipschitz map of ``z`` (see the
+    """``T(z; x) = LeakyReLU(Ŵ ⋆ (z + x) + c)``, a ``contraction``-Lipschitz map of ``z`` (see the
     module's notes); ``spatial_dims`` is 1 for signals, 2 for images."""
 
     def __init__(self, width: int, spatial_dims: int, contraction: float, kernel: int = 3) -> None:
@@ -48,7 +49,7 @@ class LatentMap(nn.Module):
         if kernel < 1 or kernel % 2 == 0:
             raise ValueError(f"kernel must be odd and positive, not {kernel}")
         conv: type[nn.Conv1d] | type[nn.Conv2d] = nn.Conv1d if spatial_dims == 1 else nn.Conv2d
-        self.conv = conv(width, width, kernel, padding=kernel // 2, bias=False)
+        self.conv = conv(width, width, kernel, padding=kernel // 2)
         self.contraction = contraction
         self.spatial_dims = spatial_dims
 
@@ -58,20 +59,20 @@ class LatentMap(nn.Module):
         return w * (self.contraction / torch.clamp(conv_norm_bound(w), min=1.0))
 
     def lipschitz_bound(self) -> float:
-        """The certified Lipschitz constant of ``T`` in ``z``: ``γ · b(W) / max(1, b(W)) ≤ γ``."""
+        """The certified Lipschitz constant of ``T`` in ``z``: ``γ · min(1, b(W)) ≤ γ``."""
         with torch.no_grad():
             b = float(conv_norm_bound(self.conv.weight))
-        return self.contraction * b / max(1.0, b)
+        return self.contraction * min(1.0, b)
 
     def operator(self) -> Operator:
         """``fn(z, x) = T(z; x)`` with ``Ŵ`` computed once, for a fixed-point solver and a backward
         mode: ``x`` is batch-aligned with ``z``; the parameters reach ``fn`` through ``Ŵ``."""
-        weight = self.scaled_weight()
+        weight, bias = self.scaled_weight(), self.conv.bias
         pad = self.conv.padding
         conv = F.conv1d if self.spatial_dims == 1 else F.conv2d
 
         def fn(z: Tensor, x: Tensor) -> Tensor:
-            return F.leaky_relu(conv(z, weight, padding=pad) + x, LEAKY_SLOPE)
+            return F.leaky_relu(conv(z + x, weight, bias, padding=pad), LEAKY_SLOPE)
 
         return fn
 

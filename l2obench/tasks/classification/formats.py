@@ -26,7 +26,10 @@ import numpy as np
 
 from l2obench.errors import L2OBenchError
 
-_IDX_TYPES: dict[int, str | type[np.generic]] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+#: IDX type codes: the element types an IDX file may hold (multi-byte ones big-endian).
+_IDX_TYPES: dict[int, str | type[np.generic]] = {
+    0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8",
+}
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),

@@ -1,0 +1,109 @@
+"""Scoring against scikit-learn's metrics, and every training mode on tiny data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import accuracy_score, log_loss
+
+from l2obench.errors import ParameterError, UnknownNameError
+from l2obench.implicit.backward import JFB, Implicit, Unrolled
+from l2obench.record import Budget
+from l2obench.tasks.classification.datasets import load_dataset
+from l2obench.tasks.classification.fit import fit_classifier, predict_logits
+from l2obench.tasks.classification.modes import MODES, ModeSettings, make_backward
+from l2obench.tasks.classification.network import Architecture, ImplicitClassifier
+from l2obench.tasks.classification.scoring import score
+from l2obench.tasks.classification.splits import ClassificationData
+
+CPU = torch.device("cpu")
+
+
+def test_scores_match_scikit_learn() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(200, 4)) * 3
+    labels = rng.integers(0, 4, 200)
+    scores = score(logits, labels)
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert scores.summary()["accuracy"] == accuracy_score(labels, logits.argmax(axis=1))
+    assert scores.summary()["cross_entropy"] == pytest.approx(
+        log_loss(labels, probs, labels=range(4)), rel=1e-9)
+    big = score(np.array([[1000.0, 0.0], [0.0, 1000.0]]), np.array([0, 0]))
+    np.testing.assert_allclose(big.cross_entropy, [0.0, 1000.0])
+    np.testing.assert_array_equal(big.correct, [1.0, 0.0])
+
+
+@pytest.mark.parametrize("logits, labels, message", [
+    (np.zeros((3, 2)), np.array([0, 1]), "do not match"),
+    (np.zeros((2, 2)), np.array([0, 2]), "range"),
+    (np.array([[np.nan, 0.0]]), np.array([0]), "NaN"),
+])
+def test_bad_scores_are_refused(logits: np.ndarray, labels: np.ndarray, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        score(logits, labels)
+
+
+@pytest.fixture(scope="module")
+def tiny_data() -> ClassificationData:
+    return load_dataset("mnist1d", seed=0, n_samples=120)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_mode_trains(tiny_data: ClassificationData, mode: str) -> None:
+    settings = ModeSettings(unroll_steps=3)
+    torch.manual_seed(0)
+    net = ImplicitClassifier(tiny_data.input_shape, 10, Architecture(width=4),
+                             make_backward(mode, settings), settings.solver())
+    before = [p.detach().clone() for p in net.parameters()]
+    run = fit_classifier(net, tiny_data, Budget(max_epochs=2), lr=1e-2, batch_size=32, seed=0,
+                         device=CPU)
+    assert run.epochs == 2 and len(run.history) == 2 and run.best_epoch in (1, 2)
+    assert all(not torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
+    expected_iters = {"unrolled": 3.0, "explicit": 1.0}.get(mode)
+    assert run.fwd_iters_mean is not None and run.fwd_iters_mean >= 1
+    if expected_iters is not None:
+        assert run.fwd_iters_mean == expected_iters
+    assert (run.bwd_iters_mean is not None) == (mode == "jacobian")
+    logits = predict_logits(net, tiny_data.test.x, batch_size=16, device=CPU)
+    assert logits.shape == (len(tiny_data.test), 10) and np.isfinite(logits).all()
+
+
+def test_unconverged_adjoint_solves_are_counted(tiny_data: ClassificationData) -> None:
+    settings = ModeSettings(cg_tol=1e-12, cg_max_iter=1)
+    torch.manual_seed(0)
+    net = ImplicitClassifier(tiny_data.input_shape, 10, Architecture(width=4, contraction=0.9),
+                             make_backward("jacobian", settings), settings.solver())
+    run = fit_classifier(net, tiny_data, Budget(max_epochs=1), lr=1e-2, batch_size=32, seed=0,
+                         device=CPU)
+    assert run.bwd_unconverged == 3  # every step of the epoch's 3 batches
+    assert run.bwd_iters_mean == 1
+
+
+def test_modes_are_the_shared_machinery() -> None:
+    settings = ModeSettings(cg_tol=1e-6, cg_max_iter=7, unroll_steps=4)
+    assert isinstance(make_backward("jfb", settings), JFB)
+    implicit = make_backward("jacobian", settings)
+    assert isinstance(implicit, Implicit) and implicit.linear_solver.max_iter == 7
+    assert make_backward("unrolled", settings) == Unrolled(K=4)
+    assert make_backward("explicit", settings) == Unrolled(K=1)
+
+
+@pytest.mark.parametrize("build, message", [
+    (lambda: ModeSettings(cg_tol=0), "cg_tol must be positive, not 0"),
+    (lambda: ModeSettings(forward_max_iter=0), "forward_max_iter must be at least 1"),
+    (lambda: ModeSettings(unroll_steps=-1), "unroll_steps must be at least 1"),
+    (lambda: Architecture(width=0), "width must be at least 1"),
+    (lambda: Architecture(contraction=1.0), r"contraction must lie in \(0, 1\)"),
+    (lambda: Architecture(kernel=2), "kernel must be an odd"),
+])
+def test_bad_parameters_are_refused(build: Callable[[], object], message: str) -> None:
+    with pytest.raises(ParameterError, match=message):
+        build()
+
+
+def test_unknown_mode_is_refused() -> None:
+    with pytest.raises(UnknownNameError, match="did you mean 'jfb'"):
+        make_backward("jbf", ModeSettings())
