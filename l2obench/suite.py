@@ -81,7 +81,7 @@ _BUDGET_KEYS = {"max_epochs", "max_seconds"}
 _LIMIT_KEYS = {"wall_seconds", "memory_mb"}
 _TUNING_KEYS = {"rule", "size"}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-_METHOD_KEYS = {"name", "params", "tune"}
+_METHOD_KEYS = {"name", "params", "tune", "sizes"}
 
 
 class SuiteError(L2OBenchError):
@@ -101,6 +101,13 @@ class MethodSpec:
     params: dict[str, Any] = field(default_factory=dict)
     configs: tuple[tuple[dict[str, Any], dict[str, Any]], ...] = ()
     tune: tuple[str, ...] = ()  # the parameters whose grid is a tuning grid
+    #: The suite's sizes this method runs at (empty: all of them): a panel of methods at the
+    #: largest sizes, where the others would only time out.
+    sizes: tuple[int, ...] = ()
+
+    def runs_at(self, size: int) -> bool:
+        """Whether the method runs at ``size`` (one of the suite's sizes)."""
+        return not self.sizes or size in self.sizes
 
     def expand(self) -> list[dict[str, Any]]:
         """The parameter grid: one dict per combination of listed values."""
@@ -309,6 +316,7 @@ def parse_suite(raw: Mapping[str, Any], source: str, *, quick: bool = False) -> 
     tuning = None
     if specs is not None and sizes is not None:
         tuning = errors.attempt(_tuning, raw.get("tuning"), specs, sizes, source, "tuning")
+        errors.attempt(_check_method_sizes, specs, sizes, tuning, source)
     errors.raise_any()
     assert sizes is not None and seeds is not None and data is not None and specs is not None
     assert budget is not None and rules is not None and tuning is not None
@@ -421,7 +429,7 @@ def expand(
             data_label = ",".join(f"{k}={format_value(point[k])}" for k in varying)
             problem_params = {seed: problem_cls.validate(
                 {**point, problem_cls.size_param: size, "seed": seed}) for seed in seeds}
-            for spec in specs:
+            for spec in (spec for spec in specs if spec.runs_at(size)):
                 for given, method_params in spec.configs:
                     label = readable_name(spec.name, given)
                     for seed in seeds:
@@ -638,8 +646,25 @@ def _method(entry: Any, i: int, source: str, problem: type[Problem]) -> MethodSp
         raise SuiteError(f"{source}: key '{where}.name': {exc}") from None
     params = _table(table.get("params", {}), source, where + ".params")
     tune = _tune(table.get("tune", []), params, source, where + ".tune")
-    return _validated(method_cls, MethodSpec(name=name, params=params, tune=tune), source,
-                      where + ".params")
+    sizes = tuple(_int_list(table["sizes"], source, where + ".sizes")) if "sizes" in table else ()
+    return _validated(method_cls, MethodSpec(name=name, params=params, tune=tune, sizes=sizes),
+                      source, where + ".params")
+
+
+def _check_method_sizes(specs: Sequence[MethodSpec], sizes: Sequence[int],
+                        tuning: Tuning | None, source: str) -> None:
+    """A method's ``sizes`` are some of the suite's, and include the size a tuned method is
+    selected at (rule ``at-size``)."""
+    for i, spec in enumerate(specs):
+        where = f"methods[{i}].sizes"
+        for size in spec.sizes:
+            if size not in sizes:
+                raise SuiteError(f"{source}: key '{where}': {size} is not among the suite's "
+                                 f"sizes {list(sizes)!r}")
+        if (spec.sizes and spec.tune and tuning is not None and tuning.rule == "at-size"
+                and tuning.size not in spec.sizes):
+            raise SuiteError(f"{source}: key '{where}' must include the tuning size "
+                             f"{tuning.size} ('{spec.name}' is tuned there)")
 
 
 def _tune(value: Any, params: Mapping[str, Any], source: str, key: str) -> tuple[str, ...]:

@@ -44,10 +44,41 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_builtin_shortest_path_suite() -> None:
     assert "shortest-path" in builtin_suites()
     suite = load_suite("shortest-path")
-    assert suite.sizes == [5, 10, 15, 20, 25, 30, 50, 100]
+    assert suite.sizes == [5, 10, 20, 30, 50, 100]
     assert {m.name for m in suite.methods} >= {"dys-jfb", "two-stage"}
+    assert suite.tuning.rule == "at-size" and suite.tuning.size == 5
+    cells = expand(suite, device="cpu")
+    at_100 = {c.method_label for c in cells if c.size == 100}
+    assert {"dys-jfb[lr=0.01]", "two-stage[lr=0.01]", "spo+[lr=0.01]"} <= at_100
+    assert not any(label.startswith("cvx-net") for label in at_100)
     quick = load_suite("shortest-path", quick=True)
     assert max(quick.sizes) <= 10 and quick.budget.max_epochs is not None
+    quick_cells = expand(quick, device="cpu")
+    assert {c.method for c in quick_cells if c.size == max(quick.sizes)} == \
+        {m.name for m in suite.methods}  # every method in the smoke run, one learning rate
+    assert {c.method_params["lr"] for c in quick_cells} == {0.01}
+
+
+def test_a_method_runs_at_its_own_sizes(tmp_path: Path) -> None:
+    """``sizes`` in a method entry keeps it to some of the suite's sizes (a panel at the
+    largest ones); a size the suite lacks, or one that omits a tuned method's tuning size, is
+    refused; the quick profile runs every method at every quick size."""
+    text = GOOD.replace('name = "dys-jfb"', 'name = "dys-jfb"\nsizes = [3]')
+    suite = load_suite(str(write(tmp_path, text)))
+    cells = expand(suite, device="cpu")
+    assert {c.size for c in cells if c.method == "dys-jfb"} == {3}
+    assert {c.size for c in cells if c.method == "two-stage"} == {3, 4}
+    assert expand(suite, device="cpu", sizes=[4], method_names=["dys-jfb"]) == []
+    quick = load_suite(str(write(tmp_path, text.replace("sizes = [3]\nbudget", "sizes = [4]\n"
+                                                          "budget"))), quick=True)
+    assert {c.size for c in expand(quick, device="cpu") if c.method == "dys-jfb"} == {4}
+    with pytest.raises(SuiteError, match=r"methods\[1\]\.sizes': 7 is not among"):
+        load_suite(str(write(tmp_path, text.replace("sizes = [3]\n", "sizes = [7]\n"))))
+    tuned = text.replace("params = { lr = [0.01, 0.1] }",
+                         'params = { lr = [0.01, 0.1] }\ntune = ["lr"]\nsizes = [4]')
+    tuned += '\n[tuning]\nrule = "at-size"\nsize = 3\n'
+    with pytest.raises(SuiteError, match=r"methods\[0\]\.sizes' must include the tuning size 3"):
+        load_suite(str(write(tmp_path, tuned)))
 
 
 def test_expand_grid_sizes_seeds(tmp_path: Path) -> None:
