@@ -22,7 +22,7 @@ import torch
 from torch.nn import functional as F
 
 from l2obench.tasks.classification.datasets import load_dataset
-from l2obench.tasks.classification.modes import ModeSettings, make_backward
+from l2obench.tasks.classification.modes import ModeSettings, build_classifier
 from l2obench.tasks.classification.network import Architecture, ImplicitClassifier
 from l2obench.tasks.classification.splits import ClassificationData
 
@@ -68,10 +68,9 @@ class Epoch:
 
 def build(data: ClassificationData, mode: str, width: int, contraction: float,
           settings: ModeSettings) -> ImplicitClassifier:
-    torch.manual_seed(SEED)
-    return ImplicitClassifier(data.input_shape, data.n_classes,
-                              Architecture(width=width, contraction=contraction),
-                              make_backward(mode, settings), settings.solver())
+    return build_classifier(data.input_shape, data.n_classes,
+                            Architecture(width=width, contraction=contraction), mode, settings,
+                            seed=SEED)
 
 
 def epoch(net: ImplicitClassifier, data: ClassificationData, batch_size: int) -> Epoch:

@@ -18,8 +18,8 @@ from l2obench.tasks.classification.contractive import LatentMap, conv_norm_bound
 from l2obench.tasks.classification.datasets import load_dataset
 from l2obench.tasks.classification.fit import fit_classifier
 from l2obench.tasks.classification.lipschitz import operator_norm, pair_ratios
-from l2obench.tasks.classification.modes import ModeSettings, make_backward
-from l2obench.tasks.classification.network import Architecture, ImplicitClassifier
+from l2obench.tasks.classification.modes import ModeSettings, build_classifier
+from l2obench.tasks.classification.network import Architecture
 
 F64 = torch.float64
 
@@ -78,11 +78,8 @@ def test_bound_is_exact_for_a_pointwise_kernel() -> None:
 @pytest.mark.slow
 def test_contraction_survives_training() -> None:
     data = load_dataset("mnist1d", seed=0, n_samples=200)
-    settings = ModeSettings()
-    torch.manual_seed(0)
-    arch = Architecture(width=8, contraction=0.9)
-    net = ImplicitClassifier(data.input_shape, data.n_classes, arch,
-                             make_backward("jfb", settings), settings.solver())
+    net = build_classifier(data.input_shape, data.n_classes,
+                           Architecture(width=8, contraction=0.9), "jfb", ModeSettings(), seed=0)
     fit_classifier(net, data, Budget(max_epochs=1), lr=0.05, batch_size=32, seed=0,
                    device=torch.device("cpu"))
     assert net.latent.lipschitz_bound() <= 0.9

@@ -14,8 +14,13 @@ from l2obench.implicit.backward import JFB, Implicit, Unrolled
 from l2obench.record import Budget
 from l2obench.tasks.classification.datasets import load_dataset
 from l2obench.tasks.classification.fit import fit_classifier, predict_logits
-from l2obench.tasks.classification.modes import MODES, ModeSettings, make_backward
-from l2obench.tasks.classification.network import Architecture, ImplicitClassifier
+from l2obench.tasks.classification.modes import (
+    MODES,
+    ModeSettings,
+    build_classifier,
+    make_backward,
+)
+from l2obench.tasks.classification.network import Architecture
 from l2obench.tasks.classification.scoring import score
 from l2obench.tasks.classification.splits import ClassificationData
 
@@ -51,12 +56,25 @@ def tiny_data() -> ClassificationData:
     return load_dataset("mnist1d", seed=0, n_samples=120)
 
 
+def test_every_mode_starts_from_the_same_parameters() -> None:
+    torch.manual_seed(5)
+    expected_next = torch.rand(1)
+    torch.manual_seed(5)
+    nets = [build_classifier((1, 12), 3, Architecture(width=3), mode, ModeSettings(), seed=7)
+            for mode in MODES]
+    assert torch.equal(torch.rand(1), expected_next)  # the global generator untouched
+    for net in nets[1:]:
+        for a, b in zip(nets[0].parameters(), net.parameters(), strict=True):
+            assert torch.equal(a, b)
+    other = build_classifier((1, 12), 3, Architecture(width=3), "jfb", ModeSettings(), seed=8)
+    assert not torch.equal(next(other.parameters()), next(nets[0].parameters()))
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_every_mode_trains(tiny_data: ClassificationData, mode: str) -> None:
     settings = ModeSettings(unroll_steps=3)
-    torch.manual_seed(0)
-    net = ImplicitClassifier(tiny_data.input_shape, 10, Architecture(width=4),
-                             make_backward(mode, settings), settings.solver())
+    net = build_classifier(tiny_data.input_shape, 10, Architecture(width=4), mode, settings,
+                           seed=0)
     before = [p.detach().clone() for p in net.parameters()]
     run = fit_classifier(net, tiny_data, Budget(max_epochs=2), lr=1e-2, batch_size=32, seed=0,
                          device=CPU)
@@ -73,9 +91,8 @@ def test_every_mode_trains(tiny_data: ClassificationData, mode: str) -> None:
 
 def test_unconverged_adjoint_solves_are_counted(tiny_data: ClassificationData) -> None:
     settings = ModeSettings(cg_tol=1e-12, cg_max_iter=1)
-    torch.manual_seed(0)
-    net = ImplicitClassifier(tiny_data.input_shape, 10, Architecture(width=4, contraction=0.9),
-                             make_backward("jacobian", settings), settings.solver())
+    net = build_classifier(tiny_data.input_shape, 10, Architecture(width=4, contraction=0.9),
+                           "jacobian", settings, seed=0)
     run = fit_classifier(net, tiny_data, Budget(max_epochs=1), lr=1e-2, batch_size=32, seed=0,
                          device=CPU)
     assert run.bwd_unconverged == 3  # every step of the epoch's 3 batches

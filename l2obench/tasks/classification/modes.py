@@ -21,10 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from l2obench.errors import ParameterError, UnknownNameError, did_you_mean
 from l2obench.implicit.backward import JFB, Backward, Implicit, Unrolled
 from l2obench.implicit.fixed_point import FixedPointSolver, Picard
 from l2obench.implicit.linear_solvers import ConjugateGradientNormal
+from l2obench.tasks.classification.network import Architecture, ImplicitClassifier
 
 MODES = ("jfb", "jacobian", "unrolled", "explicit")
 
@@ -70,3 +73,16 @@ def make_backward(mode: str, settings: ModeSettings) -> Backward:
         return Unrolled(K=1)
     raise UnknownNameError(f"unknown backward mode '{mode}'{did_you_mean(mode, MODES)}; "
                            f"known: {', '.join(MODES)}")
+
+
+def build_classifier(input_shape: tuple[int, ...], n_classes: int, arch: Architecture, mode: str,
+                     settings: ModeSettings, *, seed: int,
+                     device: torch.device | None = None) -> ImplicitClassifier:
+    """The network trained in ``mode``, its parameters drawn from ``seed`` alone: the same seed
+    gives every mode the same initial parameters (what makes ``explicit`` a control). The
+    process's global generator is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = ImplicitClassifier(input_shape, n_classes, arch, make_backward(mode, settings),
+                                 settings.solver())
+    return net.to(device) if device is not None else net
