@@ -38,6 +38,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     reason="headless Chromium not installed (Debian: apt-get install -y chromium)")]
 #: The width a reader's laptop browser gives the page.
 WIDTH = 1280
+#: A phone's width (CSS pixels).
+PHONE_WIDTH = 390
 CHROMIUM_FLAGS = [f"--window-size={WIDTH},900", "--headless", "--no-sandbox", "--disable-gpu",
                   "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
@@ -121,8 +123,8 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> ReportFiles:
     store = ResultStore(results)
     for row in synthetic_records():
         store.write(Record.from_json(row))
-    # A method with a long label and every metric, so that the size tables are wider than the
-    # page and must scroll inside their boxes.
+    # A method with a long label and every metric: its name must wrap for the statuses to stay
+    # in view, and on a phone the size tables are wider than the page and scroll in their boxes.
     long_label = ("dys-implicit[alpha=0.05,bwd_max_iter=500,bwd_tol=0.02,gamma=0.0005,"
                   "linear_solver=gmres,lr=0.01,memory=5,solver=anderson]")
     for size in (5, 10):
@@ -176,8 +178,10 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         """Keep the test output clean."""
 
 
-def open_page(browser: str, url: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Load ``url`` in a fresh tab; returns what the page shows and the events it caused."""
+def open_page(browser: str, url: str,
+              width: int | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Load ``url`` in a fresh tab (``width``: as a phone of that width shows it); returns
+    what the page shows and the events it caused."""
     request = urllib.request.Request(f"http://{browser}/json/new?about:blank", method="PUT")
     with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
         target = json.load(response)
@@ -185,6 +189,9 @@ def open_page(browser: str, url: str) -> tuple[dict[str, Any], list[dict[str, An
     try:
         for domain in ("Page", "Runtime", "Log", "Network"):
             tools.call(f"{domain}.enable")
+        if width is not None:
+            tools.call("Emulation.setDeviceMetricsOverride", width=width, height=844,
+                       deviceScaleFactor=3, mobile=True)
         tools.call("Page.navigate", url=url)
         tools.wait_for("Page.loadEventFired")
         state = tools.call("Runtime.evaluate", returnByValue=True, expression="""({
@@ -198,6 +205,9 @@ def open_page(browser: str, url: str) -> tuple[dict[str, Any], list[dict[str, An
                 right: t.getBoundingClientRect().right,
                 boxRight: t.parentElement.getBoundingClientRect().right,
                 scrolls: getComputedStyle(t.parentElement).overflowX === "auto"})),
+            statuses: Array.from(document.querySelectorAll("th"))
+                .filter(th => th.textContent === "statuses")
+                .map(th => th.getBoundingClientRect().right),
         })""")["result"]["value"]
         time.sleep(0.5)  # let late messages (a failed favicon, a CSP report) arrive
         tools.call("Runtime.evaluate", expression="0")
@@ -234,7 +244,7 @@ def test_page_loads_cleanly_in_chromium(how: str, browser: str, report: ReportFi
     for table in state["tables"]:  # each table fits, or scrolls inside a box that fits
         assert table["right"] <= state["viewport"] or (
             table["scrolls"] and table["boxRight"] <= state["viewport"]), table
-    assert any(t["right"] > state["viewport"] for t in state["tables"])  # the wide ones scroll
+    assert state["statuses"] and max(state["statuses"]) <= WIDTH  # in view without scrolling
     assert state["nTables"] >= 2 and state["rows"] >= 3
     assert len(state["images"]) >= 7  # two suites' figures
     for image in state["images"]:
@@ -246,3 +256,14 @@ def test_page_loads_cleanly_in_chromium(how: str, browser: str, report: ReportFi
     assert requests, "the page's own load was not seen"
     outside = [u for u in requests if not (u.startswith(origin) or u.startswith("data:"))]
     assert outside == []
+
+
+def test_page_fits_a_phone(browser: str, report: ReportFiles) -> None:
+    state, events = open_page(browser, report.index.as_uri(), width=PHONE_WIDTH)
+    assert problems(events) == []
+    assert state["viewport"] == PHONE_WIDTH
+    assert state["pageWidth"] <= state["viewport"], state  # no sideways scrolling on a phone
+    for table in state["tables"]:
+        assert table["right"] <= state["viewport"] or (
+            table["scrolls"] and table["boxRight"] <= state["viewport"]), table
+    assert any(t["right"] > state["viewport"] for t in state["tables"])  # the wide ones scroll

@@ -33,21 +33,29 @@ METRICS: dict[str, str] = {
     "train_time_s": "training time (s)",
     "time_to_best_s": "time to best epoch (s)",
     "time_per_epoch_s": "time per epoch (s)",
-    "peak_mem_mb": "peak host memory (MB)",
-    "device_peak_mem_mb": "peak device memory (MB)",
+    "peak_mem_mb": "host memory increase (MB)",
+    "device_peak_mem_mb": "device memory increase (MB)",
     "fwd_iters_mean": "forward iterations",
     "bwd_iters_mean": "backward iterations",
     "accuracy": "accuracy",
 }
 
 CONFIDENCE = 0.95
+#: The mark of a block whose cells ran on a machine busier than its cores (see :func:`busy`).
+LOAD_MARK = "‡"
 AGGREGATION_NOTE = (
     "Each number is the mean over seeds of the cells with status ok, ± the half-width of a "
     "95 % t-interval (Student t quantile with n − 1 degrees of freedom × the standard error "
     "over the n seeds); a value without ± rests on one seed (the “solved” column counts the "
     "seeds). "
     "Cells with another status (failed, timeout, oom, diverged, skipped) do not enter the "
-    "means: they are counted in “solved” (ok cells / cells attempted) and marked in the plots."
+    "means: they are counted in “solved” (ok cells / cells attempted) and marked in the plots. "
+    "Memory is the increase of the peak during training above the level before training (host: "
+    "resident memory; device: CUDA allocations), not the absolute peak, which the records do "
+    "not hold. Backward iterations marked “capped” count the training steps whose adjoint solve "
+    "stopped at its iteration cap before its tolerance (summed over the ok seeds). "
+    f"{LOAD_MARK} marks a cell that ran while the 1-minute load average of the machine exceeded "
+    "its cores (at the start or the end of the cell): its seconds are those of a shared machine."
 )
 
 
@@ -80,7 +88,10 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
     Columns: the group keys (``data`` is ``""`` for records not annotated with their data
     point), ``method``, the :data:`CARRIED` columns the records have, ``n_vars`` (of the size,
     from any record that has it: failed cells may not), ``attempted``, ``solved`` (ok cells),
-    ``statuses`` and, for every metric in :data:`METRICS`, ``<metric>_mean``, ``<metric>_lo``,
+    ``statuses``, ``busy`` (cells that ran on a machine busier than its cores, :func:`busy`),
+    ``load_recorded`` (cells whose records hold the load), ``bwd_capped`` (training steps whose
+    adjoint solve hit its cap, summed over the ok seeds; NaN where not recorded) and, for every
+    metric in :data:`METRICS`, ``<metric>_mean``, ``<metric>_lo``,
     ``<metric>_hi`` and ``<metric>_n`` (the ok seeds with a value). A metric missing from the
     records (an older record format) is treated as having no values.
     """
@@ -98,6 +109,11 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
         row["attempted"] = len(cells)
         row["solved"] = len(ok)
         row["statuses"] = format_statuses(cells["status"])
+        row["busy"] = int(busy(cells).sum())
+        row["load_recorded"] = int(load_recorded(cells).sum())
+        capped = (pd.to_numeric(ok["bwd_unconverged"], errors="coerce").dropna()
+                  if "bwd_unconverged" in ok else pd.Series(dtype=float))
+        row["bwd_capped"] = float(capped.sum()) if len(capped) else math.nan
         for metric in METRICS:
             values = (pd.to_numeric(ok[metric], errors="coerce").dropna().tolist()
                       if metric in ok else [])
@@ -106,6 +122,25 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
             row[f"{metric}_n"] = len(values)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def load_recorded(records: pd.DataFrame) -> pd.Series:
+    """Which records hold a load average and the machine's cores (older records do not)."""
+    if not {"n_cores", "load_start", "load_end"} <= set(records):
+        return pd.Series(False, index=records.index)
+    cores = pd.to_numeric(records["n_cores"], errors="coerce")
+    loads = records[["load_start", "load_end"]].apply(pd.to_numeric, errors="coerce")
+    return cores.notna() & loads.notna().any(axis=1)
+
+
+def busy(records: pd.DataFrame) -> pd.Series:
+    """Which records ran while the machine was busier than its cores: a 1-minute load average
+    above ``n_cores`` at the cell's start or end (False where the load was not recorded)."""
+    if not load_recorded(records).any():
+        return pd.Series(False, index=records.index)
+    cores = pd.to_numeric(records["n_cores"], errors="coerce")
+    loads = records[["load_start", "load_end"]].apply(pd.to_numeric, errors="coerce")
+    return loads.max(axis=1).gt(cores) & load_recorded(records)
 
 
 def has_data(agg: pd.DataFrame, metric: str) -> bool:

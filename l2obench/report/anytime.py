@@ -81,8 +81,7 @@ def plot_anytime(records: pd.DataFrame, out_dir: Path, stem: str,
                     continue
                 style = styles[str(method)]
                 colour = style.colour
-                ax.plot(seconds, regret, color=colour, linewidth=1.2, marker=style.marker,
-                        markersize=3)
+                ax.plot(seconds, regret, linewidth=1.2, **style.line(3))
                 best_t = pd.to_numeric(runs["time_to_best_s"], errors="coerce").mean()
                 best_v = pd.to_numeric(runs["val_regret"], errors="coerce").mean()
                 if math.isfinite(best_t) and math.isfinite(best_v) and best_t > 0:

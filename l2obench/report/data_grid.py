@@ -60,8 +60,7 @@ def plot_data_grid(agg: pd.DataFrame, out_dir: Path, stem: str,
                 lines = lines.assign(_pos=lines["_x"].map(position)).sort_values("_pos")
                 style = styles[str(method)]
                 colour = style.colour
-                ax.plot(lines["_pos"], lines["norm_regret_mean"], color=colour,
-                        marker=style.marker, markersize=4)
+                ax.plot(lines["_pos"], lines["norm_regret_mean"], **style.line(4))
                 ax.fill_between(lines["_pos"].to_numpy(float),
                                 lines["norm_regret_lo"].clip(lower=0).to_numpy(float),
                                 lines["norm_regret_hi"].to_numpy(float), color=colour,

@@ -21,7 +21,8 @@ _LATEX_SPECIAL = {
     "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
 }
 _LATEX_TEXT = {"±": r"$\pm$", "—": "---", "–": "--", "×": r"$\times$", "≤": r"$\leq$",
-               "≥": r"$\geq$", "…": r"\ldots{}", "γ": r"$\gamma$", "α": r"$\alpha$"}
+               "≥": r"$\geq$", "…": r"\ldots{}", "γ": r"$\gamma$", "α": r"$\alpha$",
+               "‡": r"$\ddagger$"}
 _BOLD = re.compile(r"^\*\*(.*)\*\*$")
 
 
@@ -33,6 +34,8 @@ def section_tables(section: Section, slug: str) -> Iterable[tuple[str, Table]]:
     for size in section.sizes:
         block = f"{size.size}-{_slug(size.data)}" if size.data else size.size
         yield f"{slug}-size-{block}", size.table
+        if size.losses is not None:
+            yield f"{slug}-size-{block}-test-loss", size.losses
         if size.configurations is not None:
             yield f"{slug}-size-{block}-configurations", size.configurations
     if section.baseline is not None:

@@ -23,7 +23,14 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from l2obench.record import Status
-from l2obench.report.aggregate import AGGREGATION_NOTE, METRICS, has_data
+from l2obench.report.aggregate import (
+    AGGREGATION_NOTE,
+    LOAD_MARK,
+    METRICS,
+    busy,
+    has_data,
+    load_recorded,
+)
 from l2obench.report.baseline import BASELINE_NOTE
 from l2obench.report.plots import PlotFiles
 from l2obench.report.stats import STATISTICS_NOTE, Paired, RankTest, rank_test, versus_best
@@ -79,6 +86,7 @@ class SizeSection:
     table: Table
     data: str = ""  # the data point, by the parameters that vary ("" where none does)
     configurations: Table | None = None  # every configuration, the selected ones marked
+    losses: Table | None = None  # test losses, between methods sharing a training objective
 
 
 @dataclass
@@ -106,6 +114,8 @@ class Section:
     selection: Table | None = None  # the selected configuration per method, and why
     baseline: Table | None = None  # each method's change against a baseline
     baseline_name: str = ""
+    machine: str = ""  # the CPU (or GPU) model the records were measured on, and its cores
+    busy: int = 0  # cells that ran on a machine busier than its cores (marked in the tables)
 
 
 def fmt(value: float) -> str:
@@ -221,8 +231,15 @@ def _block_name(agg: pd.DataFrame, block: tuple[str, object]) -> str:
 
 
 def _shown_metrics(agg: pd.DataFrame) -> list[str]:
-    """The metrics with data anywhere in ``agg``: columns without any are left out."""
-    return [m for m in METRICS if has_data(agg, m)]
+    """The metrics of the ranking tables: those with data anywhere in ``agg``, the test loss
+    excepted (losses of different objectives share no scale: :func:`loss_table` has them)."""
+    return [m for m in METRICS if m != "test_loss" and has_data(agg, m)]
+
+
+def bold_if_separating(bold: list[bool]) -> list[bool]:
+    """``bold`` where it sets some rows apart from others; none where every row (or none) is
+    bold, which separates nothing."""
+    return bold if any(bold) and not all(bold) else []
 
 
 def best_method(rows: pd.DataFrame, methods: Sequence[str]) -> str | None:
@@ -249,7 +266,11 @@ def size_table(rows: pd.DataFrame, methods: Sequence[str], metrics: Sequence[str
     """One block's ranking: every method of the suite, in rank order, absent ones marked.
 
     ``regrets`` (method → seed → per-instance test regrets) give the paired test of each method
-    against the best; the best and the methods not significantly worse are bold. With
+    against the best; the best and the methods not significantly worse are bold (nothing is
+    bold without the test, or where every method ties). The regret, the paired test and the
+    statuses come first, so that they stay in view on a narrow screen; a status marked
+    :data:`~l2obench.report.aggregate.LOAD_MARK` had cells on a machine busier than its cores,
+    and backward iterations say how many steps' adjoint solves were capped. With
     ``configured`` a column names the configuration each method is represented by.
     """
     rank = ranks(rows, methods, "norm_regret", "train_time_s")
@@ -257,27 +278,63 @@ def size_table(rows: pd.DataFrame, methods: Sequence[str], metrics: Sequence[str
     best = best_method(rows, methods)
     paired = versus_best(regrets, best) if regrets and best is not None and best in regrets \
         else {}
+    lead = [m for m in metrics if m == "norm_regret"]
+    rest = [m for m in metrics if m != "norm_regret"]
     body, bold = [], []
     for method in sorted(methods, key=lambda m: (rank[m], m)):
         config = []
         if method in by_method.index:
             row = by_method.loc[method]
-            cells = [estimate(row, m) for m in metrics]
+            cells = [_metric_cell(row, m) for m in [*lead, *rest]]
             solved = f"{int(row['solved'])}/{int(row['attempted'])}"
-            statuses = row["statuses"]
+            statuses = str(row["statuses"]) + (f" {LOAD_MARK}" if row.get("busy", 0) else "")
             if configured:
                 config = [str(row.get("configuration") or "") or "—"]
         else:
             cells, solved, statuses = ["—"] * len(metrics), "0/0", "not run"
             config = ["—"] if configured else []
         versus = _versus(best, method, paired)
-        body.append([str(rank[method]), method, *config, *cells, versus, solved, statuses])
+        body.append([str(rank[method]), method, *config, *cells[:len(lead)], versus, solved,
+                     statuses, *cells[len(lead):]])
         bold.append(versus == "best" or versus.endswith("(tie)"))
     columns = ["rank", "method", *(["configuration"] if configured else []),
-               *(METRICS[m] for m in metrics), "paired test vs best (Holm p)", "solved",
-               "statuses"]
+               *(METRICS[m] for m in lead), "paired test vs best (Holm p)", "solved",
+               "statuses", *(METRICS[m] for m in rest)]
     return Table(columns, body, [True, False, *([False] if configured else []),
-                                 *([True] * len(metrics)), False, True, False], bold)
+                                 *([True] * len(lead)), True, True, False,
+                                 *([True] * len(rest))],
+                 bold_if_separating(bold) if paired else [])
+
+
+def _metric_cell(row: pd.Series, metric: str) -> str:
+    """A metric's estimate; backward iterations with the steps whose adjoint solve was capped."""
+    text = estimate(row, metric)
+    capped = row.get("bwd_capped", math.nan) if metric == "bwd_iters_mean" else math.nan
+    if isinstance(capped, float) and math.isfinite(capped) and capped > 0 and text != "—":
+        text += f" (capped: {int(capped)})"
+    return text
+
+
+def loss_table(rows: pd.DataFrame, records: pd.DataFrame) -> Table | None:
+    """One block's test losses, grouped by training objective, for the objectives that two or
+    more methods share (losses of different objectives share no scale); ``None`` without
+    any, and for records that do not name their objective."""
+    if "objective" not in records or "test_loss_mean" not in rows:
+        return None
+    named = records.dropna(subset=["objective"])
+    labels = named.groupby("objective")["method_label"].unique()
+    by_method = rows.set_index("method_label")
+    body = []
+    for objective in sorted(labels.index):
+        members = sorted(m for m in labels[objective] if m in by_method.index
+                         and math.isfinite(by_method.at[m, "test_loss_mean"]))
+        if len(members) < 2:
+            continue
+        members.sort(key=lambda m: (by_method.at[m, "test_loss_mean"], m))
+        body += [[str(objective), m, estimate(by_method.loc[m], "test_loss")] for m in members]
+    if not body:
+        return None
+    return Table(["objective", "method", METRICS["test_loss"]], body, [False, False, True])
 
 
 #: Blocks beyond which the overall table leaves out the per-block ranks (the per-block tables
@@ -299,7 +356,22 @@ def overall_table(agg: pd.DataFrame) -> tuple[Table, RankTest]:
     columns = ["rank", "method", "mean regret rank", *(f"size {n}" for n in shown),
                "mean time rank", "solved"]
     return (Table(columns, body, [True, False, True, *([True] * len(shown)), True, True],
-                  [m in within for m in frame["method_label"]]), test)
+                  bold_if_separating([m in within for m in frame["method_label"]])), test)
+
+
+#: Columns of a one-block suite's overall ranking, taken from its block's table.
+_ONE_BLOCK_COLUMNS = ("rank", "method", "configuration", METRICS["norm_regret"],
+                      "paired test vs best (Holm p)", "solved", "statuses",
+                      METRICS["train_time_s"])
+
+
+def one_block_overall(table: Table) -> Table:
+    """The overall ranking of a suite with one size and data point: its block's ranking (the
+    paired test's tie groups bold) with the regret, the test, the statuses and the time; ranks
+    averaged over one block would only repeat it."""
+    keep = [i for i, c in enumerate(table.columns) if c in _ONE_BLOCK_COLUMNS]
+    return Table([table.columns[i] for i in keep], [[row[i] for i in keep] for row in table.rows],
+                 [table.numeric[i] for i in keep], table.bold)
 
 
 def configurations_table(rows: pd.DataFrame) -> Table:
@@ -440,11 +512,13 @@ def section(records: pd.DataFrame, agg: pd.DataFrame, plots: Iterable[PlotFiles]
         sizes.append(SizeSection(_plain(block[1]), f"{_plain(n_vars)} decision variables"
                                  if pd.notna(n_vars) else "decision variables unknown",
                                  size_table(rows, methods, metrics, _regrets(cells), tuned),
-                                 label, configurations))
+                                 label, configurations, loss_table(rows, cells)))
     figures = [FigureLink(p.spec.title, p.png.relative_to(page_dir).as_posix(),
                       p.svg.relative_to(page_dir).as_posix()) for p in plots]
     solved, attempted = int(agg["solved"].sum()), int(agg["attempted"].sum())
     overall, test = overall_table(agg)
+    if len(sizes) == 1:
+        overall = one_block_overall(sizes[0].table)
     n_sizes = len(pd.unique(agg["size"]))
     n_points = len(pd.unique(data)) if len(data) else 1
     rule = ""
@@ -463,19 +537,95 @@ def section(records: pd.DataFrame, agg: pd.DataFrame, plots: Iterable[PlotFiles]
                    statistics=test.summary(), tuning=rule,
                    selection=selection_table(every, selections)
                    if tuned and every is not None and selections is not None else None,
-                   baseline=baseline_table(baseline), baseline_name=baseline_name)
+                   baseline=baseline_table(baseline), baseline_name=baseline_name,
+                   machine=machine(records), busy=int(busy(records).sum()))
+
+
+def machine(records: pd.DataFrame) -> str:
+    """The CPU or GPU model(s) the records were measured on, with the machine's cores where
+    recorded: ``cpu: AMD EPYC (2 cores)``."""
+    devices = records.get("device", pd.Series(index=records.index)).fillna("unknown device")
+    models = records.get("device_name", pd.Series(index=records.index)).fillna("unknown model")
+    cores = pd.to_numeric(records.get("n_cores", pd.Series(index=records.index)),
+                          errors="coerce")
+    found: dict[str, set[str]] = {}
+    for device, model, n in zip(devices, models, cores, strict=True):
+        found.setdefault(f"{device}: {model}", set()).update(
+            [] if not math.isfinite(n) else [_plain(float(n))])
+    return "; ".join(f"{name} ({' or '.join(sorted(n))} cores)" if n else name
+                     for name, n in sorted(found.items()))
+
+
+def load_summary(records: pd.DataFrame) -> str:
+    """How busy the machine was: how many cells ran while its 1-minute load average exceeded
+    its cores (the tables mark them), the load range; "not recorded" for older records."""
+    recorded = load_recorded(records)
+    if not recorded.any():
+        return "not recorded (records written before the load average was)"
+    hot = int(busy(records).sum())
+    loads = records.loc[recorded, ["load_start", "load_end"]].apply(pd.to_numeric,
+                                                                    errors="coerce")
+    text = (f"{hot} of {int(recorded.sum())} cells ran while the 1-minute load average "
+            f"exceeded the machine's cores" + (f" (marked {LOAD_MARK} in the tables)" if hot
+                                               else "")
+            + f"; load {fmt(float(loads.min().min()))}–{fmt(float(loads.max().max()))}")
+    missing = int((~recorded).sum())
+    return text + (f"; {_count(missing, 'record')} without it" if missing else "")
+
+
+#: ``l2obench run`` options and the record columns they are read from.
+_RUN_OPTIONS = (("--max-epochs", "budget_max_epochs"), ("--max-seconds", "budget_max_seconds"),
+                ("--device", "device"), ("--threads", "torch_threads"))
+
+
+def run_commands(records: pd.DataFrame) -> list[str]:
+    """``l2obench run`` commands that make cells like the records', read from them: suite,
+    sizes, seeds, budget, device and threads, one command per combination of the last four
+    (with the methods and sizes that had it where those are not all). The records do not hold
+    the command line itself (nor ``--jobs`` or ``--cell-timeout``). The threads are read from
+    the ok cells: a cell killed at a limit is recorded by the driver process, whose threads are
+    not the cell's."""
+    columns = [c for _, c in _RUN_OPTIONS if c in records]
+    if "suite" not in records or "method" not in records:
+        return []
+    frame = records.assign(**{c: records[c].map(_option) for c in columns})
+    ok = frame["status"] == Status.OK if "status" in frame else pd.Series(True, frame.index)
+    if "torch_threads" in frame and ok.any() and not ok.all():
+        usual = frame.loc[ok, "torch_threads"].mode().iloc[0]
+        frame.loc[~ok, "torch_threads"] = usual
+    every_method = set(frame["method"].astype(str))
+    commands = []
+    for key, group in frame.groupby(["suite", *columns], sort=True, dropna=False):
+        values = dict(zip(["suite", *columns], key if isinstance(key, tuple) else (key,),
+                          strict=True))
+        parts = ["l2obench", "run", "--suite", str(values["suite"])]
+        parts += ["--sizes", ",".join(_plain(v) for v in sorted(pd.unique(group["size"])))]
+        parts += ["--seeds", ",".join(_plain(v) for v in sorted(pd.unique(group["seed"])))]
+        methods = sorted(set(group["method"].astype(str)))
+        if set(methods) != every_method:
+            parts += ["--methods", ",".join(methods)]
+        parts += [item for option, column in _RUN_OPTIONS if values.get(column)
+                  for item in (option, str(values[column]))]
+        commands.append(" ".join(parts))
+    return commands
+
+
+def _option(value: object) -> str:
+    """A record's value as a command-line option's value ("" where not recorded)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    return _plain(value)
 
 
 def provenance(records: pd.DataFrame, command: str) -> list[tuple[str, str]]:
-    """Where the records came from: the distinct values of each provenance column, the time
-    span of the runs, when the report was made and the command that made it."""
-    devices = records.get("device", pd.Series(index=records.index)).fillna("unknown device")
-    models = records.get("device_name", pd.Series(index=records.index)).fillna("unknown model")
-    items = [("device: CPU/GPU model",
-              "; ".join(sorted({f"{d}: {m}" for d, m in zip(devices, models, strict=True)})))]
+    """Where the records came from: the distinct values of each provenance column, the load,
+    the time span of the runs, the run commands (:func:`run_commands`), when the report was made
+    and the command that made it."""
+    items = [("device: CPU/GPU model", machine(records))]
     for column, label in PROVENANCE_COLUMNS.items():
         values = records[column].dropna() if column in records else pd.Series()
         items.append((label, ", ".join(sorted({_plain(v) for v in values})) or "unknown"))
+    items.append(("machine load", load_summary(records)))
     started = records["started_at"].dropna() if "started_at" in records else pd.Series()
     finished = records["finished_at"].dropna() if "finished_at" in records else pd.Series()
     # To the second: the records' stamps carry microseconds (older ones whole seconds, "+00:00").
@@ -483,8 +633,9 @@ def provenance(records: pd.DataFrame, command: str) -> list[tuple[str, str]]:
             if len(started) and len(finished) else "unknown")
     items += [("runs (UTC)", span),
               ("records", str(len(records))),
+              *(("run command (from the records)", c) for c in run_commands(records)),
               ("report made (UTC)", datetime.now(UTC).isoformat(timespec="seconds")),
-              ("command", command or "not given")]
+              ("report command", command or "not given")]
     return items
 
 
@@ -502,9 +653,11 @@ def write_pages(sections: list[Section], records: pd.DataFrame, out: Path,
         undefined=jinja2.StrictUndefined,
     )
     env.filters["md"] = md_escape
+    env.filters["breakable"] = breakable
     context = {
         "title": "l2obench leaderboard: " + ", ".join(dict.fromkeys(s.suite for s in sections)),
         "sections": sections,
+        "load_mark": LOAD_MARK,
         "provenance": provenance(records, command),
         "aggregation": AGGREGATION_NOTE,
         "baseline_note": BASELINE_NOTE,
@@ -528,6 +681,13 @@ def notes_html(notes: str) -> Markup:
     """
     renderer = MarkdownIt("commonmark", {"html": False}).disable("image")
     return Markup(renderer.render(notes))
+
+
+def breakable(text: object) -> Markup:
+    """A method label as HTML that may wrap after its commas only (a long parameter list must
+    not push the statuses out of view), escaped."""
+    parts = re.split(r"(?<=,)", str(text))
+    return Markup("<wbr>").join(Markup('<span class="seg">{}</span>').format(p) for p in parts)
 
 
 def md_escape(text: object) -> str:

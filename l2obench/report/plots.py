@@ -55,6 +55,9 @@ _BAND_ALPHA = 0.2
 _PANEL_WIDTH = 5.6  # inches, y label included
 _SIZE_FONT_PT = 8.5  # tick labels of the sizes
 _VARS_FONT_PT = 7.0  # tick labels of n_vars on the top axis
+_DOT_PANEL_WIDTH = 3.6  # inches of one dot-chart panel
+_DOT_ROW_IN = 0.24  # inches per method row of a dot chart
+_DECADES_FOR_POWERS = 2.5  # a log axis spanning more: only the powers of ten labelled
 
 
 @dataclass(frozen=True)
@@ -73,8 +76,10 @@ PLOTS = (
     PlotSpec("test_loss", "Test loss (the method's training objective)", ("test_loss",)),
     PlotSpec("train_time", "Training time", ("train_time_s",)),
     PlotSpec("time_per_epoch", "Time per epoch", ("time_per_epoch_s",)),
-    PlotSpec("peak_mem", "Peak host memory during training", ("peak_mem_mb",)),
-    PlotSpec("device_mem", "Peak device memory during training", ("device_peak_mem_mb",)),
+    PlotSpec("peak_mem", "Host memory increase during training (peak above the level before)",
+             ("peak_mem_mb",)),
+    PlotSpec("device_mem", "Device memory increase during training (peak above the start)",
+             ("device_peak_mem_mb",)),
     PlotSpec("fwd_iters", "Forward fixed-point iterations", ("fwd_iters_mean",)),
     PlotSpec("bwd_iters", "Backward iterations", ("bwd_iters_mean",)),
 )
@@ -129,7 +134,8 @@ def plot_metrics(agg: pd.DataFrame, records: pd.DataFrame, out_dir: Path,
 def draw(spec: PlotSpec, metrics: Sequence[str], agg: pd.DataFrame, records: pd.DataFrame,
          styles: dict[str, Style]) -> Figure:
     """The figure of ``spec``: one panel per metric (per objective for the test loss), one
-    legend on the right grouped by family.
+    legend on the right grouped by family; with a single problem size, a dot chart per method
+    instead (:func:`draw_dots`).
 
     The layout is fixed rather than constrained (a constrained layout costs a full draw per
     save); the legend sits outside the axes and the saved files are cropped to fit it.
@@ -137,6 +143,8 @@ def draw(spec: PlotSpec, metrics: Sequence[str], agg: pd.DataFrame, records: pd.
     panels: list[tuple[str, str | None]] = [(metric, None) for metric in metrics]
     if list(metrics) == ["test_loss"]:
         panels = [("test_loss", objective) for objective in _objectives(records)]
+    if agg["size"].nunique() == 1:
+        return draw_dots(spec, panels, agg, records, styles)
     # Labels are plain text: a method label such as "m[$x$]" must not be read as mathtext.
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.8), \
             matplotlib.rc_context({"text.parse_math": False}):
@@ -148,7 +156,7 @@ def draw(spec: PlotSpec, metrics: Sequence[str], agg: pd.DataFrame, records: pd.
         n_vars = agg.groupby("size")["n_vars"].first()
         shown: set[str] = set()
         statuses: set[str] = set()
-        banded = pointed = False
+        banded = pointed = capped = False
         for index, (metric, objective) in enumerate(panels):
             chosen = agg if objective is None else agg[agg["method_label"].isin(
                 _labels_with_objective(records, objective))]
@@ -159,13 +167,181 @@ def draw(spec: PlotSpec, metrics: Sequence[str], agg: pd.DataFrame, records: pd.
             statuses |= drawn.statuses
             banded |= drawn.banded
             pointed |= drawn.pointed
+            capped |= drawn.capped
             _set_x_axis(ax, n_vars, _size_label(records))
             if objective is not None:
                 ax.set_title(f"objective: {objective}", fontsize="small")
             shown |= set(methods)
-        figure.legend(handles=_legend(styles, shown, banded, pointed, sorted(statuses)),
+        figure.legend(handles=_legend(styles, shown, banded, pointed, sorted(statuses), capped),
                       loc="upper left", bbox_to_anchor=(1.0, 0.8), frameon=False)
     return figure
+
+
+def draw_dots(spec: PlotSpec, panels: Sequence[tuple[str, str | None]], agg: pd.DataFrame,
+              records: pd.DataFrame, styles: dict[str, Style]) -> Figure:
+    """The figure of one problem size: a dot chart per panel, one row per method (best mean
+    regret at the top, the same order in every panel and figure), its mean as the method's
+    marker, the 95 % interval as a bar where it rests on enough seeds, each seed as a faint
+    point and each not-ok cell as a status marker at the right edge.
+
+    Panels showing the same methods sit side by side and share the method labels; panels of
+    different methods (the test loss, one per objective) are stacked.
+    """
+    order = _regret_order(agg)
+    rows_of = []
+    for metric, objective in panels:
+        chosen = agg if objective is None else agg[agg["method_label"].isin(
+            _labels_with_objective(records, objective))]
+        wanted = set(_methods_for(chosen, metric))
+        rows_of.append([m for m in order if m in wanted])
+    side_by_side = all(rows == rows_of[0] for rows in rows_of)
+    longest = max((len(m) for rows in rows_of for m in rows), default=8)
+    label_in = 0.3 + longest * 0.062  # the method labels at font size 8
+    size = agg["size"].iloc[0]
+    n_vars = agg["n_vars"].dropna()
+    where = f"{_size_label(records)} = {_number(size)}" + (
+        f", {_number(n_vars.iloc[0])} decision variables" if len(n_vars) else "")
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.8), \
+            matplotlib.rc_context({"text.parse_math": False}):
+        if side_by_side:
+            heights = [len(rows_of[0])]
+            width = label_in + _DOT_PANEL_WIDTH * len(panels)
+        else:
+            heights = [len(rows) for rows in rows_of]
+            width = label_in + _DOT_PANEL_WIDTH
+        top_in, bottom_in, gap_in = 0.85, 0.55, 0.6  # two title lines; x label; ticks + title
+        rows_in = _DOT_ROW_IN * sum(heights) + 0.3 * len(heights)
+        height = rows_in + top_in + bottom_in + (0.0 if side_by_side else gap_in * (len(panels)
+                                                                                  - 1))
+        figure = Figure(figsize=(width, height))
+        FigureCanvasAgg(figure)
+        grid = (figure.add_gridspec(1, len(panels), wspace=0.08) if side_by_side else
+                figure.add_gridspec(len(panels), 1, height_ratios=[h + 1.25 for h in heights],
+                                    hspace=gap_in / (rows_in / len(panels))))
+        figure.subplots_adjust(left=label_in / width, right=1 - 0.15 / width,
+                               bottom=bottom_in / height, top=1 - top_in / height)
+        figure.suptitle(f"{heading(agg)}: {spec.title}\n{where}", y=1 - 0.08 / height,
+                        va="top")
+        statuses: set[str] = set()
+        banded = pointed = capped = False
+        first: Axes | None = None
+        for index, ((metric, objective), rows) in enumerate(zip(panels, rows_of, strict=True)):
+            cell = grid[0, index] if side_by_side else grid[index, 0]
+            ax = figure.add_subplot(cell, sharey=first if side_by_side else None)
+            first = first or ax
+            drawn = _draw_dots(ax, metric, agg[agg["method_label"].isin(rows)],
+                               records[records["method_label"].isin(rows)], rows, styles)
+            statuses |= drawn.statuses
+            banded |= drawn.banded
+            pointed |= drawn.pointed
+            capped |= drawn.capped
+            if side_by_side and index > 0:
+                ax.tick_params(axis="y", labelleft=False)
+            if not side_by_side and index < len(panels) - 1:
+                ax.set_xlabel("")  # one x label, under the last panel: they all measure it
+            if objective is not None:
+                ax.set_title(f"objective: {objective}", fontsize="small")
+        figure.legend(handles=_dot_legend(banded, pointed, sorted(statuses), capped),
+                      loc="upper left", bbox_to_anchor=(1.0, 1 - 0.6 / height), frameon=False)
+    return figure
+
+
+def _regret_order(agg: pd.DataFrame) -> list[str]:
+    """Method labels by mean normalized regret, best first, methods without one last."""
+    means = agg.groupby("method_label")["norm_regret_mean"].mean()
+    return sorted(means.index, key=lambda m: (not math.isfinite(means[m]),
+                                              means[m] if math.isfinite(means[m]) else 0.0, m))
+
+
+def _draw_dots(ax: Axes, metric: str, agg: pd.DataFrame, records: pd.DataFrame,
+               rows: list[str], styles: dict[str, Style]) -> _Drawn:
+    """One dot chart: ``rows`` top to bottom, ``metric`` along x (see :func:`draw_dots`)."""
+    by_method = agg.set_index("method_label")
+    ok = records[records["status"] == Status.OK]
+    seeds = (pd.to_numeric(ok[metric], errors="coerce").to_numpy(float)
+             if metric in ok else np.array([]))
+    means = agg[f"{metric}_mean"].to_numpy(float)
+    banded = pointed = capped = False
+    for y, label in enumerate(rows):
+        style = styles[label]
+        row = by_method.loc[label]
+        mean, n = float(row[f"{metric}_mean"]), int(row[f"{metric}_n"])
+        if not math.isfinite(mean):
+            continue
+        if n >= BAND_MIN_SEEDS:
+            ax.plot([max(float(row[f"{metric}_lo"]), 0.0), float(row[f"{metric}_hi"])], [y, y],
+                    color=style.colour, linewidth=2.2, alpha=0.45, solid_capstyle="butt")
+            banded = True
+        mine = ok[ok["method_label"] == label]
+        values = pd.to_numeric(mine[metric], errors="coerce").dropna() if metric in mine \
+            else pd.Series(dtype=float)
+        if len(values) > 1:
+            ax.scatter(values.to_numpy(float), np.full(len(values), y + 0.22), s=9,
+                       color=style.colour, alpha=0.6, linewidths=0, marker="o", zorder=3)
+            pointed = True
+        ax.plot([mean], [y], zorder=4, **{**style.line(6), "linestyle": "none"})
+        if metric == "bwd_iters_mean" and row.get("bwd_capped", 0) > 0:
+            ax.scatter([mean], [y], s=130, facecolors="none", edgecolors="black", linewidths=1.3,
+                       zorder=5, gid="bwd-capped")
+            capped = True
+    not_ok = records[records["status"] != Status.OK][["method_label", "status"]] \
+        .drop_duplicates()
+    for status, group in not_ok.groupby("status", sort=True):
+        ax.scatter(np.full(len(group), 0.985), [rows.index(m) for m in group["method_label"]],
+                   transform=ax.get_yaxis_transform(), marker=STATUS_MARKERS.get(status, "*"),
+                   s=55, c=[styles[m].colour for m in group["method_label"]],
+                   edgecolors="black", linewidths=0.7, zorder=5, clip_on=False,
+                   gid=f"not-ok-{status}")
+    ax.set_yticks(range(len(rows)), labels=rows, fontsize=_SIZE_FONT_PT)
+    ax.set_ylim(len(rows) - 0.5, -0.6)
+    values = np.concatenate([means, seeds])
+    if _spans_decades(values):
+        ax.set_xscale("log")
+        finite = values[np.isfinite(values) & (values > 0)]
+        ax.xaxis.set_major_formatter(plain_ticks(finite.min(), finite.max() * 1.5))
+        ax.xaxis.set_minor_formatter(plain_ticks(finite.min(), finite.max() * 1.5))
+        ax.tick_params(axis="x", which="minor", labelsize=_VARS_FONT_PT)
+    else:
+        finite = values[np.isfinite(values)]
+        bounds = agg[[f"{metric}_lo", f"{metric}_hi"]].to_numpy(float).ravel()
+        finite = np.concatenate([finite, bounds[np.isfinite(bounds)]])
+        if len(finite):
+            lo, hi = float(finite.min()), float(finite.max())
+            pad = 0.06 * ((hi - lo) or abs(hi) or 1.0)
+            ax.set_xlim(0.0 if lo >= 0 and lo - pad < 0 else lo - pad, hi + pad)
+    ax.grid(axis="y", visible=False)
+    ax.set_xlabel(METRICS[metric])
+    return _Drawn(set(not_ok["status"]), banded, pointed, capped)
+
+
+def _dot_legend(banded: bool, pointed: bool, statuses: list[str],
+                capped: bool) -> list[mlines.Line2D | mpatches.Patch]:
+    """What the marks of a dot chart mean: only those drawn."""
+    handles: list[mlines.Line2D | mpatches.Patch] = [
+        mlines.Line2D([], [], linestyle="none", marker="o", markersize=6, color="0.3",
+                      label="mean over the ok seeds")]
+    if banded:
+        handles.append(mlines.Line2D([], [], color="0.3", linewidth=2.2, alpha=0.45,
+                                     label=f"95 % t-interval ({BAND_MIN_SEEDS}+ seeds)"))
+    if pointed:
+        handles.append(mlines.Line2D([], [], linestyle="none", marker="o", markersize=3,
+                                     color="0.3", alpha=0.6, label="each seed"))
+    handles += _status_handles(statuses, "right edge")
+    if capped:
+        handles.append(_capped_handle())
+    return handles
+
+
+def _status_handles(statuses: list[str], where: str) -> list[mlines.Line2D | mpatches.Patch]:
+    return [mlines.Line2D([], [], linestyle="none", marker=STATUS_MARKERS.get(s, "*"),
+                          markerfacecolor="0.85", markeredgecolor="black", markersize=7,
+                          label=f"{s} (not ok, {where})") for s in statuses]
+
+
+def _capped_handle() -> mlines.Line2D:
+    return mlines.Line2D([], [], linestyle="none", marker="o", markersize=9,
+                         markerfacecolor="none", markeredgecolor="black",
+                         label="adjoint solve capped in some steps")
 
 
 def heading(agg: pd.DataFrame) -> str:
@@ -203,6 +379,7 @@ class _Drawn:
     statuses: set[str]
     banded: bool
     pointed: bool
+    capped: bool = False  # a mark for backward solves that hit their cap
 
 
 def _draw_metric(ax: Axes, metric: str, agg: pd.DataFrame, records: pd.DataFrame,
@@ -217,13 +394,12 @@ def _draw_metric(ax: Axes, metric: str, agg: pd.DataFrame, records: pd.DataFrame
     seeds = (pd.to_numeric(ok[metric], errors="coerce").to_numpy(float)
              if metric in ok else np.array([]))
     log_y = _spans_decades(np.concatenate([means, seeds]))
-    banded = pointed = False
+    banded = pointed = capped = False
     for label, rows in agg.groupby("method_label", sort=True):
         rows = rows.sort_values("size")
         style = styles[label]
         x = rows["size"].to_numpy(float)
-        ax.plot(x, rows[f"{metric}_mean"], marker=style.marker, markersize=4.5,
-                color=style.colour, label=label)
+        ax.plot(x, rows[f"{metric}_mean"], label=label, **style.line())
         few = rows[f"{metric}_n"] < BAND_MIN_SEEDS
         if (~few).any():
             ax.fill_between(x, rows[f"{metric}_lo"].clip(lower=0).where(~few),
@@ -237,6 +413,13 @@ def _draw_metric(ax: Axes, metric: str, agg: pd.DataFrame, records: pd.DataFrame
                        marker=style.marker, color=style.colour, alpha=0.55, linewidths=0,
                        zorder=3)
             pointed = True
+        if metric == "bwd_iters_mean" and "bwd_capped" in rows:
+            hit = rows[rows["bwd_capped"].fillna(0) > 0]
+            if len(hit):
+                ax.scatter(hit["size"].to_numpy(float), hit[f"{metric}_mean"].to_numpy(float),
+                           s=110, facecolors="none", edgecolors="black", linewidths=1.3, zorder=5,
+                           gid="bwd-capped")
+                capped = True
 
     not_ok = records[records["status"] != Status.OK]
     marked = _mark_not_ok(ax, not_ok, list(styles), styles)
@@ -244,7 +427,7 @@ def _draw_metric(ax: Axes, metric: str, agg: pd.DataFrame, records: pd.DataFrame
     _set_y_limits(ax, np.concatenate([means, seeds]), bounds, log_y,
                   strip=len(pd.unique(not_ok["method_label"])))
     ax.set_ylabel(METRICS[metric])
-    return _Drawn(marked, banded, pointed)
+    return _Drawn(marked, banded, pointed, capped)
 
 
 def _mark_not_ok(ax: Axes, not_ok: pd.DataFrame, methods: list[str],
@@ -291,8 +474,8 @@ def _set_y_limits(ax: Axes, means: np.ndarray, bounds: np.ndarray, log: bool,
     if log:
         ax.set_yscale("log")
         # Plain numbers (0.06, 0.1, 0.2) rather than 6×10⁻² on the minor ticks as well.
-        ax.yaxis.set_major_formatter(FuncFormatter(_plain_tick))
-        ax.yaxis.set_minor_formatter(FuncFormatter(_plain_tick))
+        ax.yaxis.set_major_formatter(plain_ticks(values.min(), values.max()))
+        ax.yaxis.set_minor_formatter(plain_ticks(values.min(), values.max()))
         lo, hi = math.log10(values.min()), math.log10(values.max())
         pad = 0.05 * (hi - lo)
         lo, hi = lo - pad, hi + pad
@@ -305,14 +488,23 @@ def _set_y_limits(ax: Axes, means: np.ndarray, bounds: np.ndarray, log: bool,
     ax.set_ylim(lo, lo + (hi - lo) / (1 - headroom))
 
 
-def _plain_tick(value: float, _position: int) -> str:
-    """A log-axis tick as a plain number; minor ticks other than 2, 3, 5 × 10ⁿ unlabelled."""
-    if value <= 0 or not math.isfinite(value):
-        return ""
-    mantissa = value / 10 ** math.floor(math.log10(value) + 1e-9)
-    if min(abs(mantissa - m) for m in (1, 2, 3, 5)) > 1e-6:
-        return ""
-    return f"{value:g}"
+def plain_ticks(lo: float, hi: float) -> FuncFormatter:
+    """Log-axis tick labels as plain numbers (0.06, 0.1, 0.2 rather than 6×10⁻²) that do not
+    collide: the powers of ten only where the values ``lo``…``hi`` span more than
+    :data:`_DECADES_FOR_POWERS` decades, 1, 2 and 5 × 10ⁿ over more than one decade, and 3 × 10ⁿ
+    as well below; none above ``hi`` (the headroom of the not-ok strip)."""
+    span = math.log10(hi / lo) if lo > 0 and hi > lo else 0.0
+    kept = (1,) if span > _DECADES_FOR_POWERS else (1, 2, 5) if span > 1.2 else (1, 2, 3, 5)
+
+    def label(value: float, _position: int) -> str:
+        if value <= 0 or not math.isfinite(value) or value > hi * 1.001:
+            return ""
+        mantissa = value / 10 ** math.floor(math.log10(value) + 1e-9)
+        if min(abs(mantissa - m) for m in kept) > 1e-6:
+            return ""
+        return f"{value:g}"
+
+    return FuncFormatter(label)
 
 
 def _size_label(records: pd.DataFrame) -> str:
@@ -381,8 +573,7 @@ def method_handles(styles: dict[str, Style],
     handles: list[mlines.Line2D | mpatches.Patch] = []
     for family, labels in by_family(styles, shown):
         handles.append(mpatches.Patch(color="none", label=family.upper()))
-        handles += [mlines.Line2D([], [], color=styles[m].colour, marker=styles[m].marker,
-                                  markersize=4.5, label=m) for m in labels]
+        handles += [mlines.Line2D([], [], label=m, **styles[m].line()) for m in labels]
     return handles
 
 
@@ -404,9 +595,9 @@ def panel_grid(count: int, title: str) -> Iterator[tuple[Figure, list[Axes]]]:
 
 
 def _legend(styles: dict[str, Style], shown: set[str], banded: bool, pointed: bool,
-            statuses: list[str]) -> list[mlines.Line2D | mpatches.Patch]:
+            statuses: list[str], capped: bool = False) -> list[mlines.Line2D | mpatches.Patch]:
     """Methods grouped under their family's name, what bands and points mean (where drawn),
-    one entry per not-ok status."""
+    one entry per not-ok status, the mark of capped backward solves (where drawn)."""
     handles = method_handles(styles, shown)
     if banded:
         handles.append(mpatches.Patch(color="0.5", alpha=_BAND_ALPHA * 2,
@@ -415,7 +606,7 @@ def _legend(styles: dict[str, Style], shown: set[str], banded: bool, pointed: bo
         handles.append(mlines.Line2D([], [], linestyle="none", marker="o", markersize=3,
                                      color="0.4", alpha=0.6, label="one seed (fewer than "
                                      f"{BAND_MIN_SEEDS})"))
-    handles += [mlines.Line2D([], [], linestyle="none", marker=STATUS_MARKERS.get(s, "*"),
-                              markerfacecolor="0.85", markeredgecolor="black", markersize=7,
-                              label=f"{s} (not ok, top strip)") for s in statuses]
+    handles += _status_handles(statuses, "top strip")
+    if capped:
+        handles.append(_capped_handle())
     return handles
