@@ -126,7 +126,7 @@ def train_l2obench(kind: str, k: int, params: dict[str, Any], epochs: int) -> Ru
         seconds_per_epoch=elapsed / max(fit.epochs, 1), test_regret=float(regret),
         best_epoch=fit.best_epoch, fwd_iters_mean=fit.fwd_iters_mean,
         fwd_iters_max=fit.fwd_iters_max, fwd_unconverged=fit.fwd_unconverged,
-        val_history=[h["val_regret"] for h in fit.history],
+        val_history=[h["val_score"] for h in fit.history],
         machine={"before": before, "after": machine_state()},
     )
 

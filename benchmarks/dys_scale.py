@@ -178,7 +178,7 @@ def fit_worker(spec: FitSpec) -> dict[str, Any]:
         "bwd_iters_mean": fit.bwd_iters_mean, "bwd_unconverged": fit.bwd_unconverged,
         "peak_mb": memory.host_mb,
         # the reference commit's history names the validation regret ``val_score``
-        "val_history": [h.get("val_regret", h.get("val_score")) for h in fit.history],
+        "val_history": [h["val_score"] for h in fit.history],
         "epoch_seconds": epoch_seconds, "load_before": load_before,
         "load_after": list(os.getloadavg()), "commit": git_commit(),
     }

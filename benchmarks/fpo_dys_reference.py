@@ -1,7 +1,7 @@
 """The fpo-dys algorithm, written plainly: the reference that l2obench's DYS layer is timed against.
 
 What the fpo-dys code (McKenzie et al., github.com/mines-opt-ml/fpo-dys) does for shortest path,
-for the ``dys-vs-fpo-dys`` comparison (``benchmarks/dys_vs_fpo_dys.py``; BACKGROUND §1.1):
+for the ``dys-vs-fpo-dys`` comparison (``benchmarks/dys_vs_fpo_dys.py``; docs/methods.md):
 
 - ``P_aff`` through a dense pseudo-inverse of ``A``: ``P_aff(v) = v − A⁺(A v − b)``, two dense
   matrix products per application (fpo-dys multiplies by the factors of an SVD of ``A``, three
@@ -46,7 +46,7 @@ SINGULAR_VALUE_CUTOFF = 1e-6
 
 @dataclass(frozen=True)
 class FpoDysSettings:
-    """The published fpo-dys shortest-path settings (BACKGROUND §1.1)."""
+    """The published fpo-dys shortest-path settings (docs/methods.md)."""
 
     alpha: float = 0.05
     gamma: float = 5e-4

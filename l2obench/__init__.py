@@ -20,10 +20,12 @@ _EXPORTS = {
     "FitResult": "l2obench.record",
     "Record": "l2obench.record",
     "Status": "l2obench.record",
+    "BaseMethod": "l2obench.methods.base",
     "Method": "l2obench.methods.base",
     "method_registry": "l2obench.methods.base",
     "register_method": "l2obench.methods.base",
     "Param": "l2obench.params",
+    "BaseProblem": "l2obench.problems.base",
     "Capability": "l2obench.problems.base",
     "ConicForm": "l2obench.problems.base",
     "Dataset": "l2obench.problems.base",
@@ -34,6 +36,11 @@ _EXPORTS = {
     "problem_registry": "l2obench.problems.base",
     "register_problem": "l2obench.problems.base",
     "load_results": "l2obench.store",
+    "Metric": "l2obench.tasks.base",
+    "Scores": "l2obench.tasks.base",
+    "Task": "l2obench.tasks.base",
+    "register_task": "l2obench.tasks.base",
+    "task_registry": "l2obench.tasks.base",
 }
 
 __all__ = [*sorted(_EXPORTS), "__version__"]
@@ -53,10 +60,12 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # the names as a type checker sees them (re-exported)
+    from l2obench.methods.base import BaseMethod as BaseMethod
     from l2obench.methods.base import Method as Method
     from l2obench.methods.base import method_registry as method_registry
     from l2obench.methods.base import register_method as register_method
     from l2obench.params import Param as Param
+    from l2obench.problems.base import BaseProblem as BaseProblem
     from l2obench.problems.base import Capability as Capability
     from l2obench.problems.base import ConicForm as ConicForm
     from l2obench.problems.base import Dataset as Dataset
@@ -72,3 +81,8 @@ if TYPE_CHECKING:  # the names as a type checker sees them (re-exported)
     from l2obench.record import Record as Record
     from l2obench.record import Status as Status
     from l2obench.store import load_results as load_results
+    from l2obench.tasks.base import Metric as Metric
+    from l2obench.tasks.base import Scores as Scores
+    from l2obench.tasks.base import Task as Task
+    from l2obench.tasks.base import register_task as register_task
+    from l2obench.tasks.base import task_registry as task_registry

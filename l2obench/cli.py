@@ -33,7 +33,8 @@ from l2obench.display import (
     shorten,
 )
 from l2obench.errors import L2OBenchError
-from l2obench.record import Budget, Cell, Limits, Record, Status
+from l2obench.record import RECORD_COLUMNS, Budget, Cell, Limits, Record, Status
+from l2obench.tasks.base import Task, task_of
 
 if TYPE_CHECKING:
     from l2obench.executors import Executor
@@ -495,8 +496,20 @@ def _fmt(value: Any, spec: str) -> str:
     return "—" if value is None else format(value, spec)
 
 
-_SUMMARY_COLUMNS = {  # header: (record column, format, priority: dropped first when narrow)
-    "regret": ("norm_regret", ".4f", 0), "val regret": ("val_regret", ".4f", 3),
+def _summary_columns(task: Task) -> dict[str, tuple[str, str, int]]:
+    """The summary's columns for cells of ``task``: its ranking and validation metrics, then
+    :data:`_RUN_SUMMARY`."""
+    short = task.ranking().short_label
+    return {short: (task.rank_metric, ".4f", 0),
+            f"val {short}": (task.validation.name, ".4f", 3), **_RUN_SUMMARY}
+
+
+def _value(record: Record, column: str) -> Any:
+    """A record's value of a summary column: a record column, else a metric of its task."""
+    return getattr(record, column) if column in RECORD_COLUMNS else record.metric(column)
+
+
+_RUN_SUMMARY = {  # header: (record column, format, priority: dropped first when narrow)
     "test loss": ("test_loss", ".4g", 6), "epochs": ("epochs", ".3g", 4),
     "s/epoch": ("time_per_epoch_s", ".3g", 2), "to best s": ("time_to_best_s", ".3g", 5),
     "peak MB": ("peak_mem_mb", ".0f", 7), "fwd iters": ("fwd_iters_mean", ".0f", 1),
@@ -536,8 +549,10 @@ def _summary_table(done: list[tuple[Cell, Record]], tuning: Tuning,
     is marked."""
     from l2obench.selection import cell_trial, given_params, select
 
+    task = task_of(cell.task for cell, _ in done)
+    summary_columns = _summary_columns(task)
     trials = {cell.cell_id: cell_trial(cell, tuning, record) for cell, record in done}
-    selections = select(trials.values(), tuning)
+    selections = select(trials.values(), tuning, task.validation)
     rows: dict[tuple[int, str, str], list[tuple[Cell, Record]]] = {}
     for cell, record in sorted(done, key=lambda d: (d[0].size, d[0].data_label,
                                                     d[0].method_label)):
@@ -546,10 +561,11 @@ def _summary_table(done: list[tuple[Cell, Record]], tuning: Tuning,
     means: dict[tuple[int, str, str], dict[str, float | None]] = {}
     for key, group in rows.items():
         ok = [record for _, record in group if record.status == Status.OK]
-        means[key] = {column: _mean([trials[r.cell_id].val_regret if column == "val_regret"
-                                     else getattr(r, column) for r in ok])
-                      for column, _, _ in _SUMMARY_COLUMNS.values()}
-    shown = {header: spec for header, spec in _SUMMARY_COLUMNS.items()
+        means[key] = {column: _mean([trials[r.cell_id].val_score
+                                     if column == task.validation.name else _value(r, column)
+                                     for r in ok])
+                      for column, _, _ in summary_columns.values()}
+    shown = {header: spec for header, spec in summary_columns.items()
              if any(m[spec[0]] is not None for m in means.values())}
     with_data = any(data for _, data, _ in rows)
     sizes, datas, names, solved_cells = [], [], [], []
@@ -592,10 +608,11 @@ def _comparison_table(original: Record, new: Record) -> Table:
     for column in ("", "recorded", "re-run"):
         table.add_column(column, justify="right")
     table.add_row("status", str(original.status), str(new.status))
-    for header, (key, spec, _) in _SUMMARY_COLUMNS.items():
-        if key == "val_regret":
+    task = task_of([original.task])
+    for header, (key, spec, _) in _summary_columns(task).items():
+        if key == task.validation.name:
             continue
-        table.add_row(header, _fmt(getattr(original, key), spec), _fmt(getattr(new, key), spec))
+        table.add_row(header, _fmt(_value(original, key), spec), _fmt(_value(new, key), spec))
     return table
 
 
@@ -603,18 +620,32 @@ def _list(console: Console) -> None:
     from l2obench.methods.base import method_registry as methods
     from l2obench.problems.base import problem_registry as problems
     from l2obench.suite import builtin_suites, load_suite
+    from l2obench.tasks.base import get_task, task_registry
+
+    table = Table(title="Task families")
+    for column in ("name", "outputs", "metrics (↓ lower / ↑ higher is better)", "ranks by",
+                   "selects by", "description"):
+        table.add_column(column)
+    for name in task_registry.names():
+        task = get_task(name)
+        metrics = "\n".join(f"{m.name} {m.arrow}" + (f" ({m.unit})" if m.unit else "")
+                            for m in task.metrics)
+        table.add_row(name, escape(task.output), metrics, task.rank_metric,
+                      f"{task.validation.name} {task.validation.arrow}",
+                      escape(task.description))
+    console.print(table)
 
     table = Table(title="Problems")
-    for column in ("name", "size", "offers", "parameters", "description"):
+    for column in ("name", "task", "size", "offers", "parameters", "description"):
         table.add_column(column)
     for name, cls in problems:
         params = escape("\n".join(f"{k}: {p.describe()}" for k, p in cls.params.items()))
         offers = "\n".join(sorted(cls.capabilities())) or "oracle only"
-        table.add_row(name, cls.size_param, offers, params, escape(cls.description))
+        table.add_row(name, cls.task, cls.size_param, offers, params, escape(cls.description))
     console.print(table)
 
     table = Table(title="Methods")
-    for column in ("name", "available", "needs", "parameters", "description"):
+    for column in ("name", "task", "available", "needs", "parameters", "description"):
         table.add_column(column)
     for name, method_cls in methods:
         missing = method_cls.missing_requirements()
@@ -623,7 +654,8 @@ def _list(console: Console) -> None:
         needs = "\n".join(sorted(method_cls.needs)) or "the oracle"
         params = escape("\n".join(f"{k}: {p.describe()}"
                                   for k, p in method_cls.params.items()))
-        table.add_row(name, available, needs, params, escape(method_cls.description))
+        table.add_row(name, method_cls.task, available, needs, params,
+                      escape(method_cls.description))
     console.print(table)
 
     table = Table(title="Which method runs on which problem")
@@ -635,7 +667,11 @@ def _list(console: Console) -> None:
         cells = []
         for _, problem_cls in problem_classes:
             unmet = method_cls.unmet_needs(problem_cls)
-            cells.append("[green]yes[/]" if not unmet else "[red]no[/]: needs " + ", ".join(unmet))
+            if method_cls.task != problem_cls.task:
+                cells.append(f"[dim]no[/]: {problem_cls.task} family")
+            else:
+                cells.append("[green]yes[/]" if not unmet
+                             else "[red]no[/]: needs " + ", ".join(unmet))
         table.add_row(name, *cells)
     console.print(table)
 

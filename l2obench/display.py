@@ -21,6 +21,7 @@ from rich.text import Text
 from l2obench.params import format_value, readable_name
 from l2obench.record import Cell, Record, Status
 from l2obench.record import human_seconds as duration
+from l2obench.tasks.base import task_of
 
 #: How a status is coloured in the terminal.
 STATUS_STYLE = {Status.OK: "green", Status.SKIPPED: "yellow", Status.TIMEOUT: "yellow",
@@ -51,8 +52,9 @@ def cell_line(cell: Cell, record: Record, width: int) -> Text:
     """
     status = f"{record.status:>8} "
     facts = []
-    if record.norm_regret is not None:
-        facts.append(f"regret {record.norm_regret:.4f}")
+    rank = task_of([record.task]).ranking()
+    if record.metric(rank.name) is not None:
+        facts.append(f"{rank.short_label} {record.metric(rank.name):.4f}")
     if record.epochs is not None and record.train_time_s is not None:
         facts.append(f"{count(record.epochs, 'epoch')} in {duration(record.train_time_s)}")
     if record.fwd_iters_mean is not None:

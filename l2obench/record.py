@@ -112,15 +112,15 @@ class Limits:
 
 @dataclass
 class FitResult:
-    """What a method's training reports about itself (never a metric of its decisions).
+    """What a method's training reports about itself (never a metric of its outputs on test).
 
-    Its fields are record columns of the same name; the runner adds them to the record as they
-    are.
+    Its fields are record columns of the same name, except ``val_score``, which the runner
+    files in the record's ``metrics`` under the name of its task's validation metric.
     """
 
     epochs: int  # completed epochs
     best_epoch: int | None = None  # epoch of the selected model (model selection on val)
-    val_regret: float | None = None  # validation regret of that epoch
+    val_score: float | None = None  # the task's validation metric at that epoch
     time_to_best_s: float | None = None  # training seconds (validation excluded) to its end
     val_time_s: float | None = None  # seconds spent validating, all epochs
     stopped_by: str = "epochs"  # "epochs" | "seconds"
@@ -130,25 +130,64 @@ class FitResult:
     bwd_iters_mean: float | None = None
     bwd_unconverged: int | None = None  # training steps whose backward solve missed its tol
     history: list[dict[str, float]] = field(default_factory=list)
+    #: Statistics of the method's training that its task family declares (``Task.extras``),
+    #: by name; the record's ``extras`` column.
+    extras: dict[str, float] = field(default_factory=dict)
 
 
-def epoch_val_regret(entry: Mapping[str, Any]) -> float | None:
-    """The validation regret of one history entry, whichever version wrote it (``val_regret``;
-    records written before the clock was added call it ``val_score``)."""
-    value = entry.get("val_regret", entry.get("val_score"))
+def epoch_val_score(entry: Mapping[str, Any]) -> float | None:
+    """The validation score of one history entry (``None`` where it has none)."""
+    value = entry.get("val_score")
     return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
 
 
-def selected_val_regret(val_regret: Any, best_epoch: Any, history: Any) -> float | None:
-    """The validation regret of a record's kept epoch: its ``val_regret`` column, else (records
-    written before that column) the history entry of its ``best_epoch``."""
-    if isinstance(val_regret, int | float) and math.isfinite(val_regret):
-        return float(val_regret)
+#: The version of the record's layout that this l2obench writes (see :func:`migrate`).
+SCHEMA_VERSION = 2
+
+
+def migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """A stored record's JSON object in the current layout: the one place old records migrate.
+
+    Version 1 (no ``schema_version``; every record before the task seam) held the
+    predict-then-optimize family's metrics in flat columns: ``norm_regret``, ``accuracy``,
+    ``val_regret`` (empty in the oldest, whose history entry of ``best_epoch`` holds it) and
+    ``test_regrets``, and its history entries called the validation score ``val_regret``
+    (``val_score`` in the oldest). Version 2 has ``task``, the ``metrics`` map and the
+    ``per_instance`` map, and history entries with ``val_score``.
+    """
+    version = data.get("schema_version", 1)
+    if version == SCHEMA_VERSION:
+        return data
+    if version != 1:
+        raise RecordError(f"not a record of this l2obench: schema_version {version!r} "
+                          f"(this version reads 1 to {SCHEMA_VERSION})")
+    out = {k: v for k, v in data.items()
+           if k not in ("norm_regret", "accuracy", "val_regret", "test_regrets")}
+    history = data.get("history")
+    if isinstance(history, list):
+        out["history"] = [
+            {("val_score" if k == "val_regret" else k): v for k, v in entry.items()}
+            if isinstance(entry, dict) else entry for entry in history]
+    metrics = {"norm_regret": data.get("norm_regret"), "accuracy": data.get("accuracy"),
+               "val_regret": _kept_val_score(data.get("val_regret"), data.get("best_epoch"),
+                                             out.get("history"))}
+    out.update(schema_version=SCHEMA_VERSION, task="decision",
+               metrics={k: v for k, v in metrics.items() if v is not None})
+    if isinstance(data.get("test_regrets"), list):
+        out["per_instance"] = {"test_regrets": data["test_regrets"]}
+    return out
+
+
+def _kept_val_score(value: Any, best_epoch: Any, history: Any) -> float | None:
+    """A version-1 record's validation regret: its ``val_regret`` column, else (records written
+    before that column) the history entry of its ``best_epoch``."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
     if not isinstance(history, list) or not isinstance(best_epoch, int | float):
         return None
     for entry in history:
         if isinstance(entry, Mapping) and entry.get("epoch") == best_epoch:
-            return epoch_val_regret(entry)
+            return epoch_val_score(entry)
     return None
 
 
@@ -178,6 +217,8 @@ class Cell:
     #: The data parameters that vary in the suite's grid, e.g. ``"deg=4,noise=0.5"`` (not part of
     #: the configuration: ``problem_params`` holds them).
     data_label: str = ""
+    #: The task family of the problem (not part of the configuration: the problem decides it).
+    task: str = "decision"
 
     @property
     def size(self) -> int:
@@ -235,6 +276,7 @@ class Cell:
             method_label=record.method_label, seed=record.seed, device=record.device,
             budget=Budget(max_epochs=record.budget_max_epochs,
                           max_seconds=record.budget_max_seconds),
+            task=record.task or "decision",
         )
 
 
@@ -265,6 +307,9 @@ class Record:
     method: str = column("the method's registered name", "")
     method_label: str = column("the name with the parameters the suite set, e.g. "
                                "`dys-jfb[lr=0.01]`", "")
+    task: str | None = column(
+        "the task family of the problem (`decision`: predict-then-optimize), which names the "
+        "metrics, their directions and the ranking metric (`l2obench list`)")
     method_family: str | None = column(
         "the method's family, which reports group it by: `dys` (DYS layers), `layer` (other "
         "optimization layers), `pyepo` (losses over the exact oracle), `baseline`, `other`")
@@ -284,16 +329,15 @@ class Record:
     objective: str | None = column(
         "the name of that objective (`MSE to x*`, `MSE to c`, `SPO+`, `Fenchel-Young`, …): test "
         "losses compare only between cells with the same one")
-    norm_regret: float | None = column(
-        "PyEPO's normalized regret on the test split: Σᵢ(cᵢᵀx̂ᵢ − cᵢᵀx*ᵢ) / Σᵢ\\|cᵢᵀx*ᵢ\\|, with "
-        "x̂ᵢ the exact optimum (the problem's oracle) under the predicted cost ĉᵢ; computed by "
-        "the runner")
-    accuracy: float | None = column(
-        "share of test instances whose regret is below 1e-3·\\|optimal objective\\|")
-    val_regret: float | None = column(
-        "normalized regret on the validation split of the epoch kept (`best_epoch`): what model "
-        "selection and the tuning rule read (empty in older records, whose `history` holds it "
-        "as `val_score`)")
+    metrics: dict[str, float | None] | None = column(
+        "the task family's scores, computed by the runner against ground truth the method never "
+        "saw: each test metric of the family and its validation metric (the kept epoch's, what "
+        "model selection and the tuning rule read), by name; `l2obench list` shows each "
+        "family's metrics. Predict-then-optimize (`decision`): `norm_regret` (PyEPO's normalized "
+        "regret on the test split, Σᵢ(cᵢᵀx̂ᵢ − cᵢᵀx*ᵢ) / Σᵢ\\|cᵢᵀx*ᵢ\\|, x̂ᵢ the exact optimum "
+        "under the predicted cost ĉᵢ), `accuracy` (share of test instances whose regret is "
+        "below 1e-3·\\|optimal objective\\|) and `val_regret` (normalized regret on the "
+        "validation split). `load_results` gives each its own column", None)
     train_time_s: float | None = column(
         "wall time of `fit`: training, per-epoch validation and set-up, clock read after a "
         "device synchronise; the seconds budget counts this clock")
@@ -351,18 +395,27 @@ class Record:
         "and its clocks read high")
     load_end: float | None = column("provenance: the 1-minute load average when the cell ended")
     n_cores: int | None = column("provenance: the CPU cores the machine has (`os.cpu_count()`)")
-    test_regrets: list[float] | None = column(
-        "per test instance, in the split's order: the regret cᵢᵀx̂ᵢ − cᵢᵀx*ᵢ (signed by the "
-        "problem's sense, so never below zero up to rounding); Σᵢ test_regrets / Σᵢ\\|cᵢᵀx*ᵢ\\| "
-        "is `norm_regret`. Every method at a size, data point and seed sees the same test "
-        "instances, which the report's paired tests rely on (empty in records written before it "
-        "was added)")
+    extras: dict[str, float | None] | None = column(
+        "statistics of a cell's training that its task family declares (`Task.extras`: e.g. a "
+        "reconstruction's solver iterations), by name; `load_results` gives each its own column "
+        "(none for predict-then-optimize, whose iteration statistics are the columns above)")
+    per_instance: dict[str, list[float]] | None = column(
+        "per test instance, in the split's order, the values of the metrics that have them "
+        "(what the report's paired tests compare: every method at a size, data point and seed "
+        "sees the same test instances); `load_results` gives each its own column. "
+        "Predict-then-optimize: `test_regrets`, the regret cᵢᵀx̂ᵢ − cᵢᵀx*ᵢ (signed by the "
+        "problem's sense, so never below zero up to rounding; Σᵢ test_regrets / "
+        "Σᵢ\\|cᵢᵀx*ᵢ\\| is `norm_regret`)", None)
     history: list[dict[str, Any]] = column(
         "per completed epoch: `epoch`, `train_loss` (mean over the epoch's batches), "
-        "`val_regret` (normalized regret on the validation split), `train_s` (cumulative "
-        "training seconds to the end of the epoch, validation excluded) and `val_s` (that "
-        "epoch's validation seconds); records written before the clock was added hold `epoch`, "
-        "`train_loss` and `val_score` (the validation regret) only", None)
+        "`val_score` (the task's validation metric), `train_s` (cumulative training seconds to "
+        "the end of the epoch, validation excluded) and `val_s` (that epoch's validation "
+        "seconds); records written before the clock was added hold `epoch`, `train_loss` and "
+        "`val_score` only", None)
+    schema_version: int = column(
+        "the layout of the record (2: with `task`, `metrics`, `extras` and `per_instance`); older "
+        "records "
+        "are read in the current layout (`l2obench.record.migrate`)", SCHEMA_VERSION)
 
     # -- building ------------------------------------------------------------------------------
 
@@ -373,7 +426,8 @@ class Record:
         p = cell.problem_params
         return cls(
             cell_id=cell.cell_id, suite=cell.suite, problem=cell.problem, size=cell.size,
-            size_param=cell.size_param, method=cell.method, method_label=cell.method_label,
+            size_param=cell.size_param, task=cell.task, method=cell.method,
+            method_label=cell.method_label,
             method_family=family,
             params=_canonical_params(cell.method_params),
             problem_params=_canonical_params(p), seed=cell.seed, device=cell.device,
@@ -402,13 +456,14 @@ class Record:
 
         Columns missing from older records take their defaults; columns this version does not
         know are ignored. Every column present must have its type (integers are accepted where a
-        float is expected).
+        float is expected). Records of an older layout are migrated first (:func:`migrate`).
         """
         if not isinstance(data, dict):
             raise RecordError(f"not a record: a JSON {type(data).__name__}, not an object")
         for key in ("cell_id", "status", "problem", "method"):
             if key not in data:
                 raise RecordError(f"not a record: no '{key}'")
+        data = migrate(data)
         values: dict[str, Any] = {}
         for name, hint in _HINTS.items():
             if name in data:
@@ -420,6 +475,11 @@ class Record:
         except ValueError:
             raise RecordError(f"not a record: unknown status {values['status']!r}") from None
         return cls(**values)
+
+    def metric(self, name: str) -> float | None:
+        """The value of metric ``name`` in :attr:`metrics` (``None`` where it has none)."""
+        value = (self.metrics or {}).get(name)
+        return None if value is None or not math.isfinite(value) else float(value)
 
     def with_size_param(self, size_param: str) -> Record:
         """This record with ``size_param`` filled in where an older record lacks it."""
@@ -471,13 +531,17 @@ def _check(name: str, hint: Any, value: Any) -> Any:
         raise RecordError(f"not a record: column '{name}' is empty")
     if name == "status" or hint is str or text.startswith("str"):
         ok = isinstance(value, str)
+    elif text.startswith("dict[str, list"):
+        ok = isinstance(value, dict) and all(
+            isinstance(k, str) and isinstance(v, list) and all(_number(x) for x in v)
+            for k, v in value.items())
+    elif text.startswith("dict[str, float"):
+        ok = isinstance(value, dict) and all(
+            isinstance(k, str) and (v is None or _number(v)) for k, v in value.items())
     elif "list[dict" in text:
         ok = isinstance(value, list) and all(isinstance(v, dict) for v in value)
-    elif "list[float" in text:
-        ok = isinstance(value, list) and all(
-            isinstance(v, int | float) and not isinstance(v, bool) for v in value)
     elif "float" in text:
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = _number(value)
     elif "int" in text:
         ok = isinstance(value, int) and not isinstance(value, bool)
     else:  # pragma: no cover - every column's type is one of the above
@@ -486,6 +550,10 @@ def _check(name: str, hint: Any, value: Any) -> Any:
         raise RecordError(f"not a record: column '{name}' holds {type(value).__name__} "
                           f"{value!r:.40}")
     return value
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 #: The documented columns, in the order tables show them.

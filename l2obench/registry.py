@@ -56,6 +56,11 @@ class Registry(Generic[T]):
         setattr(cls, "name", name)  # noqa: B010 (T is any class; the attribute is declared by its base)
         self._items[name] = cls
 
+    def unregister(self, name: str) -> None:
+        """Forget a class registered in this process with :meth:`register` (a test's or a
+        notebook's); entry points stay."""
+        self._items.pop(name, None)
+
     @functools.cached_property
     def _entry_points(self) -> dict[str, EntryPoint]:
         """The group's entry points by name; l2obench's own win over a plugin's of that name."""

@@ -1,8 +1,10 @@
-"""Run one cell to its record: fit, measure, and score with the exact oracle.
+"""Run one cell to its record: fit, measure, and score with the task family's scorer.
 
-The runner, not the method, computes every metric: it asks the method for predicted costs and
-scores them with the problem's oracle against the true costs. A cell that raises, diverges or
-runs out of memory becomes a record with that status and the error text; the next cell runs.
+The runner, not the method, computes every metric: it asks the method for its outputs on the
+test split and has the problem's task family score them against the split's ground truth
+(predict-then-optimize: the predicted costs, decided by the exact oracle and scored under the
+true costs). A cell that raises, diverges or runs out of memory becomes a record with that
+status and the error text; the next cell runs.
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ import torch
 
 from l2obench.errors import L2OBenchError, MissingExtraError
 from l2obench.measure import now, peak_memory
-from l2obench.methods.base import Method
+from l2obench.methods.base import BaseMethod
 from l2obench.methods.base import method_registry as methods
-from l2obench.metrics import decision_quality
-from l2obench.problems.base import Dataset, Problem
+from l2obench.problems.base import BaseProblem, Dataset
 from l2obench.problems.base import problem_registry as problems
 from l2obench.provenance import provenance
 from l2obench.record import Cell, Record, Status
+from l2obench.tasks.base import get_task
 
 log = logging.getLogger(__name__)
 
@@ -53,11 +55,11 @@ class DataCache:
     """
 
     key: str | None = None
-    problem: Problem | None = None
-    data: Dataset | None = None
+    problem: BaseProblem | None = None
+    data: Dataset[Any] | None = None
     generated: bool = False
 
-    def get(self, cell: Cell) -> tuple[Problem, Dataset]:
+    def get(self, cell: Cell) -> tuple[BaseProblem, Dataset[Any]]:
         key = data_key(cell)
         if key != self.key or self.problem is None or self.data is None:
             self.key, self.problem, self.data = None, None, None
@@ -66,7 +68,7 @@ class DataCache:
             self.generated = True
         return self.problem, self.data
 
-    def put(self, cell: Cell, data: Dataset) -> None:
+    def put(self, cell: Cell, data: Dataset[Any]) -> None:
         """Hold ``data``, drawn elsewhere for ``cell``'s problem configuration."""
         self.key, self.data, self.generated = data_key(cell), data, False
         self.problem = problems.get(cell.problem)(**cell.problem_params)
@@ -111,8 +113,9 @@ def _measure(cell: Cell, cache: DataCache) -> tuple[Status, str | None, dict[str
     method_cls = methods.get(cell.method)
     method_cls.check_available()
     problem, data = cache.get(cell)
+    task = get_task(problem.task)
     device = torch.device(cell.device)
-    method: Method = method_cls(problem, device, cell.seed, **cell.method_params)
+    method: BaseMethod = method_cls(problem, device, cell.seed, **cell.method_params)
 
     gc.collect()
     with peak_memory(device) as memory:
@@ -121,17 +124,13 @@ def _measure(cell: Cell, cache: DataCache) -> tuple[Status, str | None, dict[str
         train_time = now(device) - start
 
     test = data.test
-    pred_costs = method.predict_costs(test.features)
-    quality = decision_quality(problem, test, pred_costs)
+    scores = task.score(problem, test, method.predict(test.features))
     test_loss = method.loss(test)
     if not math.isfinite(test_loss):
         raise FloatingPointError(f"test loss is {test_loss}")
 
     start = now(device)
-    if method.outputs_decisions:
-        method.predict_decisions(test.features)
-    else:
-        problem.oracle(method.predict_costs(test.features))
+    task.deploy(problem, method, test.features)
     infer_time = (now(device) - start) / len(test)
 
     status, error = Status.OK, None
@@ -139,14 +138,18 @@ def _measure(cell: Cell, cache: DataCache) -> tuple[Status, str | None, dict[str
         status = Status.TIMEOUT
         budget = cell.budget.describe()
         error = f"no epoch completed within the budget ({budget})"
+    trained = asdict(fit)
+    validation = {task.validation.name: trained.pop("val_score")}
+    extras = trained.pop("extras")
+    metrics = {m.name: scores.values.get(m.name) for m in task.metrics}
     return status, error, {
-        **asdict(fit),
+        **trained,
         "n_vars": problem.n_vars,
         "objective": method.objective_name(),
         "test_loss": test_loss,
-        "norm_regret": quality.norm_regret,
-        "accuracy": quality.accuracy,
-        "test_regrets": [float(r) for r in quality.regrets],
+        "metrics": {k: v for k, v in {**metrics, **validation}.items() if v is not None},
+        "per_instance": scores.per_instance,
+        "extras": extras or None,
         "train_time_s": train_time,
         "time_per_epoch_s": train_time / fit.epochs if fit.epochs else None,
         "infer_time_s": infer_time,

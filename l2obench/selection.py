@@ -1,18 +1,21 @@
-"""Tuning: which configuration of each method a suite's rule selects, on validation regret only.
+"""Tuning: which configuration of each method a suite's rule selects, on validation data only.
 
 A suite names, per method, the parameters whose grids are *tuning* grids (``tune = ["lr"]``) and
 one selection rule (:class:`Tuning`). A method's *identity* (what the leaderboard ranks) is its
 name with the parameters the suite set that are not tuned (``pertopt[loss=dpo]``); its
 *configurations* are the combinations of the tuned values (``lr=0.01``). The rule picks, per
-identity and data point, the configuration with the lowest mean validation regret over seeds:
+identity and data point, the configuration with the best mean validation score over seeds (the
+task family's validation metric, lowest or highest by its direction; validation regret for
+predict-then-optimize):
 
 - ``per-size`` (PredOpt's protocol): a selection at every problem size;
 - ``at-size`` (fpo-dys's protocol, ``size = 5``): one selection at that size, then that
   configuration at every size (the sweep runs only it at the other sizes).
 
-Only the kept epoch's validation regret (``val_regret``) enters a selection: test data cannot
-change one. This module is the one definition of the rule; the sweep and the report both call
-:func:`select`. It imports nothing of l2obench but the record and the parameter names.
+Only the kept epoch's validation score (the record's ``metrics`` entry of the validation
+metric) enters a selection: test data cannot change one. This module is the one definition of
+the rule; the sweep and the report both call :func:`select`. It imports nothing of l2obench but
+the record, the parameter names and the task contract.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from l2obench.params import format_value, readable_name
-from l2obench.record import Cell, Record, Status, selected_val_regret
+from l2obench.record import Cell, Record, Status
+from l2obench.tasks.base import Metric, get_task, task_of
 
 __all__ = [
     "RULES",
@@ -89,11 +93,15 @@ class Tuning:
         return cls(rule=rule, size=size if rule == "at-size" else None,
                    tuned={str(m): tuple(k) for m, k in tuned.items()})
 
-    def describe(self, size_param: str = "size") -> str:
-        """The rule in words, as the pages state it."""
+    def describe(self, metric: Metric, size_param: str = "size") -> str:
+        """The rule in words, as the pages state it, for selections by ``metric``."""
         where = (f"at {size_param} = {self.size}, then fixed for every size"
                  if self.rule == "at-size" else "at every size separately")
-        return f"lowest mean validation regret over seeds, {where}"
+        return f"{_best_word(metric)} mean {metric.label} over seeds, {where}"
+
+
+def _best_word(metric: Metric) -> str:
+    return "lowest" if metric.direction == "min" else "highest"
 
 
 def given_params(method: str, label: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -146,10 +154,10 @@ def data_key(problem_params: Mapping[str, Any], size_param: str | None) -> str:
 
 @dataclass(frozen=True)
 class Trial:
-    """One cell as a selection sees it: where it ran, which configuration, its validation regret.
+    """One cell as a selection sees it: where it ran, which configuration, its validation score.
 
     ``group`` is everything besides the size that two comparable cells share (the suite, the
-    problem and the data point); ``val_regret`` is ``None`` for a cell that did not end ``ok``
+    problem and the data point); ``val_score`` is ``None`` for a cell that did not end ``ok``
     or recorded none.
     """
 
@@ -159,7 +167,7 @@ class Trial:
     configuration: str
     label: str
     seed: int
-    val_regret: float | None
+    val_score: float | None
     size_param: str = "size"
 
 
@@ -169,8 +177,9 @@ class Choice:
 
     label: str
     configuration: str
-    mean_val_regret: float
-    seeds: int  # ok seeds with a validation regret behind the mean
+    metric: Metric  # the validation metric the selection was made by
+    mean_val_score: float
+    seeds: int  # ok seeds with a validation score behind the mean
     candidates: int  # configurations compared
     size: int  # the size the selection was made at
     size_param: str = "size"
@@ -182,8 +191,8 @@ class Choice:
         where = f"{self.size_param} = {self.size}"
         if self.candidates == 1:
             return "the only configuration"
-        value = f"{self.mean_val_regret:.4g}"
-        text = (f"lowest mean validation regret ({value}) over {self.seeds} "
+        value = f"{self.mean_val_score:.4g}"
+        text = (f"{_best_word(self.metric)} mean {self.metric.label} ({value}) over {self.seeds} "
                 f"seed{'s' * (self.seeds != 1)} among {self.candidates} configurations at "
                 f"{where}")
         return text + (", fixed for every size" if self.fixed else "")
@@ -195,8 +204,13 @@ class Selections:
     reason where an identity has none."""
 
     tuning: Tuning
+    metric: Metric
     choices: dict[tuple[Hashable, int, str], Choice]
     missing: dict[tuple[Hashable, int, str], str]
+
+    def describe(self, size_param: str = "size") -> str:
+        """The rule in words (:meth:`Tuning.describe`) for this selection's metric."""
+        return self.tuning.describe(self.metric, size_param)
 
     def selection_size(self, size: int) -> int:
         """The size whose selection applies at ``size`` under the rule."""
@@ -213,15 +227,17 @@ class Selections:
         return self.missing.get(key, f"no cell at the selection size {key[1]}")
 
 
-def select(trials: Iterable[Trial], tuning: Tuning) -> Selections:
-    """Select a configuration per identity: the lowest mean validation regret over seeds.
+def select(trials: Iterable[Trial], tuning: Tuning, metric: Metric) -> Selections:
+    """Select a configuration per identity: the best mean validation score over seeds, the
+    trials' ``val_score`` being values of ``metric`` (the task's validation metric).
 
     Under ``per-size`` a selection is made at every size, under ``at-size`` at the tuning size
-    only. A configuration that lacks an ok validation regret on some seed that another
+    only. A configuration that lacks an ok validation score on some seed that another
     configuration of the identity has loses to every configuration that has all of them (a
-    configuration must not win by failing on its hard seeds); then the lowest mean wins, ties
-    going to the first configuration in text order. A configuration without any ok validation
-    regret is never selected, unless it is the identity's only one.
+    configuration must not win by failing on its hard seeds); then the best mean wins (lowest
+    or highest by the metric's direction), ties going to the first configuration in text order.
+    A configuration without any ok validation score is never selected, unless it is the
+    identity's only one.
     """
     blocks: dict[tuple[Hashable, int, str], list[Trial]] = defaultdict(list)
     for trial in trials:
@@ -235,27 +251,28 @@ def select(trials: Iterable[Trial], tuning: Tuning) -> Selections:
         for trial in block:
             by_config[trial.configuration].append(trial)
         seeds = len({t.seed for t in block})
-        ranked = sorted(_score(c, runs, seeds) for c, runs in by_config.items())
-        lacking, mean, config = ranked[0]
-        if math.isinf(mean) and len(ranked) > 1:
+        ranked = sorted(_score(c, runs, seeds, metric.sign) for c, runs in by_config.items())
+        lacking, key_mean, config = ranked[0]
+        if math.isinf(key_mean) and len(ranked) > 1:
             missing[key] = (f"no configuration of {len(ranked)} has an ok cell with a "
-                            "validation regret")
+                            f"{metric.label}")
             continue
         runs = by_config[config]
-        choices[key] = Choice(label=runs[0].label, configuration=config,
-                              mean_val_regret=mean, seeds=seeds - lacking,
+        choices[key] = Choice(label=runs[0].label, configuration=config, metric=metric,
+                              mean_val_score=metric.sign * key_mean, seeds=seeds - lacking,
                               candidates=len(ranked), size=key[1],
                               size_param=runs[0].size_param,
                               fixed=tuning.rule == "at-size")
-    return Selections(tuning, choices, missing)
+    return Selections(tuning, metric, choices, missing)
 
 
-def _score(configuration: str, runs: list[Trial], seeds: int) -> tuple[int, float, str]:
-    """A configuration's sort key: seeds it lacks an ok validation regret on, its mean over the
-    others (infinite without any), its text."""
-    values = [t.val_regret for t in runs if t.val_regret is not None
-              and math.isfinite(t.val_regret)]
-    mean = sum(values) / len(values) if values else math.inf
+def _score(configuration: str, runs: list[Trial], seeds: int,
+           sign: float) -> tuple[int, float, str]:
+    """A configuration's sort key: seeds it lacks an ok validation score on, ``sign`` times its
+    mean over the others (lower is better; infinite without any), its text."""
+    values = [t.val_score for t in runs if t.val_score is not None
+              and math.isfinite(t.val_score)]
+    mean = sign * sum(values) / len(values) if values else math.inf
     return seeds - len(values), mean, configuration
 
 
@@ -265,10 +282,10 @@ def cell_trial(cell: Cell, tuning: Tuning, record: Record | None) -> Trial:
                                           tuning.keys(cell.method))
     val = None
     if record is not None and record.status == Status.OK:
-        val = selected_val_regret(record.val_regret, record.best_epoch, record.history)
+        val = record.metric(get_task(cell.task).validation.name)
     return Trial(group=(cell.suite, cell.problem, data_key(cell.problem_params, cell.size_param)),
                  size=cell.size, identity=identity, configuration=configuration,
-                 label=cell.method_label, seed=cell.seed, val_regret=val,
+                 label=cell.method_label, seed=cell.seed, val_score=val,
                  size_param=cell.size_param)
 
 
@@ -297,8 +314,9 @@ class TuningPlan:
         """The pending cells whose configuration the records of the first cells at the tuning
         size (read through ``read``, by cell id) select, and the selections."""
         tuning_cells = [c for c in self.first if c.size == self.tuning.size]
+        metric = task_of(c.task for c in self.first).validation
         selections = select((cell_trial(c, self.tuning, read(c.cell_id)) for c in tuning_cells),
-                            self.tuning)
+                            self.tuning, metric)
         chosen = []
         for cell in self.pending:
             trial = cell_trial(cell, self.tuning, None)

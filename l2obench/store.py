@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from l2obench.errors import L2OBenchError
 from l2obench.record import RECORD_COLUMNS, Record, RecordError, utc_now
+from l2obench.tasks.base import DEFAULT_TASK, get_task
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -437,12 +438,33 @@ def suite_records(path: str | os.PathLike[str], suite: str) -> tuple[list[Record
 
 
 def load_results(path: str | os.PathLike[str], *, strict: bool = False) -> pd.DataFrame:
-    """Every record of a results folder as a table, one row per cell (see :func:`load_records`).
+    """Every record of a results folder as a table, one row per cell (see :func:`load_records`
+    and :func:`results_frame`)."""
+    return results_frame(load_records(path, strict=strict))
 
-    The columns are :data:`~l2obench.record.RECORD_COLUMNS`, in that order; columns that older
-    records lack are empty.
+
+def results_frame(records: Sequence[Record]) -> pd.DataFrame:
+    """``records`` as a table, one row per cell.
+
+    The columns are :data:`~l2obench.record.RECORD_COLUMNS`, in that order, except that the
+    ``metrics``, ``extras`` and ``per_instance`` maps become one column per entry, after them:
+    every metric and extra the records' task families declare (:mod:`l2obench.tasks`), and any
+    other entry a record holds. Columns that older records lack are empty.
     """
     import pandas as pd
 
-    rows: list[dict[str, Any]] = [r.to_json() for r in load_records(path, strict=strict)]
-    return pd.DataFrame(rows, columns=RECORD_COLUMNS)
+    spread = ("metrics", "extras", "per_instance")
+    declared: list[str] = []
+    for name in sorted({r.task or DEFAULT_TASK for r in records}):
+        task = get_task(name)
+        for metric in (*task.metrics, task.validation, *task.extras):
+            declared += [metric.name] + ([metric.per_instance] if metric.per_instance else [])
+    rows: list[dict[str, Any]] = []
+    for record in records:
+        row = record.to_json()
+        for key in spread:
+            row.update(row.pop(key) or {})
+        rows.append(row)
+    extra = list(dict.fromkeys([*declared, *(k for r in rows for k in r)]))
+    columns = [c for c in RECORD_COLUMNS if c not in spread]
+    return pd.DataFrame(rows, columns=columns + [c for c in extra if c not in columns])

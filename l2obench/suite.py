@@ -65,10 +65,10 @@ from pathlib import Path
 from typing import Any
 
 from l2obench.errors import L2OBenchError, did_you_mean
-from l2obench.methods.base import Method
+from l2obench.methods.base import BaseMethod
 from l2obench.methods.base import method_registry as methods
 from l2obench.params import format_value, readable_name
-from l2obench.problems.base import Problem
+from l2obench.problems.base import BaseProblem
 from l2obench.problems.base import problem_registry as problems
 from l2obench.record import Budget, Cell, Limits
 from l2obench.selection import RULES, Tuning
@@ -339,7 +339,7 @@ def _name(raw: Mapping[str, Any], source: str) -> str:
     return name
 
 
-def _problem(raw: Mapping[str, Any], source: str) -> type[Problem]:
+def _problem(raw: Mapping[str, Any], source: str) -> type[BaseProblem]:
     problem = _require(raw, "problem", str, source)
     if problem not in problems:
         raise SuiteError(f"{source}: key 'problem': unknown problem '{problem}'"
@@ -439,6 +439,7 @@ def expand(
                             problem_params=problem_params[seed], method=spec.name,
                             method_params=method_params, method_label=label, seed=seed,
                             device=device, budget=budget, data_label=data_label,
+                            task=problem_cls.task,
                         ))
     _refuse_duplicates(cells, suite.source or suite.name)
     return cells
@@ -490,17 +491,17 @@ def _int_list(value: Any, source: str, key: str) -> list[int]:
     return list(value)
 
 
-def _sizes(problem: type[Problem], value: Any, source: str, key: str) -> list[int]:
+def _sizes(problem: type[BaseProblem], value: Any, source: str, key: str) -> list[int]:
     """Sizes: a list of integers within the problem's size parameter's range."""
     return _in_range(problem, problem.size_param, _int_list(value, source, key), source, key)
 
 
-def _seeds(problem: type[Problem], value: Any, source: str, key: str) -> list[int]:
+def _seeds(problem: type[BaseProblem], value: Any, source: str, key: str) -> list[int]:
     """Seeds: a list of integers within the problem's seed parameter's range."""
     return _in_range(problem, "seed", _int_list(value, source, key), source, key)
 
 
-def _in_range(problem: type[Problem], name: str, values: list[int], source: str,
+def _in_range(problem: type[BaseProblem], name: str, values: list[int], source: str,
               key: str) -> list[int]:
     param = problem.params[name]
     for value in values:
@@ -530,7 +531,7 @@ def _budget_values(table: Mapping[str, Any], source: str, key: str) -> Budget:
     return Budget(max_epochs=epochs, max_seconds=None if seconds is None else float(seconds))
 
 
-def _budget(value: Any, source: str, key: str, problem: type[Problem] | None = None,
+def _budget(value: Any, source: str, key: str, problem: type[BaseProblem] | None = None,
             data: Mapping[str, Any] | None = None, sizes: Sequence[int] = (),
             rules_follow: bool = False) -> tuple[Budget, tuple[BudgetRule, ...]]:
     """The ``[budget]`` table: the budget of every cell and its ``when`` entries.
@@ -602,7 +603,7 @@ def _limits(value: Any, source: str, key: str) -> Limits:
     return Limits(**{k: float(v) for k, v in table.items()})
 
 
-def _methods(entries: list[Any], source: str, problem: type[Problem],
+def _methods(entries: list[Any], source: str, problem: type[BaseProblem],
              errors: _Errors | None = None) -> list[MethodSpec] | None:
     """The suite's method entries, validated; with ``errors``, each entry's error is noted
     there, the other entries still checked, and ``None`` returned if any failed."""
@@ -633,7 +634,7 @@ def _check_methods(specs: list[MethodSpec], source: str) -> list[MethodSpec]:
     return specs
 
 
-def _method(entry: Any, i: int, source: str, problem: type[Problem]) -> MethodSpec:
+def _method(entry: Any, i: int, source: str, problem: type[BaseProblem]) -> MethodSpec:
     """One method entry, validated (its name, applicability, parameters and tuning list)."""
     where = f"methods[{i}]"
     table = _table(entry, source, where)
@@ -754,7 +755,7 @@ def _data(problem: str, value: Any, source: str, key: str) -> dict[str, Any]:
     return data
 
 
-def _known_method(name: str, source: str, key: str) -> type[Method]:
+def _known_method(name: str, source: str, key: str) -> type[BaseMethod]:
     if name not in methods:
         raise SuiteError(f"{source}: key '{key}': unknown method '{name}'"
                          f"{did_you_mean(name, methods.names())}; "
@@ -762,7 +763,7 @@ def _known_method(name: str, source: str, key: str) -> type[Method]:
     return methods.get(name)
 
 
-def _validated(method_cls: type[Method], spec: MethodSpec, source: str, key: str) -> MethodSpec:
+def _validated(method_cls: type[BaseMethod], spec: MethodSpec, source: str, key: str) -> MethodSpec:
     """``spec`` with its grid validated, each combination once (``configs`` filled in)."""
     for values in spec.params.values():
         if isinstance(values, list) and not values:

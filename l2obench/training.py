@@ -3,9 +3,10 @@
 :func:`run_epochs` owns what every method's training shares, whatever its framework: the
 mini-batch order, the epoch and seconds budget (checked after every batch, so a slow method
 cannot overrun by more than one batch), divergence detection, keeping the parameters of the
-epoch with the best validation regret (restored at the end), and the clock of each epoch: the
-history records, per completed epoch, the cumulative training seconds (validation excluded) and
-that epoch's validation seconds, so a report can draw validation regret against training time.
+epoch with the best validation score (restored at the end; the task family's validation metric,
+lower or higher is better by its direction), and the clock of each epoch: the history records,
+per completed epoch, the cumulative training seconds (validation excluded) and that epoch's
+validation seconds, so a report can draw the validation score against training time.
 Every PyTorch method trains through :func:`train` (Adam on its batch loss, on top of
 :func:`run_epochs`) and differs from another only in its batch loss; methods in other frameworks
 (``dys-jfb-jax``) call :func:`run_epochs` with their own optimiser step.
@@ -25,6 +26,7 @@ from torch import nn
 
 from l2obench.measure import now
 from l2obench.record import Budget, FitResult
+from l2obench.tasks.base import Direction
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ Clock = Callable[[], float]
 
 
 class DivergenceError(FloatingPointError):
-    """Training produced a non-finite loss or validation regret."""
+    """Training produced a non-finite loss or validation score."""
 
 
 def train(
@@ -46,6 +48,7 @@ def train(
     validate: Callable[[], float],
     budget: Budget,
     *,
+    direction: Direction,
     lr: float,
     batch_size: int,
     seed: int,
@@ -53,9 +56,9 @@ def train(
     """Train ``model`` on ``data = (features, costs, solutions, …)`` (tensors on the model's
     device, one row per training instance); ``batch_loss`` gets each tensor's rows of the batch.
 
-    ``validate`` returns the validation regret, computed in eval mode without a tape; the best
-    epoch's parameters are restored before returning. The epochs are timed with a clock that
-    synchronises the model's device before it is read.
+    ``validate`` returns the validation score (better in ``direction``), computed in eval mode
+    without a tape; the best epoch's parameters are restored before returning. The epochs are
+    timed with a clock that synchronises the model's device before it is read.
     """
     features = data[0]
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -79,6 +82,7 @@ def train(
         features.shape[0],
         validate_eval,
         budget,
+        direction=direction,
         batch_size=batch_size,
         seed=seed,
         snapshot=lambda: copy.deepcopy(model.state_dict()),
@@ -95,6 +99,7 @@ def run_epochs(
     validate: Callable[[], float],
     budget: Budget,
     *,
+    direction: Direction,
     batch_size: int,
     seed: int,
     snapshot: Callable[[], Any],
@@ -107,20 +112,22 @@ def run_epochs(
     ``seed``, so methods in any framework see the same mini-batches in the same order for the
     same seed, and calls ``step(idx)`` on its consecutive slices of ``batch_size`` (``idx`` a CPU
     int64 tensor): ``step`` takes one optimiser step and returns the batch's mean loss. After each
-    complete epoch ``validate()`` returns the validation regret (lower is better); when it
-    improves, ``snapshot()`` is kept, and the best one is handed to ``restore`` before returning.
-    An epoch cut short by the seconds budget does not count and is not validated.
+    complete epoch ``validate()`` returns the validation score (``direction`` ``"min"``: lower
+    is better, ``"max"``: higher); when it improves, ``snapshot()`` is kept, and the best one is
+    handed to ``restore`` before returning. An epoch cut short by the seconds budget does not
+    count and is not validated.
 
     ``clock`` is read before and after each validation; it must have waited for the device's
     queued work (``lambda: measure.now(device)``; the default suits a step that returns a host
     float, which has waited already). Each history entry holds ``epoch``, ``train_loss``,
-    ``val_regret``, ``train_s`` (training seconds from the start to the end of this epoch,
+    ``val_score``, ``train_s`` (training seconds from the start to the end of this epoch,
     every validation excluded) and ``val_s`` (this epoch's validation seconds). The seconds
     budget still counts the whole wall time of the loop, validation included.
     """
     generator = torch.Generator().manual_seed(seed)
     run = FitResult(epochs=0)
-    best_regret, best_state = math.inf, None
+    sign = 1.0 if direction == "min" else -1.0  # sign · score is lower when better
+    best, best_state = math.inf, None
     start = time.perf_counter()
     clock_start = clock()
     validating = 0.0  # seconds spent in validate() so far
@@ -143,19 +150,19 @@ def run_epochs(
         if not math.isfinite(train_loss):
             raise DivergenceError(f"training loss is {train_loss} at epoch {run.epochs}")
         before = clock()
-        regret = float(validate())
+        score = float(validate())
         after = clock()
-        if not math.isfinite(regret):
-            raise DivergenceError(f"validation regret is {regret}")
+        if not math.isfinite(score):
+            raise DivergenceError(f"validation score is {score}")
         train_s = before - clock_start - validating
         validating += after - before
-        run.history.append({"epoch": run.epochs, "train_loss": train_loss, "val_regret": regret,
+        run.history.append({"epoch": run.epochs, "train_loss": train_loss, "val_score": score,
                             "train_s": train_s, "val_s": after - before})
-        log.debug("epoch %d: train loss %.5g, validation regret %.5g", run.epochs, train_loss,
-                  regret)
-        if regret < best_regret:
-            best_regret, best_state = regret, snapshot()
-            run.best_epoch, run.val_regret, run.time_to_best_s = run.epochs, regret, train_s
+        log.debug("epoch %d: train loss %.5g, validation score %.5g", run.epochs, train_loss,
+                  score)
+        if sign * score < best:
+            best, best_state = sign * score, snapshot()
+            run.best_epoch, run.val_score, run.time_to_best_s = run.epochs, score, train_s
         if budget.max_seconds is not None and time.perf_counter() - start > budget.max_seconds:
             run.stopped_by = "seconds" if run.epochs < max_epochs else "epochs"
             break

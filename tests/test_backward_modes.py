@@ -1,7 +1,7 @@
 """Tests of the unrolled and implicit backward modes, their adjoint solvers and DYS methods.
 
 References, each computed independently of the mode under test: central finite differences of
-the converged layer; the closed form ``dz*/dw = (I − ∂T/∂z)⁻¹ ∂T/∂w`` of BACKGROUND §1.2 with
+the converged layer; the closed form ``dz*/dw = (I − ∂T/∂z)⁻¹ ∂T/∂w`` of docs/methods.md with
 dense NumPy algebra; dense solves of small explicit linear systems. Unrolled memory is measured
 as the bytes autograd saves for the backward pass, not by wall-clock.
 """

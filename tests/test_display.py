@@ -35,7 +35,8 @@ def long_cell() -> Cell:
 @pytest.mark.parametrize("width", [60, 80, 120])
 def test_a_cell_line_fits_the_terminal(width: int) -> None:
     record = Record(cell_id="0123456789abcdef", problem="p", method="m", status=Status.FAILED,
-                    norm_regret=0.1234, epochs=3, train_time_s=0.0123, fwd_iters_mean=88.4,
+                    metrics={"norm_regret": 0.1234}, epochs=3, train_time_s=0.0123,
+                    fwd_iters_mean=88.4,
                     error="RuntimeError: " + "x" * 200)
     line = cell_line(long_cell(), record, width)
     assert len(line.plain) <= width, line.plain

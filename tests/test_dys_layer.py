@@ -2,7 +2,7 @@
 
 References: the projection against ``np.linalg.pinv``; converged layer outputs against HiGHS
 (through ``scipy.optimize.linprog``); JFB gradients against central finite differences of the
-converged layer and against the closed form ``∂x/∂w = −α D M`` of BACKGROUND §1.2; solver
+converged layer and against the closed form ``∂x/∂w = −α D M`` of docs/methods.md; solver
 iteration counts against the closed form for a scalar contraction. LPs are built here, so the
 tests depend on no l2obench module but the layers and ``LPForm``.
 """

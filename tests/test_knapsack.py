@@ -203,26 +203,6 @@ def test_oracle_runs_after_other_highs_threads() -> None:
     np.testing.assert_allclose(objectives, brute_force(problem.weights, 20.0, values), rtol=1e-9)
 
 
-def test_empty_batch() -> None:
-    problem = Knapsack(n_items=4)
-    solutions, objectives = problem.oracle(np.zeros((0, 4)))
-    assert solutions.shape == (0, 4)
-    assert objectives.shape == (0,)
-
-
-@pytest.mark.parametrize("shape", [(3, 5), (4,), (6, 3), (2, 3, 4)])
-def test_bad_cost_shape(shape: tuple[int, ...]) -> None:
-    with pytest.raises(ValueError, match="shape"):
-        Knapsack(n_items=4).oracle(np.ones(shape))
-
-
-def test_non_finite_costs() -> None:
-    costs = np.ones((2, 4))
-    costs[1, 2] = np.inf
-    with pytest.raises(ValueError, match="finite"):
-        Knapsack(n_items=4).oracle(costs)
-
-
 def test_bad_integrality_mask() -> None:
     lp = Knapsack(n_items=4).lp()
     with pytest.raises(ValueError, match="boolean mask of shape"):

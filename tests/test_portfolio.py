@@ -192,16 +192,6 @@ def test_processes_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     np.testing.assert_array_equal(parallel, serial)
 
 
-def test_empty_batch_and_bad_costs() -> None:
-    problem = small()
-    solutions, objectives = problem.oracle(np.zeros((0, 12)))
-    assert solutions.shape == (0, 12) and objectives.shape == (0,)
-    with pytest.raises(ValueError, match="shape"):
-        problem.oracle(np.ones((3, 11)))
-    with pytest.raises(ValueError, match="finite"):
-        problem.oracle(np.full((1, 12), np.inf))
-
-
 @pytest.mark.parametrize(
     "params",
     [{"n_assets": 0}, {"gamma": 0.5}, {"noise_level": -1.0}, {"oracle": "mosek"}, {"deg": 0},

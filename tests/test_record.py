@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from l2obench.problems.base import problem_registry
-from l2obench.record import RECORD_COLUMNS, Cell, Record, RecordError, Status, records_page
+from l2obench.record import (
+    RECORD_COLUMNS,
+    SCHEMA_VERSION,
+    Cell,
+    Record,
+    RecordError,
+    Status,
+    records_page,
+)
 from l2obench.store import load_records, load_results
 from tests.conftest import REPO
 
@@ -27,12 +35,33 @@ def test_published_records_load_and_give_back_their_cells() -> None:
         cell = Cell.from_record(record.with_size_param(size_param))
         assert cell.cell_id == record.cell_id  # the same configuration hashes the same
     frame = load_results(PUBLISHED)
-    assert list(frame.columns) == RECORD_COLUMNS and len(frame) == len(records)
+    fixed = [c for c in RECORD_COLUMNS if c not in ("metrics", "extras", "per_instance")]
+    spread = ["norm_regret", "test_regrets", "accuracy", "val_regret"]  # the task's, in order
+    assert list(frame.columns) == fixed + spread and len(frame) == len(records)
+    assert all(r.schema_version == SCHEMA_VERSION and r.task == "decision" for r in records)
+    assert frame.loc[frame["status"] == "ok", "norm_regret"].notna().all()
+
+
+def test_an_old_record_migrates_into_the_metrics_map() -> None:
+    """Version 1 held the decision family's metrics in flat columns and called the validation
+    score ``val_regret`` in its history; it reads back in the current layout."""
+    old = {"cell_id": "0123456789abcdef", "status": "ok", "problem": "p", "method": "m",
+           "norm_regret": 0.25, "accuracy": 0.5, "val_regret": 0.3, "test_regrets": [0.1, 0.4],
+           "best_epoch": 1, "history": [{"epoch": 1, "train_loss": 1.0, "val_regret": 0.3}]}
+    record = Record.from_json(old)
+    assert record.schema_version == SCHEMA_VERSION and record.task == "decision"
+    assert record.metrics == {"norm_regret": 0.25, "accuracy": 0.5, "val_regret": 0.3}
+    assert record.per_instance == {"test_regrets": [0.1, 0.4]}
+    assert record.history == [{"epoch": 1, "train_loss": 1.0, "val_score": 0.3}]
+    assert Record.from_json(record.to_json()) == record  # the current layout stays as it is
+    with pytest.raises(RecordError, match="schema_version 99"):
+        Record.from_json({**old, "schema_version": 99})
 
 
 def test_json_round_trip_keeps_every_column() -> None:
     record = Record(cell_id="0123456789abcdef", problem="p", method="m", status=Status.OK,
-                    norm_regret=0.5, history=[{"epoch": 1, "val_score": 0.2}])
+                    metrics={"norm_regret": 0.5}, per_instance={"test_regrets": [0.5, 0.0]},
+                    history=[{"epoch": 1, "val_score": 0.2}])
     text = json.dumps(record.to_json())
     assert Record.from_json(json.loads(text)) == record
 
@@ -46,6 +75,10 @@ def test_json_round_trip_keeps_every_column() -> None:
     {"cell_id": "0123456789abcdef", "status": "finished", "problem": "p", "method": "m"},
     {"cell_id": "0123456789abcdef", "status": "ok", "problem": "p", "method": "m",
      "norm_regret": "0.1"},
+    {"cell_id": "0123456789abcdef", "status": "ok", "problem": "p", "method": "m",
+     "schema_version": 2, "metrics": {"norm_regret": "0.1"}},
+    {"cell_id": "0123456789abcdef", "status": "ok", "problem": "p", "method": "m",
+     "schema_version": 2, "per_instance": {"test_regrets": 0.1}},
 ])
 def test_foreign_objects_are_not_records(data: object) -> None:
     with pytest.raises(RecordError, match="not a record"):
@@ -71,7 +104,7 @@ def test_a_published_record_reruns_to_the_same_result(tmp_path: Path) -> None:
     (again,) = load_records(tmp_path)
     (original,) = [r for r in load_records(PUBLISHED) if r.cell_id == cell_id]
     assert again.cell_id == cell_id and again.epochs == original.epochs
-    assert again.norm_regret == pytest.approx(original.norm_regret, rel=1e-6)
+    assert again.metric("norm_regret") == pytest.approx(original.metric("norm_regret"), rel=1e-6)
 
 
 def test_run_dependent_columns_are_columns() -> None:

@@ -20,11 +20,15 @@ from l2obench.errors import L2OBenchError
 from l2obench.record import Record
 from l2obench.report import ReportFiles, build_report, publish_dir
 from l2obench.report.aggregate import AGGREGATION_NOTE, aggregate, mean_interval
-from l2obench.report.leaderboard import RANKING_RULE, overall_ranking, ranks
-from l2obench.report.plots import PLOTS, draw
+from l2obench.report.leaderboard import overall_ranking, ranking_rule, ranks
+from l2obench.report.plots import draw, plot_specs
 from l2obench.report.style import method_styles
 from l2obench.store import ResultStore, load_results
+from l2obench.tasks.base import get_task
 from tests.conftest import REPO, run_cli, tiny_suite
+
+DECISION = get_task("decision")
+PLOTS = plot_specs(DECISION)
 
 SIZES = (5, 10, 20, 40)
 DYS, TWO_STAGE, SPO = "dys-jfb[lr=0.01]", "two-stage[lr=0.01]", "spo-plus"
@@ -161,7 +165,8 @@ def test_ranking_rule() -> None:
             rows.append({"size": s, "method_label": method, "solved": int(regret is not None),
                          "attempted": 1, "norm_regret_mean": regret or math.nan,
                          "train_time_s_mean": t if regret is not None else math.nan})
-    overall = overall_ranking(pd.DataFrame(rows))[0].set_index("method_label")
+    ranked = overall_ranking(pd.DataFrame(rows), DECISION.ranking())[0]
+    overall = ranked.set_index("method_label")
     # x: ranks 1, 2 → 1.5; y: 2, 1 → 1.5; z: 3, 3 (missing at size 2) → 3. x and y tie on
     # regret; time ranks: x 3, 1 → 2, y 2, 2 → 2 as well, so they share the rank.
     assert overall["mean_rank"].to_dict() == {"x": 1.5, "y": 1.5, "z": 3.0}
@@ -214,7 +219,7 @@ def test_leaderboard_pages_hold_the_tables(synth_report: ReportFiles) -> None:
         assert "2/3" in page and "(1 seed)" not in page
         assert "0123abcd" in page and "2.13.0" in page and "3.11.9" in page
         assert "other (shortest-path)" not in page  # only the suite asked for
-        assert AGGREGATION_NOTE in page and RANKING_RULE in page
+        assert AGGREGATION_NOTE in page and ranking_rule(DECISION) in page
     assert "| 3 | spo-plus | — | — |" in md and "| 0/1 | failed 1 |" in md
     assert "|\n\n|" not in md  # a blank line would end a Markdown table
     assert "| rank | method | normalized regret |" in md

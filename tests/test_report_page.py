@@ -19,10 +19,12 @@ from l2obench.report.leaderboard import (
     run_commands,
     size_table,
 )
-from l2obench.report.plots import PLOTS, draw
+from l2obench.report.plots import draw, plot_specs
 from l2obench.report.style import BUILT_IN, PERIOD, method_styles, slot, style_of
 from l2obench.store import ResultStore, load_results
-from tests.test_report import DYS, SPO, TWO_STAGE, record, synthetic_records
+from tests.test_report import DECISION, DYS, SPO, TWO_STAGE, record, synthetic_records
+
+PLOTS = plot_specs(DECISION)
 
 
 def _look(label: str) -> tuple[object, ...]:
@@ -113,7 +115,7 @@ def test_bold_only_where_it_separates() -> None:
     records = pd.DataFrame(synthetic_records())
     records = records[(records["suite"] == "synth") & (records["size"] == 5)]
     agg = aggregate(records)
-    table = size_table(agg, sorted(agg["method_label"]), ["norm_regret"])
+    table = size_table(agg, sorted(agg["method_label"]), ["norm_regret"], DECISION)
     assert table.bold == []  # no per-instance regrets: no test, so no tie group to show
 
 

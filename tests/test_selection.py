@@ -22,7 +22,9 @@ from l2obench.selection import (
 from l2obench.store import ResultStore, suite_cells, suite_tuning
 from l2obench.suite import expand, parse_suite
 from l2obench.sweep import run_cells
+from l2obench.tasks.base import Metric, get_task
 
+VAL = get_task("decision").validation  # validation regret, lower is better
 PER_SIZE = Tuning(tuned={"m": ("lr",)})
 AT_3 = Tuning(rule="at-size", size=3, tuned={"m": ("lr",)})
 
@@ -30,41 +32,52 @@ AT_3 = Tuning(rule="at-size", size=3, tuned={"m": ("lr",)})
 def trial(config: str, seed: int, val: float | None, size: int = 3, identity: str = "m",
           group: str = "g") -> Trial:
     return Trial(group=group, size=size, identity=identity, configuration=config,
-                 label=f"{identity}[{config}]", seed=seed, val_regret=val, size_param="k")
+                 label=f"{identity}[{config}]", seed=seed, val_score=val, size_param="k")
 
 
 def test_lowest_mean_validation_regret_over_seeds_wins() -> None:
     trials = [trial("lr=0.1", 0, 0.30), trial("lr=0.1", 1, 0.10), trial("lr=0.1", 2, 0.20),
               trial("lr=0.01", 0, 0.21), trial("lr=0.01", 1, 0.22), trial("lr=0.01", 2, 0.23)]
-    choice = select(trials, PER_SIZE).choice("g", 3, "m")
+    choice = select(trials, PER_SIZE, VAL).choice("g", 3, "m")
     assert choice is not None
     assert (choice.configuration, choice.seeds, choice.candidates) == ("lr=0.1", 3, 2)
-    assert choice.mean_val_regret == pytest.approx(0.2)
+    assert choice.mean_val_score == pytest.approx(0.2)
     assert choice.reason == ("lowest mean validation regret (0.2) over 3 seeds among 2 "
+                             "configurations at k = 3")
+
+
+def test_a_higher_is_better_metric_selects_the_highest_mean() -> None:
+    accuracy = Metric("val_accuracy", "validation accuracy", "max")
+    trials = [trial("lr=0.1", 0, 0.9), trial("lr=0.1", 1, 0.7),
+              trial("lr=0.01", 0, 0.6), trial("lr=0.01", 1, 0.6), trial("lr=1", 0, None)]
+    choice = select(trials, PER_SIZE, accuracy).choice("g", 3, "m")
+    assert choice is not None and choice.configuration == "lr=0.1"
+    assert choice.mean_val_score == pytest.approx(0.8)
+    assert choice.reason == ("highest mean validation accuracy (0.8) over 2 seeds among 3 "
                              "configurations at k = 3")
 
 
 def test_a_configuration_that_fails_a_seed_loses() -> None:
     trials = [trial("lr=0.1", 0, 0.01), trial("lr=0.1", 1, None),  # best mean, one failure
               trial("lr=0.01", 0, 0.3), trial("lr=0.01", 1, 0.3)]
-    choice = select(trials, PER_SIZE).choice("g", 3, "m")
+    choice = select(trials, PER_SIZE, VAL).choice("g", 3, "m")
     assert choice is not None and choice.configuration == "lr=0.01"
     # Ties go to the first configuration in text order; nothing ok: no selection, and why.
-    tie = select([trial("b", 0, 0.2), trial("a", 0, 0.2)], PER_SIZE).choice("g", 3, "m")
+    tie = select([trial("b", 0, 0.2), trial("a", 0, 0.2)], PER_SIZE, VAL).choice("g", 3, "m")
     assert tie is not None and tie.configuration == "a"
-    none = select([trial("a", 0, None), trial("b", 0, None)], PER_SIZE)
+    none = select([trial("a", 0, None), trial("b", 0, None)], PER_SIZE, VAL)
     assert none.choice("g", 3, "m") is None
     assert "no configuration of 2 has an ok cell" in none.why_none("g", 3, "m")
-    only = select([trial("", 0, None)], PER_SIZE).choice("g", 3, "m")
+    only = select([trial("", 0, None)], PER_SIZE, VAL).choice("g", 3, "m")
     assert only is not None and only.reason == "the only configuration"
 
 
 def test_per_size_selects_at_each_size_at_size_once_for_all() -> None:
     trials = [trial("lr=0.1", 0, 0.1, size=3), trial("lr=0.01", 0, 0.2, size=3),
               trial("lr=0.1", 0, 0.9, size=5), trial("lr=0.01", 0, 0.2, size=5)]
-    per = select(trials, PER_SIZE)
+    per = select(trials, PER_SIZE, VAL)
     assert [per.choice("g", s, "m").configuration for s in (3, 5)] == ["lr=0.1", "lr=0.01"]
-    at = select(trials, AT_3)
+    at = select(trials, AT_3, VAL)
     assert set(at.choices) == {("g", 3, "m")}  # size 5's validation regrets are not read
     assert [at.choice("g", s, "m").configuration for s in (3, 5, 7)] == ["lr=0.1"] * 3
     assert at.choice("g", 5, "m").reason.endswith("at k = 3, fixed for every size")
@@ -88,10 +101,10 @@ def _record(cell: Cell, rng: np.random.Generator, val: float, status: Status) ->
     n = 20
     return Record(cell_id=cell.cell_id, problem=cell.problem, method=cell.method,
                   method_label=cell.method_label, status=status, seed=cell.seed,
-                  val_regret=val if status == Status.OK else None,
-                  norm_regret=float(rng.uniform()), test_loss=float(rng.uniform()),
-                  accuracy=float(rng.uniform()),
-                  test_regrets=[float(v) for v in rng.uniform(size=n)])
+                  metrics={"norm_regret": float(rng.uniform()), "accuracy": float(rng.uniform()),
+                           **({"val_regret": val} if status == Status.OK else {})},
+                  test_loss=float(rng.uniform()),
+                  per_instance={"test_regrets": [float(v) for v in rng.uniform(size=n)]})
 
 
 SUITE = """
@@ -136,8 +149,8 @@ def test_changing_test_data_cannot_change_a_selection(draw: int) -> None:
         test_rng = np.random.default_rng(1000 + seed)  # a different draw of every test figure
         trials = [cell_trial(c, tuning, _record(c, test_rng, vals[c.cell_id],
                                                 statuses[c.cell_id])) for c in cells]
-        chosen = select(trials, tuning)
-        return {k: (v.label, v.mean_val_regret) for k, v in chosen.choices.items()}
+        chosen = select(trials, tuning, VAL)
+        return {k: (v.label, v.mean_val_score) for k, v in chosen.choices.items()}
 
     first = selections(0)
     assert len(first) == 2 * 2 * 2  # sizes × data points × identities
@@ -189,12 +202,13 @@ def test_the_sweep_runs_the_selected_configuration_only_at_the_other_sizes(
 
     summary = run_cells(plan.first, store, then=then)
     assert len(summary.written) == 5 and len(chosen) == 1
-    at_3 = {r.method_label: r.val_regret for r in summary.written
+    at_3 = {r.method_label: r.metric("val_regret") for r in summary.written
             if r.size == 3 and r.method == "two-stage"}
     best = min(at_3, key=lambda label: at_3[label])
     assert chosen[0].method_label == best and chosen[0].size == 4
-    assert all(r.status == "ok" and r.val_regret is not None and r.time_to_best_s is not None
-               and len(r.test_regrets) == 16 for r in summary.written)
+    assert all(r.status == "ok" and r.metric("val_regret") is not None
+               and r.time_to_best_s is not None and r.per_instance is not None
+               and len(r.per_instance["test_regrets"]) == 16 for r in summary.written)
     # Resuming runs nothing; the noted suite carries the declaration for the report.
     assert not run_cells(plan.first, store, then=lambda: plan.selected(store.read)[0]).written
     assert Tuning.from_json(suite_tuning(tmp_path, suite.name)) == suite.tuning
@@ -220,10 +234,11 @@ def cell(method: str = "two-stage", lr: float = 0.1) -> Cell:
 def test_old_records_select_through_their_history() -> None:
     """Records written before ``val_regret`` was a column select by the history entry of their
     kept epoch (``val_score``)."""
-    old = Record(cell_id=cell().cell_id, problem="shortest-path", method="two-stage",
-                 status=Status.OK, best_epoch=2,
-                 history=[{"epoch": 1, "train_loss": 1.0, "val_score": 0.5},
-                          {"epoch": 2, "train_loss": 0.5, "val_score": 0.25}])
+    old = Record.from_json({
+        "cell_id": cell().cell_id, "problem": "shortest-path", "method": "two-stage",
+        "status": "ok", "best_epoch": 2,
+        "history": [{"epoch": 1, "train_loss": 1.0, "val_score": 0.5},
+                    {"epoch": 2, "train_loss": 0.5, "val_score": 0.25}]})
     tuning = Tuning(tuned={"two-stage": ("lr",)})
-    assert cell_trial(cell(), tuning, old).val_regret == 0.25
-    assert cell_trial(cell(), tuning, None).val_regret is None
+    assert cell_trial(cell(), tuning, old).val_score == 0.25
+    assert cell_trial(cell(), tuning, None).val_score is None

@@ -221,26 +221,6 @@ def test_large_grid() -> None:
         assert objectives[row] == pytest.approx(expected, rel=1e-9)
 
 
-def test_empty_batch() -> None:
-    problem = ShortestPath(k=4)
-    solutions, objectives = problem.oracle(np.zeros((0, problem.n_vars)))
-    assert solutions.shape == (0, problem.n_vars)
-    assert objectives.shape == (0,)
-
-
-@pytest.mark.parametrize("shape", [(3, 23), (24,), (24, 3), (2, 3, 24)])
-def test_bad_cost_shape(shape: tuple[int, ...]) -> None:
-    with pytest.raises(ValueError, match="shape"):
-        ShortestPath(k=4).oracle(np.ones(shape))
-
-
-def test_non_finite_costs() -> None:
-    costs = np.ones((2, 24))
-    costs[1, 5] = np.nan
-    with pytest.raises(ValueError, match="finite"):
-        ShortestPath(k=4).oracle(costs)
-
-
 @pytest.mark.parametrize("params", [{"k": 1}, {"k": 0}, {"oracle": "cplex"}, {"noise": 1.5}])
 def test_bad_parameters(params: dict) -> None:
     with pytest.raises(ParameterError):

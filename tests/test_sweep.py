@@ -18,7 +18,7 @@ from l2obench import Budget, load_results
 from l2obench.executors import InlineExecutor, ProcessExecutor, run_isolated
 from l2obench.methods.base import method_registry
 from l2obench.problems.shortest_path import ShortestPath
-from l2obench.record import RUN_DEPENDENT_COLUMNS, Cell, Limits, Status
+from l2obench.record import RUN_DEPENDENT_COLUMNS, Cell, Limits, Record, Status
 from l2obench.store import ResultStore
 from l2obench.sweep import run_cells
 from tests.conftest import REPO, run_cli
@@ -40,7 +40,8 @@ def test_isolated_cell_matches_inline() -> None:
     inline = InlineExecutor().submit(c).result()
     isolated = run_isolated(c, Limits(wall_seconds=120))
     assert isolated.status == inline.status == "ok"
-    for key in ("norm_regret", "test_loss", "epochs", "fwd_iters_mean", "accuracy"):
+    assert isolated.metrics == inline.metrics and isolated.per_instance == inline.per_instance
+    for key in ("test_loss", "epochs", "fwd_iters_mean"):
         assert getattr(isolated, key) == getattr(inline, key), key
 
 
@@ -52,7 +53,7 @@ def test_wall_time_limit_kills_and_records_timeout() -> None:
     assert time.monotonic() - start < 30
     assert record.status == "timeout"
     assert "wall-time limit of 3 s" in record.error
-    assert record.cell_id == slow.cell_id and record.norm_regret is None
+    assert record.cell_id == slow.cell_id and record.metrics is None
 
 
 @pytest.mark.slow
@@ -75,7 +76,7 @@ def test_cells_of_one_problem_configuration_share_its_data() -> None:
                                       ShortestPath(**first.problem_params).generate().train.costs)
         with_shared = executor.submit(second).result()
     on_its_own = run_isolated(second, Limits(wall_seconds=120))
-    for key in ("status", "norm_regret", "test_loss", "epochs", "accuracy"):
+    for key in ("status", "metrics", "test_loss", "epochs"):
         assert getattr(with_shared, key) == getattr(on_its_own, key), key
 
 
@@ -217,8 +218,8 @@ def test_rerun_reproduces_a_cell_from_its_record(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Recorded vs re-run" in result.stdout
     (again,) = _records(tmp_path / "again")
-    for key in ("norm_regret", "test_loss", "fwd_iters_mean", "epochs"):
-        assert again[key] == getattr(original, key)
+    for key in ("metrics", "test_loss", "fwd_iters_mean", "epochs"):
+        assert getattr(Record.from_json(again), key) == getattr(original, key)
     missing = run_cli("rerun", "ffffffff", "--results", str(tmp_path / "orig"))
     assert missing.returncode == 2 and "no record" in missing.stderr
 

@@ -289,19 +289,6 @@ def test_relaxation_vertex_can_be_two_subtours() -> None:
     assert walk_is_one_tour(6, solutions[0]) and objectives[0] == pytest.approx(24.0)
 
 
-def test_empty_batch_and_bad_costs() -> None:
-    problem = TSP(n_nodes=5)
-    solutions, objectives = problem.oracle(np.zeros((0, 10)))
-    assert solutions.shape == (0, 10) and objectives.shape == (0,)
-    for shape in [(3, 9), (10,), (2, 3, 10)]:
-        with pytest.raises(ValueError, match="shape"):
-            problem.oracle(np.ones(shape))
-    costs = np.ones((2, 10))
-    costs[1, 3] = np.nan
-    with pytest.raises(ValueError, match="finite"):
-        problem.oracle(costs)
-
-
 @pytest.mark.parametrize(
     "params",
     [{"n_nodes": 2}, {"n_nodes": 5000}, {"oracle": "cplex"}, {"formulation": "gg"},

@@ -3,7 +3,7 @@
 A mode receives the operator ``fn(z, *args)``, a starting point, the operator's arguments (the
 ones that carry the tape, e.g. the predicted costs) and a :class:`FixedPointSolver`, and returns
 a ``z`` attached to the autograd graph together with the solve's statistics. The layer maps that
-``z`` to its output. Each way of differentiating (BACKGROUND §1.2) is one subclass:
+``z`` to its output. Each way of differentiating (docs/methods.md) is one subclass:
 
 - :class:`JFB`: Jacobian-free backprop, one taped application of ``fn`` at the fixed point;
 - :class:`Unrolled`: ``K`` taped applications of ``fn`` from the starting point, no solver call;
@@ -76,7 +76,7 @@ def _step_at_fixed_point(
 
 @dataclass(frozen=True)
 class Unrolled(Backward):
-    """Backprop through ``K`` iterations of ``fn`` from ``z0``, all on the tape (BACKGROUND §1.2).
+    """Backprop through ``K`` iterations of ``fn`` from ``z0``, all on the tape (docs/methods.md).
 
     The returned ``z`` is the ``K``-th iterate, in training and in evaluation alike: the layer
     *is* ``K`` steps, converged or not, and ``solver`` is never called. Memory grows linearly in
@@ -110,7 +110,7 @@ class Unrolled(Backward):
 
 @dataclass(frozen=True)
 class Implicit(Backward):
-    """Jacobian-based backprop by the implicit function theorem (BACKGROUND §1.2).
+    """Jacobian-based backprop by the implicit function theorem (docs/methods.md).
 
     Forward: the solver's ``z*`` (no tape), then ``z = fn(z*, *args)`` on the tape, exactly as
     :class:`JFB`. A hook on ``z`` replaces the incoming gradient ``g = ∂ℓ/∂z`` by the solution

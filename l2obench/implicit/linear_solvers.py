@@ -1,7 +1,7 @@
 """Batched solvers of the adjoint system of implicit differentiation, passed as values.
 
 The implicit backward mode (:class:`~l2obench.implicit.backward.Implicit`) turns the gradient
-``g = ∂ℓ/∂z`` at a fixed point into ``v = (I − J)⁻ᵀ g`` with ``J = ∂fn/∂z`` (BACKGROUND §1.2),
+``g = ∂ℓ/∂z`` at a fixed point into ``v = (I − J)⁻ᵀ g`` with ``J = ∂fn/∂z`` (docs/methods.md),
 for every instance of a batch at once. Only vector–Jacobian products are available, as a
 callable ``vjp(u) = uᵀJ`` on a batch ``u[N, ...]`` shaped like ``g``; written with row vectors the
 system is

@@ -2,7 +2,7 @@
 
 For an LP in :class:`~l2obench.problems.base.LPForm` and a batch of cost vectors ``w``, the layer
 returns ``x(w) = argmin_{x ∈ C} wᵀx + (γ/2)‖x‖²`` over ``C = C_box ∩ C_aff``, found as the fixed
-point of the three-operator splitting of BACKGROUND §1.1. How the fixed point is found and how
+point of the three-operator splitting of docs/methods.md. How the fixed point is found and how
 gradients pass through it are values given to the layer (a :class:`FixedPointSolver` and a
 :class:`Backward` mode), not flags.
 """
@@ -24,8 +24,7 @@ from l2obench.problems.base import LPForm
 class DYSLayer(nn.Module):
     """``w[N, n] ↦ x[N, n]``: the DYS solution of the regularised LP for each cost row.
 
-    The operator, with ``∇f(x) = w + γx`` (the gradient of ``f`` at ``x``, as in BACKGROUND
-    §1.1)::
+    The operator, with ``∇f(x) = w + γx`` (the gradient of ``f`` at ``x``, as in docs/methods.md)::
 
         x = P_box(z)
         y = P_aff(2x − z − α(w + γx))
@@ -38,7 +37,7 @@ class DYSLayer(nn.Module):
     The fpo-dys code evaluates the gradient at ``z`` instead (``w + γz``). The two operators
     differ only along ``z − x`` (in the box's normal cone, rescaled by ``1 + αγ``), so they have
     the same output ``x`` at the fixed point and the same JFB gradient, but different ``∂T/∂z``,
-    which implicit differentiation uses (BACKGROUND §1.2); ``w + γx`` is the textbook DYS step.
+    which implicit differentiation uses (docs/methods.md); ``w + γx`` is the textbook DYS step.
 
     For ``lp.sense == "max"`` the layer maximises ``wᵀx − (γ/2)‖x‖²``: it negates ``w`` once,
     on entry, and minimises ``−wᵀx + (γ/2)‖x‖²``; gradients w.r.t. ``w`` account for the sign.

@@ -1,6 +1,6 @@
 """The DYS layers' problem data, computed once per LP in NumPy float64 and shared by frameworks.
 
-Every DYS layer applies the same two projections (BACKGROUND §1.1): ``P_box(z) = clip(z, lower,
+Every DYS layer applies the same two projections (docs/methods.md): ``P_box(z) = clip(z, lower,
 upper)`` and ``P_aff(v) = M v + c`` onto ``{x : A x = b}``, with ``M = I − Aᵀ K A``,
 ``K = (A Aᵀ)⁺`` and ``c = Aᵀ K b``. This module computes that data and decides how ``P_aff`` is
 stored; the PyTorch layer (:mod:`l2obench.layers.projections`) and the JAX layer

@@ -87,7 +87,7 @@ class BoxProjection(nn.Module):
     def jacobian_mask(self, z: Tensor) -> Tensor:
         """The diagonal of ``∂P_box/∂z`` (almost everywhere): True where ``lower < z < upper``.
 
-        This is ``D`` in the closed form of the DYS Jacobian (BACKGROUND §1.2).
+        This is ``D`` in the closed form of the DYS Jacobian (docs/methods.md).
         """
         return (z > self.lower) & (z < self.upper)
 

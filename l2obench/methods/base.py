@@ -1,9 +1,12 @@
 """The method contract: build from a problem, fit within a budget, predict, report statistics.
 
-A method adapter receives the problem (through :class:`~l2obench.problems.base.Problem`), arrays
-and a device; it never sees files, the runner or the store. The runner measures time and memory
-around :meth:`Method.fit` and computes every metric itself from the predicted costs (and
-decisions) with the problem's exact oracle.
+A method adapter receives the problem (through :class:`~l2obench.problems.base.BaseProblem`),
+arrays and a device; it never sees files, the runner or the store. A method serves one task
+family (``task``, :mod:`l2obench.tasks`): it produces that family's outputs
+(:meth:`BaseMethod.predict`), and the runner measures time and memory around
+:meth:`BaseMethod.fit` and scores the outputs itself with the family's scorer (for
+predict-then-optimize, :class:`Method`: predicted costs, decided and scored with the problem's
+exact oracle).
 """
 
 from __future__ import annotations
@@ -17,13 +20,18 @@ import torch
 
 from l2obench.errors import MissingExtraError, ParameterError
 from l2obench.params import Param, cell_params, validate_params
-from l2obench.problems.base import Capability, Dataset, Problem, Split
+from l2obench.problems.base import BaseProblem, Dataset, Problem, Split, capability_doc
 from l2obench.record import Budget, FitResult
 from l2obench.registry import Registry
+from l2obench.tasks.base import Task, get_task
 
 
-class Method(ABC):
-    """A way of training a model that predicts costs (and possibly decisions) from contexts."""
+class BaseMethod(ABC):
+    """A way of training a model that produces a task family's outputs from contexts.
+
+    Subclasses set ``task`` (the family they serve; a suite pairing them with a problem of
+    another family is refused) and implement :meth:`fit`, :meth:`predict` and :meth:`loss`.
+    """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
@@ -32,10 +40,10 @@ class Method(ABC):
     requires: ClassVar[tuple[str, ...]] = ()
     #: The pip extra that installs ``requires`` (``pip install 'l2obench[<extra>]'``).
     extra: ClassVar[str | None] = None
-    #: Whether the method has its own decision layer (then ``predict_decisions`` is meaningful).
-    outputs_decisions: ClassVar[bool] = False
+    #: The task family the method serves (a name in ``l2obench.tasks``).
+    task: ClassVar[str] = "decision"
     #: What the method needs from a problem beyond its exact oracle (e.g. an LP form).
-    needs: ClassVar[frozenset[Capability]] = frozenset()
+    needs: ClassVar[frozenset[str]] = frozenset()
     #: The family reports group it in (colours, legends): ``"dys"`` (DYS layers), ``"layer"``
     #: (other optimization layers), ``"pyepo"`` (losses over the exact oracle), ``"baseline"``,
     #: or ``"other"``.
@@ -43,7 +51,8 @@ class Method(ABC):
     #: The name of the training objective (see :meth:`objective_name`), e.g. ``"MSE to x*"``.
     objective: ClassVar[str | None] = None
 
-    def __init__(self, problem: Problem, device: torch.device, seed: int, **params: Any) -> None:
+    def __init__(self, problem: BaseProblem, device: torch.device, seed: int,
+                 **params: Any) -> None:
         self.check_available()
         self.problem = problem
         self.device = torch.device(device)
@@ -67,21 +76,25 @@ class Method(ABC):
         return getattr(cls, "name", cls.__name__)
 
     @classmethod
-    def unmet_needs(cls, problem: type[Problem]) -> list[Capability]:
+    def unmet_needs(cls, problem: type[BaseProblem]) -> list[str]:
         """What the method needs that ``problem`` does not offer, directly or by implication
         (:meth:`Problem.capabilities`); empty when they pair."""
         return sorted(cls.needs - problem.capabilities())
 
     @classmethod
-    def check_applicable(cls, problem: type[Problem]) -> None:
+    def check_applicable(cls, problem: type[BaseProblem]) -> None:
         """Raise :class:`ParameterError` naming the reason when the method cannot run on
-        ``problem``."""
+        ``problem``: another task family, or a capability the problem does not offer."""
+        if cls.task != problem.task:
+            raise ParameterError(
+                f"method '{cls.registered_name()}' serves task family '{cls.task}'; problem "
+                f"'{problem.registered_name()}' is of family '{problem.task}'")
         missing = cls.unmet_needs(problem)
         if missing:
             raise ParameterError(
                 f"method '{cls.registered_name()}' cannot run on problem "
                 f"'{problem.registered_name()}': it needs "
-                + ", ".join(f"{c} ({c.doc})" for c in missing)
+                + ", ".join(f"{c} ({capability_doc(c)})" for c in missing)
                 + ", which the problem does not offer"
             )
 
@@ -109,6 +122,48 @@ class Method(ABC):
         """Train on ``data.train``, select the model on ``data.val``, within ``budget``."""
 
     @abstractmethod
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """The task family's outputs for contexts ``[N, n_features]`` (what its scorer scores)."""
+
+    @abstractmethod
+    def loss(self, split: Any) -> float:
+        """The method's training objective evaluated on ``split`` (the record's test loss)."""
+
+    @classmethod
+    def task_family(cls) -> Task:
+        """The task family the method serves (its metrics, their directions)."""
+        return get_task(cls.task)
+
+    def validation_score(self, split: Any) -> float:
+        """The task family's validation metric of this model's outputs on ``split``: what
+        training keeps its best epoch by (``training.run_epochs``, in the metric's
+        direction)."""
+        task = self.task_family()
+        return task.validation_score(self.problem, split, self.predict(split.features))
+
+    def objective_name(self) -> str:
+        """The name of :meth:`loss`'s objective (the record's ``objective``): test losses are
+        comparable between methods only where it is the same. :attr:`objective`, else the
+        method's name."""
+        return self.objective or self.registered_name()
+
+
+class Method(BaseMethod):
+    """A predict-then-optimize method: a model that predicts costs (and possibly decisions)
+    from contexts; the runner decides with the exact oracle and scores the regret."""
+
+    problem: Problem
+    #: Whether the method has its own decision layer (then ``predict_decisions`` is meaningful).
+    outputs_decisions: ClassVar[bool] = False
+
+    def __init__(self, problem: Problem, device: torch.device, seed: int, **params: Any) -> None:
+        super().__init__(problem, device, seed, **params)
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """The family's outputs: the predicted costs."""
+        return self.predict_costs(features)
+
+    @abstractmethod
     def predict_costs(self, features: np.ndarray) -> np.ndarray:
         """Predicted cost vectors ``[N, n_vars]`` for contexts ``[N, n_features]``."""
 
@@ -120,12 +175,6 @@ class Method(ABC):
     def loss(self, split: Split) -> float:
         """The method's training objective evaluated on ``split`` (the record's test loss)."""
 
-    def objective_name(self) -> str:
-        """The name of :meth:`loss`'s objective (the record's ``objective``): test losses are
-        comparable between methods only where it is the same. :attr:`objective`, else the
-        method's name."""
-        return self.objective or self.registered_name()
 
-
-method_registry: Registry[type[Method]] = Registry("method", "l2obench.methods")
+method_registry: Registry[type[BaseMethod]] = Registry("method", "l2obench.methods")
 register_method = method_registry.register

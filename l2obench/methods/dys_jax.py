@@ -31,7 +31,6 @@ from l2obench.errors import MissingExtraError
 from l2obench.implicit.fixed_point import FixedPointStats
 from l2obench.methods.base import Method
 from l2obench.methods.dys import DYS_PARAMS, IterationTally
-from l2obench.metrics import normalized_regret
 from l2obench.params import Param
 from l2obench.problems.base import Capability, Dataset, Problem, Split
 from l2obench.record import Budget, FitResult
@@ -251,10 +250,9 @@ class DYSJFBJax(Method):
         run = run_epochs(
             step,
             len(data.train),
-            lambda: normalized_regret(
-                self.problem, data.val, self.predict_costs(data.val.features)
-            ),
+            lambda: self.validation_score(data.val),
             budget,
+            direction=self.task_family().validation.direction,
             batch_size=self.config["batch_size"],
             seed=self.seed,
             snapshot=lambda: self.mlp_params,  # immutable arrays: keeping a reference is a copy

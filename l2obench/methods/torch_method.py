@@ -1,7 +1,7 @@
 """Shared machinery of the PyTorch methods: the cost model, data on the device, the training loop.
 
 A PyTorch method only states its batch loss (and, if it has one, its decision layer); fitting,
-model selection on validation regret and cost prediction live here once.
+model selection on the task's validation score and cost prediction live here once.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from l2obench.methods.base import Method
-from l2obench.metrics import normalized_regret
 from l2obench.params import Param
 from l2obench.problems.base import Dataset, Problem, Split
 from l2obench.record import Budget, FitResult
@@ -70,10 +69,9 @@ class TorchMethod(Method):
             self.model,
             self.batch_loss,
             train_data,
-            lambda: normalized_regret(
-                self.problem, data.val, self.predict_costs(data.val.features)
-            ),
+            lambda: self.validation_score(data.val),
             budget,
+            direction=self.task_family().validation.direction,
             lr=self.config["lr"],
             batch_size=self.config["batch_size"],
             seed=self.seed,

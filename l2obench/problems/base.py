@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -43,7 +43,9 @@ def sense_sign(sense: Sense) -> float:
 
 
 class Capability(StrEnum):
-    """What a problem offers beyond its data and exact oracle, and a method may need."""
+    """The built-in names of what a problem offers beyond its data (and, in its family, its
+    scorer), and a method may need. Capabilities are an open set of names: a plugin adds its
+    own with :func:`declare_capability`, and ``offers`` and ``needs`` hold plain strings too."""
 
     LP_FORM = "lp-form"
     CONIC_FORM = "conic-form"
@@ -52,10 +54,11 @@ class Capability(StrEnum):
 
     @property
     def doc(self) -> str:
-        return _CAPABILITY_DOCS[self]
+        return capability_doc(self)
 
 
-_CAPABILITY_DOCS = {
+#: What each capability means, by name: the built-ins' and those plugins declare.
+CAPABILITY_DOCS: dict[str, str] = {
     Capability.LP_FORM: "an LP form or LP relaxation of its decisions, lp()",
     Capability.CONIC_FORM: "a convex conic form of its decisions (linear constraints and "
                            "second-order cones), conic()",
@@ -65,9 +68,23 @@ _CAPABILITY_DOCS = {
 }
 
 #: Capabilities that come with another: an LP form is a conic form without cones.
-IMPLIED_CAPABILITIES: dict[Capability, frozenset[Capability]] = {
+IMPLIED_CAPABILITIES: dict[str, frozenset[str]] = {
     Capability.LP_FORM: frozenset({Capability.CONIC_FORM}),
 }
+
+
+def declare_capability(name: str, doc: str) -> str:
+    """Declare a capability a plugin's problems offer and its methods need (e.g. a forward
+    operator of a reconstruction problem), with what it means; returns ``name``."""
+    existing = CAPABILITY_DOCS.setdefault(name, doc)
+    if existing != doc:
+        raise L2OBenchError(f"capability '{name}' is declared twice, with different meanings")
+    return name
+
+
+def capability_doc(name: str) -> str:
+    """What capability ``name`` means (as declared)."""
+    return CAPABILITY_DOCS.get(name, "an undeclared capability")
 
 
 @dataclass(frozen=True)
@@ -158,7 +175,8 @@ class ConicForm:
 
 @dataclass(frozen=True)
 class Split:
-    """One split of a data set: contexts, true costs and the exact optimum under them."""
+    """One split of a predict-then-optimize data set: contexts, true costs and the exact
+    optimum under them (another task family's problems use a split type of their own)."""
 
     features: np.ndarray  # (N, n_features) float32
     costs: np.ndarray  # (N, n_vars) float32
@@ -169,31 +187,40 @@ class Split:
         return int(self.features.shape[0])
 
 
+#: A split of any task family: it has ``features`` (the contexts) and a length.
+S = TypeVar("S")
+
+
 @dataclass(frozen=True)
-class Dataset:
-    """Train, validation and test splits drawn together from one distribution."""
+class Dataset(Generic[S]):
+    """Train, validation and test splits drawn together from one distribution (``Split`` for
+    the predict-then-optimize family, a family's own split type otherwise)."""
 
-    train: Split
-    val: Split
-    test: Split
+    train: S
+    val: S
+    test: S
 
 
-class Problem(ABC):
-    """A family of optimisation problems with a data generator and an exact oracle.
+class BaseProblem(ABC):
+    """What every problem has, whatever its task family: parameters, a size, seeded data.
 
     Subclasses declare ``params`` (one of them, named by ``size_param``, is the problem size the
-    suites sweep over), implement :meth:`generate` and :meth:`oracle`, and list in ``offers``
-    what else they provide: with :attr:`Capability.LP_FORM` they implement :meth:`lp` (which
-    also gives :meth:`conic`, :attr:`n_vars` and :attr:`sense`); a problem with a conic form but
-    no LP form implements :meth:`conic` and overrides :attr:`n_vars` and :attr:`sense`.
+    suites sweep over), ``task`` (the registered name of the task family that scores models on
+    it, :mod:`l2obench.tasks`) and implement :meth:`generate` and :attr:`n_vars`. The
+    predict-then-optimize family's problems subclass :class:`Problem`, which adds the exact
+    oracle and the optional forms; another family's problems subclass this class with what its
+    task's scorer needs (their splits may be of their own type, with ``features`` and a
+    length).
     """
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
     params: ClassVar[dict[str, Param]]
     size_param: ClassVar[str]
-    #: What the problem offers methods beyond data and the exact oracle.
-    offers: ClassVar[frozenset[Capability]] = frozenset()
+    #: The task family that scores models on this problem (a name in ``l2obench.tasks``).
+    task: ClassVar[str] = "decision"
+    #: What the problem offers methods beyond its data (and, in its family, its scorer).
+    offers: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, **params: Any) -> None:
         self.config: dict[str, Any] = self.validate(params)
@@ -210,7 +237,7 @@ class Problem(ABC):
         return getattr(cls, "name", cls.__name__)
 
     @classmethod
-    def capabilities(cls) -> frozenset[Capability]:
+    def capabilities(cls) -> frozenset[str]:
         """What the problem offers, with what that implies (:data:`IMPLIED_CAPABILITIES`)."""
         implied = [IMPLIED_CAPABILITIES.get(c, frozenset()) for c in cls.offers]
         return cls.offers.union(*implied)
@@ -223,6 +250,31 @@ class Problem(ABC):
     @property
     def n_features(self) -> int:
         return int(self.config["n_features"])
+
+    @property
+    @abstractmethod
+    def n_vars(self) -> int:
+        """The length of one instance's output (decision variables; pixels): the record's
+        ``n_vars``."""
+
+    @abstractmethod
+    def generate(self) -> Dataset[Any]:
+        """Draw train, val and test splits from one seeded draw."""
+
+    @classmethod
+    def defaults(cls) -> Mapping[str, Any]:
+        return {name: p.default for name, p in cls.params.items()}
+
+
+class Problem(BaseProblem):
+    """A family of optimisation problems with a data generator and an exact oracle: the
+    problems of the predict-then-optimize task family (``task = "decision"``).
+
+    Subclasses implement :meth:`generate` and :meth:`oracle`, and list in ``offers`` what else
+    they provide: with :attr:`Capability.LP_FORM` they implement :meth:`lp` (which also gives
+    :meth:`conic`, :attr:`n_vars` and :attr:`sense`); a problem with a conic form but no LP form
+    implements :meth:`conic` and overrides :attr:`n_vars` and :attr:`sense`.
+    """
 
     @property
     def n_vars(self) -> int:
@@ -275,7 +327,7 @@ class Problem(ABC):
         raise L2OBenchError(f"problem '{self.registered_name()}' has no conic form")
 
     @abstractmethod
-    def generate(self) -> Dataset:
+    def generate(self) -> Dataset[Split]:
         """Draw train, val and test splits from one seeded draw."""
 
     @abstractmethod
@@ -295,10 +347,6 @@ class Problem(ABC):
             objectives=np.asarray(objectives, dtype=np.float64),
         )
 
-    @classmethod
-    def defaults(cls) -> Mapping[str, Any]:
-        return {name: p.default for name, p in cls.params.items()}
-
 
 #: The parameters every PyEPO-style generator shares: split sizes, features, noise and seed.
 DATA_PARAMS: dict[str, Param] = {
@@ -313,5 +361,5 @@ DATA_PARAMS: dict[str, Param] = {
 }
 
 
-problem_registry: Registry[type[Problem]] = Registry("problem", "l2obench.problems")
+problem_registry: Registry[type[BaseProblem]] = Registry("problem", "l2obench.problems")
 register_problem = problem_registry.register

@@ -28,8 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 from l2obench.errors import L2OBenchError
-from l2obench.record import RECORD_COLUMNS
-from l2obench.report.aggregate import aggregate
+from l2obench.report.aggregate import aggregate, records_task
 from l2obench.report.anytime import plot_anytime
 from l2obench.report.baseline import compare
 from l2obench.report.configurations import (
@@ -42,9 +41,9 @@ from l2obench.report.configurations import (
 from l2obench.report.data_grid import plot_data_grid
 from l2obench.report.export import write_tables
 from l2obench.report.leaderboard import section, write_pages
-from l2obench.report.plots import PLOTS, PlotFiles, plot_metrics
+from l2obench.report.plots import PlotFiles, plot_metrics, plot_specs
 from l2obench.report.style import Style, method_styles
-from l2obench.store import load_records, load_results, suite_records
+from l2obench.store import load_records, load_results, results_frame, suite_records
 
 __all__ = ["ReportFiles", "build_report", "publish_dir"]
 
@@ -84,6 +83,7 @@ def build_report(results: str | Path, out: str | Path, *, suite: str | None = No
     naming what is there.
     """
     records, missing = _load(Path(results), suite)
+    records_task(records)  # records of several task families do not compare: refused here
     records, shared = without_shared_parameters(records)
     against = _baseline(Path(baseline), shared) if baseline is not None else None
     if missing and not allow_incomplete:
@@ -108,7 +108,8 @@ def build_report(results: str | Path, out: str | Path, *, suite: str | None = No
         configurations = every[(every["suite"] == suite_name) & (every["problem"] == problem)]
         changes = None
         if against is not None:
-            changes = compare(cells, against[against["problem"] == problem])
+            changes = compare(cells, against[against["problem"] == problem],
+                              records_task(records).ranking())
         sections.append(section(cells, part, plots, out, missing=missing,
                                 every=configurations,
                                 selections=selections.get(str(suite_name)),
@@ -129,6 +130,7 @@ def _figures(agg: pd.DataFrame, records: pd.DataFrame, out: Path, stem: str,
     only the summary, where data parameters vary), the anytime figure, the data-grid figure."""
     names = records["size_param"].dropna()
     size_name = str(names.iloc[0]) if len(names) else "size"
+    task = records_task(records)
     points = sorted(pd.unique(agg["data"]))
     plots: list[PlotFiles] = []
     if len(points) == 1:
@@ -140,10 +142,10 @@ def _figures(agg: pd.DataFrame, records: pd.DataFrame, out: Path, stem: str,
                 continue  # one size: the tables say it all, the data-grid figure draws it
             label = str(rows["data_label"].iloc[0])
             plots += plot_metrics(rows, records[records["data"] == point], out,
-                                  f"{stem}-{_slug(label)}", styles, specs=PLOTS[:1],
+                                  f"{stem}-{_slug(label)}", styles, specs=plot_specs(task)[:1],
                                   subtitle=label)
-    anytime = plot_anytime(records, out, stem, styles, size_name)
-    grid = plot_data_grid(agg, out, stem, styles, size_name)
+    anytime = plot_anytime(records, out, stem, task.validation, styles, size_name)
+    grid = plot_data_grid(agg, out, stem, task.ranking(), styles, size_name)
     return plots + [p for p in (anytime, grid) if p is not None]
 
 
@@ -175,7 +177,7 @@ def _load(results: Path, suite: str | None) -> tuple[pd.DataFrame, int]:
         raise L2OBenchError(f"nothing to report: {exc} (run 'l2obench run --out {results}' "
                             f"first, or point --results at a folder with records/*.json)") \
             from None
-    frame = pd.DataFrame([r.to_json() for r in records], columns=RECORD_COLUMNS)
+    frame = results_frame(records)
     frame["suite"] = suite  # the suite's cells, whichever suite's run recorded them
     return frame, missing
 

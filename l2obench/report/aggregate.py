@@ -18,6 +18,7 @@ import pandas as pd
 from scipy import stats
 
 from l2obench.record import Status
+from l2obench.tasks.base import Task, task_of
 
 #: The cells of one aggregate row.
 GROUP = ["suite", "problem", "data", "size", "method_label"]
@@ -25,10 +26,9 @@ GROUP = ["suite", "problem", "data", "size", "method_label"]
 #: (:func:`l2obench.report.configurations.annotate` adds them).
 CARRIED = ["data_label", "identity", "configuration", "tuned", "selected"]
 
-#: Aggregated metrics (record columns) and how pages and plots name them, units included.
-METRICS: dict[str, str] = {
-    "norm_regret": "normalized regret",
-    "val_regret": "validation regret",
+#: The measurements every task family's cells have, aggregated after the task's ranking and
+#: validation metrics and before its other metrics, with how pages and plots name them.
+RUN_METRICS: dict[str, str] = {
     "test_loss": "test loss",
     "train_time_s": "training time (s)",
     "time_to_best_s": "time to best epoch (s)",
@@ -37,8 +37,24 @@ METRICS: dict[str, str] = {
     "device_peak_mem_mb": "device memory increase (MB)",
     "fwd_iters_mean": "forward iterations",
     "bwd_iters_mean": "backward iterations",
-    "accuracy": "accuracy",
 }
+
+
+def records_task(frame: pd.DataFrame) -> Task:
+    """The task family of a table of records (its ``task`` column; records without one are of
+    the default family); records of several families are an input error (:func:`task_of`)."""
+    return task_of(frame.get("task", []))
+
+
+def metric_labels(task: Task) -> dict[str, str]:
+    """Every aggregated metric (a results-table column) and how pages and plots name it, units
+    included: the task's ranking metric, its validation metric, :data:`RUN_METRICS`, the
+    task's other metrics, then its extras."""
+    rank, validation = task.ranking(), task.validation
+    return {rank.name: rank.axis_label, validation.name: validation.axis_label, **RUN_METRICS,
+            **{m.name: m.axis_label for m in task.metrics if m.name != rank.name},
+            **{m.name: m.axis_label for m in task.extras}}
+
 
 CONFIDENCE = 0.95
 #: The mark of a block whose cells ran on a machine busier than its cores (see :func:`busy`).
@@ -91,7 +107,8 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
     ``statuses``, ``busy`` (cells that ran on a machine busier than its cores, :func:`busy`),
     ``load_recorded`` (cells whose records hold the load), ``bwd_capped`` (training steps whose
     adjoint solve hit its cap, summed over the ok seeds; NaN where not recorded) and, for every
-    metric in :data:`METRICS`, ``<metric>_mean``, ``<metric>_lo``,
+    metric of :func:`metric_labels` (of the records' task family), ``<metric>_mean``,
+    ``<metric>_lo``,
     ``<metric>_hi`` and ``<metric>_n`` (the ok seeds with a value). A metric missing from the
     records (an older record format) is treated as having no values.
     """
@@ -100,6 +117,7 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
     n_vars = (records.dropna(subset=["n_vars"]).groupby(["suite", "problem", "size"])["n_vars"]
               .first() if "n_vars" in records else pd.Series(dtype=float))
     rows = []
+    metrics = metric_labels(records_task(records))
     for key, cells in records.groupby(GROUP, sort=True):
         row = dict(zip(GROUP, key, strict=True))
         ok = cells[cells["status"] == Status.OK]
@@ -114,7 +132,7 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
         capped = (pd.to_numeric(ok["bwd_unconverged"], errors="coerce").dropna()
                   if "bwd_unconverged" in ok else pd.Series(dtype=float))
         row["bwd_capped"] = float(capped.sum()) if len(capped) else math.nan
-        for metric in METRICS:
+        for metric in metrics:
             values = (pd.to_numeric(ok[metric], errors="coerce").dropna().tolist()
                       if metric in ok else [])
             row[f"{metric}_mean"], row[f"{metric}_lo"], row[f"{metric}_hi"] = \

@@ -1,11 +1,12 @@
-"""The anytime figure: validation regret against training time, one panel per size.
+"""The anytime figure: the validation score against training time, one panel per size.
 
 benchopt's convergence curve for learning methods: which method reaches a good decision first.
 Each line is one method (its selected configuration); its points are its completed epochs: the
-mean over seeds of the validation regret of the model kept so far (the best epoch up to then:
+mean over seeds of the validation score (the task's validation metric, validation regret for
+predict-then-optimize) of the model kept so far (the best epoch up to then:
 what model selection would return if training stopped there) against the mean over seeds of the
 training seconds at the end of that epoch (validation excluded), over the seeds that completed
-it. A star marks the kept epoch (mean ``time_to_best_s``, mean ``val_regret``); with one seed it
+it. A star marks the kept epoch (mean ``time_to_best_s``, mean validation score); with one seed it
 sits on the line's last level. The time axis is logarithmic: methods differ by orders of
 magnitude in seconds per epoch. Records written before the history had a clock (no ``train_s``)
 are left out; without any, no figure is drawn.
@@ -22,29 +23,35 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from l2obench.record import epoch_val_regret
+from l2obench.record import epoch_val_score
 from l2obench.report.plots import PlotFiles, PlotSpec, heading, method_handles, panel_grid, save
 from l2obench.report.style import Style, method_styles
-
-ANYTIME = PlotSpec("anytime", "Validation regret against training time (selected "
-                   "configurations)", ("val_regret",))
+from l2obench.tasks.base import Metric
 
 
-def curve(histories: Sequence[list[dict[str, float]]]) -> tuple[np.ndarray, np.ndarray]:
-    """``(seconds, regret)`` per epoch: means over the histories that reached that epoch of the
-    training seconds and of the best validation regret so far.
+def anytime_spec(metric: Metric) -> PlotSpec:
+    """The figure of the validation ``metric`` against training time."""
+    label = metric.label[:1].upper() + metric.label[1:]
+    return PlotSpec("anytime", f"{label} against training time (selected configurations)",
+                    (metric.name,))
 
-    An entry without ``train_s`` (an older record) or without a validation regret ends its
+
+def curve(histories: Sequence[list[dict[str, float]]],
+          metric: Metric) -> tuple[np.ndarray, np.ndarray]:
+    """``(seconds, score)`` per epoch: means over the histories that reached that epoch of the
+    training seconds and of the best validation score so far (best in ``metric``'s direction).
+
+    An entry without ``train_s`` (an older record) or without a validation score ends its
     history's contribution there.
     """
     by_epoch: dict[int, list[tuple[float, float]]] = {}
     for history in histories:
-        best = math.inf
+        best = metric.worst
         for entry in history:
-            clock, value = entry.get("train_s"), epoch_val_regret(entry)
+            clock, value = entry.get("train_s"), epoch_val_score(entry)
             if not isinstance(clock, int | float) or value is None:
                 break
-            best = min(best, value)
+            best = value if metric.better(value, best) else best
             by_epoch.setdefault(int(entry.get("epoch", 0)), []).append((float(clock), best))
     epochs = sorted(by_epoch)
     seconds = np.array([np.mean([s for s, _ in by_epoch[e]]) for e in epochs])
@@ -63,27 +70,29 @@ def panels(records: pd.DataFrame) -> list[tuple[str, object, pd.DataFrame]]:
     return [(d, s, timed[(labels == d) & (timed["size"] == s)]) for d, s in keys]
 
 
-def plot_anytime(records: pd.DataFrame, out_dir: Path, stem: str,
+def plot_anytime(records: pd.DataFrame, out_dir: Path, stem: str, metric: Metric,
                  styles: dict[str, Style] | None = None,
                  size_name: str = "size") -> PlotFiles | None:
-    """Write ``<stem>-anytime.png/.svg`` from the records of one (suite, problem) that
-    represent each method (``method_label``: the method); ``None`` without timed histories."""
+    """Write ``<stem>-anytime.png/.svg`` of the validation ``metric`` from the records of one
+    (suite, problem) that represent each method (``method_label``: the method); ``None``
+    without timed histories."""
     found = panels(records)
     if not found:
         return None
+    spec = anytime_spec(metric)
     styles = styles or method_styles(records)
-    with panel_grid(len(found), f"{heading(records)}: {ANYTIME.title}") as (figure, axes):
+    with panel_grid(len(found), f"{heading(records)}: {spec.title}") as (figure, axes):
         shown: set[str] = set()
         for ax, (data, size, cells) in zip(axes, found, strict=True):
             for method, runs in cells.groupby("method_label", sort=True):
-                seconds, regret = curve(list(runs["history"]))
+                seconds, score = curve(list(runs["history"]), metric)
                 if not len(seconds):
                     continue
                 style = styles[str(method)]
                 colour = style.colour
-                ax.plot(seconds, regret, linewidth=1.2, **style.line(3))
+                ax.plot(seconds, score, linewidth=1.2, **style.line(3))
                 best_t = pd.to_numeric(runs["time_to_best_s"], errors="coerce").mean()
-                best_v = pd.to_numeric(runs["val_regret"], errors="coerce").mean()
+                best_v = pd.to_numeric(runs[metric.name], errors="coerce").mean()
                 if math.isfinite(best_t) and math.isfinite(best_v) and best_t > 0:
                     ax.scatter([best_t], [best_v], marker="*", s=90, color=colour,
                                edgecolors="black", linewidths=0.5, zorder=5)
@@ -95,11 +104,11 @@ def plot_anytime(records: pd.DataFrame, out_dir: Path, stem: str,
             ax.set_title(f"{size_name} = {size}" + (f" · {data}" if data else ""),
                          fontsize="small")
             ax.set_xlabel("training seconds (validation excluded)")
-            ax.set_ylabel("validation regret (best so far)")
+            ax.set_ylabel(f"{metric.axis_label} (best so far)")
         handles = method_handles(styles, shown)
         handles.append(mlines.Line2D([], [], linestyle="none", marker="*", markersize=9,
                                      markerfacecolor="0.6", markeredgecolor="black",
                                      label="kept epoch (mean over seeds)"))
         figure.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.95),
                       frameon=False)
-    return save(figure, ANYTIME, out_dir, stem)
+    return save(figure, spec, out_dir, stem)

@@ -21,7 +21,6 @@ from typing import Any
 import pandas as pd
 
 from l2obench.params import format_value
-from l2obench.record import selected_val_regret
 from l2obench.selection import (
     Selections,
     Trial,
@@ -31,6 +30,7 @@ from l2obench.selection import (
     split_label,
 )
 from l2obench.store import suite_tuning
+from l2obench.tasks.base import Metric, task_of
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,8 @@ def annotate(records: pd.DataFrame, tunings: Mapping[str, Tuning]
     that vary within the records' (suite, problem), ``""`` where none does), ``identity``,
     ``configuration``, ``tuned`` (whether the method's configurations are tuned) and
     ``selected`` (the configuration the suite's rule selects at that size and data point).
-    ``val_regret`` is filled from the history of records written before it was a column.
+    The validation metric's column (the task's, e.g. ``val_regret``) is emptied for cells that
+    did not end ok: only those enter a selection.
     """
     frame = records.copy()
     size_params = _size_params(frame)
@@ -111,11 +112,10 @@ def annotate(records: pd.DataFrame, tunings: Mapping[str, Tuning]
         configurations.append(configuration)
         tuned.append(bool(keys))
     frame["identity"], frame["configuration"], frame["tuned"] = identities, configurations, tuned
-    frame["val_regret"] = [
-        selected_val_regret(v, e, h) if s == "ok" else None
-        for v, e, h, s in zip(frame["val_regret"], frame["best_epoch"], frame["history"],
-                              frame["status"], strict=True)]
-    selections = {str(suite): _select(part, tunings.get(str(suite), Tuning()))
+    metric = task_of(frame["task"]).validation
+    frame[metric.name] = [_finite(v) if s == "ok" else None
+                          for v, s in zip(frame[metric.name], frame["status"], strict=True)]
+    selections = {str(suite): _select(part, tunings.get(str(suite), Tuning()), metric)
                   for suite, part in frame.groupby("suite", sort=True)}
     frame["selected"] = [_is_selected(selections[str(row["suite"])], row)
                          for _, row in frame.iterrows()]
@@ -168,15 +168,16 @@ def group_of(row: Mapping[str, Any]) -> tuple[str, str, str]:
     return (str(row["suite"]), str(row["problem"]), str(row["data"]))
 
 
-def _select(part: pd.DataFrame, tuning: Tuning) -> Selections:
-    """The selections of one suite's annotated records under its rule (validation only)."""
+def _select(part: pd.DataFrame, tuning: Tuning, metric: Metric) -> Selections:
+    """The selections of one suite's annotated records under its rule, by the validation
+    ``metric`` (validation data only)."""
     trials = [Trial(group=group_of(row), size=int(row["size"]), identity=str(row["identity"]),
                     configuration=str(row["configuration"]), label=str(row["method_label"]),
-                    seed=int(row["seed"]), val_regret=_finite(row["val_regret"]),
+                    seed=int(row["seed"]), val_score=_finite(row[metric.name]),
                     size_param=row["size_param"] if isinstance(row["size_param"], str)
                     else "size")
               for _, row in part.iterrows()]
-    return select(trials, tuning)
+    return select(trials, tuning, metric)
 
 
 def _is_selected(selections: Selections, row: pd.Series) -> bool:
@@ -191,7 +192,7 @@ def _finite(value: Any) -> float | None:
 def ranked(records: pd.DataFrame) -> pd.DataFrame:
     """The records that represent each method on the leaderboard, ``method_label`` set to the
     identity: the selected configuration's cells, or, for an identity without a selection at a
-    size and data point (none of its configurations has an ok validation regret), all its cells
+    size and data point (none of its configurations has an ok validation score), all its cells
     there, which then count as attempted but hold no measurement."""
     keys = ["suite", "problem", "data", "size", "identity"]
     chosen = records[records["selected"]]

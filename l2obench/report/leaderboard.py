@@ -26,27 +26,35 @@ from l2obench.record import Status
 from l2obench.report.aggregate import (
     AGGREGATION_NOTE,
     LOAD_MARK,
-    METRICS,
+    RUN_METRICS,
     busy,
     has_data,
     load_recorded,
+    metric_labels,
+    records_task,
 )
-from l2obench.report.baseline import BASELINE_NOTE
+from l2obench.report.baseline import baseline_note
 from l2obench.report.plots import PlotFiles
-from l2obench.report.stats import STATISTICS_NOTE, Paired, RankTest, rank_test, versus_best
+from l2obench.report.stats import Paired, RankTest, rank_test, statistics_note, versus_best
 from l2obench.selection import Selections
+from l2obench.tasks.base import Metric, Task
 
-RANKING_RULE = (
-    "A method is its name with the parameters the suite set that are not tuned; where the "
-    "suite declares tuning grids, it is represented at each size and data point by the "
-    "configuration its rule selects on validation regret (stated under Tuning; test data never "
-    "enter a selection). At each size and data point, methods are ranked by mean normalized "
-    "regret (lower is better), ties broken by mean training time; a method without an ok cell "
-    "there ranks last (tied with any other such method). The overall rank orders methods by "
-    "their average rank over all sizes and data points (ties sharing the average of their "
-    "places, a method without an ok cell sharing the last places), ties broken by their mean "
-    "rank of training time."
-)
+
+def ranking_rule(task: Task) -> str:
+    """How the pages rank methods, in words, for ``task``'s ranking and validation metrics."""
+    rank = task.ranking()
+    better = "lower" if rank.direction == "min" else "higher"
+    return (
+        "A method is its name with the parameters the suite set that are not tuned; where the "
+        "suite declares tuning grids, it is represented at each size and data point by the "
+        f"configuration its rule selects on {task.validation.label} (stated under Tuning; test "
+        "data never enter a selection). At each size and data point, methods are ranked by mean "
+        f"{rank.label} ({better} is better), ties broken by mean training time; a method "
+        "without an ok cell there ranks last (tied with any other such method). The overall "
+        "rank orders methods by their average rank over all sizes and data points (ties sharing "
+        "the average of their places, a method without an ok cell sharing the last places), "
+        "ties broken by their mean rank of training time."
+    )
 #: Record columns that say where and with what the records were made, as the pages name them.
 PROVENANCE_COLUMNS = {
     "budget_max_epochs": "protocol: max epochs per cell",
@@ -145,8 +153,9 @@ def estimate(row: pd.Series, metric: str) -> str:
 
 
 def ranks(agg: pd.DataFrame, methods: Sequence[str], metric: str,
-          tiebreak: str | None = None) -> dict[str, int]:
-    """Rank of every method in ``methods`` on ``metric`` (lower is better) in ``agg``.
+          tiebreak: str | None = None, sign: float = 1.0) -> dict[str, int]:
+    """Rank of every method in ``methods`` on ``metric`` in ``agg``: lower is better, or higher
+    with ``sign = −1`` (a metric's :attr:`~l2obench.tasks.base.Metric.sign`).
 
     ``agg`` holds one size's aggregate rows. Ties on ``metric`` are broken by ``tiebreak``;
     methods equal on both share the better rank. A method without a mean (no ok cell, or no
@@ -159,7 +168,7 @@ def ranks(agg: pd.DataFrame, methods: Sequence[str], metric: str,
             return math.nan
         return float(by_method.at[method, f"{column}_mean"])
 
-    keys = {m: (key(m, metric), key(m, tiebreak)) for m in methods}
+    keys = {m: (sign * key(m, metric), key(m, tiebreak)) for m in methods}
     ranked = {m: k for m, k in keys.items() if math.isfinite(k[0])}
 
     def order(k: tuple[float, float]) -> tuple[float, bool, float]:
@@ -183,19 +192,20 @@ def _block_rows(agg: pd.DataFrame, block: tuple[str, object]) -> pd.DataFrame:
     return agg[(data == block[0]) & (agg["size"] == block[1])]
 
 
-def rank_matrix(agg: pd.DataFrame, methods: Sequence[str],
-                metric: str = "norm_regret") -> np.ndarray:
-    """Mean ``metric`` [blocks × methods] (NaN: no ok cell there)."""
+def rank_matrix(agg: pd.DataFrame, methods: Sequence[str], metric: str,
+                sign: float = 1.0) -> np.ndarray:
+    """``sign`` × mean ``metric`` [blocks × methods], lower being better (NaN: no ok cell
+    there)."""
     rows = []
     for block in blocks(agg):
         by_method = _block_rows(agg, block).set_index("method_label")[f"{metric}_mean"]
-        rows.append([float(by_method.get(m, math.nan)) for m in methods])
+        rows.append([sign * float(by_method.get(m, math.nan)) for m in methods])
     return np.asarray(rows, dtype=float).reshape(len(rows), len(methods))
 
 
-def overall_ranking(agg: pd.DataFrame) -> tuple[pd.DataFrame, RankTest]:
-    """One row per method of one (suite, problem), best first (see :data:`RANKING_RULE`), and
-    the rank test behind it.
+def overall_ranking(agg: pd.DataFrame, rank: Metric) -> tuple[pd.DataFrame, RankTest]:
+    """One row per method of one (suite, problem), best first on the ranking metric ``rank``
+    (see :func:`ranking_rule`), and the rank test behind it.
 
     Columns: ``method_label``, ``rank``, ``mean_rank`` (average rank over the blocks, sizes ×
     data points), ``mean_time_rank``, ``solved``, ``attempted`` and one ``rank@<block>`` per
@@ -204,8 +214,8 @@ def overall_ranking(agg: pd.DataFrame) -> tuple[pd.DataFrame, RankTest]:
     from l2obench.report.stats import average_ranks
 
     methods = sorted(pd.unique(agg["method_label"]))
-    test = rank_test(rank_matrix(agg, methods), methods)
-    regret = average_ranks(rank_matrix(agg, methods))
+    test = rank_test(rank_matrix(agg, methods, rank.name, rank.sign), methods)
+    regret = average_ranks(rank_matrix(agg, methods, rank.name, rank.sign))
     time = average_ranks(rank_matrix(agg, methods, "train_time_s"))
     names = [_block_name(agg, b) for b in blocks(agg)]
     totals = agg.groupby("method_label")[["solved", "attempted"]].sum()
@@ -230,10 +240,11 @@ def _block_name(agg: pd.DataFrame, block: tuple[str, object]) -> str:
     return f"{_plain(block[1])}, {label}" if label else _plain(block[1])
 
 
-def _shown_metrics(agg: pd.DataFrame) -> list[str]:
-    """The metrics of the ranking tables: those with data anywhere in ``agg``, the test loss
-    excepted (losses of different objectives share no scale: :func:`loss_table` has them)."""
-    return [m for m in METRICS if m != "test_loss" and has_data(agg, m)]
+def _shown_metrics(agg: pd.DataFrame, task: Task) -> list[str]:
+    """The metrics of the ranking tables: those of ``task`` (:func:`metric_labels`) with data
+    anywhere in ``agg``, the test loss excepted (losses of different objectives share no scale:
+    :func:`loss_table` has them)."""
+    return [m for m in metric_labels(task) if m != "test_loss" and has_data(agg, m)]
 
 
 def bold_if_separating(bold: list[bool]) -> list[bool]:
@@ -242,10 +253,11 @@ def bold_if_separating(bold: list[bool]) -> list[bool]:
     return bold if any(bold) and not all(bold) else []
 
 
-def best_method(rows: pd.DataFrame, methods: Sequence[str]) -> str | None:
-    """The rank-1 method of one block (``None`` when no method has an ok cell there)."""
-    rank = ranks(rows, methods, "norm_regret", "train_time_s")
-    valued = set(rows.loc[rows["norm_regret_mean"].notna(), "method_label"]) & set(methods)
+def best_method(rows: pd.DataFrame, methods: Sequence[str], metric: Metric) -> str | None:
+    """The rank-1 method of one block on ``metric`` (``None`` when no method has an ok cell
+    there)."""
+    rank = ranks(rows, methods, metric.name, "train_time_s", metric.sign)
+    valued = set(rows.loc[rows[f"{metric.name}_mean"].notna(), "method_label"]) & set(methods)
     return min(valued, key=lambda m: (rank[m], m)) if valued else None
 
 
@@ -260,26 +272,30 @@ def _versus(best: str | None, method: str, paired: Mapping[str, Paired]) -> str:
     return f"p = {result.p_holm:.2g}" + (" (tie)" if result.tie else "")
 
 
-def size_table(rows: pd.DataFrame, methods: Sequence[str], metrics: Sequence[str],
+def size_table(rows: pd.DataFrame, methods: Sequence[str], metrics: Sequence[str], task: Task,
                regrets: Mapping[str, Mapping[int, Sequence[float]]] | None = None,
                configured: bool = False) -> Table:
-    """One block's ranking: every method of the suite, in rank order, absent ones marked.
+    """One block's ranking on ``task``'s ranking metric: every method of the suite, in rank
+    order, absent ones marked.
 
-    ``regrets`` (method → seed → per-instance test regrets) give the paired test of each method
-    against the best; the best and the methods not significantly worse are bold (nothing is
+    ``regrets`` (method → seed → per-instance values of the ranking metric, oriented so that
+    larger is worse: :func:`_per_instance`) give the paired test of each method against the
+    best; the best and the methods not significantly worse are bold (nothing is
     bold without the test, or where every method ties). The regret, the paired test and the
     statuses come first, so that they stay in view on a narrow screen; a status marked
     :data:`~l2obench.report.aggregate.LOAD_MARK` had cells on a machine busier than its cores,
     and backward iterations say how many steps' adjoint solves were capped. With
     ``configured`` a column names the configuration each method is represented by.
     """
-    rank = ranks(rows, methods, "norm_regret", "train_time_s")
+    metric = task.ranking()
+    rank = ranks(rows, methods, metric.name, "train_time_s", metric.sign)
     by_method = rows.set_index("method_label")
-    best = best_method(rows, methods)
+    best = best_method(rows, methods, metric)
     paired = versus_best(regrets, best) if regrets and best is not None and best in regrets \
         else {}
-    lead = [m for m in metrics if m == "norm_regret"]
-    rest = [m for m in metrics if m != "norm_regret"]
+    lead = [m for m in metrics if m == metric.name]
+    rest = [m for m in metrics if m != metric.name]
+    labels = metric_labels(task)
     body, bold = [], []
     for method in sorted(methods, key=lambda m: (rank[m], m)):
         config = []
@@ -298,8 +314,8 @@ def size_table(rows: pd.DataFrame, methods: Sequence[str], metrics: Sequence[str
                      statuses, *cells[len(lead):]])
         bold.append(versus == "best" or versus.endswith("(tie)"))
     columns = ["rank", "method", *(["configuration"] if configured else []),
-               *(METRICS[m] for m in lead), "paired test vs best (Holm p)", "solved",
-               "statuses", *(METRICS[m] for m in rest)]
+               *(labels[m] for m in lead), "paired test vs best (Holm p)", "solved",
+               "statuses", *(labels[m] for m in rest)]
     return Table(columns, body, [True, False, *([False] if configured else []),
                                  *([True] * len(lead)), True, True, False,
                                  *([True] * len(rest))],
@@ -334,7 +350,7 @@ def loss_table(rows: pd.DataFrame, records: pd.DataFrame) -> Table | None:
         body += [[str(objective), m, estimate(by_method.loc[m], "test_loss")] for m in members]
     if not body:
         return None
-    return Table(["objective", "method", METRICS["test_loss"]], body, [False, False, True])
+    return Table(["objective", "method", RUN_METRICS["test_loss"]], body, [False, False, True])
 
 
 #: Blocks beyond which the overall table leaves out the per-block ranks (the per-block tables
@@ -342,49 +358,50 @@ def loss_table(rows: pd.DataFrame, records: pd.DataFrame) -> Table | None:
 MAX_BLOCK_COLUMNS = 12
 
 
-def overall_table(agg: pd.DataFrame) -> tuple[Table, RankTest]:
-    """The overall ranking with each block's rank, so the mean can be checked by eye (up to
-    :data:`MAX_BLOCK_COLUMNS` blocks); the methods within the critical difference of the best
-    are bold."""
-    frame, test = overall_ranking(agg)
+def overall_table(agg: pd.DataFrame, rank: Metric) -> tuple[Table, RankTest]:
+    """The overall ranking on ``rank`` with each block's rank, so the mean can be checked by eye
+    (up to :data:`MAX_BLOCK_COLUMNS` blocks); the methods within the critical difference of the
+    best are bold."""
+    frame, test = overall_ranking(agg, rank)
     names = [_block_name(agg, b) for b in blocks(agg)]
     shown = names if len(names) <= MAX_BLOCK_COLUMNS else []
     within = set(test.within_cd_of_best())
     body = [[str(r["rank"]), r["method_label"], f"{r['mean_rank']:.2f}",
              *(_plain(r[f"rank@{n}"]) for n in shown), f"{r['mean_time_rank']:.2f}",
              f"{r['solved']}/{r['attempted']}"] for _, r in frame.iterrows()]
-    columns = ["rank", "method", "mean regret rank", *(f"size {n}" for n in shown),
+    columns = ["rank", "method", f"mean {rank.short_label} rank", *(f"size {n}" for n in shown),
                "mean time rank", "solved"]
     return (Table(columns, body, [True, False, True, *([True] * len(shown)), True, True],
                   bold_if_separating([m in within for m in frame["method_label"]])), test)
 
 
-#: Columns of a one-block suite's overall ranking, taken from its block's table.
-_ONE_BLOCK_COLUMNS = ("rank", "method", "configuration", METRICS["norm_regret"],
-                      "paired test vs best (Holm p)", "solved", "statuses",
-                      METRICS["train_time_s"])
-
-
-def one_block_overall(table: Table) -> Table:
+def one_block_overall(table: Table, task: Task) -> Table:
     """The overall ranking of a suite with one size and data point: its block's ranking (the
-    paired test's tie groups bold) with the regret, the test, the statuses and the time; ranks
-    averaged over one block would only repeat it."""
-    keep = [i for i, c in enumerate(table.columns) if c in _ONE_BLOCK_COLUMNS]
+    paired test's tie groups bold) with the ranking metric, the test, the statuses and the
+    time; ranks averaged over one block would only repeat it."""
+    labels = metric_labels(task)
+    kept = ("rank", "method", "configuration", labels[task.rank_metric],
+            "paired test vs best (Holm p)", "solved", "statuses", labels["train_time_s"])
+    keep = [i for i, c in enumerate(table.columns) if c in kept]
     return Table([table.columns[i] for i in keep], [[row[i] for i in keep] for row in table.rows],
                  [table.numeric[i] for i in keep], table.bold)
 
 
-def configurations_table(rows: pd.DataFrame) -> Table:
-    """Every configuration at one block: validation regret (what selects), test regret, time to
-    the best epoch; the configuration representing each method is marked ``selected``."""
-    metrics = [m for m in ("val_regret", "norm_regret", "time_to_best_s") if has_data(rows, m)]
-    ordered = rows.assign(_v=rows.get("val_regret_mean", pd.Series(math.nan, index=rows.index)))
+def configurations_table(rows: pd.DataFrame, task: Task) -> Table:
+    """Every configuration at one block: the validation metric (what selects), the test ranking
+    metric, time to the best epoch; the configuration representing each method is marked
+    ``selected``, best validation score first."""
+    val = task.validation
+    metrics = [m for m in (val.name, task.rank_metric, "time_to_best_s") if has_data(rows, m)]
+    labels = metric_labels(task)
+    mean = rows.get(f"{val.name}_mean", pd.Series(math.nan, index=rows.index))
+    ordered = rows.assign(_v=val.sign * pd.to_numeric(mean, errors="coerce"))
     ordered = ordered.sort_values(["identity", "_v", "method_label"], na_position="last")
     body = [[r["method_label"], str(r.get("identity", r["method_label"])),
              str(r.get("configuration") or "—"),
              *(estimate(r, m) for m in metrics), f"{int(r['solved'])}/{int(r['attempted'])}",
              "selected" if r.get("selected") else ""] for _, r in ordered.iterrows()]
-    return Table(["configuration", "method", "tuned values", *(METRICS[m] for m in metrics),
+    return Table(["configuration", "method", "tuned values", *(labels[m] for m in metrics),
                   "solved", "selected"], body,
                  [False, False, False, *([True] * len(metrics)), True, False])
 
@@ -448,29 +465,35 @@ def _plain(value: object) -> str:
     return str(value)
 
 
-def _regrets(records: pd.DataFrame) -> dict[str, dict[int, list[float]]]:
-    """Method → seed → per-instance test regrets of the ok cells of one block that have them."""
+def _per_instance(records: pd.DataFrame, metric: Metric) -> dict[str, dict[int, list[float]]]:
+    """Method → seed → per-instance test values of ``metric`` of the ok cells of one block that
+    have them, times the metric's sign (so that larger is worse, what the paired test of
+    :func:`~l2obench.report.stats.versus_best` asks)."""
     found: dict[str, dict[int, list[float]]] = {}
-    if "test_regrets" not in records:
+    column = metric.per_instance
+    if column is None or column not in records:
         return found
     for _, r in records[records["status"] == "ok"].iterrows():
-        if isinstance(r["test_regrets"], list) and r["test_regrets"]:
-            found.setdefault(str(r["method_label"]), {})[int(r["seed"])] = r["test_regrets"]
+        if isinstance(r[column], list) and r[column]:
+            found.setdefault(str(r["method_label"]), {})[int(r["seed"])] = \
+                [metric.sign * v for v in r[column]]
     return found
 
 
-def baseline_table(changes: pd.DataFrame | None) -> Table | None:
+def baseline_table(changes: pd.DataFrame | None, metric: Metric) -> Table | None:
     """Each method's change against the baseline (:func:`l2obench.report.baseline.compare`)."""
     if changes is None or changes.empty:
         return None
     body = []
-    for _, row in changes.sort_values(["size", "data", "regret_now"]).iterrows():
+    ordered = changes.assign(_v=metric.sign * changes["now"])
+    for _, row in ordered.sort_values(["size", "data", "_v"]).iterrows():
         p = row["p_value"]
         body.append([_plain(row["size"]), str(row.get("data_label", "") or _data(row["data"])),
-                     row["method_label"], fmt(row["regret_now"]), fmt(row["regret_baseline"]),
+                     row["method_label"], fmt(row["now"]), fmt(row["baseline"]),
                      f"{row['change']:+.3g}", _plain(row["seeds"]),
                      "—" if not math.isfinite(p) else f"{p:.2g}", row["verdict"]])
-    return Table(["size", "data", "method", "regret now", "regret baseline", "change",
+    short = metric.short_label
+    return Table(["size", "data", "method", f"{short} now", f"{short} baseline", "change",
                   "seeds", "p (Wilcoxon)", "verdict"], body,
                  [True, False, False, True, True, True, True, True, False])
 
@@ -497,7 +520,8 @@ def section(records: pd.DataFrame, agg: pd.DataFrame, plots: Iterable[PlotFiles]
     ``shared`` names the parameters every method was given, left out of the labels.
     """
     methods = sorted(pd.unique(agg["method_label"]))
-    metrics = _shown_metrics(agg)
+    task = records_task(records)
+    metrics = _shown_metrics(agg, task)
     tuned = every is not None and "tuned" in every and bool(every["tuned"].astype(bool).any())
     sizes = []
     data = records["data"].astype(str) if "data" in records else pd.Series("", records.index)
@@ -508,23 +532,24 @@ def section(records: pd.DataFrame, agg: pd.DataFrame, plots: Iterable[PlotFiles]
         label = str(rows["data_label"].iloc[0]) if "data_label" in rows else ""
         configurations = None
         if tuned and every is not None:
-            configurations = configurations_table(_block_rows(every, block))
-        sizes.append(SizeSection(_plain(block[1]), f"{_plain(n_vars)} decision variables"
-                                 if pd.notna(n_vars) else "decision variables unknown",
-                                 size_table(rows, methods, metrics, _regrets(cells), tuned),
+            configurations = configurations_table(_block_rows(every, block), task)
+        sizes.append(SizeSection(_plain(block[1]), f"{_plain(n_vars)} {task.n_vars_label}"
+                                 if pd.notna(n_vars) else f"{task.n_vars_label} unknown",
+                                 size_table(rows, methods, metrics, task,
+                                            _per_instance(cells, task.ranking()), tuned),
                                  label, configurations, loss_table(rows, cells)))
     figures = [FigureLink(p.spec.title, p.png.relative_to(page_dir).as_posix(),
                       p.svg.relative_to(page_dir).as_posix()) for p in plots]
     solved, attempted = int(agg["solved"].sum()), int(agg["attempted"].sum())
-    overall, test = overall_table(agg)
+    overall, test = overall_table(agg, task.ranking())
     if len(sizes) == 1:
-        overall = one_block_overall(sizes[0].table)
+        overall = one_block_overall(sizes[0].table, task)
     n_sizes = len(pd.unique(agg["size"]))
     n_points = len(pd.unique(data)) if len(data) else 1
     rule = ""
     if tuned and selections is not None:
         names = records["size_param"].dropna() if "size_param" in records else pd.Series()
-        rule = selections.tuning.describe(str(names.iloc[0]) if len(names) else "size")
+        rule = selections.describe(str(names.iloc[0]) if len(names) else "size")
     return Section(str(agg["suite"].iloc[0]), str(agg["problem"].iloc[0]), overall,
                    sizes, figures, not_ok_table(records),
                    counts=f"{solved}/{attempted} cells ok, {_count(len(methods), 'method')}, "
@@ -537,7 +562,8 @@ def section(records: pd.DataFrame, agg: pd.DataFrame, plots: Iterable[PlotFiles]
                    statistics=test.summary(), tuning=rule,
                    selection=selection_table(every, selections)
                    if tuned and every is not None and selections is not None else None,
-                   baseline=baseline_table(baseline), baseline_name=baseline_name,
+                   baseline=baseline_table(baseline, task.ranking()),
+                   baseline_name=baseline_name,
                    machine=machine(records), busy=int(busy(records).sum()))
 
 
@@ -654,15 +680,16 @@ def write_pages(sections: list[Section], records: pd.DataFrame, out: Path,
     )
     env.filters["md"] = md_escape
     env.filters["breakable"] = breakable
+    task = records_task(records)
     context = {
         "title": "l2obench leaderboard: " + ", ".join(dict.fromkeys(s.suite for s in sections)),
         "sections": sections,
         "load_mark": LOAD_MARK,
         "provenance": provenance(records, command),
         "aggregation": AGGREGATION_NOTE,
-        "baseline_note": BASELINE_NOTE,
-        "ranking_rule": RANKING_RULE,
-        "statistics_note": STATISTICS_NOTE,
+        "baseline_note": baseline_note(task.ranking()),
+        "ranking_rule": ranking_rule(task),
+        "statistics_note": statistics_note(task),
         "notes": notes.strip(),
         "notes_html": notes_html(notes) if notes.strip() else "",
     }

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,8 +39,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullLocator
 
 from l2obench.record import Status
-from l2obench.report.aggregate import METRICS, has_data
+from l2obench.report.aggregate import has_data, metric_labels, records_task
 from l2obench.report.style import Style, by_family, method_styles
+from l2obench.tasks.base import Metric, Task
 
 LOG_SPAN_DECADES = 0.6
 #: Fewer seeds than this: points per seed instead of a band.
@@ -69,10 +71,25 @@ class PlotSpec:
     metrics: tuple[str, ...]
 
 
-#: Every figure a report can have, in page order; the summary comes first.
-PLOTS = (
-    PlotSpec("summary", "Regret and training time", ("norm_regret", "train_time_s")),
-    PlotSpec("regret", "Normalized regret (test)", ("norm_regret",)),
+def plot_specs(task: Task) -> tuple[PlotSpec, ...]:
+    """Every figure a report of ``task``'s cells can have, in page order; the summary (the
+    ranking metric and training time) comes first."""
+    rank = task.ranking()
+    return (
+        PlotSpec("summary", f"{_capital(rank.short_label)} and training time",
+                 (rank.name, "train_time_s")),
+        PlotSpec(re.sub(r"[^a-z0-9]+", "_", rank.short_label.lower()),
+                 f"{_capital(rank.label)} (test)", (rank.name,)),
+        *RUN_PLOTS,
+    )
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+#: The figures of the measurements every task family's cells have.
+RUN_PLOTS = (
     PlotSpec("test_loss", "Test loss (the method's training objective)", ("test_loss",)),
     PlotSpec("train_time", "Training time", ("train_time_s",)),
     PlotSpec("time_per_epoch", "Time per epoch", ("time_per_epoch_s",)),
@@ -109,8 +126,10 @@ def save(figure: Figure, spec: PlotSpec, out_dir: Path, stem: str) -> PlotFiles:
 
 def plot_metrics(agg: pd.DataFrame, records: pd.DataFrame, out_dir: Path,
                  stem: str, styles: dict[str, Style] | None = None,
-                 specs: Sequence[PlotSpec] = PLOTS, subtitle: str = "") -> list[PlotFiles]:
-    """Write every figure of ``specs`` that has data as ``<stem>-<name>.png/.svg``.
+                 specs: Sequence[PlotSpec] | None = None,
+                 subtitle: str = "") -> list[PlotFiles]:
+    """Write every figure of ``specs`` (default: :func:`plot_specs` of the records' task) that
+    has data as ``<stem>-<name>.png/.svg``.
 
     ``agg`` is the aggregate of one (suite, problem) at one data point; ``records`` its records,
     whose not-ok cells become the markers and whose ok cells the per-seed points. ``styles``
@@ -119,7 +138,7 @@ def plot_metrics(agg: pd.DataFrame, records: pd.DataFrame, out_dir: Path,
     """
     styles = styles or method_styles(records)
     written = []
-    for spec in specs:
+    for spec in specs if specs is not None else plot_specs(records_task(records)):
         metrics = [m for m in spec.metrics if has_data(agg, m)]
         if spec.metrics == ("test_loss",) and metrics and not _objectives(records):
             metrics = []
@@ -180,14 +199,14 @@ def draw(spec: PlotSpec, metrics: Sequence[str], agg: pd.DataFrame, records: pd.
 def draw_dots(spec: PlotSpec, panels: Sequence[tuple[str, str | None]], agg: pd.DataFrame,
               records: pd.DataFrame, styles: dict[str, Style]) -> Figure:
     """The figure of one problem size: a dot chart per panel, one row per method (best mean
-    regret at the top, the same order in every panel and figure), its mean as the method's
-    marker, the 95 % interval as a bar where it rests on enough seeds, each seed as a faint
-    point and each not-ok cell as a status marker at the right edge.
+    of the ranking metric at the top, the same order in every panel and figure), its mean as
+    the method's marker, the 95 % interval as a bar where it rests on enough seeds, each seed
+    as a faint point and each not-ok cell as a status marker at the right edge.
 
     Panels showing the same methods sit side by side and share the method labels; panels of
     different methods (the test loss, one per objective) are stacked.
     """
-    order = _regret_order(agg)
+    order = _rank_order(agg, records_task(records).ranking())
     rows_of = []
     for metric, objective in panels:
         chosen = agg if objective is None else agg[agg["method_label"].isin(
@@ -246,9 +265,10 @@ def draw_dots(spec: PlotSpec, panels: Sequence[tuple[str, str | None]], agg: pd.
     return figure
 
 
-def _regret_order(agg: pd.DataFrame) -> list[str]:
-    """Method labels by mean normalized regret, best first, methods without one last."""
-    means = agg.groupby("method_label")["norm_regret_mean"].mean()
+def _rank_order(agg: pd.DataFrame, rank: Metric) -> list[str]:
+    """Method labels by the mean of the ranking metric ``rank``, best first, methods without
+    one last."""
+    means = rank.sign * agg.groupby("method_label")[f"{rank.name}_mean"].mean()
     return sorted(means.index, key=lambda m: (not math.isfinite(means[m]),
                                               means[m] if math.isfinite(means[m]) else 0.0, m))
 
@@ -310,7 +330,7 @@ def _draw_dots(ax: Axes, metric: str, agg: pd.DataFrame, records: pd.DataFrame,
             pad = 0.06 * ((hi - lo) or abs(hi) or 1.0)
             ax.set_xlim(0.0 if lo >= 0 and lo - pad < 0 else lo - pad, hi + pad)
     ax.grid(axis="y", visible=False)
-    ax.set_xlabel(METRICS[metric])
+    ax.set_xlabel(metric_labels(records_task(records))[metric])
     return _Drawn(set(not_ok["status"]), banded, pointed, capped)
 
 
@@ -426,7 +446,7 @@ def _draw_metric(ax: Axes, metric: str, agg: pd.DataFrame, records: pd.DataFrame
     bounds = agg[[f"{metric}_lo", f"{metric}_hi"]].clip(lower=0).to_numpy(float).ravel()
     _set_y_limits(ax, np.concatenate([means, seeds]), bounds, log_y,
                   strip=len(pd.unique(not_ok["method_label"])))
-    ax.set_ylabel(METRICS[metric])
+    ax.set_ylabel(metric_labels(records_task(records))[metric])
     return _Drawn(marked, banded, pointed, capped)
 
 

@@ -30,23 +30,30 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from l2obench.tasks.base import Task
+
 #: The level of every test on the pages.
 ALPHA = 0.05
 
-STATISTICS_NOTE = (
-    "Tie groups (bold): at each size and data point, every method's selected configuration is "
-    "compared with the best one (lowest mean normalized regret) by a one-sided Wilcoxon "
-    "signed-rank test on the per-instance regret differences, paired over seeds × test "
-    "instances (every method sees the same instances; zero differences dropped), Holm-corrected "
-    "over the methods compared; a method whose corrected p-value is at least 0.05 is not "
-    "significantly worse than the best and is shown in bold with it (— where no per-instance "
-    "regrets are recorded, as in records written before they were). The overall ranking "
-    "averages the ranks over all sizes × data points (a method without an ok cell ranks last "
-    "there, ties sharing their places); the Friedman test asks whether the methods rank alike, "
-    "and two methods whose average ranks differ by less than the Nemenyi critical difference "
-    "(CD, level 0.05) are not significantly different; the methods within CD of the best are "
-    "in bold."
-)
+def statistics_note(task: Task) -> str:
+    """The pages' account of the tie groups and the rank test, for ``task``'s ranking metric."""
+    rank = task.ranking()
+    best = "lowest" if rank.direction == "min" else "highest"
+    values = f"per-instance {rank.short_label}"
+    return (
+        "Tie groups (bold): at each size and data point, every method's selected configuration "
+        f"is compared with the best one ({best} mean {rank.label}) by a one-sided Wilcoxon "
+        f"signed-rank test on the {values} differences, paired over seeds × test "
+        "instances (every method sees the same instances; zero differences dropped), "
+        "Holm-corrected over the methods compared; a method whose corrected p-value is at least "
+        "0.05 is not significantly worse than the best and is shown in bold with it (— where no "
+        f"{values}s are recorded, as in records written before they were). The overall "
+        "ranking averages the ranks over all sizes × data points (a method without an ok cell "
+        "ranks last there, ties sharing their places); the Friedman test asks whether the "
+        "methods rank alike, and two methods whose average ranks differ by less than the "
+        "Nemenyi critical difference (CD, level 0.05) are not significantly different; the "
+        "methods within CD of the best are in bold."
+    )
 
 
 @dataclass(frozen=True)
