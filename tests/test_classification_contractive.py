@@ -80,8 +80,8 @@ def test_contraction_survives_training() -> None:
     data = load_dataset("mnist1d", seed=0, n_samples=200)
     net = build_classifier(data.input_shape, data.n_classes,
                            Architecture(width=8, contraction=0.9), "jfb", ModeSettings(), seed=0)
-    fit_classifier(net, data, Budget(max_epochs=1), lr=0.05, batch_size=32, seed=0,
-                   device=torch.device("cpu"))
+    fit_classifier(net, data.train, Budget(max_epochs=1), validate=lambda: 0.0,
+                   direction="max", lr=0.05, batch_size=32, seed=0, device=torch.device("cpu"))
     assert net.latent.lipschitz_bound() <= 0.9
     with torch.no_grad():
         x = net.features(torch.as_tensor(data.test.x))

@@ -11,7 +11,10 @@ from sklearn.metrics import accuracy_score, log_loss
 
 from l2obench.errors import ParameterError, UnknownNameError
 from l2obench.implicit.backward import JFB, Implicit, Unrolled
-from l2obench.record import Budget
+from l2obench.methods.base import method_registry
+from l2obench.record import Budget, Cell
+from l2obench.runner import run_cell
+from l2obench.tasks.base import get_task
 from l2obench.tasks.classification.datasets import load_dataset
 from l2obench.tasks.classification.fit import fit_classifier, predict_logits
 from l2obench.tasks.classification.modes import (
@@ -20,11 +23,17 @@ from l2obench.tasks.classification.modes import (
     build_classifier,
     make_backward,
 )
-from l2obench.tasks.classification.network import Architecture
+from l2obench.tasks.classification.network import Architecture, ImplicitClassifier
+from l2obench.tasks.classification.problem import ImageClassification
 from l2obench.tasks.classification.scoring import score
 from l2obench.tasks.classification.splits import ClassificationData
 
 CPU = torch.device("cpu")
+
+
+def val_accuracy(net: ImplicitClassifier, data: ClassificationData) -> float:
+    logits = predict_logits(net, data.val.x, batch_size=64, device=CPU)
+    return score(logits, data.val.y).summary()["accuracy"]
 
 
 def test_scores_match_scikit_learn() -> None:
@@ -76,8 +85,9 @@ def test_every_mode_trains(tiny_data: ClassificationData, mode: str) -> None:
     net = build_classifier(tiny_data.input_shape, 10, Architecture(width=4), mode, settings,
                            seed=0)
     before = [p.detach().clone() for p in net.parameters()]
-    run = fit_classifier(net, tiny_data, Budget(max_epochs=2), lr=1e-2, batch_size=32, seed=0,
-                         device=CPU)
+    run = fit_classifier(net, tiny_data.train, Budget(max_epochs=2),
+                         validate=lambda: val_accuracy(net, tiny_data), direction="max", lr=1e-2,
+                         batch_size=32, seed=0, device=CPU)
     assert run.epochs == 2 and len(run.history) == 2 and run.best_epoch in (1, 2)
     assert all(not torch.equal(a, b) for a, b in zip(before, net.parameters(), strict=True))
     expected_iters = {"unrolled": 3.0, "explicit": 1.0}.get(mode)
@@ -93,8 +103,9 @@ def test_unconverged_adjoint_solves_are_counted(tiny_data: ClassificationData) -
     settings = ModeSettings(cg_tol=1e-12, cg_max_iter=1)
     net = build_classifier(tiny_data.input_shape, 10, Architecture(width=4, contraction=0.9),
                            "jacobian", settings, seed=0)
-    run = fit_classifier(net, tiny_data, Budget(max_epochs=1), lr=1e-2, batch_size=32, seed=0,
-                         device=CPU)
+    run = fit_classifier(net, tiny_data.train, Budget(max_epochs=1),
+                         validate=lambda: val_accuracy(net, tiny_data), direction="max", lr=1e-2,
+                         batch_size=32, seed=0, device=CPU)
     assert run.bwd_unconverged == 3  # every step of the epoch's 3 batches
     assert run.bwd_iters_mean == 1
 
@@ -124,3 +135,35 @@ def test_bad_parameters_are_refused(build: Callable[[], object], message: str) -
 def test_unknown_mode_is_refused() -> None:
     with pytest.raises(UnknownNameError, match="did you mean 'jfb'"):
         make_backward("jbf", ModeSettings())
+
+
+@pytest.mark.parametrize("name", ["implicit-jfb", "implicit-jacobian", "implicit-unrolled",
+                                  "explicit"])
+def test_every_method_runs_as_a_cell(name: str) -> None:
+    """Through the runner: the problem's data, the method's fit and predict, the task's
+    scores against the labels (accuracy per instance in the record)."""
+    problem_params = ImageClassification.validate(
+        {"width": 4, "n_train": 60, "n_val": 20, "n_test": 30})
+    cell = Cell(suite="t", problem="classification", size_param="width",
+                problem_params=problem_params, method=name,
+                method_params=method_registry.get(name).validate({"lr": 1e-2}),
+                method_label=name, seed=0, device="cpu", budget=Budget(max_epochs=2))
+    record = run_cell(cell)
+    assert record.status == "ok", record.error
+    assert record.metrics is not None and 0.0 <= record.metrics["accuracy"] <= 1.0
+    assert record.metrics["cross_entropy"] > 0.0
+    correct = record.per_instance["test_correct"]
+    assert len(correct) == 30 and set(correct) <= {0.0, 1.0}
+    assert record.metrics["accuracy"] == pytest.approx(sum(correct) / 30)
+
+
+def test_classification_task_refuses_bad_outputs() -> None:
+    problem = ImageClassification(width=4, n_train=6, n_val=4, n_test=5)
+    test = problem.generate().test
+    task = get_task("classification")
+    ideal = task.ideal_outputs(test)
+    assert task.score(problem, test, ideal).values == {"accuracy": 1.0, "cross_entropy": 0.0}
+    with pytest.raises(ValueError, match="shape"):
+        task.score(problem, test, ideal[:, :3])
+    with pytest.raises(FloatingPointError):
+        task.score(problem, test, np.full_like(ideal, np.inf))

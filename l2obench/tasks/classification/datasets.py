@@ -40,6 +40,19 @@ DATASETS = (*GENERATED, *FROM_FILES)
 N_CLASSES = 10  # every data set above has ten classes
 
 
+#: Each data set's native input shape ``(C, *spatial)``.
+NATIVE_SHAPES: dict[str, tuple[int, ...]] = {
+    "mnist1d": (1, 40), "digits": (1, 8, 8), "mnist": (1, 28, 28), "svhn": (3, 32, 32),
+    "cifar10": (3, 32, 32),
+}
+
+
+def input_shape(name: str, size: int | None) -> tuple[int, ...]:
+    """The input shape of data set ``name`` at ``size`` (None: native), without loading it."""
+    native = NATIVE_SHAPES[name]
+    return native if size is None else (native[0], *(size for _ in native[1:]))
+
+
 def mnist1d_arrays(n_samples: int, length: int, seed: int) -> tuple[LabelledSplit, LabelledSplit]:
     """MNIST-1D's train and test splits, generated with ``seed`` at signal ``length``.
 

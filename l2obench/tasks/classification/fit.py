@@ -1,10 +1,9 @@
-"""Training an implicit classifier: Adam on the cross-entropy, model selection on validation
-accuracy, the solves' statistics for the record.
+"""Training an implicit classifier: Adam on the cross-entropy, model selection on a validation
+score, the solves' statistics for the record.
 
 The epochs, the seeded mini-batch order, the seconds budget, the clock and the keeping of the
-best epoch are :func:`l2obench.training.run_epochs`'s; its selection value is the validation
-*error rate* ``1 − accuracy`` (lower is better, as it expects), reported in
-``FitResult.val_regret`` until the records have a task-neutral name for it. Forward iterations
+best epoch are :func:`l2obench.training.run_epochs`'s; the validation score is the caller's (the
+task family's validation accuracy, through ``BaseMethod.validation_score``). Forward iterations
 are counted per training instance and step; the adjoint's (``jacobian`` mode) per step, with the
 steps whose solve missed its tolerance counted in ``bwd_unconverged``.
 """
@@ -12,6 +11,7 @@ steps whose solve missed its tolerance counted in ``bwd_unconverged``.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -19,8 +19,9 @@ from torch.nn import functional as F
 
 from l2obench.measure import now
 from l2obench.record import Budget, FitResult
+from l2obench.tasks.base import Direction
 from l2obench.tasks.classification.network import ImplicitClassifier
-from l2obench.tasks.classification.splits import ClassificationData
+from l2obench.tasks.classification.splits import LabelledSplit
 from l2obench.training import run_epochs
 
 
@@ -72,13 +73,15 @@ class _SolveCounts:
             run.bwd_unconverged = self.bwd_unconverged
 
 
-def fit_classifier(model: ImplicitClassifier, data: ClassificationData, budget: Budget, *,
-                   lr: float, batch_size: int, seed: int, device: torch.device) -> FitResult:
-    """Train ``model`` (already on ``device``) on ``data.train`` until ``budget`` runs out; keep
-    the epoch of best validation accuracy and restore its parameters before returning."""
+def fit_classifier(model: ImplicitClassifier, train: LabelledSplit, budget: Budget, *,
+                   validate: Callable[[], float], direction: Direction, lr: float,
+                   batch_size: int, seed: int, device: torch.device) -> FitResult:
+    """Train ``model`` (already on ``device``) on ``train`` until ``budget`` runs out; keep the
+    epoch whose ``validate()`` (called in evaluation mode) is best in ``direction`` and restore
+    its parameters before returning."""
     dtype = next(model.parameters()).dtype
-    x = torch.as_tensor(data.train.x, dtype=dtype, device=device)
-    y = torch.as_tensor(data.train.y, device=device)
+    x = torch.as_tensor(train.x, dtype=dtype, device=device)
+    y = torch.as_tensor(train.y, device=device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     counts = _SolveCounts()
 
@@ -94,13 +97,13 @@ def fit_classifier(model: ImplicitClassifier, data: ClassificationData, budget: 
         counts.add_backward(stats.backward_iterations, stats.backward_converged)
         return float(loss.detach())
 
-    def validation_error() -> float:
-        logits = predict_logits(model, data.val.x, batch_size=max(batch_size, 256), device=device)
-        return float((logits.argmax(axis=1) != data.val.y).mean())
+    def validate_eval() -> float:
+        model.eval()
+        return validate()
 
     run = run_epochs(
-        step, len(data.train), validation_error, budget,
-        batch_size=batch_size, seed=seed,
+        step, len(train), validate_eval, budget,
+        direction=direction, batch_size=batch_size, seed=seed,
         snapshot=lambda: copy.deepcopy(model.state_dict()),
         restore=model.load_state_dict,
         clock=lambda: now(device),

@@ -23,6 +23,17 @@ class LabelledSplit:
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
+    @property
+    def features(self) -> np.ndarray:
+        """The inputs flattened to ``[N, C · Π spatial]`` (what the runner passes to a method's
+        ``predict``; the problem's ``input_shape`` restores them)."""
+        return self.x.reshape(self.x.shape[0], -1)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """The true classes (what the scorer compares against)."""
+        return self.y
+
     def take(self, idx: np.ndarray) -> LabelledSplit:
         """The instances ``idx``, in that order."""
         return LabelledSplit(self.x[idx], self.y[idx])
