@@ -137,8 +137,10 @@ def test_unknown_mode_is_refused() -> None:
         make_backward("jbf", ModeSettings())
 
 
-@pytest.mark.parametrize("name", ["implicit-jfb", "implicit-jacobian", "implicit-unrolled",
-                                  "explicit"])
+@pytest.mark.parametrize("name", [
+    "implicit-jfb", *(pytest.param(n, marks=pytest.mark.slow)  # the modes train above
+                      for n in ("implicit-jacobian", "implicit-unrolled", "explicit")),
+])
 def test_every_method_runs_as_a_cell(name: str) -> None:
     """Through the runner: the problem's data, the method's fit and predict, the task's
     scores against the labels (accuracy per instance in the record)."""
