@@ -1,8 +1,9 @@
 """Accuracy and cross-entropy of class scores against the true labels, per instance.
 
-The scorer is the task's, not the method's: a method hands over its class scores (logits) and
-the labels never pass through it. Accuracy ranks and selects (higher is better); the
-cross-entropy ``−log softmax(s)_y`` is reported beside it (lower is better).
+The scorer is the task's (:class:`~.task.ClassificationTask`), not the method's: a method hands
+over its class scores (logits) and the labels never pass through it. Accuracy ranks and selects
+(higher is better); the cross-entropy ``−log softmax(s)_y`` is reported beside it (lower is
+better).
 """
 
 from __future__ import annotations
@@ -10,10 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-#: Each metric's better direction, and the one that ranks methods and selects configurations.
-METRIC_DIRECTIONS = {"accuracy": "max", "cross_entropy": "min"}
-SELECTION_METRIC = "accuracy"
 
 
 @dataclass(frozen=True)
