@@ -86,11 +86,11 @@ class SharedDatasets:
                 self._held.popitem(last=False)
 
 
-def dataset_bytes(data: Dataset) -> int:
-    """The bytes of a data set's arrays (every array field of its splits, whatever the family's
-    split type)."""
-    return sum(array.nbytes for split in (data.train, data.val, data.test)
-               for array in vars(split).values() if isinstance(array, np.ndarray))
+def dataset_bytes(data: Dataset[Any]) -> int:
+    """The bytes of a data set's arrays: every NumPy array a split holds, whatever its task
+    family's split type."""
+    return sum(value.nbytes for split in (data.train, data.val, data.test)
+               for value in vars(split).values() if isinstance(value, np.ndarray))
 
 
 class Executor(ABC):
