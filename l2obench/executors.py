@@ -27,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 import torch
 
 from l2obench.errors import MissingExtraError
@@ -86,10 +87,11 @@ class SharedDatasets:
                 self._held.popitem(last=False)
 
 
-def dataset_bytes(data: Dataset) -> int:
-    """The bytes of a data set's arrays."""
-    return sum(array.nbytes for split in (data.train, data.val, data.test)
-               for array in (split.features, split.costs, split.solutions, split.objectives))
+def dataset_bytes(data: Dataset[Any]) -> int:
+    """The bytes of a data set's arrays: every NumPy array a split holds, whatever its task
+    family's split type."""
+    return sum(value.nbytes for split in (data.train, data.val, data.test)
+               for value in vars(split).values() if isinstance(value, np.ndarray))
 
 
 class Executor(ABC):
