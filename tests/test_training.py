@@ -49,7 +49,8 @@ def test_the_kept_epochs_validation_regret_of_old_records() -> None:
            {"epoch": 2, "train_loss": 0.5, "val_score": 0.3}]
 
     def val(**columns: object) -> float | None:
-        base = {"cell_id": "0" * 16, "status": "ok", "problem": "p", "method": "m"}
+        base = {"cell_id": "0" * 16, "status": "ok", "problem": "p", "method": "m",
+                "norm_regret": 0.2}  # an ok record has its test scores
         return Record.from_json({**base, **columns}).metric("val_regret")
 
     assert val(best_epoch=2, history=old) == 0.3  # from the history, as older records hold it
