@@ -5,8 +5,8 @@ asv imports every module of this folder once in its benchmark server, then runs 
 setting made here on import holds in every benchmark, the data sets cached here are built at
 most once per benchmark process, and nothing here may initialise CUDA on import (a forked child
 cannot use a CUDA context made by its parent): the device is resolved on first use, inside the
-benchmark's own process. The ratio comparisons (``python -m benchmarks.ratios``) take their
-data, seed and methods from here too.
+benchmark's own process. The ratio comparisons (``python -m benchmarks.comparisons.ratios``)
+take their data, seed and methods from here too.
 """
 
 from __future__ import annotations

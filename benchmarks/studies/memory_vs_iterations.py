@@ -25,8 +25,8 @@ from l2obench.params import readable_name
 from l2obench.problems.shortest_path import ShortestPath
 from l2obench.record import Cell, Limits, Record
 
-from .common import SEED
-from .comparison import (
+from ..asv.common import SEED
+from ..comparisons.comparison import (
     DYS_JFB_PARAMS,
     Comparison,
     Findings,

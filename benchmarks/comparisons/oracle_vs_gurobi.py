@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .common import dataset, gurobi_objectives
+from ..asv.common import dataset, gurobi_objectives
 from .comparison import (
     Check,
     Comparison,

@@ -8,9 +8,9 @@ sizes for the ``full`` and ``quick`` profiles and a function measuring them, bun
 :class:`Comparison`; ``Comparison.run(profile)`` returns a :class:`Result`: the checks (both
 sides' measured values, the checked value, usually a ratio, its :class:`Target` and whether it
 was met), supplementary tables, the machine, the commit, and the load average before and after.
-``benchmarks/ratios.py`` runs them and writes each result as JSON (:func:`write_result`);
-``benchmarks/tables.py`` renders the tables of ``benchmarks/RESULTS.md`` from those files
-(:func:`load_result`).
+``benchmarks/comparisons/ratios.py`` runs them and writes each result as JSON
+(:func:`write_result`); ``benchmarks/comparisons/tables.py`` renders the tables of
+``benchmarks/results/comparisons.md`` from those files (:func:`load_result`).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ Profile = Literal["full", "quick"]
 FORMAT = 1
 
 #: Where the driver writes results by default, and where the tables are generated from.
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 
 #: Every comparison computes on the CPU (the GPU run is ``benchmarks/gpu_check.py``).
 CPU = torch.device("cpu")
@@ -169,7 +169,7 @@ def ratio_check(
 
 @dataclass(frozen=True)
 class Table:
-    """Supplementary figures of a comparison, rendered as a table in RESULTS.md."""
+    """Supplementary figures of a comparison, rendered as a table in comparisons.md."""
 
     title: str
     columns: list[str]

@@ -1,11 +1,12 @@
-"""The generated tables of ``benchmarks/RESULTS.md``, rendered from the committed JSON results.
+"""The generated tables of ``benchmarks/results/comparisons.md``, rendered from the committed
+JSON results.
 
-    python -m benchmarks.tables            # rewrite RESULTS.md's generated blocks
-    python -m benchmarks.tables --check    # exit 1 if they differ from the JSON files
+    python -m benchmarks.comparisons.tables            # rewrite the page's generated blocks
+    python -m benchmarks.comparisons.tables --check    # exit 1 if they differ from the JSON files
 
 A generated block sits between two comments naming it::
 
-    <!-- BEGIN generated: dys-vs-fpo-dys (python -m benchmarks.tables) -->
+    <!-- BEGIN generated: dys-vs-fpo-dys (python -m benchmarks.comparisons.tables) -->
     ...
     <!-- END generated: dys-vs-fpo-dys -->
 
@@ -27,7 +28,8 @@ from pathlib import Path
 
 from .comparison import RESULTS_DIR, Check, Result, load_result, result_path
 
-RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
+#: The page of the comparisons, where every generated block sits.
+COMPARISONS_MD = RESULTS_DIR / "comparisons.md"
 
 #: The block of every comparison's checks.
 SUMMARY = "ratios-summary"
@@ -169,25 +171,25 @@ def render(text: str, results: Mapping[str, Result]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.tables",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.comparisons.tables",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true",
                         help="only compare: exit 1 if the generated blocks are out of date")
     parser.add_argument("--results", type=Path, default=RESULTS_DIR,
                         help="folder of the JSON results (default benchmarks/results/)")
-    parser.add_argument("--file", type=Path, default=RESULTS_MD,
-                        help="the Markdown file (default benchmarks/RESULTS.md)")
+    parser.add_argument("--file", type=Path, default=COMPARISONS_MD,
+                        help="the Markdown file (default benchmarks/results/comparisons.md)")
     args = parser.parse_args(argv)
     text = args.file.read_text()
     try:
         rendered = render(text, latest_results(args.results))
     except ValueError as exc:
-        print(f"benchmarks.tables: {exc}", file=sys.stderr)
+        print(f"benchmarks.comparisons.tables: {exc}", file=sys.stderr)
         return 2
     if args.check:
         if rendered != text:
-            print(f"{args.file}: generated blocks out of date; run python -m benchmarks.tables",
-                  file=sys.stderr)
+            print(f"{args.file}: generated blocks out of date; run "
+                  "python -m benchmarks.comparisons.tables", file=sys.stderr)
             return 1
         return 0
     args.file.write_text(rendered)

@@ -17,7 +17,7 @@ import numpy as np
 from l2obench.problems.conic_solvers import solve_conic_batch
 from l2obench.problems.portfolio import Portfolio
 
-from .common import gurobi_objectives
+from ..asv.common import gurobi_objectives
 from .comparison import (
     Check,
     Comparison,

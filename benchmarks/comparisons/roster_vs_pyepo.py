@@ -1,8 +1,8 @@
 """The PyEPO roster in l2obench against PyEPO's own training loop on its Gurobi model.
 
-    python -m benchmarks.ratios --only roster-vs-pyepo           # about an hour on 2 cores
-    python -m benchmarks.ratios --only roster-vs-pyepo --quick   # four methods at k = 3
-    L2OBENCH_ROSTER_KS=5 python -m benchmarks.ratios --only roster-vs-pyepo   # k = 5 only
+    python -m benchmarks.comparisons.ratios --only roster-vs-pyepo          # about an hour, 2 cores
+    python -m benchmarks.comparisons.ratios --only roster-vs-pyepo --quick  # four methods at k = 3
+    L2OBENCH_ROSTER_KS=5 python -m benchmarks.comparisons.ratios --only roster-vs-pyepo  # k = 5
 
 For every method of the roster, on shortest path at k = 5 and k = 20 and at batch sizes 32
 (PyEPO's protocol) and 256 (l2obench's default), both sides are measured in one run on the same

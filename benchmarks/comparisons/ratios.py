@@ -1,22 +1,22 @@
 """Ratios of l2obench against the references it must beat, both sides measured in the same run.
 
-    python -m benchmarks.ratios                  # every comparison, full sizes (1.5-2.5 hours
-                                                 # on 2 cores, most of it roster-vs-pyepo)
-    python -m benchmarks.ratios --quick          # tiny sizes: checks that each runs (< 1 min)
-    python -m benchmarks.ratios --only jax-vs-torch,oracle-vs-gurobi
+    python -m benchmarks.comparisons.ratios          # every comparison, full sizes (1.5-2.5 hours
+                                                     # on 2 cores, most of it roster-vs-pyepo)
+    python -m benchmarks.comparisons.ratios --quick  # tiny sizes: checks that each runs (< 1 min)
+    python -m benchmarks.comparisons.ratios --only jax-vs-torch,oracle-vs-gurobi
 
-Each comparison is a module of this folder (see :data:`COMPARISONS`) that returns a structured
-result: both sides' measured values, the checked ratio, its target and verdict, the machine, the
-commit and the load average before and after. The driver writes one JSON file per comparison
-into ``--out`` (default ``benchmarks/results/``, ``<comparison>-<UTC start>.json``; the quick
-profile's files carry ``-quick`` and are not committed) and prints a short table;
-``python -m benchmarks.tables`` renders ``benchmarks/RESULTS.md``'s tables from the committed
-files.
+Each comparison is a module of this folder or of ``benchmarks/studies/`` (see :data:`COMPARISONS`)
+that returns a structured result: both sides' measured values, the checked ratio, its target and
+verdict, the machine, the commit and the load average before and after. The driver writes one JSON
+file per comparison into ``--out`` (default ``benchmarks/results/``,
+``<comparison>-<UTC start>.json``; the quick profile's files carry ``-quick`` and are not committed)
+and prints a short table; ``python -m benchmarks.comparisons.tables`` renders
+``benchmarks/results/comparisons.md``'s tables from the committed files.
 
 PyTorch runs one intra-op thread by default (``--threads``), on both sides: on a shared machine a
 multi-threaded PyTorch waits, at each of the DYS layer's many small parallel regions, for a
 thread that another process holds, and its times then say more about the neighbours than about
-the code (RESULTS.md records such a run). The exit status is 1 when a comparison could not run,
+the code (comparisons.md records such a run). The exit status is 1 when a comparison could not run,
 0 otherwise, whether or not its targets are met. It needs the ``dev`` extra (PyEPO with gurobipy,
 JAX, Clarabel through cvxpy).
 """
@@ -34,17 +34,14 @@ import torch
 
 from l2obench.runner import warm_up
 
+from ..studies import cvx_net_solver, memory_vs_iterations, portfolio_factor, tsp_formulation
 from . import (
-    cvx_net_solver,
     dys_vs_fpo_dys,
     jax_vs_torch,
-    memory_vs_iterations,
     oracle_vs_gurobi,
-    portfolio_factor,
     portfolio_vs_gurobi,
     roster_vs_pyepo,
     spo_vs_pyepo,
-    tsp_formulation,
     tsp_vs_gurobi,
 )
 from .comparison import CPU, RESULTS_DIR, Comparison, Machine, Profile, Result, write_result
@@ -72,7 +69,7 @@ def summary(results: Sequence[Result]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.ratios",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.comparisons.ratios",
                                      description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",

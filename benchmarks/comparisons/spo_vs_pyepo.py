@@ -19,7 +19,7 @@ import torch
 from l2obench import Problem, method_registry
 from l2obench.methods.torch_method import cost_model
 
-from .common import SEED, build_method, dataset
+from ..asv.common import SEED, build_method, dataset
 from .comparison import (
     CPU,
     Check,

@@ -1,15 +1,17 @@
 """The DYS family at k = 50–100 against the layer at commit 0164524, both sides in one run.
 
-    git worktree add --detach /tmp/ref-0164524 0164524          # the reference, once
-    python -m benchmarks.dys_scale ratios  --reference /tmp/ref-0164524
-    python -m benchmarks.dys_scale warm                           # warm starts: iterations, regret
-    python -m benchmarks.dys_scale forms                          # projection forms and chunks
-    python -m benchmarks.dys_scale threads --reference /tmp/ref-0164524
-    python -m benchmarks.dys_scale memory  --reference /tmp/ref-0164524  # dys-unrolled, k = 100
-    python -m benchmarks.dys_scale adjoint                        # dys-implicit's adjoint
-    python -m benchmarks.dys_scale profile --reference /tmp/ref-0164524  # where an epoch goes
-    python -m benchmarks.dys_scale tables                         # Markdown of what is stored
-    python -m benchmarks.dys_scale all --quick                    # every section, tiny sizes
+    git worktree add --detach /tmp/ref-0164524 0164524      # the reference, once
+    python -m benchmarks.studies.dys_scale ratios  --reference /tmp/ref-0164524
+    python -m benchmarks.studies.dys_scale warm               # warm starts: iterations, regret
+    python -m benchmarks.studies.dys_scale forms              # projection forms and chunks
+    python -m benchmarks.studies.dys_scale threads --reference /tmp/ref-0164524
+    python -m benchmarks.studies.dys_scale memory  --reference /tmp/ref-0164524
+                                                              # dys-unrolled, k = 100
+    python -m benchmarks.studies.dys_scale adjoint            # dys-implicit's adjoint
+    python -m benchmarks.studies.dys_scale profile --reference /tmp/ref-0164524
+                                                              # where an epoch goes
+    python -m benchmarks.studies.dys_scale tables             # Markdown of what is stored
+    python -m benchmarks.studies.dys_scale all --quick        # every section, tiny sizes
 
 The comparisons of issue 18, each a function returning structured results, stored as one JSON
 file per section under ``--out`` (default ``benchmarks/results/dys_scale/``) and printed:
@@ -33,8 +35,8 @@ file per section under ``--out`` (default ``benchmarks/results/dys_scale/``) and
   the stopping checks, compaction, the model and its backward, validation) and under
   ``torch.profiler`` (the ATen operators by their own time).
 
-Each fit runs in its own process (``python benchmarks/dys_scale.py _fit SPEC``): the reference
-side with ``--reference`` first on ``PYTHONPATH``, so that ``import l2obench`` is the
+Each fit runs in its own process (``python benchmarks/studies/dys_scale.py _fit SPEC``): the
+reference side with ``--reference`` first on ``PYTHONPATH``, so that ``import l2obench`` is the
 reference's code; the two sides alternate, so that both see the same load. Every result
 records the load average before and after it, the commit, the PyTorch threads and the machine.
 """
@@ -58,7 +60,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_OUT = HERE / "results" / "dys_scale"
+#: The checkout this file belongs to.
+REPO = HERE.parent.parent
+DEFAULT_OUT = HERE.parent / "results" / "dys_scale"
 #: The commit whose layer the targets are measured against.
 REFERENCE_COMMIT = "0164524"
 #: Steps per configuration and rounds of the ``forms`` section.
@@ -243,7 +247,7 @@ def run_fit(spec: FitSpec, side: str, reference: Path | None) -> FitOutcome:
     env = _side_env(spec, side, reference)
     result = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "_fit", json.dumps(asdict(spec))],
-        env=env, capture_output=True, text=True, check=False, cwd=str(HERE.parent),
+        env=env, capture_output=True, text=True, check=False, cwd=str(REPO),
     )
     if result.returncode != 0:
         raise RuntimeError(f"{side} {spec.method} k={spec.k} failed:\n{result.stderr[-3000:]}")
@@ -638,7 +642,7 @@ def profile_section(profile: Profile, reference: Path | None, threads: int) -> d
             result = subprocess.run(
                 [sys.executable, str(Path(__file__).resolve()), "_profile",
                  json.dumps(asdict(spec))],
-                env=env, capture_output=True, text=True, check=False, cwd=str(HERE.parent))
+                env=env, capture_output=True, text=True, check=False, cwd=str(REPO))
             if result.returncode != 0:
                 raise RuntimeError(f"{side} profile k={k} failed:\n{result.stderr[-3000:]}")
             values = json.loads(result.stdout.strip().splitlines()[-1])
@@ -811,7 +815,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile = replace(profile, ratio_seeds=args.seeds)
     reference = args.reference
     if reference is None and args.quick:
-        reference = HERE.parent  # the machinery, exercised with this checkout on both sides
+        reference = REPO  # the machinery, exercised with this checkout on both sides
     if reference is None and args.section in ("ratios", "all"):
         print(f"dys_scale: {args.section} needs --reference PATH (a checkout of "
               f"{REFERENCE_COMMIT})", file=sys.stderr)

@@ -1,7 +1,8 @@
 """The fpo-dys algorithm, written plainly: the reference that l2obench's DYS layer is timed against.
 
 What the fpo-dys code (McKenzie et al., github.com/mines-opt-ml/fpo-dys) does for shortest path,
-for the ``dys-vs-fpo-dys`` comparison (``benchmarks/dys_vs_fpo_dys.py``; docs/methods.md):
+for the ``dys-vs-fpo-dys`` comparison (``benchmarks/comparisons/dys_vs_fpo_dys.py``;
+docs/methods.md):
 
 - ``P_aff`` through a dense pseudo-inverse of ``A``: ``P_aff(v) = v − A⁺(A v − b)``, two dense
   matrix products per application (fpo-dys multiplies by the factors of an SVD of ``A``, three

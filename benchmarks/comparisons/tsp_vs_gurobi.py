@@ -20,7 +20,7 @@ import numpy as np
 from l2obench.problems.tsp import TSP
 from l2obench.problems.tsp_solvers import solve_tsp_batch
 
-from .common import gurobi_objectives
+from ..asv.common import gurobi_objectives
 from .comparison import (
     Check,
     Comparison,

@@ -1,4 +1,4 @@
-"""``dys-jfb`` against the plain fpo-dys implementation of ``benchmarks/fpo_dys_reference.py``:
+"""``dys-jfb`` against the plain fpo-dys implementation of ``tests/reference/fpo_dys_reference.py``:
 seconds per epoch, each instance's fixed-point residual and distance to the exact solution, and
 normalized regret, on the same data with the same training settings.
 
@@ -29,8 +29,14 @@ from l2obench import Dataset, LPForm, Method, Problem, method_registry
 from l2obench.implicit.fixed_point import FixedPointSolver, FixedPointStats, Operator
 from l2obench.methods.torch_method import cost_model
 from l2obench.metrics import normalized_regret
+from tests.reference.fpo_dys_reference import (
+    FpoDysLayer,
+    FpoDysSettings,
+    predict_costs,
+    train_reference,
+)
 
-from .common import SEED, build_method, dataset
+from ..asv.common import SEED, build_method, dataset
 from .comparison import (
     CPU,
     DYS_JFB_PARAMS,
@@ -44,7 +50,6 @@ from .comparison import (
     seconds,
     timed_fit,
 )
-from .fpo_dys_reference import FpoDysLayer, FpoDysSettings, predict_costs, train_reference
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +58,8 @@ log = logging.getLogger(__name__)
 #: iteration (the JFB gradient's direction does not depend on it, its scale does, which Adam
 #: absorbs), and a larger one reaches the fixed point in far fewer steps on these problems. Each
 #: instance iterates until its residual is 3e-5 or for 6 000 steps, a fixed budget per instance
-#: like the reference's (benchmarks/RESULTS.md records why not fewer: smaller budgets left
-#: instances at k = 30 short of the reference's residual).
+#: like the reference's (benchmarks/results/comparisons.md records why not fewer: smaller
+#: budgets left instances at k = 30 short of the reference's residual).
 DYS_JFB_ACCURATE: dict[str, Any] = {
     "alpha": 1.0, "gamma": 5e-4, "tol": 3e-5, "max_iter": 6_000, "solver": "picard",
 }
@@ -339,7 +344,7 @@ def accuracy(
 
 COMPARISON = Comparison(
     name="dys-vs-fpo-dys",
-    title="dys-jfb vs the fpo-dys reference (benchmarks/fpo_dys_reference.py)",
+    title="dys-jfb vs the fpo-dys reference (tests/reference/fpo_dys_reference.py)",
     sizes={"full": FULL, "quick": QUICK},
     measure=measure,
 )

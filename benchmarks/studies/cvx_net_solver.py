@@ -24,7 +24,7 @@ from l2obench.problems.base import ConicForm
 from l2obench.problems.portfolio import Portfolio
 from l2obench.problems.shortest_path import ShortestPath
 
-from .comparison import (
+from ..comparisons.comparison import (
     Check,
     Comparison,
     Findings,

@@ -24,7 +24,7 @@ from l2obench.problems.lp_solvers import solve_lp_batch
 from l2obench.problems.tsp import TSP
 from l2obench.problems.tsp_solvers import MTZForm, solve_tsp_batch
 
-from .comparison import (
+from ..comparisons.comparison import (
     Check,
     Comparison,
     Findings,

@@ -18,7 +18,7 @@ from l2obench.problems.base import ConicForm, SecondOrderCone
 from l2obench.problems.conic_solvers import solve_conic_batch
 from l2obench.problems.portfolio import Portfolio
 
-from .comparison import (
+from ..comparisons.comparison import (
     Check,
     Comparison,
     Findings,

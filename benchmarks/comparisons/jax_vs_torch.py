@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from l2obench import Dataset, FitResult, Method, method_registry
 
-from .common import build_method, dataset
+from ..asv.common import build_method, dataset
 from .comparison import (
     CPU,
     DYS_JFB_PARAMS,

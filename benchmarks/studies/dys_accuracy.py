@@ -1,10 +1,10 @@
 """The DYS layer's accuracy target after the protocol's 100 epochs: tolerance study, regret check.
 
-    python -m benchmarks.dys_accuracy tolerance --sizes 10,20 --tols 1e-1,1e-2,1e-3,1e-4,1e-5
-    python -m benchmarks.dys_accuracy reference --sizes 10,20      # fpo-dys, 100 epochs
-    python -m benchmarks.dys_accuracy defaults --sizes 10,20       # dys-jfb defaults, 100 epochs
-    python -m benchmarks.dys_accuracy long --sizes 100             # dys-jfb defaults at k = 100
-    python -m benchmarks.dys_accuracy table                        # the tables of what ran
+    python -m benchmarks.studies.dys_accuracy tolerance --sizes 10,20  # tols 1e-1 … 1e-5
+    python -m benchmarks.studies.dys_accuracy reference --sizes 10,20  # fpo-dys, 100 epochs
+    python -m benchmarks.studies.dys_accuracy defaults --sizes 10,20   # dys-jfb defaults, 100 ep.
+    python -m benchmarks.studies.dys_accuracy long --sizes 100         # dys-jfb defaults at k = 100
+    python -m benchmarks.studies.dys_accuracy table                    # the tables of what ran
 
 Two comparisons of issue 18, both on the shortest-path protocol (1 000 train / 200 val /
 200 test, seed 0, MLP 5→50→|E|, Adam 1e-2, batch 256, model selection on validation regret):
@@ -15,7 +15,7 @@ Two comparisons of issue 18, both on the shortest-path protocol (1 000 train / 2
   fixed point the solution is a vertex and the JFB gradient ``−α D M`` nearly vanishes); this
   measures by how much, and what each tolerance costs.
 - **Regret condition**: ``dys-jfb`` with its defaults against the fpo-dys reference
-  (``benchmarks/fpo_dys_reference.py``) trained the same 100 epochs on the same data, from the
+  (``tests/reference/fpo_dys_reference.py``) trained the same 100 epochs on the same data, from the
   same initial model, with the same mini-batches.
 
 Every run is one JSON file under ``--out`` (default ``benchmarks/results/dys_accuracy/``), named
@@ -49,14 +49,10 @@ from l2obench.metrics import normalized_regret
 from l2obench.problems.shortest_path import ShortestPath
 from l2obench.provenance import cpu_model, git_commit
 from l2obench.runner import warm_up
-
-if __package__:
-    from .fpo_dys_reference import FpoDysLayer, predict_costs, train_reference
-else:  # run as a script: its own folder is on sys.path
-    from fpo_dys_reference import FpoDysLayer, predict_costs, train_reference
+from tests.reference.fpo_dys_reference import FpoDysLayer, predict_costs, train_reference
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_OUT = HERE / "results" / "dys_accuracy"
+DEFAULT_OUT = HERE.parent / "results" / "dys_accuracy"
 SEED = 0
 CPU = torch.device("cpu")
 #: The tolerances of the study: the default 1e-2 and two decades either side... and beyond.
