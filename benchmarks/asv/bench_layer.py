@@ -7,7 +7,7 @@ import torch
 from l2obench.layers.dys import DYSLayer
 from l2obench.measure import synchronize
 
-from .common import BATCH, SIZES, dataset, device
+from .common import BATCH, SIZES, asv_attributes, dataset, device
 
 
 class DYSForward:
@@ -38,9 +38,8 @@ class DYSForward:
     def time_forward_solve(self, k: int) -> None:
         self.solve()
 
+    @asv_attributes(unit="iterations per instance")
     def track_forward_iterations(self, k: int) -> float:
         """Operator applications per instance, mean over the batch."""
         self.solve()
         return float(self.stats.iterations.float().mean())
-
-    track_forward_iterations.unit = "iterations per instance"

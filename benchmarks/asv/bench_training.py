@@ -23,7 +23,17 @@ import tomli_w
 from l2obench import Budget, load_results, method_registry
 from l2obench.measure import synchronize
 
-from .common import BATCH, PROBLEM, SEED, SIZES, THREADS, available_method, dataset, device
+from .common import (
+    BATCH,
+    PROBLEM,
+    SEED,
+    SIZES,
+    THREADS,
+    asv_attributes,
+    available_method,
+    dataset,
+    device,
+)
 
 #: Every registered method, built in or added through an entry point.
 METHODS = method_registry.names()
@@ -168,11 +178,10 @@ class _SweepRecords:
     timeout = 60
     column: ClassVar[str]
 
+    @asv_attributes(timeout=SWEEP_TIMEOUT_S)
     def setup_cache(self) -> Records:
         with tempfile.TemporaryDirectory(prefix="l2obench-asv-") as folder:
             return train_sweep(Path(folder))
-
-    setup_cache.timeout = SWEEP_TIMEOUT_S
 
     def setup(self, records: Records, k: int, method: str) -> None:
         self.value = recorded_value(records, k, method, self.column)
@@ -184,10 +193,9 @@ class TrainingPeakHostMemory(_SweepRecords):
     version = "1"
     column = "peak_mem_mb"
 
+    @asv_attributes(unit="MiB")
     def track_peak_host_memory(self, records: Records, k: int, method: str) -> float:
         return self.value
-
-    track_peak_host_memory.unit = "MiB"
 
 
 class TrainingPeakDeviceMemory(_SweepRecords):
@@ -196,10 +204,9 @@ class TrainingPeakDeviceMemory(_SweepRecords):
     version = "1"
     column = "device_peak_mem_mb"
 
+    @asv_attributes(unit="MiB")
     def track_peak_device_memory(self, records: Records, k: int, method: str) -> float:
         return self.value
-
-    track_peak_device_memory.unit = "MiB"
 
 
 class TrainingForwardIterations(_SweepRecords):
@@ -208,10 +215,9 @@ class TrainingForwardIterations(_SweepRecords):
     version = "1"
     column = "fwd_iters_mean"
 
+    @asv_attributes(unit="iterations per instance")
     def track_forward_iterations(self, records: Records, k: int, method: str) -> float:
         return self.value
-
-    track_forward_iterations.unit = "iterations per instance"
 
 
 class TrainingBackwardIterations(_SweepRecords):
@@ -220,10 +226,9 @@ class TrainingBackwardIterations(_SweepRecords):
     version = "1"
     column = "bwd_iters_mean"
 
+    @asv_attributes(unit="iterations per step")
     def track_backward_iterations(self, records: Records, k: int, method: str) -> float:
         return self.value
-
-    track_backward_iterations.unit = "iterations per step"
 
 
 class TrainingRegret(_SweepRecords):
@@ -232,7 +237,6 @@ class TrainingRegret(_SweepRecords):
     version = "1"
     column = "norm_regret"
 
+    @asv_attributes(unit="regret / optimal objective")
     def track_norm_regret(self, records: Records, k: int, method: str) -> float:
         return self.value
-
-    track_norm_regret.unit = "regret / optimal objective"

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -71,6 +71,8 @@ def dataset(k: int, n_train: int, n_eval: int) -> tuple[Problem, Dataset]:
     problem = problem_registry.get(PROBLEM)(
         k=k, n_train=n_train, n_val=n_eval, n_test=n_eval, seed=SEED
     )
+    if not isinstance(problem, Problem):
+        raise TypeError(f"{PROBLEM} is not a decision problem: the benchmarks need its oracle")
     return problem, problem.generate()
 
 
@@ -79,18 +81,37 @@ def build_method(
 ) -> Method:
     """The method registered as ``name`` on ``problem``, seeded with :data:`SEED`, through its
     public parameters."""
-    return method_registry.get(name)(problem, device, SEED, **params)
+    method = method_registry.get(name)(problem, device, SEED, **params)
+    if not isinstance(method, Method):
+        raise TypeError(f"{name} is not a decision method: the benchmarks need its predicted costs")
+    return method
 
 
 def available_method(name: str) -> type[Method]:
     """The method class registered as ``name``; a missing optional extra skips the benchmark
     (asv's convention: ``NotImplementedError`` raised in ``setup``)."""
     method_cls = method_registry.get(name)
+    if not issubclass(method_cls, Method):
+        raise NotImplementedError(f"{name} is not a decision method")
     try:
         method_cls.check_available()
     except MissingExtraError as exc:
         raise NotImplementedError(str(exc)) from exc
     return method_cls
+
+
+Benchmark = TypeVar("Benchmark", bound=Callable[..., Any])
+
+
+def asv_attributes(**attributes: object) -> Callable[[Benchmark], Benchmark]:
+    """Sets asv's attributes of one benchmark (``unit``, ``timeout``) on its function, where asv
+    reads them (a ``setup_cache``'s timeout only from the function itself)."""
+
+    def mark(func: Benchmark) -> Benchmark:
+        func.__dict__.update(attributes)
+        return func
+
+    return mark
 
 
 def gurobi_objectives(model: Any, costs: np.ndarray) -> np.ndarray:

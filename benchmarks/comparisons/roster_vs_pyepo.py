@@ -265,7 +265,8 @@ def pyepo_epochs(spec: Spec, optmodel: Any, dataset: Any, problem: ShortestPath,
     torch.manual_seed(SEED)  # the same initial weights as l2obench's TorchMethod
     model = cost_model(problem.n_features, sizes.hidden, problem.n_vars)
     optimizer = torch.optim.Adam(model.parameters(), lr=sizes.lr)
-    module = spec.module(optmodel, dataset, **options)
+    # PyEPO's module (untyped): its private branch generator is seeded below.
+    module: Any = spec.module(optmodel, dataset, **options)
     module._branch_rng = np.random.RandomState(SEED)  # as l2obench seeds it
     loader = optDataLoader(dataset, batch_sampler=SameOrder(len(dataset), batch_size, SEED))
     losses = []

@@ -98,7 +98,8 @@ def solve(layer: object, costs: np.ndarray, solver: str) -> np.ndarray:
 
 def measure(sizes: Sizes) -> Findings:
     torch.set_num_threads(1)
-    checks, rows = [], []
+    checks: list[Check] = []
+    rows: list[list[float | int | str | None]] = []
     for name, problem in ((f"shortest-path k={sizes.k}", ShortestPath(k=sizes.k)),
                           (f"portfolio n_assets={sizes.n_assets}",
                            Portfolio(n_assets=sizes.n_assets))):

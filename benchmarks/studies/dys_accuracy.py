@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from l2obench import Budget, method_registry
+from l2obench import Budget, Method, method_registry
 from l2obench.methods.torch_method import cost_model
 from l2obench.metrics import normalized_regret
 from l2obench.problems.shortest_path import ShortestPath
@@ -113,6 +113,7 @@ def train_l2obench(kind: str, k: int, params: dict[str, Any], epochs: int) -> Ru
     data = problem.generate()
     before = machine_state()
     method = method_registry.get("dys-jfb")(problem, CPU, SEED, **params)
+    assert isinstance(method, Method)  # dys-jfb predicts costs
     start = time.perf_counter()
     fit = method.fit(data, Budget(max_epochs=epochs))
     elapsed = time.perf_counter() - start

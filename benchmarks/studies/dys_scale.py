@@ -57,7 +57,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from l2obench import Method, Problem
 
 HERE = Path(__file__).resolve().parent
 #: The checkout this file belongs to.
@@ -170,7 +173,9 @@ def fit_worker(spec: FitSpec) -> dict[str, Any]:
         fit = method.fit(data, Budget(max_epochs=spec.epochs))
     seconds = time.perf_counter() - start
     clock.restore()
-    regret = normalized_regret(problem, data.test, method.predict_costs(data.test.features))
+    # Duck-typed: this worker also runs other commits' l2obench, whose classes may differ.
+    predicted = cast("Method", method).predict_costs(data.test.features)
+    regret = normalized_regret(cast("Problem", problem), data.test, predicted)
     marks = [start, *epoch_ends]
     epoch_seconds = [b - a for a, b in itertools.pairwise(marks)]
     return {
@@ -215,9 +220,9 @@ class _EpochClock:
         self.module = sys.modules[type(method).__module__]
         self.modules = [m for m in (self.module, sys.modules.get("l2obench.methods.torch_method"))
                         if m is not None and hasattr(m, "normalized_regret")]
-        self.originals = [m.normalized_regret for m in self.modules]
+        self.originals = [vars(m)["normalized_regret"] for m in self.modules]
         for module, original in zip(self.modules, self.originals, strict=True):
-            module.normalized_regret = self._wrap(original, marks)
+            vars(module)["normalized_regret"] = self._wrap(original, marks)
 
     @staticmethod
     def _wrap(original: Callable[..., float], marks: list[float]) -> Callable[..., float]:
@@ -229,7 +234,7 @@ class _EpochClock:
 
     def restore(self) -> None:
         for module, original in zip(self.modules, self.originals, strict=True):
-            module.normalized_regret = original
+            vars(module)["normalized_regret"] = original
 
 
 def _warm_up() -> None:
