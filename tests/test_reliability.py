@@ -29,8 +29,7 @@ from l2obench.record import Budget, Cell, Limits, Record, Status
 from l2obench.report import build_report
 from l2obench.store import ResultStore, StoreError, load_records, load_results
 from l2obench.suite import SuiteError, expand, load_suite
-from tests.conftest import REPO
-from tests.test_input_fuzz import run_main
+from tests.conftest import REPO, run_main
 
 SUITE = """
 name = "{name}"

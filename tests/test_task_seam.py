@@ -4,7 +4,6 @@ outside its package naming it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +13,11 @@ from skimage.metrics import mean_squared_error, peak_signal_noise_ratio
 from l2obench.errors import L2OBenchError
 from l2obench.store import load_records, load_results
 from l2obench.tasks.base import Metric, Scores, Task, get_task, task_of, task_registry
-from tests.denoise_family import registered
+from tests.conftest import run_main
 from tests.denoise_family.task import DenoiseSplit, DenoiseTask
-from tests.test_input_fuzz import run_main
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _denoise_family() -> Iterator[None]:
-    with registered():
-        yield
+#: The test family registered for this module's tests.
+pytestmark = pytest.mark.usefixtures("denoise_family")
 
 
 SUITE = """
