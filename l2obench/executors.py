@@ -22,10 +22,12 @@ import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
+from multiprocessing import forkserver
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 import torch
 
 from l2obench.errors import MissingExtraError
@@ -85,10 +87,11 @@ class SharedDatasets:
                 self._held.popitem(last=False)
 
 
-def dataset_bytes(data: Dataset) -> int:
-    """The bytes of a data set's arrays."""
-    return sum(array.nbytes for split in (data.train, data.val, data.test)
-               for array in (split.features, split.costs, split.solutions, split.objectives))
+def dataset_bytes(data: Dataset[Any]) -> int:
+    """The bytes of a data set's arrays: every NumPy array a split holds, whatever its task
+    family's split type."""
+    return sum(value.nbytes for split in (data.train, data.val, data.test)
+               for value in vars(split).values() if isinstance(value, np.ndarray))
 
 
 class Executor(ABC):
@@ -151,6 +154,7 @@ class ProcessExecutor(Executor):
         self.datasets = SharedDatasets()
 
     def submit(self, cell: Cell) -> Future[Record]:
+        _context()  # the fork server starts in this thread, the main one (see its docstring)
         return self.pool.submit(run_isolated, cell, self.limits, self.threads, self.datasets)
 
     def cancel(self) -> None:
@@ -286,7 +290,30 @@ def preload_modules() -> list[str]:
 def _context() -> mp.context.ForkServerContext:
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(preload_modules())
+    _start_fork_server()
     return ctx
+
+
+def _start_fork_server() -> None:
+    """Start the fork server (if it is not running) with SIGINT ignored.
+
+    The server shares the terminal's process group, so a Ctrl-C reaches it too;
+    ``multiprocessing`` ignores SIGINT there only once the preloaded modules are imported, which
+    takes seconds, and a Ctrl-C before that printed the interrupted imports' traceback. An
+    ignored signal stays ignored across ``exec`` and Python leaves it so: the server, and the
+    cells' processes it forks, never see a Ctrl-C (the sweep stops those by killing their
+    process groups). Only the main thread may change a signal's handler, so the server is
+    started there (:meth:`ProcessExecutor.submit`, ``l2obench rerun``) before a worker thread
+    needs it.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        forkserver.ensure_running()
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _child_main(cell: Cell, sender: Any, threads: int | None, data: Dataset | None = None,

@@ -18,7 +18,8 @@ from l2obench.tasks.base import get_task, task_registry
 #: Small instances: the size and split sizes each problem is drawn at here.
 SMALL: dict[str, dict[str, Any]] = {
     "shortest-path": {"k": 3}, "knapsack": {"n_items": 6}, "tsp": {"n_nodes": 5},
-    "portfolio": {"n_assets": 6}, "noisy-signals": {"n": 8},
+    "portfolio": {"n_assets": 6}, "noisy-signals": {"n": 8}, "classification": {"width": 4},
+    "ct": {"size": 16},
 }
 SPLITS = {"n_train": 6, "n_val": 4, "n_test": 5}
 PROBLEMS = sorted(SMALL)

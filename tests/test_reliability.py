@@ -11,6 +11,7 @@ import dataclasses
 import errno
 import json
 import logging
+import math
 import multiprocessing as mp
 import os
 import shutil
@@ -25,7 +26,7 @@ import pytest
 
 from l2obench.errors import L2OBenchError
 from l2obench.executors import _group_rss_mb, _kill, died_record, run_isolated
-from l2obench.record import Budget, Cell, Limits, Record, Status
+from l2obench.record import Budget, Cell, Limits, Record, Status, content_checksum
 from l2obench.report import build_report
 from l2obench.store import ResultStore, StoreError, load_records, load_results
 from l2obench.suite import SuiteError, expand, load_suite
@@ -59,7 +60,8 @@ def run_inline(suite: Path, out: Path, *extra: str) -> tuple[int, str]:
 
 
 def record_files(out: Path) -> list[Path]:
-    return sorted((out / "records").glob("*.json"))
+    """The record files of ``out`` (not a record being written: ``.tmp-*.json``)."""
+    return sorted(p for p in (out / "records").glob("*.json") if not p.name.startswith("."))
 
 
 # -- 1. damaged and foreign records ---------------------------------------------------------
@@ -73,6 +75,15 @@ DAMAGE = {
     "only a cell id": lambda text: json.dumps({"cell_id": json.loads(text)["cell_id"]}).encode(),
     "another cell's": lambda text: json.dumps({**json.loads(text),
                                                "cell_id": "0123456789abcdef"}).encode(),
+    # Edits that keep the record well-formed and its cell id: its content betrays them.
+    "a metric edited": lambda text: json.dumps(
+        {**json.loads(text), "metrics": {**json.loads(text)["metrics"], "norm_regret": 0.01}}
+    ).encode(),
+    "a NaN metric (no checksum)": lambda text: json.dumps(
+        {**json.loads(text), "metrics": {**json.loads(text)["metrics"], "norm_regret": math.nan},
+         "checksum": None}).encode(),
+    "ok without its scores (no checksum)": lambda text: json.dumps(
+        {**json.loads(text), "metrics": {}, "checksum": None}).encode(),
 }
 
 
@@ -446,7 +457,8 @@ def test_rerun_validates_the_record(recorded: tuple[Path, Path], tmp_path: Path,
                                     change: dict[str, object]) -> None:
     _, out = copy_of(recorded, tmp_path)
     path = record_files(out)[0]
-    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+    # Without its checksum (as a record written before it), so the values themselves are checked
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change, "checksum": None}))
     code, text = run_main(["rerun", path.stem, "--results", str(out)])
     assert code == 2 and "Traceback" not in text, text
     assert text.count("error") == 1, text
@@ -459,6 +471,7 @@ def test_mathtext_in_a_method_label_is_plain_text_in_the_figures(recorded: tuple
     for path in record_files(out):
         data = json.loads(path.read_text())
         data["method_label"] = data["method_label"] + r"[$\frac$]"
+        data["checksum"] = content_checksum(data)
         path.write_text(json.dumps(data))
     files = build_report(out, tmp_path / "r")
     assert files.figures
@@ -501,12 +514,39 @@ def test_ctrl_c_stops_the_running_cells_and_exits_130(tmp_path: Path) -> None:
     assert len(record_files(out)) == 3
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.3, 1.0, 2.0, 3.0, 4.5, 6.0])
+def test_ctrl_c_at_any_moment_ends_with_one_line_and_130(tmp_path: Path, delay: float) -> None:
+    """A terminal's Ctrl-C reaches the whole process group: the command, and the fork server
+    that imports torch and the methods in its first seconds."""
+    suite = tmp_path / "slow.toml"
+    suite.write_text(SUITE.format(name="slow", sizes="[3]", lrs="[0.01, 0.02, 0.03]")
+                     .replace("max_epochs = 1", "max_epochs = 150"))
+    proc = subprocess.Popen([sys.executable, "-m", "l2obench", "run", "--suite", str(suite),
+                             "--out", str(tmp_path / "out"), "--device", "cpu"], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    time.sleep(delay)
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout + stderr
+    assert "Traceback" not in stdout + stderr and "Exception" not in stdout + stderr
+    assert len(stderr.splitlines()) <= 1, stderr
+    assert "interrupted" in stdout + stderr
+
+
 def test_a_record_whose_fields_were_edited_cannot_rerun_as_another_cell(
         recorded: tuple[Path, Path], tmp_path: Path) -> None:
     _, out = copy_of(recorded, tmp_path)
     path = record_files(out)[0]
     record = Record.from_json(json.loads(path.read_text()))
     edited = dataclasses.replace(record, seed=record.seed + 1)
+    path.write_text(json.dumps(edited.to_json()))
+    code, text = run_main(["rerun", path.stem, "--results", str(out)])
+    assert code == 2 and "no record" in text  # its checksum betrays the edit: set aside
+    (path,) = record_files(out)
+    record = Record.from_json(json.loads(path.read_text()))
+    edited = dataclasses.replace(record, seed=record.seed + 1, checksum=None)  # as if old
     path.write_text(json.dumps(edited.to_json()))
     code, text = run_main(["rerun", path.stem, "--results", str(out)])
     assert code == 2 and "describes another cell" in text

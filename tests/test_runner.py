@@ -121,7 +121,7 @@ def test_suite_goes_on_after_a_failure(tmp_path: Path) -> None:
 def test_store_never_overwrites_and_writes_atomically(tmp_path: Path) -> None:
     store = ResultStore(tmp_path)
     record = Record(cell_id="00000000000000ab", problem="p", method="m", status=Status.OK,
-                    test_loss=float("nan"))
+                    metrics={"norm_regret": 0.5}, test_loss=float("nan"))
     store.write(record)
     with pytest.raises(FileExistsError):
         store.write(Record(cell_id="00000000000000ab", problem="p", method="m"))

@@ -120,8 +120,8 @@ def test_cell_id_is_stable_and_sensitive(tmp_path: Path) -> None:
     [
         ("name = 'x'\nproblem = ", "not valid TOML"),
         (GOOD.replace('problem = "shortest-path"', 'problem = "tsp-atsp"'),
-         "key 'problem': unknown problem 'tsp-atsp'; valid: knapsack, portfolio, shortest-path, "
-         "tsp"),
+         "key 'problem': unknown problem 'tsp-atsp'; valid: classification, ct, knapsack, "
+         "portfolio, shortest-path, tsp"),
         (GOOD.replace('sizes = [3, 4]', 'sizes = "3"'), "key 'sizes' must be a list"),
         (GOOD.replace('sizes = [3, 4]', 'sizes = [3, 3]'), "repeated values"),
         (GOOD.replace('name = "dys-jfb"', 'name = "dys"'),
@@ -230,7 +230,8 @@ def test_new_problem_suites_run_every_applicable_method(name: str) -> None:
     suite = load_suite(name)
     problem_cls = problem_registry.get(suite.problem)
     builtin = [m for m in method_registry.names()  # not the tests' own registrations
-               if method_registry.get(m).__module__.startswith("l2obench.")]
+               if method_registry.get(m).__module__.startswith("l2obench.")
+               and method_registry.get(m).task == problem_cls.task]
     applicable = {m for m in builtin if not method_registry.get(m).unmet_needs(problem_cls)}
     assert {spec.name for spec in suite.methods} == applicable
     assert (suite.data["n_train"], suite.data["n_val"], suite.data["n_test"]) == (1000, 200, 200)

@@ -3,14 +3,14 @@ and the timing helpers.
 
 Each comparison (``oracle_vs_gurobi``, ``spo_vs_pyepo``, ``dys_vs_fpo_dys``,
 ``memory_vs_iterations``, ``jax_vs_torch``, ``tsp_vs_gurobi``, ``portfolio_vs_gurobi``,
-``tsp_formulation``, ``portfolio_factor``, ``cvx_net_solver``) is one module that declares its
-sizes for the ``full`` and ``quick`` profiles and a function measuring them, bundled in a
-:class:`Comparison`; ``Comparison.run(profile)`` returns a :class:`Result`: the checks (both
-sides' measured values, the checked value, usually a ratio, its :class:`Target` and whether it
-was met), supplementary tables, the machine, the commit, and the load average before and after.
-``benchmarks/comparisons/ratios.py`` runs them and writes each result as JSON
-(:func:`write_result`); ``benchmarks/comparisons/tables.py`` renders the tables of
-``benchmarks/results/comparisons.md`` from those files (:func:`load_result`).
+``tsp_formulation``, ``portfolio_factor``, ``cvx_net_solver``, ``classification_backward``) is
+one module that declares its sizes for the ``full`` and ``quick`` profiles and a function
+measuring them, bundled in a :class:`Comparison`; ``Comparison.run(profile)`` returns a
+:class:`Result`: the checks (both sides' measured values, the checked value, usually a ratio,
+its :class:`Target` and whether it was met), supplementary tables, the machine, the commit, and
+the load average before and after. ``benchmarks/comparisons/ratios.py`` runs them and writes
+each result as JSON (:func:`write_result`); ``benchmarks/comparisons/tables.py`` renders the
+tables of ``benchmarks/results/comparisons.md`` from those files (:func:`load_result`).
 """
 
 from __future__ import annotations

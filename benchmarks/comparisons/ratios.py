@@ -34,7 +34,13 @@ import torch
 
 from l2obench.runner import warm_up
 
-from ..studies import cvx_net_solver, memory_vs_iterations, portfolio_factor, tsp_formulation
+from ..studies import (
+    classification_backward,
+    cvx_net_solver,
+    memory_vs_iterations,
+    portfolio_factor,
+    tsp_formulation,
+)
 from . import (
     dys_vs_fpo_dys,
     jax_vs_torch,
@@ -51,7 +57,7 @@ COMPARISONS: dict[str, Comparison[Any]] = {
     module.COMPARISON.name: module.COMPARISON
     for module in (oracle_vs_gurobi, spo_vs_pyepo, dys_vs_fpo_dys, memory_vs_iterations,
                    jax_vs_torch, tsp_vs_gurobi, portfolio_vs_gurobi, tsp_formulation,
-                   portfolio_factor, cvx_net_solver, roster_vs_pyepo)
+                   portfolio_factor, cvx_net_solver, roster_vs_pyepo, classification_backward)
 }
 
 
