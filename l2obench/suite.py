@@ -200,11 +200,11 @@ def _grid(table: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _suite_files() -> list[Path]:
-    """The built-in suite files: inside an installed wheel, or the checkout's problems/."""
+    """The built-in suite files: inside an installed wheel, or the checkout's suites/."""
     try:
         entries = files(SUITE_PACKAGE).iterdir()
     except ModuleNotFoundError:  # an editable install maps only the `l2obench` folder
-        entries = (Path(__file__).resolve().parent.parent / "problems").iterdir()
+        entries = (Path(__file__).resolve().parent.parent / "suites").iterdir()
     return sorted(Path(str(entry)) for entry in entries if entry.name.endswith(".toml"))
 
 

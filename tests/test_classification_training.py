@@ -152,11 +152,13 @@ def test_every_method_runs_as_a_cell(name: str) -> None:
                 method_label=name, seed=0, device="cpu", budget=Budget(max_epochs=2))
     record = run_cell(cell)
     assert record.status == "ok", record.error
-    assert record.metrics is not None and 0.0 <= record.metrics["accuracy"] <= 1.0
-    assert record.metrics["cross_entropy"] > 0.0
+    assert record.metrics is not None and record.per_instance is not None
+    accuracy, cross_entropy = record.metrics["accuracy"], record.metrics["cross_entropy"]
+    assert accuracy is not None and 0.0 <= accuracy <= 1.0
+    assert cross_entropy is not None and cross_entropy > 0.0
     correct = record.per_instance["test_correct"]
     assert len(correct) == 30 and set(correct) <= {0.0, 1.0}
-    assert record.metrics["accuracy"] == pytest.approx(sum(correct) / 30)
+    assert accuracy == pytest.approx(sum(correct) / 30)
 
 
 def test_classification_task_refuses_bad_outputs() -> None:
@@ -164,6 +166,7 @@ def test_classification_task_refuses_bad_outputs() -> None:
     test = problem.generate().test
     task = get_task("classification")
     ideal = task.ideal_outputs(test)
+    assert ideal is not None
     assert task.score(problem, test, ideal).values == {"accuracy": 1.0, "cross_entropy": 0.0}
     with pytest.raises(ValueError, match="shape"):
         task.score(problem, test, ideal[:, :3])

@@ -50,4 +50,5 @@ def test_every_ct_method_fits_and_is_scored(name: str) -> None:
     fit = method.fit(data, Budget(max_epochs=1))
     assert fit.val_score is not None and np.isfinite(fit.val_score)
     scores = get_task("ct").score(problem, data.test, method.predict(data.test.features))
-    assert np.isfinite(scores.values["psnr"])
+    psnr = scores.values["psnr"]
+    assert psnr is not None and np.isfinite(psnr)

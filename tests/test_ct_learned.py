@@ -8,6 +8,7 @@ fidelity bound and the box checked on the outputs by the scorer's own functions.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -66,7 +67,7 @@ def _batch_loss(model: nn.Module, data: CTData) -> float:
                                         backward=Implicit(GMRES(tol=1e-2, max_iter=20))),
                  id="l2o-implicit"),
 ])
-def test_learned_methods_train(make, data32: CTData) -> None:  # type: ignore[no-untyped-def]
+def test_learned_methods_train(make: Callable[[RayTransform], nn.Module], data32: CTData) -> None:
     """A few Adam steps on one batch of side 32 lower that batch's MSE, and change Θ."""
     torch.manual_seed(0)
     model = make(RayTransform(data32.geometry))
@@ -113,7 +114,7 @@ def test_jfb_gradient_points_like_the_implicit_gradient(name: str) -> None:
     d, x = torch.as_tensor(data.measurements), torch.as_tensor(data.images)
     solver = Picard(tol=1e-6, max_iter=5_000)
 
-    def make(backward: Backward) -> nn.Module:
+    def make(backward: Backward) -> FFPN | ImplicitL2O:
         torch.manual_seed(0)
         if name == "ffpn":
             return FFPN(op, channels=4, solver=solver, backward=backward)
@@ -125,7 +126,8 @@ def test_jfb_gradient_points_like_the_implicit_gradient(name: str) -> None:
     g_jfb = _gradients(jfb, d, x)
     implicit = make(Implicit(GMRES(tol=1e-8, max_iter=2000)))
     g_imp = _gradients(implicit, d, x)
-    stats = implicit.last_stats  # type: ignore[attr-defined]
+    stats = implicit.last_stats
+    assert stats is not None
     assert bool(stats.converged.all()) and stats.backward_converged
     cosine = float(g_jfb @ g_imp / (g_jfb.norm() * g_imp.norm()))
     assert cosine > 0.1, cosine

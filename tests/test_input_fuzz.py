@@ -3,8 +3,6 @@ traceback, and no record written."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import tempfile
@@ -17,8 +15,8 @@ import tomli_w
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from l2obench.cli import main
 from l2obench.store import ResultStore, load_results
+from tests.conftest import run_main
 
 VALID: dict[str, Any] = {
     "name": "fuzz",
@@ -45,16 +43,6 @@ BAD_VALUES = st.one_of(
     st.just({"unknown": 1}), st.just(float("nan")), st.just(float("inf")), st.just(10**9),
     st.just([{"name": "nope"}]), st.just([{"params": {}}]),
 )
-
-
-def run_main(argv: list[str]) -> tuple[int, str]:
-    err, out = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-        try:
-            code = main(argv)
-        except SystemExit as exc:  # argparse
-            code = exc.code if isinstance(exc.code, int) else 2
-    return code, err.getvalue() + out.getvalue()
 
 
 def set_path(doc: dict[str, Any], path: tuple, value: Any) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,8 +30,7 @@ from l2obench.record import Budget, Cell, Limits, Record, Status, content_checks
 from l2obench.report import build_report
 from l2obench.store import ResultStore, StoreError, load_records, load_results
 from l2obench.suite import SuiteError, expand, load_suite
-from tests.conftest import REPO
-from tests.test_input_fuzz import run_main
+from tests.conftest import REPO, run_main
 
 SUITE = """
 name = "{name}"
@@ -313,7 +313,7 @@ def test_equivalent_settings_in_one_suite_are_an_input_error(tmp_path: Path,
 # -- 8. statuses and limits ------------------------------------------------------------------
 
 
-def cell(**budget: float) -> Cell:
+def cell(**budget: Any) -> Cell:
     from l2obench.methods.base import method_registry
     from l2obench.problems.shortest_path import ShortestPath
 
@@ -326,7 +326,8 @@ def cell(**budget: float) -> Cell:
 
 def test_an_outside_sigkill_is_not_called_out_of_memory() -> None:
     record = died_record(cell(), -signal.SIGKILL, oom_killed=False)
-    assert record.status == Status.FAILED and "from outside" in record.error
+    assert record.status == Status.FAILED
+    assert record.error is not None and "from outside" in record.error
     assert died_record(cell(), -signal.SIGKILL, oom_killed=True).status == Status.OOM
     assert died_record(cell(), -signal.SIGKILL, oom_killed=None).status == Status.FAILED
 
@@ -349,6 +350,7 @@ def test_an_outside_sigkill_of_a_running_cell_is_recorded_as_such() -> None:
             time.sleep(0.01)
         time.sleep(0.5)
         for child in list(executors._LIVE):
+            assert child.pid is not None
             os.kill(child.pid, signal.SIGKILL)
 
     import threading
@@ -358,7 +360,7 @@ def test_an_outside_sigkill_of_a_running_cell_is_recorded_as_such() -> None:
     record = run_isolated(cell(max_epochs=100_000), Limits(wall_seconds=120))
     thread.join()
     assert record.status == Status.FAILED, record.error
-    assert "SIGKILL from outside" in record.error
+    assert record.error is not None and "SIGKILL from outside" in record.error
 
 
 # -- 9. a killed cell takes what it started with it -----------------------------------------

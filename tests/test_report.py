@@ -200,7 +200,8 @@ def test_not_ok_cells_are_marked_in_the_figures(synth_results: Path,
     styles = method_styles(records)
     regret = next(p for p in PLOTS if p.name == "regret")
     figure = draw(regret, regret.metrics, agg, records, styles)
-    marks = {c.get_gid(): c.get_offsets()[:, 0].tolist() for c in figure.axes[0].collections
+    marks = {c.get_gid(): np.asarray(c.get_offsets())[:, 0].tolist()
+             for c in figure.axes[0].collections
              if (c.get_gid() or "").startswith("not-ok-")}
     assert marks == {"not-ok-failed": [40.0], "not-ok-timeout": [20.0]}
     assert figure.axes[0].get_xlabel() == "problem size"  # the synthetic records lack its name

@@ -71,6 +71,7 @@ def test_torch_training_records_the_clock() -> None:
     train_s = [h["train_s"] for h in fit.history]
     assert len(train_s) == 3 and 0 < train_s[0] < train_s[1] < train_s[2]
     assert all(h["val_s"] > 0 for h in fit.history)
+    assert fit.best_epoch is not None
     best = fit.history[fit.best_epoch - 1]
     assert fit.time_to_best_s == best["train_s"] and fit.val_score == best["val_score"]
     assert fit.val_time_s == pytest.approx(sum(h["val_s"] for h in fit.history))
