@@ -45,13 +45,8 @@ class ClassificationTask(Task):
         return out
 
     def score(self, problem: Any, split: Any, outputs: np.ndarray) -> Scores:
-        outputs = np.asarray(outputs, dtype=np.float64)
-        n_classes = int(problem.n_vars) if problem is not None else outputs.shape[-1]
-        if outputs.shape != (len(split), n_classes):
-            raise ValueError(f"outputs have shape {outputs.shape}, expected "
-                             f"{(len(split), n_classes)}")
-        if not np.all(np.isfinite(outputs)):
-            raise FloatingPointError("class scores contain NaN or infinity")
+        n_classes = int(problem.n_vars) if problem is not None else np.shape(outputs)[-1]
+        outputs = self.checked_outputs(outputs, (len(split), n_classes), "class scores")
         result = score(outputs, split.labels)
         values: dict[str, float | None] = dict(result.summary())
         return Scores(values=values,

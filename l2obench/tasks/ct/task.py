@@ -54,12 +54,7 @@ class CTTask(Task):
         return np.asarray(split.targets, dtype=np.float64)
 
     def score(self, problem: Any, split: Any, outputs: np.ndarray) -> Scores:
-        outputs = np.asarray(outputs, dtype=np.float64)
-        if outputs.shape != split.targets.shape:
-            raise ValueError(f"outputs have shape {outputs.shape}, expected "
-                             f"{split.targets.shape}")
-        if not np.all(np.isfinite(outputs)):
-            raise FloatingPointError("outputs contain NaN or infinity")
+        outputs = self.checked_outputs(outputs, split.targets.shape)
         n = problem.size
         x = torch.from_numpy(outputs).reshape(-1, n, n)
         truth = torch.from_numpy(np.asarray(split.targets, np.float64)).reshape(-1, n, n)
