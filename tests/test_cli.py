@@ -148,7 +148,7 @@ def test_list_in_a_pipe_cuts_nothing_and_names_each_method_once(
     code, text = run_main(["list"])
     assert code == 0 and "…" not in text
     suites = text[text.index("Suites"):]
-    assert str(REPO / "problems" / "shortest-path.toml") in suites
+    assert str(REPO / "suites" / "shortest-path.toml") in suites
     row = next(line for line in suites.splitlines() if line.startswith("│ shortest-path "))
     assert row.count("pertopt") == 1, row
 
