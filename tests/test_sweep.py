@@ -30,7 +30,7 @@ def cell(method: str = "two-stage", size: int = 3, seed: int = 0, epochs: int = 
     label = method + (f"[{','.join(f'{k}={v}' for k, v in sorted(params.items()))}]"
                       if params else "")
     return Cell(suite="t", problem="shortest-path", size_param="k", problem_params=problem.config,
-                method=method, method_params=method_registry.get(method).validate(params),
+                method=method, method_params=method_registry.get(method).cell_params(params),
                 method_label=label, seed=seed, device="cpu", budget=Budget(max_epochs=epochs))
 
 
