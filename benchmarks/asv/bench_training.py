@@ -35,8 +35,10 @@ from .common import (
     device,
 )
 
-#: Every registered method, built in or added through an entry point.
-METHODS = method_registry.names()
+#: Every registered method of the predict-then-optimize family (the benchmark trains on shortest
+#: path), built in or added through an entry point.
+METHODS = [name for name in method_registry.names()
+           if method_registry.get(name).task == "decision"]
 
 #: The largest k at which a method is trained here, for methods whose step at the next size
 #: would take minutes on two CPU cores: cvx-net's step takes ~8 s at k = 10 and ~90 s at k = 20.
