@@ -252,8 +252,9 @@ def _clean_interrupts() -> Iterator[None]:
     harm. There the interrupt is put off and delivered again a moment later, until it lands
     in the command's own code.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
+        yield  # a command started with Ctrl-C ignored (nohup, a script's `&`) keeps ignoring it
         return
     lock = threading.Lock()
     active = [True]  # False once the block ends: a late redelivery is dropped

@@ -17,12 +17,15 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import subprocess
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from multiprocessing import forkserver
+from multiprocessing import util as mp_util
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -295,25 +298,37 @@ def _context() -> mp.context.ForkServerContext:
 
 
 def _start_fork_server() -> None:
-    """Start the fork server (if it is not running) with SIGINT ignored.
+    """Start the fork server (if it is not running) in a session of its own.
 
-    The server shares the terminal's process group, so a Ctrl-C reaches it too;
-    ``multiprocessing`` ignores SIGINT there only once the preloaded modules are imported, which
-    takes seconds, and a Ctrl-C before that printed the interrupted imports' traceback. An
-    ignored signal stays ignored across ``exec`` and Python leaves it so: the server, and the
-    cells' processes it forks, never see a Ctrl-C (the sweep stops those by killing their
-    process groups). Only the main thread may change a signal's handler, so the server is
-    started there (:meth:`ProcessExecutor.submit`, ``l2obench rerun``) before a worker thread
-    needs it.
+    A terminal's Ctrl-C goes to its foreground process group; in that group the server, which
+    imports torch and the methods for seconds, printed the interrupted imports' traceback.
+    Out of it, the server and the cells it forks never see a Ctrl-C (the sweep stops those by
+    killing their process groups); they end with this process, when the pipe ``multiprocessing``
+    keeps open to the server closes. Ignoring SIGINT while the server started did the same but
+    lost a Ctrl-C that came in those milliseconds.
     """
-    if threading.current_thread() is not threading.main_thread():
-        forkserver.ensure_running()
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        forkserver.ensure_running()
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    with _SERVER_LOCK:
+        spawn = mp_util.spawnv_passfds
+        mp_util.spawnv_passfds = _spawn_in_own_session
+        try:
+            forkserver.ensure_running()
+        finally:
+            mp_util.spawnv_passfds = spawn
+
+
+#: The fork servers started (one per process, while it runs): ``multiprocessing`` waits for the
+#: server by its pid, so its ``Popen`` object is kept, never collected (which would reap it).
+_SERVERS: list[subprocess.Popen[bytes]] = []
+_SERVER_LOCK = threading.Lock()
+
+
+def _spawn_in_own_session(path: bytes, args: Sequence[Any], passfds: Sequence[int]) -> int:
+    """``multiprocessing.util.spawnv_passfds`` (start ``path`` with ``args``, keeping the file
+    descriptors ``passfds`` open, and return its pid), in a new session."""
+    server = subprocess.Popen(list(args), executable=path, pass_fds=sorted(passfds),
+                              start_new_session=True)
+    _SERVERS.append(server)
+    return server.pid
 
 
 def _child_main(cell: Cell, sender: Any, threads: int | None, data: Dataset | None = None,

@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -488,15 +489,36 @@ def test_a_large_grid_expands_to_every_cell(tmp_path: Path) -> None:
     assert len(cells) == len({c.cell_id for c in cells}) == 40_000
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _sigint_ignored() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _start_from_a_terminal(args: list[str], sigint: Callable[[], None]) -> subprocess.Popen[str]:
+    """``python -m l2obench ARGS`` in a session of its own, with SIGINT set by ``sigint`` (a
+    terminal's shell leaves it at its default; a script's ``&`` and nohup ignore it). Returns
+    once the interpreter has started (a Ctrl-C within Python's own start-up is Python's to
+    report), its first stderr line read."""
+    start = ("import sys, runpy; print('started', file=sys.stderr, flush=True); "
+             "runpy.run_module('l2obench', run_name='__main__', alter_sys=True)")
+    proc = subprocess.Popen([sys.executable, "-c", start, *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=sigint)
+    assert proc.stderr is not None and proc.stderr.readline() == "started\n"
+    return proc
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_the_running_cells_and_exits_130(tmp_path: Path) -> None:
     suite = tmp_path / "slow.toml"
     suite.write_text(SUITE.format(name="slow", sizes="[3]", lrs="[0.01, 0.02, 0.03]")
                      .replace("max_epochs = 1", "max_epochs = 150"))
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "l2obench", "run", "--suite", str(suite),
-                             "--out", str(out), "--device", "cpu"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _start_from_a_terminal(["run", "--suite", str(suite), "--out", str(out),
+                                   "--device", "cpu"], _sigint_default)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(record_files(out)) < 1:
         time.sleep(0.05)
@@ -515,17 +537,16 @@ def test_ctrl_c_stops_the_running_cells_and_exits_130(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("delay", [0.3, 1.0, 2.0, 3.0, 4.5, 6.0])
+@pytest.mark.parametrize("delay", [0.1, 0.3, 1.0, 2.0, 3.0, 4.5, 6.0])
 def test_ctrl_c_at_any_moment_ends_with_one_line_and_130(tmp_path: Path, delay: float) -> None:
     """A terminal's Ctrl-C reaches the whole process group: the command, and the fork server
     that imports torch and the methods in its first seconds."""
     suite = tmp_path / "slow.toml"
     suite.write_text(SUITE.format(name="slow", sizes="[3]", lrs="[0.01, 0.02, 0.03]")
                      .replace("max_epochs = 1", "max_epochs = 150"))
-    proc = subprocess.Popen([sys.executable, "-m", "l2obench", "run", "--suite", str(suite),
-                             "--out", str(tmp_path / "out"), "--device", "cpu"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = _start_from_a_terminal(
+        ["run", "--suite", str(suite), "--out", str(tmp_path / "out"), "--device", "cpu"],
+        _sigint_default)
     time.sleep(delay)
     os.killpg(proc.pid, signal.SIGINT)  # what the terminal does
     stdout, stderr = proc.communicate(timeout=120)
@@ -533,6 +554,24 @@ def test_ctrl_c_at_any_moment_ends_with_one_line_and_130(tmp_path: Path, delay: 
     assert "Traceback" not in stdout + stderr and "Exception" not in stdout + stderr
     assert len(stderr.splitlines()) <= 1, stderr
     assert "interrupted" in stdout + stderr
+
+
+@pytest.mark.slow
+def test_a_command_started_with_ctrl_c_ignored_keeps_ignoring_it(tmp_path: Path) -> None:
+    """The Unix convention (nohup, a non-interactive shell's ``&``): the run goes on to the end."""
+    suite = tmp_path / "slow.toml"
+    suite.write_text(SUITE.format(name="slow", sizes="[3]", lrs="[0.01, 0.02]")
+                     .replace("max_epochs = 1", "max_epochs = 100"))
+    proc = _start_from_a_terminal(
+        ["run", "--suite", str(suite), "--out", str(tmp_path / "out"), "--device", "cpu"],
+        _sigint_ignored)
+    for delay in (0.2, 1.0, 2.0):
+        time.sleep(delay)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stdout + stderr
+    assert len(record_files(tmp_path / "out")) == 2
 
 
 def test_a_record_whose_fields_were_edited_cannot_rerun_as_another_cell(
@@ -557,3 +596,32 @@ def test_fault_injection_keeps_every_promise() -> None:
     from tests.fault_injection import main as inject
 
     assert inject(["--kills", "3", "--seed", "1"]) == 0
+
+
+def test_the_fork_server_runs_out_of_the_terminals_reach() -> None:
+    """A terminal's Ctrl-C reaches its foreground process group: the server, in a session of its
+    own, never sees one, and this process's SIGINT handler is never set aside (a Ctrl-C while
+    the server starts is not lost)."""
+    script = (
+        "import os, signal, time\n"
+        "import multiprocessing as mp\n"
+        "from multiprocessing import forkserver\n"
+        "from l2obench import executors\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "mp.get_context('forkserver').set_forkserver_preload([])\n"
+        "executors._start_fork_server()\n"
+        "server = forkserver._forkserver._forkserver_pid\n"
+        "print(os.getsid(server) != os.getsid(0), os.getpgid(server) != os.getpgid(0))\n"
+        "def start():\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.05)\n"
+        "forkserver.ensure_running = start\n"
+        "try:\n"
+        "    executors._start_fork_server()\n"
+        "    time.sleep(0.05)\n"
+        "    print('lost')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert done.stdout.split("\n")[:2] == ["True True", "interrupted"], done.stdout + done.stderr
