@@ -52,3 +52,12 @@ def test_every_ct_method_fits_and_is_scored(name: str) -> None:
     scores = get_task("ct").score(problem, data.test, method.predict(data.test.features))
     psnr = scores.values["psnr"]
     assert psnr is not None and np.isfinite(psnr)
+
+
+def test_a_ct_report_draws_psnr_and_ssim_against_size() -> None:
+    from l2obench.report.plots import plot_specs
+
+    figures = {spec.name: spec.metrics for spec in plot_specs(get_task("ct"))}
+    assert figures["psnr"] == ("psnr",) and figures["ssim"] == ("ssim",)
+    decision = {name for spec in plot_specs(get_task("decision")) for name in spec.metrics}
+    assert "ssim" not in decision

@@ -83,6 +83,11 @@ def test_a_contradictory_declaration_is_refused() -> None:
     Bad.validation = Metric("epochs", "epochs", "max")  # a record column's name
     with pytest.raises(L2OBenchError, match="record columns"):
         Bad.check_declaration()
+    Bad.validation = Metric("val_score_x", "validation score", "max")
+    Bad.check_declaration()
+    Bad.drawn = ("scor",)  # a figure of a metric the task does not have
+    with pytest.raises(L2OBenchError, match="drawn"):
+        Bad.check_declaration()
     with pytest.raises(ValueError, match="direction"):
         Metric("m", "m", "up")  # type: ignore[arg-type]
 

@@ -73,13 +73,15 @@ class PlotSpec:
 
 def plot_specs(task: Task) -> tuple[PlotSpec, ...]:
     """Every figure a report of ``task``'s cells can have, in page order; the summary (the
-    ranking metric and training time) comes first."""
+    ranking metric and training time) comes first, then the ranking metric and the task's
+    :attr:`~l2obench.tasks.base.Task.drawn` metrics."""
     rank = task.ranking()
     return (
         PlotSpec("summary", f"{_capital(rank.short_label)} and training time",
                  (rank.name, "train_time_s")),
-        PlotSpec(re.sub(r"[^a-z0-9]+", "_", rank.short_label.lower()),
-                 f"{_capital(rank.label)} (test)", (rank.name,)),
+        *(PlotSpec(re.sub(r"[^a-z0-9]+", "_", metric.short_label.lower()),
+                   f"{_capital(metric.label)} (test)", (metric.name,))
+          for metric in (rank, *(task.metric(name) for name in task.drawn))),
         *RUN_PLOTS,
     )
 

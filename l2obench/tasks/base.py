@@ -119,6 +119,9 @@ class Task(ABC):
     extras: ClassVar[tuple[Metric, ...]] = ()
     #: The name of the metric (one of :attr:`metrics`) that ranks methods on the test split.
     rank_metric: ClassVar[str]
+    #: Further metrics (names of :attr:`metrics`) a report draws against size, one figure each
+    #: after the ranking metric's: those a reader of the family's papers looks for beside it.
+    drawn: ClassVar[tuple[str, ...]] = ()
     #: The rank metric evaluated on the validation split: what keeps a training epoch and what
     #: the tuning rule selects configurations by (its ``name`` is the record's key for it).
     validation: ClassVar[Metric]
@@ -203,6 +206,10 @@ class Task(ABC):
         if cls.rank_metric not in names:
             raise L2OBenchError(f"{where}: rank_metric '{cls.rank_metric}' is not one of "
                                 f"its metrics {names}")
+        stray = [name for name in cls.drawn if name not in names or name == cls.rank_metric]
+        if stray:
+            raise L2OBenchError(f"{where}: drawn {stray} must name metrics other than the "
+                                f"ranking one, of {names}")
         if cls.validation.direction != cls.ranking().direction:
             raise L2OBenchError(f"{where}: the validation metric's direction must be the rank "
                                 f"metric's ('{cls.ranking().direction}')")

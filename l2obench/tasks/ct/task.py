@@ -47,6 +47,7 @@ class CTTask(Task):
                description="share of test images with ‖Ax − d‖ above the problem's bound"),
     )
     rank_metric = "psnr"
+    drawn = ("ssim",)
     validation = Metric("val_psnr", "validation PSNR", "max", unit="dB")
 
     def ideal_outputs(self, split: Any) -> np.ndarray:
