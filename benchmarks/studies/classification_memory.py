@@ -162,7 +162,7 @@ def measure(sizes: Sizes) -> Findings:
 
 def plot(result: Result, out: Path) -> list[Path]:
     """``out.png`` and ``out.svg``: peak memory against the forward iterations, one line per
-    method, from ``result``'s table."""
+    method, from ``result``'s table, on linear axes (so that linear growth reads as a line)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -176,7 +176,6 @@ def plot(result: Result, out: Path) -> list[Path]:
         rows = [r for r in table.rows if r[method] == name]
         ax.plot([float(r[iters] or 0) for r in rows], [float(r[mb] or 0) for r in rows],
                 marker=marker, label=name)
-    ax.set_xscale("log")
     ax.set_xlabel("forward iterations per instance (unrolled: K)")
     ax.set_ylabel("training peak host memory (MB above start)")
     ax.set_title(f"{table.title.split(':')[0]} ({result.started[:10]})", fontsize=9)
