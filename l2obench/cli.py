@@ -772,7 +772,7 @@ def _list(console: Console) -> None:
         table.add_column(column)
     for name, cls in problems:
         params = escape("\n".join(f"{k}: {p.describe()}" for k, p in cls.params.items()))
-        offers = "\n".join(sorted(cls.capabilities())) or "oracle only"
+        offers = "\n".join(sorted(cls.capabilities())) or "—"
         table.add_row(name, cls.task, cls.size_param, offers, params, escape(cls.description))
     console.print(table)
 
@@ -783,7 +783,7 @@ def _list(console: Console) -> None:
         missing = method_cls.missing_requirements()
         hint = escape(method_cls.install_hint())
         available = "[green]yes[/]" if not missing else f"[yellow]no[/]: {hint}"
-        needs = "\n".join(sorted(method_cls.needs)) or "the oracle"
+        needs = "\n".join(sorted(method_cls.needs)) or "—"
         params = escape("\n".join(f"{k}: {p.describe()}"
                                   for k, p in method_cls.params.items()))
         table.add_row(name, method_cls.task, available, needs, params,
