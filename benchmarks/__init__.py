@@ -1,1 +1,3 @@
-"""asv benchmarks of l2obench's oracles, layers and methods (see asv.conf.json)."""
+"""l2obench's measurements: asv timings (``asv/``), comparisons against reference
+implementations (``comparisons/``) and studies behind the defaults (``studies/``); their
+results and write-ups are in ``results/``."""

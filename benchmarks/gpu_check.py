@@ -11,10 +11,10 @@ over k = 5 … 100 with a short budget of every DYS method (``dys-jfb``, ``dys-u
 with ``two-stage`` and ``spo+`` beside them, printing seconds per epoch, forward and backward
 iterations, host and device peak memory and regret per size (also written to
 ``OUT/sweep.csv``), (3) the projection forms' solve times on the device
-(``python -m benchmarks.dys_scale forms --device cuda``, into ``OUT/forms.json``), and (4) the
-ratio comparisons (``python -m benchmarks.ratios``) on the same machine, their JSON results in
-``OUT/ratios/`` and their output in ``OUT/ratios.txt`` (the comparisons measure on the CPU:
-they record that machine's CPU figures beside the GPU sweep; they have no CUDA path yet).
+(``python -m benchmarks.studies.dys_scale forms --device cuda``, into ``OUT/forms.json``), and
+(4) the ratio comparisons (``python -m benchmarks.comparisons.ratios``) on the same machine, their
+JSON results in ``OUT/ratios/`` and their output in ``OUT/ratios.txt`` (the comparisons measure on
+the CPU: they record that machine's CPU figures beside the GPU sweep; they have no CUDA path yet).
 ``--device cpu --sizes 3 --epochs 1 --no-quick --no-ratios --no-forms`` exercises the same code
 without a GPU (the test suite does).
 """
@@ -115,10 +115,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-quick", dest="quick", action="store_false",
                         help="skip the quick profile of the suite")
     parser.add_argument("--no-ratios", dest="ratios", action="store_false",
-                        help="skip the ratio comparisons (python -m benchmarks.ratios)")
+                        help="skip the ratio comparisons (python -m benchmarks.comparisons.ratios)")
     parser.add_argument("--no-forms", dest="forms", action="store_false",
                         help="skip the projection forms' solve times "
-                             "(python -m benchmarks.dys_scale forms)")
+                             "(python -m benchmarks.studies.dys_scale forms)")
     return parser.parse_args(argv)
 
 
@@ -142,13 +142,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_results(args.out / "sweep").to_csv(args.out / "sweep.csv", index=False)
     print(table, flush=True)
     if args.forms:
-        subprocess.run([sys.executable, "-m", "benchmarks.dys_scale", "forms", "--device",
+        subprocess.run([sys.executable, "-m", "benchmarks.studies.dys_scale", "forms", "--device",
                         args.device, "--out", str(args.out.resolve())], cwd=REPO, check=True)
     if args.ratios:
         results = (args.out / "ratios").resolve()
         with open(args.out / "ratios.txt", "w") as log:
             ratios = subprocess.run(
-                [sys.executable, "-m", "benchmarks.ratios", "--out", str(results)],
+                [sys.executable, "-m", "benchmarks.comparisons.ratios", "--out", str(results)],
                 cwd=REPO, check=False, stdout=subprocess.PIPE, text=True,
             )
             log.write(ratios.stdout)

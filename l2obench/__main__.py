@@ -2,6 +2,15 @@
 
 import sys
 
-from l2obench.cli import main
 
-sys.exit(main())
+def _entry() -> int:
+    """The command, with a Ctrl-C during its first imports ending it as one later would."""
+    try:
+        from l2obench.cli import main
+    except KeyboardInterrupt:
+        print("l2obench: interrupted", file=sys.stderr)
+        return 130
+    return main()
+
+
+sys.exit(_entry())

@@ -7,14 +7,20 @@ end with exit status 2 and one message; no traceback reaches the user.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import gc
 import logging
 import math
 import os
+import re
 import shlex
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from rich import box
@@ -28,13 +34,15 @@ from l2obench.display import (
     cell_line,
     compact_labels,
     count,
+    fit_label,
     fit_table,
+    run_labels,
     short_label,
     shorten,
 )
-from l2obench.errors import L2OBenchError
+from l2obench.errors import L2OBenchError, did_you_mean
 from l2obench.record import RECORD_COLUMNS, Budget, Cell, Limits, Record, Status
-from l2obench.tasks.base import Task, task_of
+from l2obench.tasks.base import Metric, Task, task_of
 
 if TYPE_CHECKING:
     from l2obench.executors import Executor
@@ -56,6 +64,10 @@ class _Parser(argparse.ArgumentParser):
     """argparse that exits with status 2 and a one-line message on bad input."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        wrong = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if wrong:  # a misspelt command: name the closest
+            choices = re.findall(r"'([^']*)'", wrong[2])
+            message = f"{message}{did_you_mean(wrong[1], choices)}"
         self.exit(EXIT_USAGE, f"l2obench: error: {message}\n"
                               f"(see '{self.prog} --help')\n")
 
@@ -170,7 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="publish although some of the suite's cells have no record (the "
                              "pages say how many)")
 
-    commands.add_parser("list", help="show problems, methods and suites")
+    listing = commands.add_parser("list", help="show problems, methods and suites")
+    for command in (run, rerun, report, listing):
+        command.set_defaults(command_parser=command)
     return parser
 
 
@@ -180,7 +194,21 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    with _clean_interrupts():
+        try:
+            return _main(argv)
+        except KeyboardInterrupt:  # before the command began (or after it ended)
+            return _interrupted()
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # refused by the parser of where they stand, which points to its own help
+        tokens = list(sys.argv[1:] if argv is None else argv)
+        before = tokens.index(unknown[0]) < tokens.index(args.command)
+        (parser if before else args.command_parser).error(
+            f"unrecognized arguments: {' '.join(unknown)}")
     # Plain lines on stderr ("warning: damaged record PATH (…)"): one line each, never wrapped.
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s: %(message)s", stream=sys.stderr)
@@ -196,7 +224,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _rerun(args, console)
         if args.command == "report":
             return _report(args, console, argv)
-        _list(console)
+        # In a pipe, nothing is cut to fit a width (a pipe has none): every row one line.
+        piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+        _list(Console(width=100_000) if piped else console)
         return 0
     except L2OBenchError as exc:
         return _error(str(exc))
@@ -204,8 +234,70 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         return _error(f"{where}{exc.strerror or exc}")
     except KeyboardInterrupt:
-        Console(stderr=True).print("l2obench: interrupted", highlight=False)
-        return EXIT_INTERRUPTED
+        return _interrupted()
+
+
+def _interrupted() -> int:
+    Console(stderr=True).print("l2obench: interrupted", highlight=False)
+    return EXIT_INTERRUPTED
+
+
+@contextlib.contextmanager
+def _clean_interrupts() -> Iterator[None]:
+    """Within this block a Ctrl-C raises ``KeyboardInterrupt`` only where it can propagate.
+
+    Python raises it wherever the main thread is; inside an import (a library left half
+    imported fails later with an unrelated error) or a garbage-collector callback (JAX registers
+    one; the exception is printed as "Exception ignored" with a traceback, and lost) it does
+    harm. There the interrupt is put off and delivered again a moment later, until it lands
+    in the command's own code.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
+        yield  # a command started with Ctrl-C ignored (nohup, a script's `&`) keeps ignoring it
+        return
+    lock = threading.Lock()
+    active = [True]  # False once the block ends: a late redelivery is dropped
+
+    main = threading.main_thread().ident
+    assert main is not None
+
+    def redeliver() -> None:  # a real signal: it also wakes a main thread waiting on a lock
+        with lock:
+            if active[0]:
+                signal.pthread_kill(main, signal.SIGINT)
+
+    def on_interrupt(signum: int, frame: FrameType | None) -> None:
+        if not active[0]:
+            return  # redelivered after the block ended: the command has ended already
+        if _in_unsafe_place(frame):
+            threading.Timer(0.05, redeliver).start()
+            return
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield
+    finally:
+        with lock:
+            active[0] = False
+        _settle()  # a redelivery made before that runs here, in this handler, and is dropped
+        signal.signal(signal.SIGINT, previous)
+
+
+def _settle() -> None:
+    """Nothing: calling it lets the main thread run the signal handlers that are pending."""
+
+
+def _in_unsafe_place(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs inside an import or a garbage-collector callback."""
+    callbacks = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+    while frame is not None:
+        code = frame.f_code
+        if code.co_filename.startswith("<frozen importlib") or code in callbacks:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _error(message: str) -> int:
@@ -271,7 +363,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from l2obench.selection import TuningPlan
     from l2obench.store import ResultStore
     from l2obench.suite import expand, load_suite, with_methods
-    from l2obench.sweep import SweepInterrupted, run_cells
+    from l2obench.sweep import ALREADY_RECORDED, SweepInterrupted, run_cells
 
     _check_executor_options(args)
     if args.out is not None and not args.out.strip():
@@ -326,39 +418,63 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                   expand=True) as progress:
         task = progress.add_task("cells", total=len(plan.first))
         label_room = max(12, width // 2 - 4)
+        labels = run_labels(plan.first)
 
         def second_stage() -> list[Cell]:
+            events.flush()
             chosen, selections = plan.selected(store.read)
             for line in _selection_lines(selections, plan.first):
                 progress.console.print(line, highlight=False)
             store.note_suite(suite.name, [cell.cell_id for cell in chosen])
             ran.extend(chosen)
+            labels.update(run_labels(ran))
             progress.update(task, total=len(ran))
             return chosen
 
         class Events:
+            """The sweep's events as lines; cells already recorded are counted in one line."""
+
+            def __init__(self) -> None:
+                self.already = 0
+
+            def flush(self) -> None:
+                if self.already:
+                    progress.console.print(f"[dim]{count(self.already, 'cell')} already "
+                                           "recorded, skipped[/]", highlight=False)
+                    self.already = 0
+
             def started(self, cell: Cell) -> None:
-                progress.update(task, description=escape(shorten(short_label(cell),
-                                                                 label_room)))
+                self.flush()
+                label = fit_label(cell, label_room, labels.get(cell.cell_id))
+                progress.update(task, description=escape(label))
 
             def finished(self, cell: Cell, record: Record) -> None:
-                progress.console.print(cell_line(cell, record, width), highlight=False)
+                self.flush()
+                progress.console.print(cell_line(cell, record, width, labels.get(cell.cell_id)),
+                                       highlight=False)
                 progress.advance(task)
 
             def skipped(self, cell: Cell, reason: str) -> None:
+                progress.advance(task)
+                if reason == ALREADY_RECORDED:
+                    self.already += 1
+                    return
+                self.flush()
                 text = shorten(f"{short_label(cell)}: {reason}", width - 10)
                 progress.console.print(f"[dim]       · {escape(text)}[/]", highlight=False)
-                progress.advance(task)
 
+        events = Events()
         try:
             summary = run_cells(plan.first, store, executor=executor, mode=mode,
-                                events=Events(), then=second_stage if plan.pending else None)
+                                events=events, then=second_stage if plan.pending else None)
         except SweepInterrupted as stop:
+            events.flush()
             progress.stop()
             console.print(f"interrupted: {len(stop.summary.written)} cells recorded in this "
                           f"run; {len(stop.stopped)} running cells stopped, not recorded (they "
                           f"run again on resume). Records in {store.root}", highlight=False)
             return EXIT_INTERRUPTED
+        events.flush()
 
     written = {record.cell_id: record for record in summary.written}
     records = [(cell, written.get(cell.cell_id) or store.read(cell.cell_id)) for cell in ran]
@@ -545,26 +661,34 @@ def _mean(values: list[Any]) -> float | None:
 def _summary_table(done: list[tuple[Cell, Record]], tuning: Tuning,
                    width: int) -> tuple[Table, list[str]]:
     """One row per configuration (size, data point, method label): each column the mean over
-    its ok seeds; with tuning declared, the configuration the rule selects on validation regret
-    is marked."""
+    its ok seeds. Within a size and data point, rows are sorted by the task family's ranking
+    metric, in its direction (``Task.ranking``), and the best is marked; with tuning declared,
+    the configuration the rule selects on the validation metric is marked too."""
     from l2obench.selection import cell_trial, given_params, select
 
     task = task_of(cell.task for cell, _ in done)
     summary_columns = _summary_columns(task)
     trials = {cell.cell_id: cell_trial(cell, tuning, record) for cell, record in done}
     selections = select(trials.values(), tuning, task.validation)
-    rows: dict[tuple[int, str, str], list[tuple[Cell, Record]]] = {}
-    for cell, record in sorted(done, key=lambda d: (d[0].size, d[0].data_label,
-                                                    d[0].method_label)):
-        rows.setdefault((cell.size, cell.data_label, cell.method_label), []).append(
+    groups: dict[tuple[int, str, str], list[tuple[Cell, Record]]] = {}
+    for cell, record in done:
+        groups.setdefault((cell.size, cell.data_label, cell.method_label), []).append(
             (cell, record))
     means: dict[tuple[int, str, str], dict[str, float | None]] = {}
-    for key, group in rows.items():
+    ranking = task.ranking()  # what the rows are sorted by, and its direction
+    columns_read = {column for column, _, _ in summary_columns.values()} | {ranking.name}
+    for key, group in groups.items():
         ok = [record for _, record in group if record.status == Status.OK]
         means[key] = {column: _mean([trials[r.cell_id].val_score
                                      if column == task.validation.name else _value(r, column)
                                      for r in ok])
-                      for column, _, _ in summary_columns.values()}
+                      for column in columns_read}
+    rows = {key: groups[key] for key in sorted(
+        groups, key=lambda k: (k[0], k[1], _rank_order(ranking, means[k][ranking.name]), k[2]))}
+    best: dict[tuple[int, str], tuple[int, str, str]] = {}  # (size, data) -> its best row
+    for key in rows:
+        if means[key][ranking.name] is not None:
+            best.setdefault(key[:2], key)
     shown = {header: spec for header, spec in summary_columns.items()
              if any(m[spec[0]] is not None for m in means.values())}
     with_data = any(data for _, data, _ in rows)
@@ -581,7 +705,8 @@ def _summary_table(done: list[tuple[Cell, Record]], tuning: Tuning,
         choice = selections.choice(trial.group, trial.size, trial.identity)
         marked = (bool(tuning.keys(cell.method)) and choice is not None
                   and choice.configuration == trial.configuration)
-        names.append("* " if marked else "")
+        names.append(("» " if best.get((size, data)) == (size, data, label) else "")
+                     + ("* " if marked else ""))
         entries.append((cell.method, given_params(cell.method, label, cell.method_params)))
         sizes.append(str(size))
         datas.append(escape(data))
@@ -594,13 +719,20 @@ def _summary_table(done: list[tuple[Cell, Record]], tuning: Tuning,
                Column("method", names, "left", 0, True), Column("ok", solved_cells)]
     columns += [Column(header, values[header], "right", spec[2])
                 for header, spec in shown.items()]
-    title = "Summary: mean over the ok seeds of each configuration" + (
-        " (* selected)" if any(n.startswith("* ") for n in names) else "")
+    best_is = "lowest" if ranking.direction == "min" else "highest"
+    marks = [f"» {best_is} {ranking.short_label}"] + (
+        ["* selected"] if any("* " in n for n in names) else [])
+    title = f"Summary: mean over the ok seeds; {'; '.join(marks)}"
     table, dropped = fit_table(title, columns, width)
     lines = list(notes)
     if dropped:
         lines.append(f"left out at this width: {', '.join(dropped)}")
     return table, [shorten(line, width) for line in lines]
+
+
+def _rank_order(metric: Metric, value: float | None) -> float:
+    """A sort key for ``value`` of ``metric``: the best first, a missing one last."""
+    return math.inf if value is None or not math.isfinite(value) else metric.sign * value
 
 
 def _comparison_table(original: Record, new: Record) -> Table:
@@ -676,16 +808,18 @@ def _list(console: Console) -> None:
     console.print(table)
 
     table = Table(title="Suites")
-    for column in ("name", "problem", "sizes", "methods", "file"):
+    for column in ("name", "problem", "sizes", "methods"):
         table.add_column(column)
+    table.add_column("file", overflow="fold")  # a path is never cut short
     for name, path in sorted(builtin_suites().items()):
         try:
             suite = load_suite(str(path))
         except L2OBenchError as exc:
             table.add_row(name, "[red]invalid[/]", escape(str(exc)), "", str(path))
             continue
-        table.add_row(name, suite.problem, ", ".join(map(str, suite.sizes)),
-                      ", ".join(s.name for s in suite.methods), str(path))
+        names = dict.fromkeys(s.name for s in suite.methods)  # a method with two entries once
+        table.add_row(name, suite.problem, ", ".join(map(str, suite.sizes)), ", ".join(names),
+                      str(path))
     console.print(table)
 
 

@@ -43,12 +43,15 @@ def shorten(text: str, width: int) -> str:
     return text[:head] + "…" + text[len(text) - (width - 1 - head):]
 
 
-def cell_line(cell: Cell, record: Record, width: int) -> Text:
+def cell_line(cell: Cell, record: Record, width: int, compact: str | None = None) -> Text:
     """One finished cell in one line of at most ``width`` characters.
 
-    Status, then the label (shortened first if the line is too long), then the measurements
-    (the last ones dropped where even a shortened label leaves no room); an error comes last
-    and is cut to what room is left.
+    Status, then the label, then the measurements; an error comes last and is cut to what room
+    is left. The method's name, the size and the seed are never shortened: where the line is
+    too long the label drops the parameters every cell of the run shares (``compact``, the
+    method label :func:`run_labels` gives), then measurements go but the regret, then the
+    parameters left are shortened in the middle (the regret goes only where even ``name[…]``
+    has no room).
     """
     status = f"{record.status:>8} "
     facts = []
@@ -59,18 +62,24 @@ def cell_line(cell: Cell, record: Record, width: int) -> Text:
         facts.append(f"{count(record.epochs, 'epoch')} in {duration(record.train_time_s)}")
     if record.fwd_iters_mean is not None:
         facts.append(f"{record.fwd_iters_mean:.0f} fwd iters")
-    while facts and len(status) + 12 + sum(len(f) + 2 for f in facts) > width:
-        facts.pop()  # the least important measurement first
-    tail = "".join(f"  {f}" for f in facts)
-    room = max(12, width - len(status) - len(tail))
-    label = short_label(cell)
-    if len(label) > room:  # shorten the method's parameters first: where and seed stay whole
-        around = len(label) - len(cell.method_label)
-        label = label.replace(cell.method_label,
-                              shorten(cell.method_label, max(8, room - around)), 1)
-    label = shorten(label, room)
+
+    def tail() -> str:
+        return "".join(f"  {f}" for f in facts)
+
+    method = cell.method_label
+    if compact is not None and len(status) + len(short_label(cell)) + len(tail()) > width:
+        method = compact
+    # Measurements go (the least important first, the regret last) while the label does not
+    # fit whole; the regret only where even the label's shortest form (``ltr[…]``) does not.
+    while len(facts) > 1 and len(status) + len(short_label(cell, method)) + len(tail()) > width:
+        facts.pop()
+    least = short_label(cell, f"{cell.method}[…]" if method != cell.method else method)
+    while facts and len(status) + len(least) + len(tail()) > width:
+        facts.pop()
+    room = max(12, width - len(status) - len(tail()))
+    label = fit_label(cell, room, method)
     line = Text.from_markup(f"[{STATUS_STYLE.get(record.status, 'white')}]{status}[/]"
-                            f"{escape(label)}{escape(tail)}")
+                            f"{escape(label)}{escape(tail())}")
     if record.error:
         left = width - len(line) - 2
         if left > 8:
@@ -78,11 +87,36 @@ def cell_line(cell: Cell, record: Record, width: int) -> Text:
     return line
 
 
-def short_label(cell: Cell) -> str:
+def short_label(cell: Cell, method_label: str | None = None) -> str:
     """``k=3,deg=4 dys-jfb[lr=0.01] seed=0``: a cell without its problem's name (a run's lines
-    follow a header that names the suite and its problem)."""
+    follow a header that names the suite and its problem); ``method_label`` in place of the
+    cell's own if given."""
     data = f",{cell.data_label}" if cell.data_label else ""
-    return f"{cell.size_param}={cell.size}{data} {cell.method_label} seed={cell.seed}"
+    return (f"{cell.size_param}={cell.size}{data} {method_label or cell.method_label} "
+            f"seed={cell.seed}")
+
+
+def fit_label(cell: Cell, width: int, method_label: str | None = None) -> str:
+    """:func:`short_label` in at most ``width`` characters: the method's parameters shortened in
+    the middle first (``ltr[kind=p…wise]``), its name, size and seed kept whole while they fit."""
+    method = method_label or cell.method_label
+    label = short_label(cell, method)
+    if len(label) > width and method.startswith(cell.method + "[") and method.endswith("]"):
+        inner = method[len(cell.method) + 1: -1]
+        keep = max(1, len(inner) - (len(label) - width))
+        label = short_label(cell, f"{cell.method}[{shorten(inner, keep)}]")
+    return shorten(label, width)
+
+
+def run_labels(cells: Sequence[Cell]) -> dict[str, str]:
+    """Each cell's method label without the parameters that every cell of its method in
+    ``cells`` shares (by cell id): what tells the run's cells apart in a narrow terminal."""
+    from l2obench.selection import given_params
+
+    entries = [(cell.method, given_params(cell.method, cell.method_label, cell.method_params))
+               for cell in cells]
+    labels, _ = compact_labels(entries)
+    return {cell.cell_id: label for cell, label in zip(cells, labels, strict=True)}
 
 
 def shorten_end(text: str, width: int) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 
 class L2OBenchError(Exception):
@@ -31,3 +32,17 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     if not close:
         return ""
     return " (did you mean " + " or ".join(f"'{c}'" for c in close) + "?)"
+
+
+def clip(text: str, width: int = 60) -> str:
+    """``text``, its middle elided past ``width`` characters: a message echoes what the user
+    gave so it can be found, without repeating a huge value whole."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
+
+
+def shown(value: Any, width: int = 60) -> str:
+    """``repr(value)`` for a message, clipped as :func:`clip` does."""
+    return clip(repr(value), width)

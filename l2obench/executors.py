@@ -17,15 +17,20 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import subprocess
 import threading
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from multiprocessing import forkserver
+from multiprocessing import util as mp_util
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
 import torch
 
 from l2obench.errors import MissingExtraError
@@ -85,10 +90,11 @@ class SharedDatasets:
                 self._held.popitem(last=False)
 
 
-def dataset_bytes(data: Dataset) -> int:
-    """The bytes of a data set's arrays."""
-    return sum(array.nbytes for split in (data.train, data.val, data.test)
-               for array in (split.features, split.costs, split.solutions, split.objectives))
+def dataset_bytes(data: Dataset[Any]) -> int:
+    """The bytes of a data set's arrays: every NumPy array a split holds, whatever its task
+    family's split type."""
+    return sum(value.nbytes for split in (data.train, data.val, data.test)
+               for value in vars(split).values() if isinstance(value, np.ndarray))
 
 
 class Executor(ABC):
@@ -151,6 +157,7 @@ class ProcessExecutor(Executor):
         self.datasets = SharedDatasets()
 
     def submit(self, cell: Cell) -> Future[Record]:
+        _context()  # the fork server starts in this thread, the main one (see its docstring)
         return self.pool.submit(run_isolated, cell, self.limits, self.threads, self.datasets)
 
     def cancel(self) -> None:
@@ -286,7 +293,42 @@ def preload_modules() -> list[str]:
 def _context() -> mp.context.ForkServerContext:
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(preload_modules())
+    _start_fork_server()
     return ctx
+
+
+def _start_fork_server() -> None:
+    """Start the fork server (if it is not running) in a session of its own.
+
+    A terminal's Ctrl-C goes to its foreground process group; in that group the server, which
+    imports torch and the methods for seconds, printed the interrupted imports' traceback.
+    Out of it, the server and the cells it forks never see a Ctrl-C (the sweep stops those by
+    killing their process groups); they end with this process, when the pipe ``multiprocessing``
+    keeps open to the server closes. Ignoring SIGINT while the server started did the same but
+    lost a Ctrl-C that came in those milliseconds.
+    """
+    with _SERVER_LOCK:
+        spawn = mp_util.spawnv_passfds
+        mp_util.spawnv_passfds = _spawn_in_own_session
+        try:
+            forkserver.ensure_running()
+        finally:
+            mp_util.spawnv_passfds = spawn
+
+
+#: The fork servers started (one per process, while it runs): ``multiprocessing`` waits for the
+#: server by its pid, so its ``Popen`` object is kept, never collected (which would reap it).
+_SERVERS: list[subprocess.Popen[bytes]] = []
+_SERVER_LOCK = threading.Lock()
+
+
+def _spawn_in_own_session(path: bytes, args: Sequence[Any], passfds: Sequence[int]) -> int:
+    """``multiprocessing.util.spawnv_passfds`` (start ``path`` with ``args``, keeping the file
+    descriptors ``passfds`` open, and return its pid), in a new session."""
+    server = subprocess.Popen(list(args), executable=path, pass_fds=sorted(passfds),
+                              start_new_session=True)
+    _SERVERS.append(server)
+    return server.pid
 
 
 def _child_main(cell: Cell, sender: Any, threads: int | None, data: Dataset | None = None,

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from l2obench.errors import ParameterError, did_you_mean
+from l2obench.errors import ParameterError, did_you_mean, shown
 
 _TYPE_NAMES = {bool: "bool", int: "int", float: "float", str: "str"}
 
@@ -61,12 +61,12 @@ class Param:
         if self.choices is not None and value not in self.choices:
             valid = ", ".join(repr(c) for c in self.choices)
             hint = did_you_mean(value, map(str, self.choices)) if isinstance(value, str) else ""
-            raise ParameterError(f"{where} = {value!r} is not one of: {valid}{hint}")
+            raise ParameterError(f"{where} = {shown(value)} is not one of: {valid}{hint}")
         if self.type in (int, float):
             if self.low is not None and value < self.low:
-                raise ParameterError(f"{where} = {value!r} is below its minimum {self.low:g}")
+                raise ParameterError(f"{where} = {shown(value)} is below its minimum {self.low:g}")
             if self.high is not None and value > self.high:
-                raise ParameterError(f"{where} = {value!r} is above its maximum {self.high:g}")
+                raise ParameterError(f"{where} = {shown(value)} is above its maximum {self.high:g}")
         return value
 
 
@@ -106,7 +106,7 @@ def _convert(kind: type, value: Any, where: str) -> Any:
             return value
     else:
         raise TypeError(f"unsupported parameter type {kind!r}")
-    raise ParameterError(f"{where} = {value!r} is not a valid {_TYPE_NAMES[kind]}")
+    raise ParameterError(f"{where} = {shown(value)} is not a valid {_TYPE_NAMES[kind]}")
 
 
 def validate_params(
@@ -118,7 +118,7 @@ def validate_params(
         valid = ", ".join(sorted(declared)) or "(none)"
         hint = did_you_mean(unknown[0], declared) if len(unknown) == 1 else ""
         raise ParameterError(
-            f"{owner}: unknown parameter(s) {', '.join(map(repr, unknown))}{hint}; valid: {valid}"
+            f"{owner}: unknown parameter(s) {', '.join(map(shown, unknown))}{hint}; valid: {valid}"
         )
     return {
         name: param.coerce(owner, name, given.get(name, param.default))

@@ -16,7 +16,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -416,6 +416,10 @@ class Record:
         "the layout of the record (2: with `task`, `metrics`, `extras` and `per_instance`); older "
         "records "
         "are read in the current layout (`l2obench.record.migrate`)", SCHEMA_VERSION)
+    checksum: str | None = column(
+        "SHA-256 of the record's other columns as canonical JSON (keys sorted, no spaces), "
+        "written with the record: a record whose content no longer matches it was edited or "
+        "damaged and is set aside (empty in records written before it was added)")
 
     # -- building ------------------------------------------------------------------------------
 
@@ -444,6 +448,10 @@ class Record:
                                    finished_at=utc_now(), load_end=load_average(),
                                    **measurements)
 
+    def sealed(self) -> Record:
+        """This record with its ``checksum`` computed from its other columns (as written)."""
+        return dataclasses.replace(self, checksum=content_checksum(self.to_json()))
+
     # -- JSON ----------------------------------------------------------------------------------
 
     def to_json(self) -> dict[str, Any]:
@@ -463,6 +471,7 @@ class Record:
         for key in ("cell_id", "status", "problem", "method"):
             if key not in data:
                 raise RecordError(f"not a record: no '{key}'")
+        written = data
         data = migrate(data)
         values: dict[str, Any] = {}
         for name, hint in _HINTS.items():
@@ -474,6 +483,9 @@ class Record:
             values["status"] = Status(values["status"])
         except ValueError:
             raise RecordError(f"not a record: unknown status {values['status']!r}") from None
+        damage = _damage(written, values)
+        if damage:
+            raise RecordError(f"damaged: {damage}")
         return cls(**values)
 
     def metric(self, name: str) -> float | None:
@@ -486,6 +498,95 @@ class Record:
         if self.size_param is not None:
             return self
         return dataclasses.replace(self, size_param=size_param)
+
+
+def content_checksum(data: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of a record's JSON object without its ``checksum``, as canonical JSON."""
+    content = {k: v for k, v in data.items() if k != "checksum"}
+    return hashlib.sha256(_canonical(content).encode()).hexdigest()
+
+
+def _damage(data: Mapping[str, Any], values: Mapping[str, Any]) -> str | None:
+    """What shows that a record's JSON object was edited or damaged after it was written, or
+    ``None``: a checksum that does not match, a value that is not finite (a record is written
+    with none), an ``ok`` record without its regret."""
+    checksum = values.get("checksum")
+    if checksum is not None and checksum != content_checksum(data):
+        return "its content does not match its checksum (edited after it was written)"
+    bad = next((name for name, value in values.items() if not _finite(value)), None)
+    if bad is not None:
+        return f"column '{bad}' holds a value that is not finite"
+    if values["status"] == Status.OK and not any(
+            v is not None for v in (values.get("metrics") or {}).values()):
+        return "an ok record without its scores (metrics)"
+    return None
+
+
+#: How far (relative) a record's ``score / Σ per-instance values`` may stray from that of the
+#: other records of its data point: float rounding, far below any edit.
+SCORE_RTOL = 1e-9
+
+
+def disagreeing_scores(
+    records: Iterable[Record],
+    scored: Callable[[Record], tuple[str, float | None, str, list[float] | None] | None],
+) -> dict[str, str]:
+    """The records (by cell id, with what is wrong) whose score disagrees with their own
+    per-instance values: a mean edited, or pasted from another cell, while the per-instance
+    values stayed.
+
+    ``scored(record)`` gives the record's ranking metric (its name and value) and its
+    per-instance values (their name and list), or ``None`` where it has none. The metric is
+    their sum over a constant of the data point (normalized regret: ``Σ test_regrets /
+    Σ|cᵢᵀx*ᵢ|``; a mean: ``/ n``), and every record of one data point (the same problem
+    parameters, seed included) has the same test instances, so ``score / Σ values`` is the
+    same for each. Where more than half the records of a data point share that ratio, the
+    others are damaged; where none is shared so widely (two records that disagree), none of
+    them can be trusted. This needs no checksum, so it covers records written before
+    checksums too. A record alone at its data point, without per-instance values, or with a
+    zero score or sum, is not compared.
+    """
+    groups: dict[tuple[str, str], list[tuple[str, float, float, str, str]]] = {}
+    for record in records:
+        found = scored(record)
+        if found is None:
+            continue
+        name, score, per_name, values = found
+        if score is None or not values:
+            continue
+        total = math.fsum(values)
+        if total != 0 and score != 0:
+            groups.setdefault((record.problem, record.problem_params), []).append(
+                (record.cell_id, score / total, total, name, per_name))
+    damaged = {}
+    for members in groups.values():
+        ratios = [ratio for _, ratio, _, _, _ in members]
+        shared = max(ratios, key=lambda r: sum(_same(r, other) for other in ratios))
+        if sum(_same(shared, ratio) for ratio in ratios) * 2 <= len(ratios):
+            shared = math.nan  # no majority: every member is in doubt
+        for cell_id, ratio, total, name, per_name in members:
+            if not _same(ratio, shared):
+                damaged[cell_id] = (f"its {name} {ratio * total:.6g} disagrees with its "
+                                    f"{per_name}, which give {total * shared:.6g} at its data "
+                                    "point" if math.isfinite(shared) else
+                                    f"its {name} and {per_name} disagree with those of the "
+                                    "other records of its data point")
+    return damaged
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= SCORE_RTOL * abs(b)
+
+
+def _finite(value: Any) -> bool:
+    """Whether ``value`` holds no NaN or infinity (in lists and objects too)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    return True
 
 
 def _canonical_params(params: Mapping[str, Any]) -> str:
@@ -565,7 +666,7 @@ RECORD_COLUMNS: list[str] = [f.name for f in dataclasses.fields(Record)]
 RUN_DEPENDENT_COLUMNS: frozenset[str] = frozenset({
     "train_time_s", "time_to_best_s", "val_time_s", "time_per_epoch_s", "infer_time_s",
     "peak_mem_mb", "device_peak_mem_mb", "git_commit", "hostname", "torch_threads",
-    "started_at", "finished_at", "load_start", "load_end", "history"})
+    "started_at", "finished_at", "load_start", "load_end", "history", "checksum"})
 
 
 def columns_markdown() -> str:
@@ -595,9 +696,19 @@ A results folder holds:
 |---|---|
 | `records/<cell_id>.json` | the record of each cell (mode 644 less the umask) |
 | `records/superseded/` | records replaced by `--force` or `--retry-failed`, time-stamped |
-| `records/damaged/` | files found in `records/` that were not a record of their cell, moved aside |
+| `records/damaged/` | files found in `records/` that were not a record of their cell, or were \
+edited after they were written (see below), moved aside |
 | `records/.locks/`, `records/.sweeps/` | the locks of cells in progress and of running sweeps |
 | `suites/<suite>.json` | the cells the suite's runs asked for, and its tuning declaration |
+
+A record is damaged, and set aside by every reader (the sweep's resume moves it to
+`records/damaged/` and runs its cell again; `load_records`, `load_results` and the report skip
+it), with a warning naming the file and what is wrong, when its `checksum` does not match its
+other columns, when a column holds NaN or an infinity (a record is written with none), when an
+`ok` record has no `metrics`, or when its ranking metric disagrees with its own per-instance
+values (every record of a data point shares the test instances, so `norm_regret / Σ
+test_regrets` is the same for each). Records written before the checksum have none and are
+checked by the other rules.
 
 """
 

@@ -13,9 +13,11 @@ whichever suite ran them first, and says which are missing; and the suite's tuni
 (the latest run's), so the report selects configurations by the rule the sweep used.
 
 A file in ``records/`` that is not a record of its cell (truncated, not JSON, not UTF-8, another
-program's JSON, a record under another cell's name) is *damaged*: it is reported by path, moved
-to ``records/damaged/`` (never deleted), and never counts as a recorded cell, so its cell runs
-again on resume.
+program's JSON, a record under another cell's name) or whose content was changed after it was
+written (a checksum that no longer matches, a value that is not finite, a regret that disagrees
+with its per-instance regrets: the checks of :mod:`l2obench.record`) is *damaged*: it is
+reported by path, moved to ``records/damaged/`` (never deleted), and never counts as a recorded
+cell, so its cell runs again on resume.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from l2obench.errors import L2OBenchError
-from l2obench.record import RECORD_COLUMNS, Record, RecordError, utc_now
+from l2obench.record import RECORD_COLUMNS, Record, RecordError, disagreeing_scores, utc_now
 from l2obench.tasks.base import DEFAULT_TASK, get_task
 
 if TYPE_CHECKING:
@@ -107,6 +109,12 @@ class ResultStore:
             record = self.read(path.stem)
             if record is not None:
                 yield record
+
+    def set_aside_disagreeing(self) -> None:
+        """Move aside the records whose score disagrees with their per-instance values
+        (:func:`disagreeing`; damaged files met on the way too), so their cells run again."""
+        for cell_id, reason in disagreeing(self.scan()).items():
+            self.set_aside(self.path(cell_id), reason)
 
     def _record_files(self) -> list[Path]:
         try:
@@ -241,7 +249,7 @@ class ResultStore:
         """
         target = self.path(record.cell_id)
         self._mkdir(self.records)
-        text = json.dumps(record.to_json(), indent=1)
+        text = json.dumps(record.sealed().to_json(), indent=1)
         tmp: str | None = None
         try:
             fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=self.records)
@@ -284,7 +292,7 @@ class ResultStore:
                 self._supersede(path)
         for record in records:
             current = self.read(record.cell_id)
-            if current is None or current.to_json() != record.to_json():
+            if current is None or current.sealed() != record.sealed():
                 self.write(record, replace=True)
         folder = self.root / "suites"
         self._mkdir(folder)
@@ -410,16 +418,42 @@ def load_records(path: str | os.PathLike[str], *, strict: bool = False) -> list[
     except OSError as exc:
         raise StoreError(f"cannot read {folder}: {exc}") from None
     records = []
+
+    def damaged(file: Path, reason: str) -> None:
+        if strict:
+            raise L2OBenchError(f"damaged record {file}: {reason}")
+        log.warning("skipping damaged record %s: %s", file, reason)
+
     for file in files:
         try:
             records.append(read_record(file, file.stem))
         except RecordError as exc:
-            if strict:
-                raise L2OBenchError(f"damaged record {file}: {exc}") from None
-            log.warning("skipping damaged record %s: %s", file, exc)
+            damaged(file, str(exc))
+    doubtful = disagreeing(records)
+    for record in records:
+        if record.cell_id in doubtful:
+            damaged(folder / f"{record.cell_id}.json", doubtful[record.cell_id])
+    records = [record for record in records if record.cell_id not in doubtful]
     if not records:
         raise FileNotFoundError(f"no records under {root}")
     return records
+
+
+def disagreeing(records: Iterable[Record]) -> dict[str, str]:
+    """The records whose ranking metric (their task family's) disagrees with its own
+    per-instance values (:func:`~l2obench.record.disagreeing_scores`), with what is wrong."""
+
+    def scored(record: Record) -> tuple[str, float | None, str, list[float] | None] | None:
+        try:
+            metric = get_task(record.task or DEFAULT_TASK).ranking()
+        except L2OBenchError:  # a family this installation does not know: nothing to compare
+            return None
+        if metric.per_instance is None:
+            return None
+        values = (record.per_instance or {}).get(metric.per_instance)
+        return metric.name, record.metric(metric.name), metric.per_instance, values
+
+    return disagreeing_scores(records, scored)
 
 
 def suite_records(path: str | os.PathLike[str], suite: str) -> tuple[list[Record], int]:

@@ -64,7 +64,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from l2obench.errors import L2OBenchError, did_you_mean
+from l2obench.errors import L2OBenchError, clip, did_you_mean, shown
 from l2obench.methods.base import BaseMethod
 from l2obench.methods.base import method_registry as methods
 from l2obench.params import format_value, readable_name
@@ -200,11 +200,11 @@ def _grid(table: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _suite_files() -> list[Path]:
-    """The built-in suite files: inside an installed wheel, or the checkout's problems/."""
+    """The built-in suite files: inside an installed wheel, or the checkout's suites/."""
     try:
         entries = files(SUITE_PACKAGE).iterdir()
     except ModuleNotFoundError:  # an editable install maps only the `l2obench` folder
-        entries = (Path(__file__).resolve().parent.parent / "problems").iterdir()
+        entries = (Path(__file__).resolve().parent.parent / "suites").iterdir()
     return sorted(Path(str(entry)) for entry in entries if entry.name.endswith(".toml"))
 
 
@@ -224,6 +224,8 @@ def resolve_suite_path(name_or_path: str) -> Path:
     suites = builtin_suites()
     if candidate.is_file():
         return candidate
+    if candidate.exists() and not candidate.is_dir():  # a FIFO, a device, a socket
+        raise SuiteError(f"--suite {name_or_path}: not a regular file (a suite is a .toml file)")
     if candidate.suffix == ".toml":
         raise SuiteError(f"suite file not found: {candidate}")
     if name_or_path in suites:
@@ -291,7 +293,7 @@ def parse_suite(raw: Mapping[str, Any], source: str, *, quick: bool = False) -> 
     description = raw.get("description", "")
     if not isinstance(description, str):
         errors.messages.append(f"{source}: key 'description' must be a string, got "
-                               f"{description!r}")
+                               f"{shown(description)}")
     limits = errors.attempt(_limits, raw.get("limits", {}), source, "limits")
     if problem_cls is None:  # what depends on the problem cannot be checked
         errors.attempt(_require, raw, "sizes", list, source)
@@ -335,7 +337,7 @@ def _name(raw: Mapping[str, Any], source: str) -> str:
     name = _require(raw, "name", str, source)
     if not _NAME.fullmatch(name):
         raise SuiteError(f"{source}: key 'name' must be a plain name (letters, digits, '.', '_', "
-                         f"'-'; it names the results folder), got {name!r}")
+                         f"'-'; it names the results folder), got {shown(name)}")
     return name
 
 
@@ -469,25 +471,28 @@ def _check_keys(table: Mapping[str, Any], allowed: set[str], source: str, prefix
                          f"valid keys here: {', '.join(sorted(allowed))}")
 
 
-def _require(table: Mapping[str, Any], key: str, kind: type, source: str) -> Any:
+def _require(table: Mapping[str, Any], key: str, kind: type, source: str,
+             prefix: str = "") -> Any:
+    """``table[key]``, which must be a ``kind``; ``prefix`` names the table in messages
+    (``methods[0].``)."""
     if key not in table:
-        raise SuiteError(f"{source}: missing key '{key}' (expected a {kind.__name__})")
+        raise SuiteError(f"{source}: missing key '{prefix}{key}' (expected a {kind.__name__})")
     value = table[key]
     if not isinstance(value, kind):
-        raise SuiteError(f"{source}: key '{key}' must be a {kind.__name__}, "
-                         f"got {type(value).__name__} {value!r}")
+        raise SuiteError(f"{source}: key '{prefix}{key}' must be a {kind.__name__}, "
+                         f"got {type(value).__name__} {shown(value)}")
     return value
 
 
 def _int_list(value: Any, source: str, key: str) -> list[int]:
     if not isinstance(value, list) or not value:
         raise SuiteError(f"{source}: key '{key}' must be a non-empty list of integers, "
-                         f"got {value!r}")
+                         f"got {shown(value)}")
     for item in value:
         if not isinstance(item, int) or isinstance(item, bool):
-            raise SuiteError(f"{source}: key '{key}' must hold integers, got {item!r}")
+            raise SuiteError(f"{source}: key '{key}' must hold integers, got {shown(item)}")
     if len(set(value)) != len(value):
-        raise SuiteError(f"{source}: key '{key}' has repeated values: {value!r}")
+        raise SuiteError(f"{source}: key '{key}' has repeated values: {shown(value)}")
     return list(value)
 
 
@@ -514,7 +519,7 @@ def _in_range(problem: type[BaseProblem], name: str, values: list[int], source: 
 
 def _table(value: Any, source: str, key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise SuiteError(f"{source}: key '{key}' must be a table, got {value!r}")
+        raise SuiteError(f"{source}: key '{key}' must be a table, got {shown(value)}")
     return dict(value)
 
 
@@ -523,11 +528,11 @@ def _budget_values(table: Mapping[str, Any], source: str, key: str) -> Budget:
     if epochs is not None and (not isinstance(epochs, int) or isinstance(epochs, bool)
                                or epochs < 1):
         raise SuiteError(f"{source}: key '{key}.max_epochs' must be a positive integer, "
-                         f"got {epochs!r}")
+                         f"got {shown(epochs)}")
     if seconds is not None and (not isinstance(seconds, (int, float))
                                 or isinstance(seconds, bool) or not 0 < seconds < math.inf):
         raise SuiteError(f"{source}: key '{key}.max_seconds' must be a positive number, "
-                         f"got {seconds!r}")
+                         f"got {shown(seconds)}")
     return Budget(max_epochs=epochs, max_seconds=None if seconds is None else float(seconds))
 
 
@@ -547,7 +552,7 @@ def _budget(value: Any, source: str, key: str, problem: type[BaseProblem] | None
     entries = table.get("when", [])
     if not isinstance(entries, list):
         raise SuiteError(f"{source}: key '{key}.when' must be a list of tables "
-                         f"([[budget.when]]), got {entries!r}")
+                         f"([[budget.when]]), got {shown(entries)}")
     if not entries and not rules_follow and base.max_epochs is None and base.max_seconds is None:
         raise SuiteError(f"{source}: key '{key}' must set max_epochs or max_seconds")
     rules = []
@@ -572,8 +577,8 @@ def _budget(value: Any, source: str, key: str, problem: type[BaseProblem] | None
             grid = conditions[name] if isinstance(conditions[name], list) \
                 else [conditions[name]]
             if isinstance(wanted, list | dict) or wanted not in grid:
-                raise SuiteError(f"{source}: key '{where}.{name}' = {wanted!r} matches no cell: "
-                                 f"the suite's values are {grid!r}")
+                raise SuiteError(f"{source}: key '{where}.{name}' = {shown(wanted)} matches no "
+                                 f"cell: the suite's values are {shown(grid)}")
         rules.append(BudgetRule(when=when, max_epochs=values.max_epochs,
                                 max_seconds=values.max_seconds))
     return base, tuple(rules)
@@ -586,8 +591,8 @@ def _check_budgets(suite: Suite, source: str, key: str) -> None:
         for point in suite.data_points():
             budget = suite.budget_for({**point, size_param: size})
             if budget.max_epochs is None and budget.max_seconds is None:
-                shown = ", ".join(f"{k} = {v!r}" for k, v in {size_param: size, **point}.items())
-                raise SuiteError(f"{source}: key '{key}': the cells at {shown} have no budget "
+                cells = ", ".join(f"{k} = {v!r}" for k, v in {size_param: size, **point}.items())
+                raise SuiteError(f"{source}: key '{key}': the cells at {cells} have no budget "
                                  "(set max_epochs or max_seconds there or in a matching when "
                                  "entry)")
 
@@ -599,7 +604,7 @@ def _limits(value: Any, source: str, key: str) -> Limits:
         if (not isinstance(number, (int, float)) or isinstance(number, bool)
                 or not 0 < number < math.inf):
             raise SuiteError(f"{source}: key '{key}.{name}' must be a positive number, "
-                             f"got {number!r}")
+                             f"got {shown(number)}")
     return Limits(**{k: float(v) for k, v in table.items()})
 
 
@@ -639,7 +644,7 @@ def _method(entry: Any, i: int, source: str, problem: type[BaseProblem]) -> Meth
     where = f"methods[{i}]"
     table = _table(entry, source, where)
     _check_keys(table, _METHOD_KEYS, source, where + ".")
-    name = _require(table, "name", str, source)
+    name = _require(table, "name", str, source, where + ".")
     method_cls = _known_method(name, source, where + ".name")
     try:
         method_cls.check_applicable(problem)
@@ -672,14 +677,14 @@ def _tune(value: Any, params: Mapping[str, Any], source: str, key: str) -> tuple
     """A method's ``tune`` list: parameters the entry sets (a list of values is the grid)."""
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise SuiteError(f"{source}: key '{key}' must be a list of parameter names, "
-                         f"got {value!r}")
+                         f"got {shown(value)}")
     for name in value:
         if name not in params:
             raise SuiteError(f"{source}: key '{key}': '{name}' is not among the parameters this "
                              f"entry sets ({', '.join(sorted(params)) or 'none'}); a tuned "
                              "parameter needs its values in 'params'")
     if len(set(value)) != len(value):
-        raise SuiteError(f"{source}: key '{key}' has repeated names: {value!r}")
+        raise SuiteError(f"{source}: key '{key}' has repeated names: {shown(value)}")
     return tuple(sorted(value))
 
 
@@ -697,7 +702,7 @@ def _tuning(value: Any, specs: Sequence[MethodSpec], sizes: Sequence[int], sourc
     rule = table.get("rule", "per-size")
     if rule not in RULES:
         raise SuiteError(f"{source}: key '{key}.rule' must be one of "
-                         f"{', '.join(repr(r) for r in RULES)}, got {rule!r}")
+                         f"{', '.join(repr(r) for r in RULES)}, got {shown(rule)}")
     size = table.get("size")
     if rule == "per-size":
         if size is not None:
@@ -707,7 +712,7 @@ def _tuning(value: Any, specs: Sequence[MethodSpec], sizes: Sequence[int], sourc
         raise SuiteError(f"{source}: key '{key}.size' is missing: rule 'at-size' selects at "
                          "one of the suite's sizes")
     if size not in sizes:
-        raise SuiteError(f"{source}: key '{key}.size' = {size!r} is not among the suite's "
+        raise SuiteError(f"{source}: key '{key}.size' = {shown(size)} is not among the suite's "
                          f"sizes {list(sizes)!r}")
     return Tuning(rule="at-size", size=int(size), tuned=tuned)
 
@@ -746,7 +751,7 @@ def _data(problem: str, value: Any, source: str, key: str) -> dict[str, Any]:
         except L2OBenchError as exc:
             raise SuiteError(f"{source}: key '{key}.{name}': {exc}") from None
         if len({json.dumps(v) for v in coerced}) != len(coerced):
-            raise SuiteError(f"{source}: key '{key}.{name}' has repeated values: {values!r}")
+            raise SuiteError(f"{source}: key '{key}.{name}' has repeated values: {shown(values)}")
     for point in _grid(data):
         try:
             problem_cls.validate(point)
@@ -757,7 +762,7 @@ def _data(problem: str, value: Any, source: str, key: str) -> dict[str, Any]:
 
 def _known_method(name: str, source: str, key: str) -> type[BaseMethod]:
     if name not in methods:
-        raise SuiteError(f"{source}: key '{key}': unknown method '{name}'"
+        raise SuiteError(f"{source}: key '{key}': unknown method '{clip(name)}'"
                          f"{did_you_mean(name, methods.names())}; "
                          f"valid: {', '.join(methods.names())}")
     return methods.get(name)
@@ -791,7 +796,8 @@ def check_cell(cell: Cell) -> Cell:
         problem_cls = problems.get(cell.problem)
         method_cls = methods.get(cell.method)
         problem_params = problem_cls.validate(cell.problem_params)
-        method_params = method_cls.validate(cell.method_params)
+        # As a suite records them: an ``omit_default`` parameter at its default is left out.
+        method_params = method_cls.cell_params(cell.method_params)
         method_cls.check_applicable(problem_cls)
     except L2OBenchError as exc:
         raise SuiteError(f"{where}: {exc}") from None
@@ -803,7 +809,7 @@ def check_cell(cell: Cell) -> Cell:
     budget = {"max_epochs": cell.budget.max_epochs, "max_seconds": cell.budget.max_seconds}
     _budget(_without_none(budget), where, "budget")
     if not _DEVICE.fullmatch(cell.device):
-        raise SuiteError(f"{where}: device {cell.device!r} is not cpu or cuda")
+        raise SuiteError(f"{where}: device {shown(cell.device)} is not cpu or cuda")
     return cell
 
 
@@ -822,20 +828,25 @@ def with_methods(suite: Suite, texts: Sequence[str]) -> Suite:
     for text in texts:
         match = _ADDED.fullmatch(text.strip())
         if match is None:
-            raise SuiteError(f"{source} {text!r}: expected NAME or NAME[key=value,...]")
+            raise SuiteError(f"{source} {shown(text)}: expected NAME or NAME[key=value,...]")
         params = {}
         for item in filter(None, (part.strip() for part in (match["params"] or "").split(","))):
             key, sep, value = item.partition("=")
             if not sep or not key.strip():
-                raise SuiteError(f"{source} {text!r}: '{item}' is not key=value")
+                raise SuiteError(f"{source} {shown(text)}: {shown(item)} is not key=value")
+            if key.strip() in params:
+                raise SuiteError(f"{source} {shown(text)}: parameter '{key.strip()}' is given "
+                                 "more than once (for several values, add the method once "
+                                 "per value)")
             params[key.strip()] = _toml_value(value.strip())
         name = match["name"]
-        method_cls = _known_method(name, source, text)
+        method_cls = _known_method(name, source, clip(text))
         try:
             method_cls.check_applicable(problems.get(suite.problem))
         except L2OBenchError as exc:
-            raise SuiteError(f"{source} {text!r}: {exc}") from None
-        specs.append(_validated(method_cls, MethodSpec(name=name, params=params), source, text))
+            raise SuiteError(f"{source} {shown(text)}: {exc}") from None
+        specs.append(_validated(method_cls, MethodSpec(name=name, params=params), source,
+                                clip(text)))
     labels = Counter(readable_name(s.name, given) for s in specs for given, _ in s.configs)
     repeated = sorted(label for label, n in labels.items() if n > 1)
     if repeated:

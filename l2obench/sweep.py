@@ -71,6 +71,10 @@ class RunSummary:
         return sum(1 for record in self.written if not record.status.successful)
 
 
+#: The reason :meth:`SweepEvents.skipped` gives for a cell that has a record already.
+ALREADY_RECORDED = "already recorded"
+
+
 class SweepInterrupted(Exception):
     """The sweep was interrupted (Ctrl-C): what it had done, and the cells it stopped."""
 
@@ -118,6 +122,7 @@ def _run(cells: Sequence[Cell], store: ResultStore, executor: Executor, mode: Mo
          then: Callable[[], Sequence[Cell]] | None = None) -> RunSummary:
     """:func:`run_cells` within the sweep's generation, which began at ``started``."""
     summary = RunSummary()
+    store.set_aside_disagreeing()  # a regret edited in place would otherwise count as recorded
 
     def queue(stage: Sequence[Cell]) -> deque[tuple[Cell, Version]]:
         todo: deque[tuple[Cell, Version]] = deque()
@@ -127,7 +132,7 @@ def _run(cells: Sequence[Cell], store: ResultStore, executor: Executor, mode: Mo
                 todo.append((cell, _version(existing)))
             else:
                 summary.already_done.append(cell)
-                events.skipped(cell, "already recorded")
+                events.skipped(cell, ALREADY_RECORDED)
         return todo
 
     def claim(cell: Cell, seen: Version) -> CellLock | None:

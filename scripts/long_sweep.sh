@@ -45,7 +45,9 @@ checkpoint() {
 
 "$l2obench" run --out "$out" "$@" &
 sweep=$!
-trap 'kill -INT $sweep 2>/dev/null; wait $sweep; checkpoint; exit 130' INT TERM
+# A command started with `&` by a script ignores SIGINT, and so does the sweep it starts: stop
+# both with SIGTERM (`kill -TERM PID`), which stops the sweep and commits what it completed.
+trap 'kill -TERM $sweep 2>/dev/null; wait $sweep; checkpoint; exit 143' INT TERM
 while kill -0 $sweep 2>/dev/null; do
     for (( s = 0; s < minutes * 60 && $(kill -0 $sweep 2>/dev/null; echo $?) == 0; s += 10 )); do
         sleep 10

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,6 +41,36 @@ params = {{ lr = 0.01, max_iter = 500 }}
 [[methods]]
 name = "two-stage"
 """
+
+
+def write_suite(folder: Path, text: str) -> Path:
+    """``text`` as the suite file ``folder/suite.toml``."""
+    path = folder / "suite.toml"
+    path.write_text(text)
+    return path
+
+
+def run_main(argv: list[str]) -> tuple[int, str]:
+    """The command line's ``main`` in this process: its exit code and everything it printed."""
+    from l2obench.cli import main
+
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse
+            code = exc.code if isinstance(exc.code, int) else 2
+    return code, err.getvalue() + out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def denoise_family() -> Iterator[None]:
+    """The test task family (``tests/denoise_family``) registered for a module's tests, then
+    removed, so that other modules see l2obench's own registries."""
+    from tests.denoise_family import registered
+
+    with registered():
+        yield
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,

@@ -29,7 +29,7 @@ from l2obench.implicit.linear_solvers import (
 )
 from l2obench.layers.dys import DYSLayer
 from l2obench.methods.base import Budget, method_registry
-from l2obench.methods.dys import resolve_chunk
+from l2obench.methods.dys import DYSMethod, resolve_chunk
 from l2obench.problems.shortest_path import ShortestPath, path_laplacian
 from tests.test_dys_layer import grid_lp, old_operator, top_right_path
 
@@ -168,7 +168,7 @@ def test_free_set_adjoint_equals_the_implicit_gradient(gamma: float, shortest_pa
     target = torch.as_tensor(ShortestPath(k=k).generate().train.solutions[0]) if shortest_path \
         else top_right_path(k, lp)
     w = costs(gamma, 6, lp.n_vars)
-    setting = {"alpha": 1.0, "gamma": gamma, "solver": TIGHT, "dtype": F64}
+    setting: dict[str, Any] = {"alpha": 1.0, "gamma": gamma, "solver": TIGHT, "dtype": F64}
     layer = DYSLayer(lp, backward=ImplicitFreeSet(FreeSetCG(1e-10, 10_000)), **setting)
     assert_mixed_bounds(layer, w)
     free, stats = gradient_and_stats(layer, w, target)
@@ -255,7 +255,7 @@ def test_unrolled_gradient_approaches_implicit() -> None:
     lp = grid_lp(k)
     target = top_right_path(k, lp)
     w = costs(0.05, 4, lp.n_vars)
-    setting = {"alpha": 1.0, "gamma": 0.05, "solver": TIGHT, "dtype": F64}
+    setting: dict[str, Any] = {"alpha": 1.0, "gamma": 0.05, "solver": TIGHT, "dtype": F64}
     implicit = gradient(DYSLayer(lp, backward=tight_implicit("gmres"), **setting), w, target)
     errors = [
         float(relative_errors(gradient(DYSLayer(lp, backward=Unrolled(K), **setting), w, target),
@@ -272,7 +272,7 @@ def test_jfb_gradient_agrees_in_sign_with_the_implicit_gradient(gamma: float) ->
     lp = grid_lp(k)
     target = top_right_path(k, lp)
     w = costs(gamma, 8, lp.n_vars)
-    setting = {"alpha": 1.0, "gamma": gamma, "solver": TIGHT, "dtype": F64}
+    setting: dict[str, Any] = {"alpha": 1.0, "gamma": gamma, "solver": TIGHT, "dtype": F64}
     implicit = gradient(DYSLayer(lp, backward=tight_implicit("gmres"), **setting), w, target)
     jfb = gradient(DYSLayer(lp, backward=JFB(), **setting), w, target)
     assert (row_norms(implicit) > 1e-2).all()
@@ -328,6 +328,7 @@ def test_implicit_records_backward_statistics(solver: str) -> None:
         assert stats.backward_iterations is None  # not yet run
         ((x - target) ** 2).sum().backward()
         assert stats.backward_converged is converged
+        assert stats.backward_iterations is not None
         assert 0 < stats.backward_iterations <= max_iter
         assert bool(stats.converged.all())
 
@@ -450,6 +451,7 @@ def test_dys_methods_train_and_report_iterations(
     data = problem.generate()
     method = method_registry.get(name)(problem, torch.device("cpu"), seed=0, batch_size=16,
                                        **params)
+    assert isinstance(method, DYSMethod)
     fit = method.fit(data, Budget(max_epochs=1))
     assert fit.epochs == 1
     assert fit.bwd_unconverged == bwd_unconverged
@@ -476,6 +478,7 @@ def test_dys_jfb_solver_is_a_parameter() -> None:
     picard = jfb(problem, torch.device("cpu"), seed=0, batch_size=16, tol=1e-4)
     anderson = jfb(problem, torch.device("cpu"), seed=0, batch_size=16, tol=1e-4,
                    solver="anderson", memory=4)
+    assert isinstance(picard, DYSMethod) and isinstance(anderson, DYSMethod)
     assert isinstance(picard.layer.solver, Picard)
     chunk = resolve_chunk(anderson.config, problem.n_vars, torch.device("cpu"))
     assert anderson.layer.solver == Anderson(tol=1e-4, max_iter=10_000, memory=4, chunk=chunk)
@@ -491,6 +494,7 @@ def test_warm_start_starts_each_instance_at_its_last_fixed_point(name: str) -> N
     for warm in (False, True):
         method = method_registry.get(name)(problem, torch.device("cpu"), seed=0, batch_size=16,
                                            warm_start=warm)
+        assert isinstance(method, DYSMethod)
         fit = method.fit(data, Budget(max_epochs=3))
         epochs = [torch.cat([s.iterations for s in method.tally.steps[i : i + 3]]).double()
                   .mean() for i in (0, 6)]

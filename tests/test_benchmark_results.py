@@ -1,4 +1,4 @@
-"""The ratio comparisons' result types and RESULTS.md's generated tables (fast: nothing is
+"""The ratio comparisons' result types and comparisons.md's generated tables (fast: nothing is
 measured here but one trivial comparison)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import tables
-from benchmarks.comparison import (
+from benchmarks.comparisons import tables
+from benchmarks.comparisons.comparison import (
     Comparison,
     Findings,
     Side,
@@ -97,7 +97,8 @@ def test_render_replaces_only_the_generated_blocks(tmp_path: Path) -> None:
     write_result(DEMO.run("quick"), tmp_path)  # quick results are never published
     latest = tables.latest_results(tmp_path)
     assert latest == {"demo": newer}
-    text = ("# Prose\n\nBefore.\n<!-- BEGIN generated: demo (python -m benchmarks.tables) -->\n"
+    text = ("# Prose\n\nBefore.\n"
+            "<!-- BEGIN generated: demo (python -m benchmarks.comparisons.tables) -->\n"
             "stale\n<!-- END generated: demo -->\nBetween.\n"
             "<!-- BEGIN generated: ratios-summary -->\n<!-- END generated: ratios-summary -->\n"
             "After.\n")
@@ -114,8 +115,9 @@ def test_render_replaces_only_the_generated_blocks(tmp_path: Path) -> None:
 
 
 def test_results_md_tables_are_current_with_the_committed_results() -> None:
-    text = tables.RESULTS_MD.read_text()
+    text = tables.COMPARISONS_MD.read_text()
     assert tables.render(text, tables.latest_results()) == text, (
-        "benchmarks/RESULTS.md is out of date: run python -m benchmarks.tables"
+        "benchmarks/results/comparisons.md is out of date: run "
+        "python -m benchmarks.comparisons.tables"
     )
 

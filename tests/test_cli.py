@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from l2obench import load_results
-from tests.conftest import run_cli, tiny_suite
+from tests.conftest import REPO, run_cli, tiny_suite
 
 #: Subprocesses, a browser, pip or Ray: the full lane only (`pytest -m "not slow"` skips them).
 pytestmark = pytest.mark.slow
@@ -134,5 +134,32 @@ def test_run_writes_complete_records_and_resumes(tmp_path: Path) -> None:
     again = run_cli("run", "--suite", str(suite), "--device", "cpu", "--out", str(out))
     assert again.returncode == 0, again.stderr
     assert "4 already recorded" in again.stdout
+    assert again.stdout.count("already recorded") == 2  # one line while it runs, the summary
+    assert "4 cells already recorded, skipped" in again.stdout
     assert {p: p.stat().st_mtime_ns for p in (out / "records").glob("*.json")} == mtimes
     pd.testing.assert_frame_equal(load_results(out), frame)
+
+
+def test_list_in_a_pipe_cuts_nothing_and_names_each_method_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_input_fuzz import run_main
+
+    monkeypatch.delenv("COLUMNS", raising=False)
+    code, text = run_main(["list"])
+    assert code == 0 and "…" not in text
+    suites = text[text.index("Suites"):]
+    assert str(REPO / "suites" / "shortest-path.toml") in suites
+    row = next(line for line in suites.splitlines() if line.startswith("│ shortest-path "))
+    assert row.count("pertopt") == 1, row
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["runn"], "did you mean 'run'"),
+    (["run", "--suite", "shortest-path", "--bogus"], "see 'l2obench run --help'"),
+    (["--bogus", "list"], "see 'l2obench --help'"),
+])
+def test_a_wrong_command_or_option_points_the_way(args: list[str], fragment: str) -> None:
+    from tests.test_input_fuzz import run_main
+
+    code, text = run_main(args)
+    assert code == 2 and fragment in text, text

@@ -32,7 +32,7 @@ def long_cell() -> Cell:
                 seed=2, device="cpu", budget=Budget(max_epochs=3))
 
 
-@pytest.mark.parametrize("width", [60, 80, 120])
+@pytest.mark.parametrize("width", [60, 80, 120, 160])
 def test_a_cell_line_fits_the_terminal(width: int) -> None:
     record = Record(cell_id="0123456789abcdef", problem="p", method="m", status=Status.FAILED,
                     metrics={"norm_regret": 0.1234}, epochs=3, train_time_s=0.0123,
@@ -40,7 +40,8 @@ def test_a_cell_line_fits_the_terminal(width: int) -> None:
                     error="RuntimeError: " + "x" * 200)
     line = cell_line(long_cell(), record, width)
     assert len(line.plain) <= width, line.plain
-    assert "3 epochs in 12.3 ms" in line.plain and "regret 0.1234" in line.plain
+    assert "regret 0.1234" in line.plain and "dys-implicit[" in line.plain
+    assert "3 epochs in 12.3 ms" in line.plain or width < 160  # the label before measurements
 
 
 def test_a_quick_run_prints_within_80_columns(tmp_path: Path,
@@ -100,3 +101,52 @@ def test_parameters_every_method_shares_are_named_once() -> None:
                                     ("ltr", {"lr": 0.01, "kind": "b"})])
     assert labels == ["rfwo", "spo+", "ltr[kind=a]", "ltr[kind=b]"]
     assert notes == ["in every row: lr=0.01", "in every row of rfwo: max_iter=20"]
+
+
+def test_cell_lines_at_80_columns_keep_the_name_and_tell_cells_apart() -> None:
+    from l2obench.display import run_labels
+    from l2obench.suite import expand, load_suite
+
+    cells = expand(load_suite("shortest-path"), device="cpu", sizes=[100], seeds=[0])
+    record = Record(cell_id="0123456789abcdef", problem="p", method="m", status=Status.OK,
+                    metrics={"norm_regret": 0.1234}, epochs=100, train_time_s=1234.5,
+                    fwd_iters_mean=88.4)
+    labels = run_labels(cells)
+    lines = [cell_line(cell, record, 80, labels[cell.cell_id]).plain for cell in cells]
+    assert all(len(line) <= 80 for line in lines)
+    assert all(f" {cell.method}" in line for cell, line in zip(cells, lines, strict=True))
+    assert len(set(lines)) == len(cells), lines
+    assert "regret 0.1234" in lines[0]
+
+
+def test_a_long_label_loses_its_parameters_not_its_name() -> None:
+    record = Record(cell_id="0123456789abcdef", problem="p", method="m", status=Status.OK,
+                    metrics={"norm_regret": 0.1234}, epochs=3, train_time_s=1.0,
+                    fwd_iters_mean=88.4)
+    line = cell_line(long_cell(), record, 50).plain
+    assert len(line) <= 50 and "dys-implicit[" in line and "seed=2" in line, line
+
+
+def test_the_summary_ranks_by_the_ranking_metric_and_marks_the_best() -> None:
+    from rich.console import Console
+
+    from l2obench.cli import _summary_table
+    from l2obench.selection import Tuning
+
+    done = []
+    for size in (3, 5):
+        for method, regret in (("a-method", 0.3), ("b-method", 0.1), ("c-method", 0.2)):
+            cell = Cell(suite="s", problem="shortest-path", size_param="k",
+                        problem_params={"k": size}, method=method, method_params={},
+                        method_label=method, seed=0, device="cpu", budget=Budget(max_epochs=1))
+            done.append((cell, Record(cell_id=cell.cell_id, problem="shortest-path",
+                                      method=method, status=Status.OK,
+                                      metrics={"norm_regret": regret + size})))
+    table, _ = _summary_table(done, Tuning(), 120)
+    console = Console(width=120, file=__import__("io").StringIO(), record=True)
+    console.print(table)
+    text = console.export_text()
+    rows = [line for line in text.splitlines() if "-method" in line]
+    assert [row.split("-method")[0].split()[-1] for row in rows] == ["b", "c", "a"] * 2
+    assert sum("»" in row for row in rows) == 2 and all("»" in rows[i] for i in (0, 3))
+    assert "» lowest regret" in " ".join(text.split())  # the ranking metric, its direction

@@ -12,6 +12,7 @@ import dataclasses
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -61,7 +62,11 @@ def x64() -> Iterator[None]:
     jax.config.update("jax_enable_x64", previous)
 
 
-def grid_lp(k: int, sense: str = "min") -> LPForm:
+#: An LP's sense.
+Sense = Literal["min", "max"]
+
+
+def grid_lp(k: int, sense: Sense = "min") -> LPForm:
     return dataclasses.replace(ShortestPath(k=k).lp(), sense=sense)
 
 
@@ -88,7 +93,7 @@ FORMS = ["dense", "factored", "kronecker", "grid", "dct"]
 
 @pytest.mark.parametrize("sense", ["min", "max"])
 @pytest.mark.parametrize("form", FORMS)
-def test_forward_and_iterations_match_torch(x64: None, form: str, sense: str) -> None:
+def test_forward_and_iterations_match_torch(x64: None, form: str, sense: Sense) -> None:
     lp = grid_lp(4, sense)
     torch_layer, jax_layer = layer_pair(lp, form)
     W = costs(6, lp.n_vars)
@@ -172,7 +177,7 @@ def test_solve_runs_on_bucketed_batch_sizes(monkeypatch: pytest.MonkeyPatch) -> 
     sizes: list[int] = []
     chunk = dys_jax._chunk
 
-    def recording_chunk(fn, consts, z, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def recording_chunk(fn, consts, z, *args, **kwargs):
         sizes.append(z.shape[0])
         return chunk(fn, consts, z, *args, **kwargs)
 
@@ -187,7 +192,7 @@ def test_solve_runs_on_bucketed_batch_sizes(monkeypatch: pytest.MonkeyPatch) -> 
 
 @pytest.mark.parametrize(("form", "sense"), [("dense", "min"), ("factored", "max"),
                                              ("grid", "min"), ("dct", "max")])
-def test_jfb_gradient_wrt_costs_matches_torch(x64: None, form: str, sense: str) -> None:
+def test_jfb_gradient_wrt_costs_matches_torch(x64: None, form: str, sense: Sense) -> None:
     lp = grid_lp(4, sense)
     torch_layer, jax_layer = layer_pair(lp, form)
     W, G = costs(5, lp.n_vars, seed=1), costs(5, lp.n_vars, seed=2)
@@ -256,6 +261,7 @@ def test_method_trains_and_predicts() -> None:
     problem = ShortestPath(k=3, n_train=60, n_val=20, n_test=20)
     data = problem.generate()
     method = method_registry.get("dys-jfb-jax")(problem, torch.device("cpu"), seed=0)
+    assert isinstance(method, DYSJFBJax)
     assert method.params is DYS_PARAMS  # the parameters of dys-jfb, shared, not copied
     fit = method.fit(data, Budget(max_epochs=2))
 
@@ -280,6 +286,7 @@ def test_method_warm_starts_from_the_last_fixed_points() -> None:
     for warm in (False, True):
         method = method_registry.get("dys-jfb-jax")(problem, torch.device("cpu"), seed=0,
                                                     batch_size=16, warm_start=warm)
+        assert isinstance(method, DYSJFBJax)
         method.fit(data, Budget(max_epochs=3))
         per_epoch[warm] = [float(torch.cat([s.iterations for s in method.tally.steps[i : i + 3]])
                                  .double().mean()) for i in (0, 6)]

@@ -22,7 +22,7 @@ from torch import Tensor
 from l2obench.implicit.backward import JFB
 from l2obench.implicit.fixed_point import Anderson, FixedPointStats, Picard
 from l2obench.layers.dys import DYSLayer
-from l2obench.layers.projections import AffineProjection, BoxProjection
+from l2obench.layers.projections import AffineForm, AffineProjection, BoxProjection
 from l2obench.problems.base import LPForm
 from l2obench.problems.shortest_path import ShortestPath
 
@@ -398,7 +398,7 @@ def devices() -> list[str]:
 
 @pytest.mark.parametrize("device", devices())
 @pytest.mark.parametrize("form", ["dense", "factored"])
-def test_layer_device_and_dtype_are_parameters(device: str, form: str) -> None:
+def test_layer_device_and_dtype_are_parameters(device: str, form: AffineForm) -> None:
     lp = grid_lp(3)
     w64 = torch.rand(4, lp.n_vars, dtype=F64, generator=torch.Generator().manual_seed(0)) + 0.5
     solver = Picard(tol=1e-8, max_iter=20_000)
@@ -488,7 +488,7 @@ def test_grid_forms_need_a_grid_incidence_matrix() -> None:
     AffineProjection(flipped, lp.b, form="kronecker", gram_kronecker=(L, L))  # still fine
     for form in ("grid", "dct"):
         with pytest.raises(ValueError, match="needs"):
-            AffineProjection(flipped, lp.b, form=form, gram_kronecker=(L, L))  # type: ignore[arg-type]
+            AffineProjection(flipped, lp.b, form=form, gram_kronecker=(L, L))
     # A Kronecker sum of factors that are not path Laplacians: grid, but no DCT basis.
     L2 = np.array([[1.0, -1.0], [-1.0, 1.0]])
     weighted = AffineProjection(grid_lp(2).A, grid_lp(2).b, form="grid", gram_kronecker=(L2, L2))
@@ -564,7 +564,7 @@ def test_check_interval_keeps_max_iter_and_the_first_stopping_step() -> None:
     assert capped.iterations.tolist() == [5, 5] and not capped.converged.any()
     for bad in ({"check_every": 0}, {"chunk": 0}):
         with pytest.raises(ValueError):
-            Picard(**bad)  # type: ignore[arg-type]
+            Picard(**bad)
 
 
 def test_warm_start_at_a_fixed_point_stops_at_once() -> None:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.fpo_dys_reference import FpoDysLayer, FpoDysSettings
 from l2obench.implicit.fixed_point import Picard
 from l2obench.layers.dys import DYSLayer
 from l2obench.problems.shortest_path import ShortestPath
+from tests.reference.fpo_dys_reference import FpoDysLayer, FpoDysSettings
 
 GAMMA = 0.05  # larger than the published 5e-4, so that float64 fixed points come in few steps
 

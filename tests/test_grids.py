@@ -8,6 +8,7 @@ import pytest
 
 from l2obench.selection import Tuning
 from l2obench.suite import SuiteError, expand, load_suite
+from tests.conftest import write_suite
 
 GRID = """
 name = "grid"
@@ -57,14 +58,8 @@ tuning = { rule = "per-size" }
 """
 
 
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "suite.toml"
-    path.write_text(text)
-    return path
-
-
 def test_a_data_grid_expands_into_cells_like_a_method_grid(tmp_path: Path) -> None:
-    suite = load_suite(str(write(tmp_path, GRID)))
+    suite = load_suite(str(write_suite(tmp_path, GRID)))
     assert suite.varying_data() == ["deg", "n_train"]
     cells = expand(suite, device="cpu")
     # sizes × data points × (two-stage: 2 lr × 2 batch sizes, spo+: 1) × seeds
@@ -78,7 +73,7 @@ def test_a_data_grid_expands_into_cells_like_a_method_grid(tmp_path: Path) -> No
 
 
 def test_budgets_follow_the_data_point_and_the_command_line_wins(tmp_path: Path) -> None:
-    suite = load_suite(str(write(tmp_path, GRID)))
+    suite = load_suite(str(write_suite(tmp_path, GRID)))
     budgets = {(c.size, c.problem_params["n_train"]): (c.budget.max_epochs, c.budget.max_seconds)
                for c in expand(suite, device="cpu")}
     assert budgets == {(3, 30): (4, 60.0), (4, 30): (4, 60.0), (3, 60): (2, 60.0),
@@ -89,10 +84,10 @@ def test_budgets_follow_the_data_point_and_the_command_line_wins(tmp_path: Path)
 
 
 def test_tuning_declaration_and_quick_overrides(tmp_path: Path) -> None:
-    suite = load_suite(str(write(tmp_path, GRID)))
+    suite = load_suite(str(write_suite(tmp_path, GRID)))
     assert suite.tuning == Tuning(rule="at-size", size=3, tuned={"two-stage": ("lr",)})
     assert Tuning.from_json(suite.tuning.to_json()) == suite.tuning
-    quick = load_suite(str(write(tmp_path, GRID)), quick=True)
+    quick = load_suite(str(write_suite(tmp_path, GRID)), quick=True)
     assert quick.tuning == Tuning(rule="per-size", tuned={"two-stage": ("lr",)})
     cells = expand(quick, device="cpu")
     assert {c.budget.max_epochs for c in cells} == {1}  # quick's budget beats the when entries
@@ -109,8 +104,8 @@ def test_new_columns_do_not_change_cell_ids(tmp_path: Path) -> None:
     untuned = plain.replace('tune = ["lr"]\n', "").replace('[tuning]\nrule = "at-size"\n'
                                                            'size = 3\n', "")
     untuned = untuned.replace('tuning = { rule = "per-size" }\n', "")
-    a = expand(load_suite(str(write(tmp_path, plain))), device="cpu")
-    b = expand(load_suite(str(write(tmp_path, untuned))), device="cpu")
+    a = expand(load_suite(str(write_suite(tmp_path, plain))), device="cpu")
+    b = expand(load_suite(str(write_suite(tmp_path, untuned))), device="cpu")
     assert [c.cell_id for c in a] == [c.cell_id for c in b]
     assert all(c.data_label == "" for c in a)
 
@@ -145,7 +140,7 @@ def test_malformed_grids_name_file_and_key(tmp_path: Path, old: str, new: str,
     text = GRID.replace(old, new, 1)
     if fragment.startswith("key 'tuning (with"):
         text = text.replace("sizes = [3]\n", "sizes = [4]\n")
-    path = write(tmp_path, text)
+    path = write_suite(tmp_path, text)
     with pytest.raises(SuiteError) as info:
         load_suite(str(path), quick=True)
     assert str(path) in str(info.value)
@@ -157,17 +152,17 @@ def test_every_cell_needs_a_budget(tmp_path: Path) -> None:
         "n_train = 60\nmax_epochs = 2", "n_train = 60\nk = 4\nmax_epochs = 2")
     with pytest.raises(SuiteError, match="key 'budget': the cells at k = 3, deg = 1, n_test = "
                                          "10, n_train = 60, n_val = 10 have no budget"):
-        load_suite(str(write(tmp_path, text)))
+        load_suite(str(write_suite(tmp_path, text)))
 
 
 def test_entries_of_one_method_tune_the_same_parameters(tmp_path: Path) -> None:
     text = GRID.replace('name = "spo+"', 'name = "two-stage"\nparams = { lr = [0.5], '
                         'hidden = 0 }')
-    assert expand(load_suite(str(write(tmp_path, text.replace(
+    assert expand(load_suite(str(write_suite(tmp_path, text.replace(
         "hidden = 0 }", "hidden = 0 }\ntune = [\"lr\"]")))), device="cpu")
     with pytest.raises(SuiteError, match=r"methods\[1\]\.tune': every entry of method "
                                          "'two-stage' must tune the same parameters"):
-        load_suite(str(write(tmp_path, text)))
+        load_suite(str(write_suite(tmp_path, text)))
 
 
 def test_the_pyepo_protocol_suite() -> None:

@@ -3,20 +3,20 @@ traceback, and no record written."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
+import os
 import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import pytest
 import tomli_w
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from l2obench.cli import main
 from l2obench.store import ResultStore, load_results
+from tests.conftest import run_main
 
 VALID: dict[str, Any] = {
     "name": "fuzz",
@@ -43,16 +43,6 @@ BAD_VALUES = st.one_of(
     st.just({"unknown": 1}), st.just(float("nan")), st.just(float("inf")), st.just(10**9),
     st.just([{"name": "nope"}]), st.just([{"params": {}}]),
 )
-
-
-def run_main(argv: list[str]) -> tuple[int, str]:
-    err, out = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-        try:
-            code = main(argv)
-        except SystemExit as exc:  # argparse
-            code = exc.code if isinstance(exc.code, int) else 2
-    return code, err.getvalue() + out.getvalue()
 
 
 def set_path(doc: dict[str, Any], path: tuple, value: Any) -> dict[str, Any]:
@@ -180,3 +170,46 @@ def test_damaged_or_foreign_records_are_never_counted_or_fatal(content: bytes) -
         else:  # it happens to be a complete record of that cell
             assert record.cell_id == "0123456789abcdef"
             assert frame is not None and len(frame) == 1
+
+
+def _valid_suite(folder: Path) -> str:
+    path = folder / "valid.toml"
+    path.write_text(tomli_w.dumps(VALID))
+    return str(path)
+
+
+def test_a_parameter_given_twice_to_add_method_is_refused(tmp_path: Path) -> None:
+    code, text = run_main(["run", "--suite", _valid_suite(tmp_path), "--dry-run", "--device",
+                           "cpu", "--add-method", "two-stage[lr=0.1,lr=0.2]"])
+    assert code == 2 and "'lr' is given more than once" in text, text
+
+
+@pytest.mark.parametrize("template", ["two-stage[lr={}]", "two-stage[{}=1]", "two-stag{}",
+                                      "two-stage[{}]"])
+def test_a_huge_rejected_value_is_not_echoed_whole(tmp_path: Path, template: str) -> None:
+    code, text = run_main(["run", "--suite", _valid_suite(tmp_path), "--dry-run", "--device",
+                           "cpu", "--add-method", template.format("x" * 100_000)])
+    assert code == 2 and "…" in text and len(text) < 1_000, text[:300]
+
+
+def test_a_huge_value_in_a_suite_file_is_not_echoed_whole(tmp_path: Path) -> None:
+    doc = {**VALID, "methods": [{"name": "two-stage", "params": {"lr": "x" * 100_000}}]}
+    path = tmp_path / "big.toml"
+    path.write_text(tomli_w.dumps(doc))
+    code, text = run_main(["run", "--suite", str(path), "--dry-run", "--device", "cpu"])
+    assert code == 2 and "…" in text and len(text) < 1_000, text[:300]
+
+
+def test_a_fifo_given_as_a_suite_is_not_a_regular_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "suite.toml"
+    os.mkfifo(fifo)
+    code, text = run_main(["run", "--suite", str(fifo), "--dry-run", "--device", "cpu"])
+    assert code == 2 and "not a regular file" in text, text
+
+
+def test_a_bad_method_entry_is_named_by_its_place(tmp_path: Path) -> None:
+    doc = {**VALID, "methods": [{"name": "two-stage"}, {"name": 3}]}
+    path = tmp_path / "bad.toml"
+    path.write_text(tomli_w.dumps(doc))
+    code, text = run_main(["run", "--suite", str(path), "--dry-run", "--device", "cpu"])
+    assert code == 2 and "key 'methods[1].name' must be a str" in text, text

@@ -20,7 +20,7 @@ from pyepo.data.knapsack import genData
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from l2obench.errors import ParameterError
-from l2obench.methods.base import Budget, method_registry
+from l2obench.methods.base import Budget, Method, method_registry
 from l2obench.metrics import decision_quality, instance_regrets
 from l2obench.problems import batching, lp_solvers
 from l2obench.problems.base import LPForm, problem_registry
@@ -262,9 +262,10 @@ def test_decision_layers_respect_the_capacity(name: str) -> None:
     problem = Knapsack(n_items=8, n_train=24, n_val=8, n_test=8, seed=10)
     data = problem.generate()
     method = method_cls(problem, torch.device("cpu"), seed=0, **LAYERS[name])
+    assert isinstance(method, Method)
     assert method.fit(data, Budget(max_epochs=1)).epochs == 1
     decisions = method.predict_decisions(data.test.features)
-    assert decisions.shape == (8, 8)
+    assert decisions is not None and decisions.shape == (8, 8)
     assert (decisions >= -1e-6).all() and (decisions <= 1 + 1e-6).all()
     assert (decisions @ problem.weights.T <= 20.0 + 1e-2).all()
     assert method.predict_costs(data.test.features).shape == (8, 8)
@@ -276,6 +277,7 @@ def test_every_method_fits_through_the_contract() -> None:
     data = problem.generate()
     for name in ("two-stage", "spo+", "pertopt", "blackbox"):
         method = method_registry.get(name)(problem, torch.device("cpu"), seed=0)
+        assert isinstance(method, Method)
         assert method.fit(data, Budget(max_epochs=1)).epochs == 1
         quality = decision_quality(problem, data.test, method.predict_costs(data.test.features))
         assert 0.0 <= quality.norm_regret <= 1.0

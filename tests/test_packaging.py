@@ -23,7 +23,7 @@ def test_wheel_carries_the_suites_and_finds_them(tmp_path: Path) -> None:
     )
     (wheel,) = (tmp_path / "dist").glob("l2obench-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    suites = sorted(p.name for p in (REPO / "problems").glob("*.toml"))
+    suites = sorted(p.name for p in (REPO / "suites").glob("*.toml"))
     for suite in suites:
         assert f"l2obench/builtin_suites/{suite}" in names
     for template in ("LEADERBOARD.md", "index.html"):

@@ -5,7 +5,6 @@ and oracle against independent references (PyEPO, brute force, networkx, scipy, 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -15,12 +14,12 @@ import torch
 from l2obench.errors import ParameterError
 from l2obench.problems.base import BaseProblem, Problem, problem_registry
 from l2obench.tasks.base import get_task, task_registry
-from tests.denoise_family import registered
 
 #: Small instances: the size and split sizes each problem is drawn at here.
 SMALL: dict[str, dict[str, Any]] = {
     "shortest-path": {"k": 3}, "knapsack": {"n_items": 6}, "tsp": {"n_nodes": 5},
-    "portfolio": {"n_assets": 6}, "noisy-signals": {"n": 8},
+    "portfolio": {"n_assets": 6}, "noisy-signals": {"n": 8}, "classification": {"width": 4},
+    "ct": {"size": 16},
 }
 SPLITS = {"n_train": 6, "n_val": 4, "n_test": 5}
 PROBLEMS = sorted(SMALL)
@@ -28,11 +27,8 @@ DECISION = [name for name in PROBLEMS if name in problem_registry
             and issubclass(problem_registry.get(name), Problem)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _denoise_family() -> Iterator[None]:
-    """The test family's problem passes the same contract."""
-    with registered():
-        yield
+#: The test family's problem passes the same contract (registered for this module's tests).
+pytestmark = pytest.mark.usefixtures("denoise_family")
 
 
 def build(name: str, **params: Any) -> BaseProblem:

@@ -55,7 +55,7 @@ def test_a_tuned_suite_with_a_data_grid_runs_and_reports(tmp_path: Path) -> None
     # each degree and seed.
     assert "20 cells: 20 ok" in run.stdout
     # One row per configuration, the selected one starred: 2 sizes × 2 degrees.
-    assert run.stdout.count("* spo+[") == 4 and "(* selected)" in run.stdout
+    assert run.stdout.count("* spo+[") == 4 and "; * selected" in run.stdout
     assert "selected spo+[batch_size=8] lr=" in run.stdout and "at deg=1" in run.stdout
     records = load_results(out)
     assert len(records) == 20 and (records["status"] == "ok").all()

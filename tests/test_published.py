@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-from tests.test_input_fuzz import run_main
+from tests.conftest import REPO, run_main
 
 RESULTS = REPO / "results"
 #: Lines that say when and how a page was made, not what it shows.

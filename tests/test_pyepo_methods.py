@@ -17,12 +17,13 @@ import networkx as nx
 import numpy as np
 import pytest
 import torch
+from numpy.typing import ArrayLike
 from pyepo.func import SPOPlus, blackboxOpt, perturbedFenchelYoung, perturbedOpt
 from pyepo.func.abcmodule import optModule
 from pyepo.model.opt import optModel
 
 from l2obench.methods import cvx_net, pyepo_oracle
-from l2obench.methods.base import Budget, method_registry
+from l2obench.methods.base import Budget, Method, method_registry
 from l2obench.problems.base import LPForm
 from l2obench.problems.shortest_path import ShortestPath
 
@@ -37,7 +38,7 @@ class MaxShortestPath(ShortestPath):
     def lp(self) -> LPForm:
         return dataclasses.replace(super().lp(), sense="max")
 
-    def oracle(self, costs: np.ndarray | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def oracle(self, costs: ArrayLike | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         solutions, objectives = super().oracle(-torch.as_tensor(costs))
         return solutions, -objectives
 
@@ -78,6 +79,7 @@ def spo_plus(model: optModel, pred: torch.Tensor, costs: torch.Tensor, sols: tor
     pred = pred.clone().requires_grad_(True)
     loss = SPOPlus(model)(pred, costs, sols, (costs * sols).sum(dim=-1))
     loss.backward()
+    assert pred.grad is not None
     return loss.detach(), pred.grad
 
 
@@ -226,6 +228,7 @@ def test_one_oracle_call_per_batch(
     problem = ShortestPath(k=4, n_train=64, n_val=8, n_test=8)
     data = problem.generate().train
     method = method_registry.get(name)(problem, CPU, seed=0, **params)
+    assert isinstance(method, pyepo_oracle.PyEPOMethod)
     method.prepare(data)
     rows: list[int] = []
     oracle = problem.oracle
@@ -250,6 +253,7 @@ def test_losses_follow_the_problem_sense(name: str, loss: str | None) -> None:
     results = []
     for problem, sign in ((ShortestPath(k=4), 1.0), (MaxShortestPath(k=4), -1.0)):
         method = method_registry.get(name)(problem, CPU, seed=0, **params)
+        assert isinstance(method, pyepo_oracle.PyEPOMethod)
         method.prepare(split)
         with torch.no_grad():
             for parameter in method.model.parameters():
@@ -258,7 +262,9 @@ def test_losses_follow_the_problem_sense(name: str, loss: str | None) -> None:
                                                               split.solutions))
         loss_value = method.batch_loss(features, sign * costs, sols)
         loss_value.backward()
-        results.append((float(loss_value.detach()), method.model.weight.grad.clone()))
+        weight = method.model.weight  # hidden = 0: the model is one linear layer
+        assert isinstance(weight, torch.Tensor) and weight.grad is not None
+        results.append((float(loss_value.detach()), weight.grad.clone()))
     (loss_min, grad_min), (loss_max, grad_max) = results
     assert loss_max == pytest.approx(loss_min, rel=1e-5)
     torch.testing.assert_close(grad_max, -grad_min)
@@ -282,6 +288,7 @@ def test_methods_train_and_predict(name: str, params: dict) -> None:
     problem = ShortestPath(k=3, n_train=60, n_val=20, n_test=20)
     data = problem.generate()
     method = cls(problem, CPU, seed=0, batch_size=16, **params)
+    assert isinstance(method, Method)
     result = method.fit(data, Budget(max_epochs=2))
     assert result.epochs == 2
     assert result.best_epoch in (1, 2)
@@ -289,8 +296,9 @@ def test_methods_train_and_predict(name: str, params: dict) -> None:
     assert pred.shape == data.test.costs.shape
     assert np.isfinite(pred).all()
     assert np.isfinite(method.loss(data.test))
-    if cls.outputs_decisions:
+    if type(method).outputs_decisions:
         decisions = method.predict_decisions(data.test.features)
+        assert decisions is not None
         lp = problem.lp()
         np.testing.assert_allclose(lp.A @ decisions.T, np.tile(lp.b[:, None], len(decisions)),
                                    atol=1e-4)

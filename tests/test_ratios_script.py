@@ -1,5 +1,5 @@
-"""The ratio comparisons (``python -m benchmarks.ratios``) run to structured results, so they
-cannot rot.
+"""The ratio comparisons (``python -m benchmarks.comparisons.ratios``) run to structured results,
+so they cannot rot.
 
 Only ``--quick`` runs here: its sizes are far too small for the targets to mean anything, so the
 test checks that every comparison wrote a result with no error, with checks whose two sides were
@@ -22,12 +22,12 @@ REPO = Path(__file__).resolve().parent.parent
 def test_quick_run_gives_every_comparison_a_measured_result(tmp_path: Path) -> None:
     for module in ("gurobipy", "jax", "optax", "clarabel"):  # the comparisons need the dev extra
         pytest.importorskip(module)
-    from benchmarks.comparison import load_result
-    from benchmarks.ratios import COMPARISONS
-    from benchmarks.tables import comparison_block
+    from benchmarks.comparisons.comparison import load_result
+    from benchmarks.comparisons.ratios import COMPARISONS
+    from benchmarks.comparisons.tables import comparison_block
 
     run = subprocess.run(
-        [sys.executable, "-m", "benchmarks.ratios", "--quick", "--out", str(tmp_path)],
+        [sys.executable, "-m", "benchmarks.comparisons.ratios", "--quick", "--out", str(tmp_path)],
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )
     output = run.stdout + run.stderr

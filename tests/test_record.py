@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -111,3 +113,62 @@ def test_run_dependent_columns_are_columns() -> None:
     from l2obench.record import RECORD_COLUMNS, RUN_DEPENDENT_COLUMNS
 
     assert set(RECORD_COLUMNS) > RUN_DEPENDENT_COLUMNS
+
+
+@pytest.mark.parametrize("folder", ["shortest-path", "pyepo-roster"])
+def test_every_published_record_passes_the_damage_checks(folder: str) -> None:
+    files = list((REPO / "results" / folder / "records").glob("*.json"))
+    assert len(load_records(REPO / "results" / folder, strict=True)) == len(files)
+
+
+def test_a_written_record_carries_the_checksum_of_its_content(tmp_path: Path) -> None:
+    from l2obench.record import content_checksum
+    from l2obench.store import ResultStore
+
+    record = Record(cell_id="0123456789abcdef", problem="p", method="m", status=Status.OK,
+                    metrics={"norm_regret": 0.25}, per_instance={"test_regrets": [0.5, 0.0]})
+    path = ResultStore(tmp_path).write(record)
+    data = json.loads(path.read_text())
+    assert data["checksum"] == content_checksum(data) and len(data["checksum"]) == 64
+    assert Record.from_json(data) == record.sealed()
+    with pytest.raises(RecordError, match="checksum"):
+        Record.from_json({**data, "per_instance": {"test_regrets": [0.5, 0.1]}})
+
+
+def test_a_regret_pasted_from_another_cell_is_set_aside(tmp_path: Path,
+                                                        caplog: pytest.LogCaptureFixture) -> None:
+    """Published records predate checksums: the records of a data point share its test
+    instances, so a pasted mean disagrees with the record's own per-instance regrets."""
+    from l2obench.store import ResultStore
+
+    shutil.copytree(REPO / "results" / "pyepo-roster" / "records", tmp_path / "records",
+                    ignore=shutil.ignore_patterns("superseded", "damaged"))
+    records = load_records(tmp_path)
+    assert all(record.checksum is None for record in records)
+    victim, other = [r for r in records if r.problem_params == records[0].problem_params
+                     and r.status == Status.OK][:2]
+    path = tmp_path / "records" / f"{victim.cell_id}.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()),  # published: flat columns
+                                "norm_regret": other.metric("norm_regret")}))
+    with caplog.at_level(logging.WARNING):
+        loaded = load_records(tmp_path)
+    assert {r.cell_id for r in records} - {r.cell_id for r in loaded} == {victim.cell_id}
+    assert str(path) in caplog.text and "disagrees with its test_regrets" in caplog.text
+    ResultStore(tmp_path).set_aside_disagreeing()  # what a sweep's resume does first
+    assert not path.exists()
+    assert len(list((tmp_path / "records" / "damaged").glob(f"{victim.cell_id}.*.json"))) == 1
+
+
+def test_two_records_of_a_data_point_that_disagree_are_both_in_doubt() -> None:
+    from l2obench.store import disagreeing
+
+    def record(cell: str, norm_regret: float) -> Record:
+        return Record(cell_id=cell * 16, problem="p", method="m", status=Status.OK,
+                      task="decision", problem_params='{"k": 3}',
+                      metrics={"norm_regret": norm_regret},
+                      per_instance={"test_regrets": [1.0, 1.0]})
+
+    assert disagreeing([record("a", 0.2), record("b", 0.2)]) == {}
+    assert set(disagreeing([record("a", 0.2), record("b", 0.3)])) == {"a" * 16, "b" * 16}
+    assert set(disagreeing([record("a", 0.2), record("b", 0.3),
+                            record("c", 0.2)])) == {"b" * 16}

@@ -11,6 +11,7 @@ import dataclasses
 import errno
 import json
 import logging
+import math
 import multiprocessing as mp
 import os
 import shutil
@@ -18,18 +19,19 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from l2obench.errors import L2OBenchError
 from l2obench.executors import _group_rss_mb, _kill, died_record, run_isolated
-from l2obench.record import Budget, Cell, Limits, Record, Status
+from l2obench.record import Budget, Cell, Limits, Record, Status, content_checksum
 from l2obench.report import build_report
 from l2obench.store import ResultStore, StoreError, load_records, load_results
 from l2obench.suite import SuiteError, expand, load_suite
-from tests.conftest import REPO
-from tests.test_input_fuzz import run_main
+from tests.conftest import REPO, run_main
 
 SUITE = """
 name = "{name}"
@@ -59,7 +61,8 @@ def run_inline(suite: Path, out: Path, *extra: str) -> tuple[int, str]:
 
 
 def record_files(out: Path) -> list[Path]:
-    return sorted((out / "records").glob("*.json"))
+    """The record files of ``out`` (not a record being written: ``.tmp-*.json``)."""
+    return sorted(p for p in (out / "records").glob("*.json") if not p.name.startswith("."))
 
 
 # -- 1. damaged and foreign records ---------------------------------------------------------
@@ -73,6 +76,15 @@ DAMAGE = {
     "only a cell id": lambda text: json.dumps({"cell_id": json.loads(text)["cell_id"]}).encode(),
     "another cell's": lambda text: json.dumps({**json.loads(text),
                                                "cell_id": "0123456789abcdef"}).encode(),
+    # Edits that keep the record well-formed and its cell id: its content betrays them.
+    "a metric edited": lambda text: json.dumps(
+        {**json.loads(text), "metrics": {**json.loads(text)["metrics"], "norm_regret": 0.01}}
+    ).encode(),
+    "a NaN metric (no checksum)": lambda text: json.dumps(
+        {**json.loads(text), "metrics": {**json.loads(text)["metrics"], "norm_regret": math.nan},
+         "checksum": None}).encode(),
+    "ok without its scores (no checksum)": lambda text: json.dumps(
+        {**json.loads(text), "metrics": {}, "checksum": None}).encode(),
 }
 
 
@@ -302,7 +314,7 @@ def test_equivalent_settings_in_one_suite_are_an_input_error(tmp_path: Path,
 # -- 8. statuses and limits ------------------------------------------------------------------
 
 
-def cell(**budget: float) -> Cell:
+def cell(**budget: Any) -> Cell:
     from l2obench.methods.base import method_registry
     from l2obench.problems.shortest_path import ShortestPath
 
@@ -315,7 +327,8 @@ def cell(**budget: float) -> Cell:
 
 def test_an_outside_sigkill_is_not_called_out_of_memory() -> None:
     record = died_record(cell(), -signal.SIGKILL, oom_killed=False)
-    assert record.status == Status.FAILED and "from outside" in record.error
+    assert record.status == Status.FAILED
+    assert record.error is not None and "from outside" in record.error
     assert died_record(cell(), -signal.SIGKILL, oom_killed=True).status == Status.OOM
     assert died_record(cell(), -signal.SIGKILL, oom_killed=None).status == Status.FAILED
 
@@ -338,6 +351,7 @@ def test_an_outside_sigkill_of_a_running_cell_is_recorded_as_such() -> None:
             time.sleep(0.01)
         time.sleep(0.5)
         for child in list(executors._LIVE):
+            assert child.pid is not None
             os.kill(child.pid, signal.SIGKILL)
 
     import threading
@@ -347,7 +361,7 @@ def test_an_outside_sigkill_of_a_running_cell_is_recorded_as_such() -> None:
     record = run_isolated(cell(max_epochs=100_000), Limits(wall_seconds=120))
     thread.join()
     assert record.status == Status.FAILED, record.error
-    assert "SIGKILL from outside" in record.error
+    assert record.error is not None and "SIGKILL from outside" in record.error
 
 
 # -- 9. a killed cell takes what it started with it -----------------------------------------
@@ -444,7 +458,8 @@ def test_rerun_validates_the_record(recorded: tuple[Path, Path], tmp_path: Path,
                                     change: dict[str, object]) -> None:
     _, out = copy_of(recorded, tmp_path)
     path = record_files(out)[0]
-    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+    # Without its checksum (as a record written before it), so the values themselves are checked
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change, "checksum": None}))
     code, text = run_main(["rerun", path.stem, "--results", str(out)])
     assert code == 2 and "Traceback" not in text, text
     assert text.count("error") == 1, text
@@ -457,6 +472,7 @@ def test_mathtext_in_a_method_label_is_plain_text_in_the_figures(recorded: tuple
     for path in record_files(out):
         data = json.loads(path.read_text())
         data["method_label"] = data["method_label"] + r"[$\frac$]"
+        data["checksum"] = content_checksum(data)
         path.write_text(json.dumps(data))
     files = build_report(out, tmp_path / "r")
     assert files.figures
@@ -473,15 +489,36 @@ def test_a_large_grid_expands_to_every_cell(tmp_path: Path) -> None:
     assert len(cells) == len({c.cell_id for c in cells}) == 40_000
 
 
+def _sigint_default() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _sigint_ignored() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _start_from_a_terminal(args: list[str], sigint: Callable[[], None]) -> subprocess.Popen[str]:
+    """``python -m l2obench ARGS`` in a session of its own, with SIGINT set by ``sigint`` (a
+    terminal's shell leaves it at its default; a script's ``&`` and nohup ignore it). Returns
+    once the interpreter has started (a Ctrl-C within Python's own start-up is Python's to
+    report), its first stderr line read."""
+    start = ("import sys, runpy; print('started', file=sys.stderr, flush=True); "
+             "runpy.run_module('l2obench', run_name='__main__', alter_sys=True)")
+    proc = subprocess.Popen([sys.executable, "-c", start, *args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, preexec_fn=sigint)
+    assert proc.stderr is not None and proc.stderr.readline() == "started\n"
+    return proc
+
+
 @pytest.mark.slow
 def test_ctrl_c_stops_the_running_cells_and_exits_130(tmp_path: Path) -> None:
     suite = tmp_path / "slow.toml"
     suite.write_text(SUITE.format(name="slow", sizes="[3]", lrs="[0.01, 0.02, 0.03]")
                      .replace("max_epochs = 1", "max_epochs = 150"))
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "l2obench", "run", "--suite", str(suite),
-                             "--out", str(out), "--device", "cpu"], cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _start_from_a_terminal(["run", "--suite", str(suite), "--out", str(out),
+                                   "--device", "cpu"], _sigint_default)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(record_files(out)) < 1:
         time.sleep(0.05)
@@ -499,12 +536,56 @@ def test_ctrl_c_stops_the_running_cells_and_exits_130(tmp_path: Path) -> None:
     assert len(record_files(out)) == 3
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("delay", [0.1, 0.3, 1.0, 2.0, 3.0, 4.5, 6.0])
+def test_ctrl_c_at_any_moment_ends_with_one_line_and_130(tmp_path: Path, delay: float) -> None:
+    """A terminal's Ctrl-C reaches the whole process group: the command, and the fork server
+    that imports torch and the methods in its first seconds."""
+    suite = tmp_path / "slow.toml"
+    suite.write_text(SUITE.format(name="slow", sizes="[3]", lrs="[0.01, 0.02, 0.03]")
+                     .replace("max_epochs = 1", "max_epochs = 150"))
+    proc = _start_from_a_terminal(
+        ["run", "--suite", str(suite), "--out", str(tmp_path / "out"), "--device", "cpu"],
+        _sigint_default)
+    time.sleep(delay)
+    os.killpg(proc.pid, signal.SIGINT)  # what the terminal does
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout + stderr
+    assert "Traceback" not in stdout + stderr and "Exception" not in stdout + stderr
+    assert len(stderr.splitlines()) <= 1, stderr
+    assert "interrupted" in stdout + stderr
+
+
+@pytest.mark.slow
+def test_a_command_started_with_ctrl_c_ignored_keeps_ignoring_it(tmp_path: Path) -> None:
+    """The Unix convention (nohup, a non-interactive shell's ``&``): the run goes on to the end."""
+    suite = tmp_path / "slow.toml"
+    suite.write_text(SUITE.format(name="slow", sizes="[3]", lrs="[0.01, 0.02]")
+                     .replace("max_epochs = 1", "max_epochs = 100"))
+    proc = _start_from_a_terminal(
+        ["run", "--suite", str(suite), "--out", str(tmp_path / "out"), "--device", "cpu"],
+        _sigint_ignored)
+    for delay in (0.2, 1.0, 2.0):
+        time.sleep(delay)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stdout + stderr
+    assert len(record_files(tmp_path / "out")) == 2
+
+
 def test_a_record_whose_fields_were_edited_cannot_rerun_as_another_cell(
         recorded: tuple[Path, Path], tmp_path: Path) -> None:
     _, out = copy_of(recorded, tmp_path)
     path = record_files(out)[0]
     record = Record.from_json(json.loads(path.read_text()))
     edited = dataclasses.replace(record, seed=record.seed + 1)
+    path.write_text(json.dumps(edited.to_json()))
+    code, text = run_main(["rerun", path.stem, "--results", str(out)])
+    assert code == 2 and "no record" in text  # its checksum betrays the edit: set aside
+    (path,) = record_files(out)
+    record = Record.from_json(json.loads(path.read_text()))
+    edited = dataclasses.replace(record, seed=record.seed + 1, checksum=None)  # as if old
     path.write_text(json.dumps(edited.to_json()))
     code, text = run_main(["rerun", path.stem, "--results", str(out)])
     assert code == 2 and "describes another cell" in text
@@ -515,3 +596,32 @@ def test_fault_injection_keeps_every_promise() -> None:
     from tests.fault_injection import main as inject
 
     assert inject(["--kills", "3", "--seed", "1"]) == 0
+
+
+def test_the_fork_server_runs_out_of_the_terminals_reach() -> None:
+    """A terminal's Ctrl-C reaches its foreground process group: the server, in a session of its
+    own, never sees one, and this process's SIGINT handler is never set aside (a Ctrl-C while
+    the server starts is not lost)."""
+    script = (
+        "import os, signal, time\n"
+        "import multiprocessing as mp\n"
+        "from multiprocessing import forkserver\n"
+        "from l2obench import executors\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "mp.get_context('forkserver').set_forkserver_preload([])\n"
+        "executors._start_fork_server()\n"
+        "server = forkserver._forkserver._forkserver_pid\n"
+        "print(os.getsid(server) != os.getsid(0), os.getpgid(server) != os.getpgid(0))\n"
+        "def start():\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.05)\n"
+        "forkserver.ensure_running = start\n"
+        "try:\n"
+        "    executors._start_fork_server()\n"
+        "    time.sleep(0.05)\n"
+        "    print('lost')\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert done.stdout.split("\n")[:2] == ["True True", "interrupted"], done.stdout + done.stderr

@@ -200,7 +200,8 @@ def test_not_ok_cells_are_marked_in_the_figures(synth_results: Path,
     styles = method_styles(records)
     regret = next(p for p in PLOTS if p.name == "regret")
     figure = draw(regret, regret.metrics, agg, records, styles)
-    marks = {c.get_gid(): c.get_offsets()[:, 0].tolist() for c in figure.axes[0].collections
+    marks = {c.get_gid(): np.asarray(c.get_offsets())[:, 0].tolist()
+             for c in figure.axes[0].collections
              if (c.get_gid() or "").startswith("not-ok-")}
     assert marks == {"not-ok-failed": [40.0], "not-ok-timeout": [20.0]}
     assert figure.axes[0].get_xlabel() == "problem size"  # the synthetic records lack its name
@@ -408,8 +409,11 @@ def test_report_compares_each_method_with_a_baseline(tmp_path: Path) -> None:
             continue
         regrets = rng.uniform(0.0, 1.0, 30)
         shift = 0.2 if row["method"] == "dys-jfb" else 0.0  # dys-jfb got better since
-        now.write(Record.from_json({**row, "test_regrets": regrets.tolist()}))
-        then.write(Record.from_json({**row, "norm_regret": row["norm_regret"] + shift / 10,
+        # norm_regret = Σ test_regrets / Σ|c x*| with one Σ|c x*| (30) at every data point, as
+        # a run's records have (a record whose mean disagrees is damaged)
+        now.write(Record.from_json({**row, "norm_regret": regrets.sum() / 30,
+                                    "test_regrets": regrets.tolist()}))
+        then.write(Record.from_json({**row, "norm_regret": (regrets + shift).sum() / 30,
                                      "test_regrets": (regrets + shift).tolist()}))
     files = build_report(tmp_path / "now", tmp_path / "r", baseline=tmp_path / "then")
     md = files.leaderboard.read_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -85,7 +86,7 @@ def test_one_size_draws_a_dot_chart_per_method(one_size: Path) -> None:
     assert "failed (not ok, right edge)" in legend and "each seed" in legend
     assert "adjoint solve capped in some steps" not in legend  # not drawn here
     marks = [c for c in left.collections if c.get_gid() == "not-ok-failed"]
-    assert len(marks) == 1 and marks[0].get_offsets()[0, 1] == rows.index(SPO)
+    assert len(marks) == 1 and np.asarray(marks[0].get_offsets())[0, 1] == rows.index(SPO)
     bwd = next(p for p in PLOTS if p.name == "bwd_iters")
     figure = draw(bwd, bwd.metrics, agg, records, method_styles(records))
     assert any(c.get_gid() == "bwd-capped" for c in figure.axes[0].collections)

@@ -25,8 +25,9 @@ import pytest
 import torch
 from torch import nn
 
-from l2obench.methods.base import Budget, method_registry
+from l2obench.methods.base import Budget, Method, method_registry
 from l2obench.methods.pyepo_oracle import PyEPOMethod
+from l2obench.methods.torch_method import TorchMethod
 from l2obench.problems.base import Problem, Split
 from l2obench.problems.binding import BindingConstraints
 from l2obench.problems.knapsack import Knapsack
@@ -248,14 +249,21 @@ def reference_steps(model: nn.Module, module: nn.Module, loss: Callable[..., tor
         model.zero_grad()
         value = loss(module, model(features), costs, solutions)
         value.backward()
-        results.append((float(value.detach()), [p.grad.clone() for p in model.parameters()]))
+        results.append((float(value.detach()), [grad(p).clone() for p in model.parameters()]))
     return results
+
+
+def grad(parameter: torch.Tensor) -> torch.Tensor:
+    """``parameter``'s gradient, which the backward pass must have filled."""
+    assert parameter.grad is not None
+    return parameter.grad
 
 
 def built_method(problem: Problem, name: str, params: dict[str, Any], split: Split) -> Any:
     """The registered method in float64 (hidden = 0: PyEPO's linear model), prepared on
     ``split``."""
     method = method_registry.get(name)(problem, CPU, SEED, hidden=0, **params)
+    assert isinstance(method, TorchMethod)
     method.model.double()
     if isinstance(method, PyEPOMethod):
         method.prepare(split)
@@ -289,7 +297,7 @@ def test_loss_and_gradient_equal_pyepo_on_gurobi(setting: tuple, case: Case, req
             from pyepo.data.dataset import optDataset
 
             pool = optDataset(grb_model, split.features, split.costs)
-        module = case.module(grb_model, pool, SEED)
+        module: Any = case.module(grb_model, pool, SEED)  # PyEPO's (untyped) module
     # PyEPO seeds its solve-or-cache draws with None; l2obench with the cell's seed.
     module._branch_rng = np.random.RandomState(SEED)
     ours = l2obench_steps(method, split)
@@ -384,6 +392,7 @@ def test_trains_two_epochs_through_fit(problem_name: str, name: str, params: dic
                else Knapsack(n_items=10, n_train=48, n_val=16, n_test=16))
     data = problem.generate()
     method = method_registry.get(name)(problem, CPU, seed=0, batch_size=16, **params)
+    assert isinstance(method, Method)
     result = method.fit(data, Budget(max_epochs=2))
     assert result.epochs == 2 and result.best_epoch in (1, 2)
     assert len(result.history) == 2
@@ -392,7 +401,8 @@ def test_trains_two_epochs_through_fit(problem_name: str, name: str, params: dic
     assert pred.shape == data.test.costs.shape and np.isfinite(pred).all()
     assert np.isfinite(method.loss(data.test))
     if name in ("rfwo", "rfy"):
-        assert result.fwd_iters_mean is not None and 1 <= result.fwd_iters_max <= 20
+        assert result.fwd_iters_mean is not None and result.fwd_iters_max is not None
+        assert 1 <= result.fwd_iters_max <= 20
 
 
 def batch_of(problem: Problem, n: int) -> tuple[Split, tuple[torch.Tensor, ...]]:
@@ -427,11 +437,17 @@ def test_oracle_calls_per_step(monkeypatch: pytest.MonkeyPatch, name: str, param
     problem = ShortestPath(k=4, n_train=32, n_val=8, n_test=8)
     split, (features, costs, solutions) = batch_of(problem, 16)
     method = method_registry.get(name)(problem, CPU, seed=0, **params)
+    assert isinstance(method, TorchMethod)
     if isinstance(method, PyEPOMethod):
         method.prepare(split)
     solved: list[int] = []
     oracle = problem.oracle
-    monkeypatch.setattr(problem, "oracle", lambda c: (solved.append(len(c)), oracle(c))[1])
+
+    def counting_oracle(costs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        solved.append(len(costs))
+        return oracle(costs)
+
+    monkeypatch.setattr(problem, "oracle", counting_oracle)
     method.batch_loss(features, costs, solutions).backward()
     assert solved == rows
 
@@ -443,10 +459,16 @@ def test_frank_wolfe_calls_the_oracle_once_per_iteration(monkeypatch: pytest.Mon
     problem = ShortestPath(k=4, n_train=32, n_val=8, n_test=8)
     split, (features, costs, solutions) = batch_of(problem, 16)
     method = method_registry.get(name)(problem, CPU, seed=0, max_iter=30)
+    assert isinstance(method, PyEPOMethod)
     method.prepare(split)
     rows: list[int] = []
     oracle = problem.oracle
-    monkeypatch.setattr(problem, "oracle", lambda c: (rows.append(len(c)), oracle(c))[1])
+
+    def counting_oracle(costs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows.append(len(costs))
+        return oracle(costs)
+
+    monkeypatch.setattr(problem, "oracle", counting_oracle)
     method.model.train()
     method.batch_loss(features, costs, solutions).backward()
     stats = method.iteration_stats()

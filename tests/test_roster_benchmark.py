@@ -1,6 +1,6 @@
-"""The roster comparison (``benchmarks/roster_vs_pyepo.py``) at its quick sizes: four methods at
-k = 3, far too small for the ratios to mean anything. What must hold at any size is that the two
-sides train the same thing: their per-epoch training losses agree.
+"""The roster comparison (``benchmarks/comparisons/roster_vs_pyepo.py``) at its quick sizes: four
+methods at k = 3, far too small for the ratios to mean anything. What must hold at any size is that
+the two sides train the same thing: their per-epoch training losses agree.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 def test_quick_run_trains_the_same_on_both_sides() -> None:
     for module in ("gurobipy", "clarabel"):
         pytest.importorskip(module)
-    from benchmarks.roster_vs_pyepo import COMPARISON, QUICK
+    from benchmarks.comparisons.roster_vs_pyepo import COMPARISON, QUICK
 
     result = COMPARISON.run("quick")
     assert result.error is None, result.error
@@ -29,7 +29,7 @@ def test_the_grid_sides_can_be_chosen() -> None:
     """``$L2OBENCH_ROSTER_KS`` keeps the chosen sides with their training sizes and caps."""
     for module in ("pyepo", "gurobipy"):
         pytest.importorskip(module)
-    from benchmarks.roster_vs_pyepo import FULL, only_ks
+    from benchmarks.comparisons.roster_vs_pyepo import FULL, only_ks
 
     assert only_ks(FULL, "") == FULL
     k20 = only_ks(FULL, "20")

@@ -11,6 +11,8 @@ import pytest
 
 from l2obench.record import Budget, Cell, Record, Status
 from l2obench.selection import (
+    Choice,
+    Selections,
     Trial,
     Tuning,
     TuningPlan,
@@ -27,6 +29,13 @@ from l2obench.tasks.base import Metric, get_task
 VAL = get_task("decision").validation  # validation regret, lower is better
 PER_SIZE = Tuning(tuned={"m": ("lr",)})
 AT_3 = Tuning(rule="at-size", size=3, tuned={"m": ("lr",)})
+
+
+def chosen(selections: Selections, group: str, size: int, identity: str) -> Choice:
+    """The choice made for ``identity`` at ``size`` of ``group``, which must exist."""
+    choice = selections.choice(group, size, identity)
+    assert choice is not None
+    return choice
 
 
 def trial(config: str, seed: int, val: float | None, size: int = 3, identity: str = "m",
@@ -76,11 +85,11 @@ def test_per_size_selects_at_each_size_at_size_once_for_all() -> None:
     trials = [trial("lr=0.1", 0, 0.1, size=3), trial("lr=0.01", 0, 0.2, size=3),
               trial("lr=0.1", 0, 0.9, size=5), trial("lr=0.01", 0, 0.2, size=5)]
     per = select(trials, PER_SIZE, VAL)
-    assert [per.choice("g", s, "m").configuration for s in (3, 5)] == ["lr=0.1", "lr=0.01"]
+    assert [chosen(per, "g", s, "m").configuration for s in (3, 5)] == ["lr=0.1", "lr=0.01"]
     at = select(trials, AT_3, VAL)
     assert set(at.choices) == {("g", 3, "m")}  # size 5's validation regrets are not read
-    assert [at.choice("g", s, "m").configuration for s in (3, 5, 7)] == ["lr=0.1"] * 3
-    assert at.choice("g", 5, "m").reason.endswith("at k = 3, fixed for every size")
+    assert [chosen(at, "g", s, "m").configuration for s in (3, 5, 7)] == ["lr=0.1"] * 3
+    assert chosen(at, "g", 5, "m").reason.endswith("at k = 3, fixed for every size")
     assert at.choice("other", 5, "m") is None  # each data point selects on its own
 
 
@@ -204,7 +213,9 @@ def test_the_sweep_runs_the_selected_configuration_only_at_the_other_sizes(
     assert len(summary.written) == 5 and len(chosen) == 1
     at_3 = {r.method_label: r.metric("val_regret") for r in summary.written
             if r.size == 3 and r.method == "two-stage"}
-    best = min(at_3, key=lambda label: at_3[label])
+    regrets = {label: value for label, value in at_3.items() if value is not None}
+    assert len(regrets) == len(at_3)
+    best = min(regrets, key=regrets.__getitem__)
     assert chosen[0].method_label == best and chosen[0].size == 4
     assert all(r.status == "ok" and r.metric("val_regret") is not None
                and r.time_to_best_s is not None and r.per_instance is not None

@@ -81,6 +81,7 @@ def test_rank_test_is_scipys_friedman() -> None:
         dict(zip("abcd", sp.rankdata(values, axis=1).mean(axis=0), strict=True)))
     assert test.cd == pytest.approx(nemenyi_cd(4, 8))
     best = min(test.average_ranks.values())
+    assert test.cd is not None
     assert test.within_cd_of_best() == sorted(
         m for m, r in test.average_ranks.items() if r - best < test.cd)
     assert "Friedman test over 8 blocks" in test.summary()

@@ -12,6 +12,7 @@ import pytest
 from l2obench import Param
 from l2obench.errors import L2OBenchError
 from l2obench.suite import SuiteError, builtin_suites, expand, load_suite
+from tests.conftest import write_suite
 
 GOOD = """
 name = "mine"
@@ -33,12 +34,6 @@ sizes = [3]
 budget = { max_epochs = 1 }
 method_params = { dys-jfb = { max_iter = 50 } }
 """
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "suite.toml"
-    path.write_text(text)
-    return path
 
 
 def test_builtin_shortest_path_suite() -> None:
@@ -64,25 +59,25 @@ def test_a_method_runs_at_its_own_sizes(tmp_path: Path) -> None:
     largest ones); a size the suite lacks, or one that omits a tuned method's tuning size, is
     refused; the quick profile runs every method at every quick size."""
     text = GOOD.replace('name = "dys-jfb"', 'name = "dys-jfb"\nsizes = [3]')
-    suite = load_suite(str(write(tmp_path, text)))
+    suite = load_suite(str(write_suite(tmp_path, text)))
     cells = expand(suite, device="cpu")
     assert {c.size for c in cells if c.method == "dys-jfb"} == {3}
     assert {c.size for c in cells if c.method == "two-stage"} == {3, 4}
     assert expand(suite, device="cpu", sizes=[4], method_names=["dys-jfb"]) == []
-    quick = load_suite(str(write(tmp_path, text.replace("sizes = [3]\nbudget", "sizes = [4]\n"
-                                                          "budget"))), quick=True)
+    quick_text = text.replace("sizes = [3]\nbudget", "sizes = [4]\nbudget")
+    quick = load_suite(str(write_suite(tmp_path, quick_text)), quick=True)
     assert {c.size for c in expand(quick, device="cpu") if c.method == "dys-jfb"} == {4}
     with pytest.raises(SuiteError, match=r"methods\[1\]\.sizes': 7 is not among"):
-        load_suite(str(write(tmp_path, text.replace("sizes = [3]\n", "sizes = [7]\n"))))
+        load_suite(str(write_suite(tmp_path, text.replace("sizes = [3]\n", "sizes = [7]\n"))))
     tuned = text.replace("params = { lr = [0.01, 0.1] }",
                          'params = { lr = [0.01, 0.1] }\ntune = ["lr"]\nsizes = [4]')
     tuned += '\n[tuning]\nrule = "at-size"\nsize = 3\n'
     with pytest.raises(SuiteError, match=r"methods\[0\]\.sizes' must include the tuning size 3"):
-        load_suite(str(write(tmp_path, tuned)))
+        load_suite(str(write_suite(tmp_path, tuned)))
 
 
 def test_expand_grid_sizes_seeds(tmp_path: Path) -> None:
-    suite = load_suite(str(write(tmp_path, GOOD)))
+    suite = load_suite(str(write_suite(tmp_path, GOOD)))
     cells = expand(suite, device="cpu")
     assert len(cells) == 2 * (2 + 1) * 2
     labels = {c.method_label for c in cells}
@@ -93,7 +88,7 @@ def test_expand_grid_sizes_seeds(tmp_path: Path) -> None:
 
 
 def test_quick_profile_overrides(tmp_path: Path) -> None:
-    suite = load_suite(str(write(tmp_path, GOOD)), quick=True)
+    suite = load_suite(str(write_suite(tmp_path, GOOD)), quick=True)
     cells = expand(suite, device="cpu")
     assert {c.size for c in cells} == {3}
     assert all(c.budget.max_epochs == 1 for c in cells)
@@ -102,7 +97,7 @@ def test_quick_profile_overrides(tmp_path: Path) -> None:
 
 
 def test_cli_selection(tmp_path: Path) -> None:
-    suite = load_suite(str(write(tmp_path, GOOD)))
+    suite = load_suite(str(write_suite(tmp_path, GOOD)))
     cells = expand(suite, device="cpu", sizes=[5], seeds=[3], method_names=["dys-jfb"])
     assert [(c.size, c.seed, c.method) for c in cells] == [(5, 3, "dys-jfb")]
     with pytest.raises(L2OBenchError, match=r"valid: .*two-stage"):
@@ -112,7 +107,7 @@ def test_cli_selection(tmp_path: Path) -> None:
 
 
 def test_cell_id_is_stable_and_sensitive(tmp_path: Path) -> None:
-    suite = load_suite(str(write(tmp_path, GOOD)))
+    suite = load_suite(str(write_suite(tmp_path, GOOD)))
     a = expand(suite, device="cpu")
     b = expand(suite, device="cpu")
     assert [c.cell_id for c in a] == [c.cell_id for c in b]
@@ -125,8 +120,8 @@ def test_cell_id_is_stable_and_sensitive(tmp_path: Path) -> None:
     [
         ("name = 'x'\nproblem = ", "not valid TOML"),
         (GOOD.replace('problem = "shortest-path"', 'problem = "tsp-atsp"'),
-         "key 'problem': unknown problem 'tsp-atsp'; valid: knapsack, portfolio, shortest-path, "
-         "tsp"),
+         "key 'problem': unknown problem 'tsp-atsp'; valid: classification, ct, knapsack, "
+         "portfolio, shortest-path, tsp"),
         (GOOD.replace('sizes = [3, 4]', 'sizes = "3"'), "key 'sizes' must be a list"),
         (GOOD.replace('sizes = [3, 4]', 'sizes = [3, 3]'), "repeated values"),
         (GOOD.replace('name = "dys-jfb"', 'name = "dys"'),
@@ -149,7 +144,7 @@ def test_cell_id_is_stable_and_sensitive(tmp_path: Path) -> None:
     ],
 )
 def test_malformed_suites_name_file_and_key(tmp_path: Path, text: str, fragment: str) -> None:
-    path = write(tmp_path, text)
+    path = write_suite(tmp_path, text)
     with pytest.raises(SuiteError) as info:
         load_suite(str(path), quick=True)
     assert str(path) in str(info.value)
@@ -169,7 +164,7 @@ def test_add_method_joins_a_builtin_suite_from_the_command_line(
     from l2obench import FitResult, Method, register_method
     from l2obench.methods.base import method_registry
     from l2obench.suite import with_methods
-    from tests.test_input_fuzz import run_main
+    from tests.conftest import run_main
 
     # The method registered here leaves with the test (others list every registered method).
     monkeypatch.setattr(method_registry, "_items", dict(method_registry._items))
@@ -235,7 +230,8 @@ def test_new_problem_suites_run_every_applicable_method(name: str) -> None:
     suite = load_suite(name)
     problem_cls = problem_registry.get(suite.problem)
     builtin = [m for m in method_registry.names()  # not the tests' own registrations
-               if method_registry.get(m).__module__.startswith("l2obench.")]
+               if method_registry.get(m).__module__.startswith("l2obench.")
+               and method_registry.get(m).task == problem_cls.task]
     applicable = {m for m in builtin if not method_registry.get(m).unmet_needs(problem_cls)}
     assert {spec.name for spec in suite.methods} == applicable
     assert (suite.data["n_train"], suite.data["n_val"], suite.data["n_test"]) == (1000, 200, 200)

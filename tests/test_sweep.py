@@ -30,7 +30,7 @@ def cell(method: str = "two-stage", size: int = 3, seed: int = 0, epochs: int = 
     label = method + (f"[{','.join(f'{k}={v}' for k, v in sorted(params.items()))}]"
                       if params else "")
     return Cell(suite="t", problem="shortest-path", size_param="k", problem_params=problem.config,
-                method=method, method_params=method_registry.get(method).validate(params),
+                method=method, method_params=method_registry.get(method).cell_params(params),
                 method_label=label, seed=seed, device="cpu", budget=Budget(max_epochs=epochs))
 
 
@@ -52,7 +52,7 @@ def test_wall_time_limit_kills_and_records_timeout() -> None:
     record = run_isolated(slow, Limits(wall_seconds=3))
     assert time.monotonic() - start < 30
     assert record.status == "timeout"
-    assert "wall-time limit of 3 s" in record.error
+    assert record.error is not None and "wall-time limit of 3 s" in record.error
     assert record.cell_id == slow.cell_id and record.metrics is None
 
 
@@ -60,7 +60,7 @@ def test_wall_time_limit_kills_and_records_timeout() -> None:
 def test_memory_cap_kills_and_records_oom() -> None:
     record = run_isolated(cell(), Limits(memory_mb=50))  # the interpreter alone is larger
     assert record.status == "oom"
-    assert "memory cap of 50 MB" in record.error
+    assert record.error is not None and "memory cap of 50 MB" in record.error
 
 
 @pytest.mark.slow
@@ -69,6 +69,7 @@ def test_cells_of_one_problem_configuration_share_its_data() -> None:
     same configuration receives it, and its record is the one it computes on its own."""
     first, second = cell("two-stage"), cell("spo+")
     with ProcessExecutor(jobs=1) as executor:
+        assert isinstance(executor, ProcessExecutor)
         assert executor.submit(first).result().status == "ok"
         shared = executor.datasets.get(second)
         assert shared is not None
@@ -87,6 +88,7 @@ def test_modes_resume_force_retry(tmp_path: Path) -> None:
     assert len(first.written) == 2
     # Make one record look failed, as a crashed cell would have left it.
     failed = store.read(bad.cell_id)
+    assert failed is not None
     store.write(dataclasses.replace(failed, status=Status.FAILED), replace=True)
 
     assert not run_cells([good, bad], store).written  # resume: nothing to do

@@ -49,7 +49,8 @@ def test_the_kept_epochs_validation_regret_of_old_records() -> None:
            {"epoch": 2, "train_loss": 0.5, "val_score": 0.3}]
 
     def val(**columns: object) -> float | None:
-        base = {"cell_id": "0" * 16, "status": "ok", "problem": "p", "method": "m"}
+        base = {"cell_id": "0" * 16, "status": "ok", "problem": "p", "method": "m",
+                "norm_regret": 0.2}  # an ok record has its test scores
         return Record.from_json({**base, **columns}).metric("val_regret")
 
     assert val(best_epoch=2, history=old) == 0.3  # from the history, as older records hold it
@@ -70,6 +71,7 @@ def test_torch_training_records_the_clock() -> None:
     train_s = [h["train_s"] for h in fit.history]
     assert len(train_s) == 3 and 0 < train_s[0] < train_s[1] < train_s[2]
     assert all(h["val_s"] > 0 for h in fit.history)
+    assert fit.best_epoch is not None
     best = fit.history[fit.best_epoch - 1]
     assert fit.time_to_best_s == best["train_s"] and fit.val_score == best["val_score"]
     assert fit.val_time_s == pytest.approx(sum(h["val_s"] for h in fit.history))

@@ -62,7 +62,8 @@ def gavish_graves(n: int, costs: np.ndarray) -> np.ndarray:
     arcs = [(i, j) for i in range(n) for j in range(n) if i != j]
     a = len(arcs)
     rows = []
-    bounds_lo, bounds_hi = [], []
+    bounds_lo: list[float] = []
+    bounds_hi: list[float] = []
 
     def row() -> np.ndarray:
         return np.zeros(2 * a)

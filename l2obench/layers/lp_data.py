@@ -28,15 +28,15 @@ STORED_FORMS: tuple[StoredForm, ...] = ("dense", "factored", "kronecker", "grid"
 #: Kronecker eigenbases, or sparse ``A`` with a dense ``K``) is faster. Both thresholds are
 #: measured crossovers, per DYS iteration on grid shortest-path LPs (batch 256, float32): on a
 #: GPU with PyTorch, and on a 2-core CPU with PyTorch and with JAX, which cross over at the same
-#: size; the figures are in benchmarks/RESULTS.md ("Measurements behind the defaults", and
+#: size; the figures are in benchmarks/results/defaults.md ("Measurements behind the defaults", and
 #: "Projection forms" for the structured forms). More CPU cores move the crossover up, but the
 #: benchmark's CPU figures come from 2-core machines.
 DENSE_MAX_VARS = {"cuda": 2048, "cpu": 512}
 
 #: ``form="auto"`` on a grid whose sides are path Laplacians: from this many nodes per side on,
 #: by device type, the DCT (fast Poisson) form replaces the eigenbasis products of the grid
-#: form. Never, as measured so far: on a 2-core CPU the DCT form was the slower one at every
-#: grid side measured (``benchmarks/RESULTS.md``, "Projection forms"); on a GPU it has not been
+#: form. Never, as measured so far: on a 2-core CPU the DCT form was the slower one at every grid
+#: side measured (``benchmarks/results/dys-scale.md``, "Projection forms"); on a GPU it has not been
 #: measured (``benchmarks/gpu_check.py`` runs the forms section there), so it is not chosen.
 DCT_MIN_SIDE = {"cuda": 10**9, "cpu": 10**9}
 

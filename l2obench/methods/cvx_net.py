@@ -50,7 +50,7 @@ def independent_rows(A: sp.spmatrix) -> np.ndarray:
 #: interior-point method that meets its ``1e-8`` tolerances. diffcp's default, SCS (a
 #: first-order method at tolerance 1e-4), stopped visibly short of the program's optimum and
 #: overran second-order-cone constraints, at no lower cost per solve
-#: (``benchmarks/cvx_net_solver.py``; figures in ``benchmarks/RESULTS.md``).
+#: (``benchmarks/studies/cvx_net_solver.py``; figures in ``benchmarks/results/comparisons.md``).
 LAYER_SOLVER_ARGS = {"solve_method": "Clarabel"}
 
 

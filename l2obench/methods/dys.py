@@ -66,10 +66,10 @@ DEVICE_PARAMS: dict[str, Param] = {
 CHECK_EVERY = {"cpu": 1, "cuda": 8}
 
 #: ``chunk = 0`` on a CPU: instances per slice of the batch, so that one ``[chunk, n]`` float32
-#: array takes about this many bytes; a solve's working arrays then stay in the processor's
-#: caches. Measured in ``benchmarks/RESULTS.md`` ("Chunked solves"): it pays on the largest
-#: grids and costs a little on mid-sized ones, where the whole batch was faster. Other devices
-#: solve the whole batch at once.
+#: array takes about this many bytes; a solve's working arrays then stay in the processor's caches.
+#: Measured in ``benchmarks/results/dys-scale.md`` ("Chunked solves"): it pays on the largest grids
+#: and costs a little on mid-sized ones, where the whole batch was faster. Other devices solve the
+#: whole batch at once.
 CHUNK_BYTES = 1 << 19
 
 
@@ -148,7 +148,7 @@ class DYSMethod(TorchMethod):
     step, not the distance to the fixed point, and with the operator barely contractive
     (``1 − αγ`` close to 1) a solve started at last epoch's point can meet it still near that
     point, so that the training decisions lag the model (the regret and iterations are in
-    ``benchmarks/RESULTS.md``, "Warm starts"; the lag is the likely cause, not measured).
+    ``benchmarks/results/dys-scale.md``, "Warm starts"; the lag is the likely cause, not measured).
     Validation is scored from the predicted costs by the exact oracle and never
     solves the layer, so only training instances have a previous solve.
     """
@@ -292,13 +292,13 @@ class DYSImplicit(DYSMethod):
     more iterations as the grid grows, up to its cap on the larger grids, and in float32 its
     relative residual cannot go far below ``ε₃₂/(αγ) ≈ 5e-3`` (hence its ``bwd_tol`` of 2e-2;
     on small grids its gradient then agrees closely with the float64 implicit gradient:
-    benchmarks/RESULTS.md, "Measurements behind the defaults"). ``free-cg`` gets the same
+    benchmarks/results/defaults.md, "Measurements behind the defaults"). ``free-cg`` gets the same
     gradient from the Laplacian system of the arcs strictly inside the box
     (:meth:`~l2obench.layers.dys.DYSLayer.free_set_adjoint`), which is well posed:
-    Jacobi-preconditioned CG there reaches a relative residual of ``bwd_tol`` in float32 in a
-    number of iterations set by that graph, not by ``αγ`` (tests/test_backward_modes.py checks
-    it against CG on ``(I − J)ᵀ v = g`` in float64; ``python -m benchmarks.dys_scale adjoint``
-    measures iterations and errors by size). Steps whose solve misses the tolerance are counted
+    Jacobi-preconditioned CG there reaches a relative residual of ``bwd_tol`` in float32 in a number
+    of iterations set by that graph, not by ``αγ`` (tests/test_backward_modes.py checks it against
+    CG on ``(I − J)ᵀ v = g`` in float64; ``python -m benchmarks.studies.dys_scale adjoint`` measures
+    iterations and errors by size). Steps whose solve misses the tolerance are counted
     (``bwd_unconverged``).
     """
 

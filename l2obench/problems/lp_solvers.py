@@ -156,7 +156,7 @@ def highs_options(is_mip: bool) -> dict[str, Any]:
     second thread only competes for the same cores, multiplying the CPU time of each small MIP.
     MIPs are solved to a zero gap, without the feasibility-jump heuristic, a fixed cost per solve
     that an exact solve of a small model does not need. Both were measured on knapsack MIPs
-    (benchmarks/RESULTS.md, "Measurements behind the defaults"). HiGHS versions before that
+    (benchmarks/results/defaults.md, "Measurements behind the defaults"). HiGHS versions before that
     heuristic existed ignore the option.
     """
     options: dict[str, Any] = {"output_flag": False, "threads": 1}

@@ -8,7 +8,7 @@ Because the grid is a DAG whose nodes on one anti-diagonal ``i + j = s`` depend 
 previous anti-diagonal, the default oracle is a dynamic program that relaxes a whole diagonal for
 a whole batch in a few numpy operations: exact for any real costs (negative ones included) and
 far faster than calling an LP solver per instance (the ``oracle-vs-gurobi`` comparison measures
-it against PyEPO's Gurobi model: benchmarks/RESULTS.md).
+it against PyEPO's Gurobi model: benchmarks/results/comparisons.md).
 """
 
 from __future__ import annotations

@@ -21,9 +21,9 @@ would take exponentially many inequalities (or an oracle inside the layer), and 
 formulations' relaxations (MTZ, GG) need directed arcs, order or flow variables and inequality
 slacks, ``O(n²)`` auxiliary columns; MTZ's is also much weaker (a directed 2-cycle is nearly
 feasible in it; its gap to the optimal tour against the degree-2 relaxation's is in
-``benchmarks/RESULTS.md``). Its vertices include unions of disjoint subtours, so a layer's
-decision need not be a tour; regret is always computed from the exact oracle's tour under the
-predicted costs.
+``benchmarks/results/comparisons.md``). Its vertices include unions of disjoint subtours, so a
+layer's decision need not be a tour; regret is always computed from the exact oracle's tour under
+the predicted costs.
 """
 
 from __future__ import annotations

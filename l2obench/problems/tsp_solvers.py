@@ -14,8 +14,8 @@ Decisions are 0/1 vectors over the undirected edges ``(i, j)``, ``i < j``, in
 - **MTZ** (Miller–Tucker–Zemlin): directed arcs, order variables ``u`` and the compact
   constraints ``u_j − u_i ≥ n (x_ij − 1) + 1``, one MIP per instance, solved through
   :func:`~l2obench.problems.lp_solvers.solve_lp_batch`. Polynomial in size, but its weak LP
-  relaxation makes it much slower than DFJ (``benchmarks/RESULTS.md``); it is the independent
-  cross-check and the other side of that measurement.
+  relaxation makes it much slower than DFJ (``benchmarks/results/comparisons.md``); it is the
+  independent cross-check and the other side of that measurement.
 """
 
 from __future__ import annotations

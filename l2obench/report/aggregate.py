@@ -75,8 +75,8 @@ AGGREGATION_NOTE = (
 )
 
 
-def mean_interval(values: Iterable[float]) -> tuple[float, float, float]:
-    """Mean and 95 % t-interval ``(mean, lo, hi)`` of the finite ``values``.
+def mean_interval(values: Iterable[float | None]) -> tuple[float, float, float]:
+    """Mean and 95 % t-interval ``(mean, lo, hi)`` of the finite ``values`` (empty ones skipped).
 
     No values give three NaNs; one value gives its mean and a NaN interval (a single seed says
     nothing about the spread); equal values give a zero-width interval.

@@ -123,6 +123,20 @@ class Task(ABC):
     #: the tuning rule selects configurations by (its ``name`` is the record's key for it).
     validation: ClassVar[Metric]
 
+    @staticmethod
+    def checked_outputs(outputs: Any, shape: tuple[int, ...], what: str = "outputs"
+                        ) -> np.ndarray:
+        """``outputs`` as a float64 array, refused as :meth:`score` says: ``ValueError`` unless
+        it has ``shape``, ``FloatingPointError`` if any value is NaN or infinite."""
+        import numpy as np
+
+        array = np.asarray(outputs, dtype=np.float64)
+        if array.shape != tuple(shape):
+            raise ValueError(f"{what} have shape {array.shape}, expected {tuple(shape)}")
+        if not np.all(np.isfinite(array)):
+            raise FloatingPointError(f"{what} contain NaN or infinity")
+        return array
+
     @abstractmethod
     def score(self, problem: Any, split: Any, outputs: np.ndarray) -> Scores:
         """Score a model's ``outputs`` for ``split``'s contexts against the split's ground truth.

@@ -15,32 +15,41 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from l2obench.methods.base import method_registry
-from l2obench.problems.base import problem_registry
-from l2obench.tasks.base import get_task, task_registry
+from l2obench.methods.base import BaseMethod, method_registry
+from l2obench.problems.base import BaseProblem, problem_registry
+from l2obench.tasks.base import Task, get_task, task_registry
 from tests.denoise_family.methods import IdentityDenoiser, LinearDenoiser, RidgeDenoiser
 from tests.denoise_family.problem import NoisySignals
 from tests.denoise_family.task import DenoiseTask
 
-#: What the package registers: registry, name, class (an installed package's entry points).
-ENTRIES = (
-    (task_registry, "denoise", DenoiseTask),
-    (problem_registry, "noisy-signals", NoisySignals),
-    (method_registry, "denoise-identity", IdentityDenoiser),
-    (method_registry, "denoise-linear", LinearDenoiser),
-    (method_registry, "denoise-ridge", RidgeDenoiser),
-)
+#: What the package registers, by name (an installed package's entry points): its task, its
+#: problem and its methods.
+TASKS: dict[str, type[Task]] = {"denoise": DenoiseTask}
+PROBLEMS: dict[str, type[BaseProblem]] = {"noisy-signals": NoisySignals}
+METHODS: dict[str, type[BaseMethod]] = {
+    "denoise-identity": IdentityDenoiser,
+    "denoise-linear": LinearDenoiser,
+    "denoise-ridge": RidgeDenoiser,
+}
 
 
 @contextmanager
 def registered() -> Iterator[None]:
     """The family, its problem and its methods registered in this process, and forgotten on
     leaving (so that the other tests see l2obench's own registries)."""
-    for registry, name, cls in ENTRIES:
-        registry.register(name)(cls)
+    for name, task in TASKS.items():
+        task_registry.register(name)(task)
+    for name, problem in PROBLEMS.items():
+        problem_registry.register(name)(problem)
+    for name, method in METHODS.items():
+        method_registry.register(name)(method)
     try:
         yield
     finally:
-        for registry, name, _ in ENTRIES:
-            registry.unregister(name)
+        for name in TASKS:
+            task_registry.unregister(name)
+        for name in PROBLEMS:
+            problem_registry.unregister(name)
+        for name in METHODS:
+            method_registry.unregister(name)
         get_task.cache_clear()

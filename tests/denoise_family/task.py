@@ -45,12 +45,7 @@ class DenoiseTask(Task):
         return np.asarray(split.targets, dtype=np.float64)
 
     def score(self, problem: Any, split: Any, outputs: np.ndarray) -> Scores:
-        outputs = np.asarray(outputs, dtype=np.float64)
-        if outputs.shape != split.targets.shape:
-            raise ValueError(f"outputs have shape {outputs.shape}, expected "
-                             f"{split.targets.shape}")
-        if not np.all(np.isfinite(outputs)):
-            raise FloatingPointError("outputs contain NaN or infinity")
+        outputs = self.checked_outputs(outputs, split.targets.shape)
         mse = ((outputs - split.targets.astype(np.float64)) ** 2).mean(axis=1)
         psnr = 10.0 * np.log10(DATA_RANGE**2 / np.maximum(mse, np.finfo(float).tiny))
         return Scores(values={"psnr": float(psnr.mean()), "mse": float(mse.mean())},
