@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import gc
 import logging
 import math
@@ -500,46 +499,17 @@ def _read_notes(path: str) -> str:
 
 
 def _rerun(args: argparse.Namespace, console: Console) -> int:
-    from l2obench.executors import make_executor
-    from l2obench.runner import resolve_device
-    from l2obench.store import ResultStore, suite_limits
-    from l2obench.suite import check_cell
-    from l2obench.suite_run import cell_limits
+    from l2obench.rerun import Rerun
 
-    source = ResultStore(args.results)
-    matches = source.find(args.cell_id)
-    if len(matches) != 1:
-        found = "no record" if not matches else f"{len(matches)} records"
-        raise L2OBenchError(f"{found} with a cell id starting '{args.cell_id}' in "
-                            f"{source.records}")
-    original = matches[0]
-    cell = check_cell(Cell.from_record(_with_size_param(original)))
-    if cell.cell_id != original.cell_id:
-        raise L2OBenchError(f"the record of cell {original.cell_id} describes another cell "
-                            f"({cell.cell_id}): it was edited or damaged")
-    if args.device:
-        cell = dataclasses.replace(cell, device=resolve_device(args.device))
-    target = ResultStore(args.out) if args.out else None
-    if target is not None:
-        target.check_writable()  # before the work, not after it
-    threads = args.threads or original.torch_threads
-    # The limits the suite declares (noted in the results folder by its runs), as in `run`.
-    limits = cell_limits(suite_limits(source.root, original.suite), [cell],
-                         wall_seconds=args.cell_timeout, memory_mb=args.memory_cap_mb)
-    console.print(f"re-running {escape(cell.label)} (cell {original.cell_id}, "
-                  f"{threads or 'default'} PyTorch threads; limits {limits.describe()})",
-                  highlight=False)
-    with make_executor("local", limits, threads=threads) as executor:
-        future = executor.submit(cell)
-        try:
-            record = future.result()
-        except KeyboardInterrupt:
-            executor.cancel()  # the cell's process is killed; its future settles
-            raise
-    if target is not None:
-        target.write(record, replace=True)
-    console.print(_comparison_table(original, record))
-    console.print(_conditions(original, record), highlight=False)
+    rerun = Rerun.of(args.results, args.cell_id, device=args.device, threads=args.threads,
+                     out=args.out, wall_seconds=args.cell_timeout,
+                     memory_mb=args.memory_cap_mb)
+    console.print(f"re-running {escape(rerun.cell.label)} (cell {rerun.original.cell_id}, "
+                  f"{rerun.threads or 'default'} PyTorch threads; limits "
+                  f"{rerun.limits.describe()})", highlight=False)
+    record = rerun.run()
+    console.print(_comparison_table(rerun.original, record))
+    console.print(_conditions(rerun.original, record), highlight=False)
     return 0 if record.status == Status.OK else EXIT_CELLS_FAILED
 
 
@@ -555,15 +525,6 @@ def _conditions(original: Record, new: Record) -> str:
     if not changed:
         return "conditions: as recorded (device, machine, threads, versions, commit)"
     return "conditions that differ from the record's: " + "; ".join(changed)
-
-
-def _with_size_param(record: Record) -> Record:
-    """``record``, with the size parameter that records written before it was a column lack."""
-    from l2obench.problems.base import problem_registry
-
-    if record.size_param is not None:
-        return record
-    return record.with_size_param(problem_registry.get(record.problem).size_param)
 
 
 def _fmt(value: Any, spec: str) -> str:
