@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import gc
 import logging
 import math
@@ -41,19 +40,16 @@ from l2obench.display import (
     shorten,
 )
 from l2obench.errors import L2OBenchError, did_you_mean
-from l2obench.record import RECORD_COLUMNS, Budget, Cell, Limits, Record, Status
+from l2obench.record import RECORD_COLUMNS, Cell, Record, Status
 from l2obench.tasks.base import Metric, Task, task_of
 
 if TYPE_CHECKING:
-    from l2obench.executors import Executor
     from l2obench.selection import Selections, Tuning
     from l2obench.sweep import Mode
 
 EXIT_USAGE = 2
 EXIT_CELLS_FAILED = 1
 EXIT_INTERRUPTED = 130
-#: The wall-time limit of a cell whose suite sets neither a training-seconds budget nor a limit.
-DEFAULT_WALL_SECONDS = 12 * 3600.0
 
 
 class UsageError(L2OBenchError):
@@ -129,12 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--max-epochs", type=_positive(int), help="override the suite's epochs")
     budget.add_argument("--max-seconds", type=_positive(float),
                         help="override the suite's training seconds per cell")
-    limits = run.add_argument_group("limits (a cell that overruns them is killed and recorded)")
-    limits.add_argument("--cell-timeout", type=_positive(float), metavar="SECONDS",
-                        help="wall-time limit per cell (default: the suite's, else twice the "
-                             "training budget plus 5 minutes)")
-    limits.add_argument("--memory-cap-mb", type=_positive(float), metavar="MB",
-                        help="host memory limit per cell (default: the suite's, else none)")
+    _add_limits(run)
     run.add_argument("--dry-run", action="store_true",
                      help="validate everything and list the cells, run nothing")
     again = run.add_mutually_exclusive_group()
@@ -161,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     rerun.add_argument("--out", help="also store the new record in this results folder")
     rerun.add_argument("--threads", type=_positive(int),
                        help="PyTorch threads for the re-run (default: the record's)")
+    _add_limits(rerun)
 
     report = commands.add_parser("report", help="plots, LEADERBOARD.md and index.html from "
                                                 "a results folder")
@@ -186,6 +178,16 @@ def build_parser() -> argparse.ArgumentParser:
     for command in (run, rerun, report, listing):
         command.set_defaults(command_parser=command)
     return parser
+
+
+def _add_limits(parser: argparse.ArgumentParser) -> None:
+    limits = parser.add_argument_group("limits (a cell that overruns them is killed and "
+                                       "recorded)")
+    limits.add_argument("--cell-timeout", type=_positive(float), metavar="SECONDS",
+                        help="wall-time limit per cell (default: the suite's, else twice the "
+                             "training budget plus 5 minutes)")
+    limits.add_argument("--memory-cap-mb", type=_positive(float), metavar="MB",
+                        help="host memory limit per cell (default: the suite's, else none)")
 
 
 def _add_device(parser: argparse.ArgumentParser) -> None:
@@ -306,28 +308,6 @@ def _error(message: str) -> int:
     return EXIT_USAGE
 
 
-def _longest(cells: Sequence[Cell]) -> Budget:
-    """The budget whose seconds bound every cell's (none where a cell has no seconds budget)."""
-    seconds = [cell.budget.max_seconds for cell in cells]
-    if not seconds or any(s is None for s in seconds):
-        return Budget()
-    return Budget(max_seconds=max(s for s in seconds if s is not None))
-
-
-def _limits(suite_limits: Limits, budget: Budget, args: argparse.Namespace) -> Limits:
-    wall = args.cell_timeout or suite_limits.wall_seconds
-    return Limits(wall_seconds=wall or default_wall_seconds(budget),
-                  memory_mb=args.memory_cap_mb or suite_limits.memory_mb)
-
-
-def default_wall_seconds(budget: Budget) -> float:
-    """A cell's wall-time limit when nothing sets one: twice its training-seconds budget plus
-    five minutes, else :data:`DEFAULT_WALL_SECONDS` (so a hung cell never hangs a sweep)."""
-    if budget.max_seconds is not None:
-        return 2 * budget.max_seconds + 300
-    return DEFAULT_WALL_SECONDS
-
-
 def _check_executor_options(args: argparse.Namespace) -> None:
     """Options that the chosen executor would ignore are usage errors."""
     if args.executor != "local":
@@ -337,16 +317,6 @@ def _check_executor_options(args: argparse.Namespace) -> None:
                                  f"--executor {args.executor}")
     if args.address and args.executor != "ray":
         raise UsageError("--address applies to --executor ray only")
-
-
-def _executor(args: argparse.Namespace, limits: Limits) -> Executor:
-    from l2obench.executors import InlineExecutor, ProcessExecutor, RayExecutor
-
-    if args.executor == "inline":
-        return InlineExecutor()
-    if args.executor == "ray":
-        return RayExecutor(address=args.address, limits=limits)
-    return ProcessExecutor(jobs=args.jobs, limits=limits, threads=args.threads)
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
@@ -359,33 +329,24 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         TimeRemainingColumn,
     )
 
-    from l2obench.runner import resolve_device
-    from l2obench.selection import TuningPlan
-    from l2obench.store import ResultStore
-    from l2obench.suite import expand, load_suite, with_methods
-    from l2obench.sweep import ALREADY_RECORDED, SweepInterrupted, run_cells
+    from l2obench.suite import load_suite, with_methods
+    from l2obench.suite_run import RunOptions, SuiteRun
+    from l2obench.sweep import ALREADY_RECORDED, SweepInterrupted
 
     _check_executor_options(args)
     if args.out is not None and not args.out.strip():
         raise UsageError("--out: the results folder may not be empty")
     suite = with_methods(load_suite(args.suite, quick=args.quick), args.add_method) \
         .with_budget(args.max_epochs, args.max_seconds)
-    device = resolve_device(args.device)
-    tuning = suite.tuning
-    sizes = args.sizes
-    if sizes and tuning.rule == "at-size" and tuning.active and tuning.size not in sizes:
-        # The selection at the other sizes needs the tuning size's cells (recorded ones are
-        # not run again).
-        sizes = [tuning.size, *sizes]
-        console.print(f"tuning at size {tuning.size}: its cells run first (those recorded are "
-                      "skipped)", highlight=False)
-    cells = expand(suite, device=device, sizes=sizes, seeds=args.seeds,
-                   method_names=args.methods)
-    plan = TuningPlan.of(cells, tuning)
-    limits = _limits(suite.limits, _longest(cells), args)
     mode: Mode = "force" if args.force else "retry-failed" if args.retry_failed else "resume"
-    store = ResultStore(args.out or f"runs/{suite.name}")
-    budgets = sorted({cell.budget.describe() for cell in cells})
+    sweep = SuiteRun(suite, RunOptions(
+        device=args.device, sizes=args.sizes, seeds=args.seeds, methods=args.methods, mode=mode,
+        out=args.out, wall_seconds=args.cell_timeout, memory_mb=args.memory_cap_mb,
+        executor=args.executor, jobs=args.jobs, threads=args.threads, address=args.address))
+    plan, store = sweep.plan, sweep.store
+    if sweep.tuning_size_added:
+        console.print(f"tuning at size {suite.tuning.size}: its cells run first (those recorded "
+                      "are skipped)", highlight=False)
     if args.dry_run:
         for cell in plan.first:
             console.print(f"{cell.cell_id}  {escape(cell.label)}", highlight=False)
@@ -393,24 +354,15 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         if plan.pending:
             then = (f", then the selected configuration of each tuned method at the other "
                     f"sizes: up to {len(plan.pending)} more")
-        console.print(f"{count(len(plan.first), 'cell')} would run on {device}{then} → "
-                      f"{store.root} (budget {'; '.join(budgets)}; limits {limits.describe()})",
-                      highlight=False)
+        console.print(f"{count(len(plan.first), 'cell')} would run on {sweep.device}{then} → "
+                      f"{store.root} (budget {'; '.join(sweep.budgets())}; limits "
+                      f"{sweep.limits.describe()})", highlight=False)
         return 0
-    store.check_writable()  # before any work: a result that cannot be stored is lost
-    # The folder notes the whole suite (not only this run's selection), so a report of the
-    # suite shows the cells not run yet as missing; cells that wait for a selection are noted
-    # once it is made.
-    whole = plan if not (args.sizes or args.seeds or args.methods) else \
-        TuningPlan.of(expand(suite, device=device), tuning)
-    declared = tuning.to_json() if tuning.active else None
-    store.note_suite(suite.name, [cell.cell_id for cell in whole.first], declared)
-    executor = _executor(args, limits)
+    sweep.prepare()
     console.print(f"[bold]{escape(suite.name)}[/]{' (quick)' if args.quick else ''}: "
-                  f"{count(len(plan.first), 'cell')} on {device} → {store.root}"
+                  f"{count(len(plan.first), 'cell')} on {sweep.device} → {store.root}"
                   + (f"; then the selected configurations at the other sizes (of "
                      f"{len(plan.pending)})" if plan.pending else ""), highlight=False)
-    ran: list[Cell] = list(plan.first)
     width = console.width
     with Progress(TextColumn("{task.description}"), BarColumn(bar_width=None),
                   MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
@@ -420,19 +372,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         label_room = max(12, width // 2 - 4)
         labels = run_labels(plan.first)
 
-        def second_stage() -> list[Cell]:
-            events.flush()
-            chosen, selections = plan.selected(store.read)
-            for line in _selection_lines(selections, plan.first):
-                progress.console.print(line, highlight=False)
-            store.note_suite(suite.name, [cell.cell_id for cell in chosen])
-            ran.extend(chosen)
-            labels.update(run_labels(ran))
-            progress.update(task, total=len(ran))
-            return chosen
-
         class Events:
-            """The sweep's events as lines; cells already recorded are counted in one line."""
+            """The run's events as lines; cells already recorded are counted in one line."""
 
             def __init__(self) -> None:
                 self.already = 0
@@ -463,10 +404,16 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                 text = shorten(f"{short_label(cell)}: {reason}", width - 10)
                 progress.console.print(f"[dim]       · {escape(text)}[/]", highlight=False)
 
+            def selected(self, selections: Selections, chosen: Sequence[Cell]) -> None:
+                self.flush()
+                for line in _selection_lines(selections, plan.first):
+                    progress.console.print(line, highlight=False)
+                labels.update(run_labels(sweep.cells))
+                progress.update(task, total=len(sweep.cells))
+
         events = Events()
         try:
-            summary = run_cells(plan.first, store, executor=executor, mode=mode,
-                                events=events, then=second_stage if plan.pending else None)
+            outcome = sweep.run(events)
         except SweepInterrupted as stop:
             events.flush()
             progress.stop()
@@ -476,20 +423,19 @@ def _run(args: argparse.Namespace, console: Console) -> int:
             return EXIT_INTERRUPTED
         events.flush()
 
-    written = {record.cell_id: record for record in summary.written}
-    records = [(cell, written.get(cell.cell_id) or store.read(cell.cell_id)) for cell in ran]
-    done = [(cell, record) for cell, record in records if record is not None]
+    done = outcome.done()
     if done:
-        table, notes = _summary_table(done, tuning, console.width)
+        table, notes = _summary_table(done, suite.tuning, console.width)
         console.print(table)
         for note in notes:
             console.print(f"[dim]{escape(note)}[/]", highlight=False)
+    summary = outcome.summary
     parts = [f"{n} {status}" for status, n in summary.counts().items() if n]
     if summary.already_done:
         parts.append(f"{len(summary.already_done)} already recorded")
     if summary.busy:
         parts.append(f"{len(summary.busy)} being run by another sweep")
-    console.print(f"{count(len(ran), 'cell')}: {', '.join(parts) or 'nothing to do'}. "
+    console.print(f"{count(len(sweep.cells), 'cell')}: {', '.join(parts) or 'nothing to do'}. "
                   f"Records in {store.root}", highlight=False)
     return EXIT_CELLS_FAILED if summary.unsuccessful else 0
 
@@ -553,35 +499,17 @@ def _read_notes(path: str) -> str:
 
 
 def _rerun(args: argparse.Namespace, console: Console) -> int:
-    from l2obench.executors import run_isolated
-    from l2obench.runner import resolve_device
-    from l2obench.store import ResultStore
-    from l2obench.suite import check_cell
+    from l2obench.rerun import Rerun
 
-    source = ResultStore(args.results)
-    matches = source.find(args.cell_id)
-    if len(matches) != 1:
-        found = "no record" if not matches else f"{len(matches)} records"
-        raise L2OBenchError(f"{found} with a cell id starting '{args.cell_id}' in "
-                            f"{source.records}")
-    original = matches[0]
-    cell = check_cell(Cell.from_record(_with_size_param(original)))
-    if cell.cell_id != original.cell_id:
-        raise L2OBenchError(f"the record of cell {original.cell_id} describes another cell "
-                            f"({cell.cell_id}): it was edited or damaged")
-    if args.device:
-        cell = dataclasses.replace(cell, device=resolve_device(args.device))
-    target = ResultStore(args.out) if args.out else None
-    if target is not None:
-        target.check_writable()  # before the work, not after it
-    threads = args.threads or original.torch_threads
-    console.print(f"re-running {escape(cell.label)} (cell {original.cell_id}, "
-                  f"{threads or 'default'} PyTorch threads)", highlight=False)
-    record = run_isolated(cell, Limits(wall_seconds=default_wall_seconds(cell.budget)), threads)
-    if target is not None:
-        target.write(record, replace=True)
-    console.print(_comparison_table(original, record))
-    console.print(_conditions(original, record), highlight=False)
+    rerun = Rerun.of(args.results, args.cell_id, device=args.device, threads=args.threads,
+                     out=args.out, wall_seconds=args.cell_timeout,
+                     memory_mb=args.memory_cap_mb)
+    console.print(f"re-running {escape(rerun.cell.label)} (cell {rerun.original.cell_id}, "
+                  f"{rerun.threads or 'default'} PyTorch threads; limits "
+                  f"{rerun.limits.describe()})", highlight=False)
+    record = rerun.run()
+    console.print(_comparison_table(rerun.original, record))
+    console.print(_conditions(rerun.original, record), highlight=False)
     return 0 if record.status == Status.OK else EXIT_CELLS_FAILED
 
 
@@ -597,15 +525,6 @@ def _conditions(original: Record, new: Record) -> str:
     if not changed:
         return "conditions: as recorded (device, machine, threads, versions, commit)"
     return "conditions that differ from the record's: " + "; ".join(changed)
-
-
-def _with_size_param(record: Record) -> Record:
-    """``record``, with the size parameter that records written before it was a column lack."""
-    from l2obench.problems.base import problem_registry
-
-    if record.size_param is not None:
-        return record
-    return record.with_size_param(problem_registry.get(record.problem).size_param)
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -653,65 +572,62 @@ def _selection_lines(selections: Selections, cells: Sequence[Cell]) -> list[str]
     return lines
 
 
-def _mean(values: list[Any]) -> float | None:
-    numbers = [float(v) for v in values if isinstance(v, int | float) and math.isfinite(v)]
-    return sum(numbers) / len(numbers) if numbers else None
-
-
 def _summary_table(done: list[tuple[Cell, Record]], tuning: Tuning,
                    width: int) -> tuple[Table, list[str]]:
     """One row per configuration (size, data point, method label): each column the mean over
-    its ok seeds. Within a size and data point, rows are sorted by the task family's ranking
-    metric, in its direction (``Task.ranking``), and the best is marked; with tuning declared,
-    the configuration the rule selects on the validation metric is marked too."""
-    from l2obench.selection import cell_trial, given_params, select
+    its ok seeds, as the report aggregates them (:func:`l2obench.report.aggregate.aggregate`,
+    the configurations the suite's rule selects marked by
+    :func:`l2obench.report.configurations.annotate`). Within a size and data point, rows are
+    sorted by the task family's ranking metric, in its direction (``Task.ranking``), and the
+    best is marked; with tuning declared, the selected configuration is marked too."""
+    from l2obench.report.aggregate import aggregate
+    from l2obench.report.configurations import annotate
+    from l2obench.selection import data_key, given_params
+    from l2obench.store import results_frame
 
     task = task_of(cell.task for cell, _ in done)
     summary_columns = _summary_columns(task)
-    trials = {cell.cell_id: cell_trial(cell, tuning, record) for cell, record in done}
-    selections = select(trials.values(), tuning, task.validation)
-    groups: dict[tuple[int, str, str], list[tuple[Cell, Record]]] = {}
-    for cell, record in done:
-        groups.setdefault((cell.size, cell.data_label, cell.method_label), []).append(
-            (cell, record))
-    means: dict[tuple[int, str, str], dict[str, float | None]] = {}
     ranking = task.ranking()  # what the rows are sorted by, and its direction
-    columns_read = {column for column, _, _ in summary_columns.values()} | {ranking.name}
-    for key, group in groups.items():
-        ok = [record for _, record in group if record.status == Status.OK]
-        means[key] = {column: _mean([trials[r.cell_id].val_score
-                                     if column == task.validation.name else _value(r, column)
-                                     for r in ok])
-                      for column in columns_read}
-    rows = {key: groups[key] for key in sorted(
-        groups, key=lambda k: (k[0], k[1], _rank_order(ranking, means[k][ranking.name]), k[2]))}
+    records, _ = annotate(results_frame([record for _, record in done]),
+                          {cell.suite: tuning for cell, _ in done})
+    agg = aggregate(records, dict.fromkeys([ranking.name, *(column for column, _, _
+                                                             in summary_columns.values())]))
+    # Each row's cells: what names its data point and method, and the statuses other than ok.
+    cells: dict[tuple[int, str, str], Cell] = {}
+    statuses: dict[tuple[int, str, str], set[str]] = {}
+    for cell, record in done:
+        key = (cell.size, data_key(cell.problem_params, cell.size_param), cell.method_label)
+        cells.setdefault(key, cell)
+        statuses.setdefault(key, set()).add(str(record.status))
+    rows = sorted((row for _, row in agg.iterrows()), key=lambda row: (
+        int(row["size"]), cells[_row_key(row)].data_label,
+        _rank_order(ranking, row[f"{ranking.name}_mean"]), str(row["method_label"])))
     best: dict[tuple[int, str], tuple[int, str, str]] = {}  # (size, data) -> its best row
-    for key in rows:
-        if means[key][ranking.name] is not None:
-            best.setdefault(key[:2], key)
+    for row in rows:
+        if math.isfinite(row[f"{ranking.name}_mean"]):
+            best.setdefault(_row_key(row)[:2], _row_key(row))
     shown = {header: spec for header, spec in summary_columns.items()
-             if any(m[spec[0]] is not None for m in means.values())}
-    with_data = any(data for _, data, _ in rows)
+             if agg[f"{spec[0]}_mean"].notna().any()}
+    with_data = any(cells[_row_key(row)].data_label for row in rows)
     sizes, datas, names, solved_cells = [], [], [], []
     entries: list[tuple[str, dict[str, Any]]] = []
     values: dict[str, list[str]] = {header: [] for header in shown}
-    for (size, data, label), group in rows.items():
-        ok = [record for _, record in group if record.status == Status.OK]
-        statuses = sorted({str(record.status) for _, record in group} - {"ok"})
-        style = "green" if len(ok) == len(group) else "yellow" if ok else "red"
-        solved_cells.append(f"[{style}]{len(ok)}/{len(group)}[/]"
-                            + (f" {', '.join(statuses)}" if statuses else ""))
-        cell, trial = group[0][0], trials[group[0][1].cell_id]
-        choice = selections.choice(trial.group, trial.size, trial.identity)
-        marked = (bool(tuning.keys(cell.method)) and choice is not None
-                  and choice.configuration == trial.configuration)
-        names.append(("» " if best.get((size, data)) == (size, data, label) else "")
-                     + ("* " if marked else ""))
-        entries.append((cell.method, given_params(cell.method, label, cell.method_params)))
-        sizes.append(str(size))
-        datas.append(escape(data))
+    for row in rows:
+        key = _row_key(row)
+        cell, solved, attempted = cells[key], int(row["solved"]), int(row["attempted"])
+        others = sorted(statuses[key] - {"ok"})
+        style = "green" if solved == attempted else "yellow" if solved else "red"
+        solved_cells.append(f"[{style}]{solved}/{attempted}[/]"
+                            + (f" {', '.join(others)}" if others else ""))
+        marked = bool(row["tuned"]) and bool(row["selected"])
+        names.append(("» " if best.get(key[:2]) == key else "") + ("* " if marked else ""))
+        entries.append((cell.method, given_params(cell.method, cell.method_label,
+                                                  cell.method_params)))
+        sizes.append(str(cell.size))
+        datas.append(escape(cell.data_label))
         for header, (column, spec, _) in shown.items():
-            values[header].append(_fmt(means[size, data, label][column], spec))
+            mean = row[f"{column}_mean"]
+            values[header].append(_fmt(None if math.isnan(mean) else mean, spec))
     labels, notes = compact_labels(entries)
     names = [mark + escape(label) for mark, label in zip(names, labels, strict=True)]
     columns = [Column("size", sizes), *([Column("data", datas, "left", 0, True)]
@@ -730,9 +646,14 @@ def _summary_table(done: list[tuple[Cell, Record]], tuning: Tuning,
     return table, [shorten(line, width) for line in lines]
 
 
-def _rank_order(metric: Metric, value: float | None) -> float:
-    """A sort key for ``value`` of ``metric``: the best first, a missing one last."""
-    return math.inf if value is None or not math.isfinite(value) else metric.sign * value
+def _row_key(row: Any) -> tuple[int, str, str]:
+    """An aggregate row's configuration: size, data point (its key) and method label."""
+    return int(row["size"]), str(row["data"]), str(row["method_label"])
+
+
+def _rank_order(metric: Metric, value: float) -> float:
+    """A sort key for ``value`` of ``metric``: the best first, a missing one (NaN) last."""
+    return math.inf if not math.isfinite(value) else metric.sign * value
 
 
 def _comparison_table(original: Record, new: Record) -> Table:
@@ -772,7 +693,7 @@ def _list(console: Console) -> None:
         table.add_column(column)
     for name, cls in problems:
         params = escape("\n".join(f"{k}: {p.describe()}" for k, p in cls.params.items()))
-        offers = "\n".join(sorted(cls.capabilities())) or "oracle only"
+        offers = "\n".join(sorted(cls.capabilities())) or "—"
         table.add_row(name, cls.task, cls.size_param, offers, params, escape(cls.description))
     console.print(table)
 
@@ -783,7 +704,7 @@ def _list(console: Console) -> None:
         missing = method_cls.missing_requirements()
         hint = escape(method_cls.install_hint())
         available = "[green]yes[/]" if not missing else f"[yellow]no[/]: {hint}"
-        needs = "\n".join(sorted(method_cls.needs)) or "the oracle"
+        needs = "\n".join(sorted(method_cls.needs)) or "—"
         params = escape("\n".join(f"{k}: {p.describe()}"
                                   for k, p in method_cls.params.items()))
         table.add_row(name, method_cls.task, available, needs, params,

@@ -28,7 +28,7 @@ from multiprocessing import forkserver
 from multiprocessing import util as mp_util
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -209,6 +209,24 @@ class RayExecutor(Executor):
         for ref in self.refs:
             with contextlib.suppress(Exception):  # finished already
                 self.ray.cancel(ref, force=True)
+
+
+#: Where cells run: each in a child process (``local``), in this process (``inline``), as Ray
+#: tasks (``ray``).
+ExecutorKind = Literal["local", "inline", "ray"]
+
+
+def make_executor(kind: ExecutorKind, limits: Limits, *, jobs: int = 1,
+                  threads: int | None = None, address: str | None = None) -> Executor:
+    """The executor of ``kind`` under ``limits``: the one construction that ``run`` and
+    ``rerun`` share, so a re-run cell runs as it ran in its sweep. ``jobs`` and ``threads``
+    apply to ``local``, ``address`` (a Ray cluster's) to ``ray``; ``inline`` enforces no limits
+    (it runs cells in this process)."""
+    if kind == "inline":
+        return InlineExecutor()
+    if kind == "ray":
+        return RayExecutor(address=address, limits=limits)
+    return ProcessExecutor(jobs=jobs, limits=limits, threads=threads)
 
 
 def run_isolated(cell: Cell, limits: Limits, threads: int | None = None,

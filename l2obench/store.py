@@ -23,6 +23,7 @@ cell, so its cell runs again on resume.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import json
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from l2obench.errors import L2OBenchError
-from l2obench.record import RECORD_COLUMNS, Record, RecordError, disagreeing_scores, utc_now
+from l2obench.record import RECORD_COLUMNS, Limits, Record, RecordError, disagreeing_scores, utc_now
 from l2obench.tasks.base import DEFAULT_TASK, get_task
 
 if TYPE_CHECKING:
@@ -164,9 +165,11 @@ class ResultStore:
     # -- suites --------------------------------------------------------------------------------
 
     def note_suite(self, suite: str, cell_ids: Iterable[str],
-                   tuning: Mapping[str, Any] | None = None) -> None:
+                   tuning: Mapping[str, Any] | None = None, limits: Limits | None = None
+                   ) -> None:
         """Add ``cell_ids`` to the cells of ``suite`` in this folder (``suites/<suite>.json``);
-        ``tuning`` (a tuning declaration as JSON) replaces the one noted before, if given."""
+        ``tuning`` (a tuning declaration as JSON) and ``limits`` (the limits the suite declares,
+        which ``rerun`` applies) replace the ones noted before, if given."""
         folder = self.root / "suites"
         self._mkdir(folder)
         lock = os.open(folder / ".lock", os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
@@ -179,6 +182,10 @@ class ResultStore:
             declared = suite_tuning(self.root, suite) if tuning is None else dict(tuning)
             if declared is not None:
                 noted["tuning"] = declared
+            kept = suite_limits(self.root, suite) if limits is None else limits
+            if kept != Limits():
+                noted["limits"] = {k: v for k, v in dataclasses.asdict(kept).items()
+                                   if v is not None}
             _write_atomically(folder / f"{suite}.json", json.dumps(noted, indent=1))
         except OSError as exc:
             raise StoreError(f"cannot note suite '{suite}' in {folder}: {exc.strerror}") \
@@ -322,6 +329,10 @@ def _suite_file(root: str | os.PathLike[str], suite: str) -> dict[str, Any] | No
             raise TypeError("cells must be a list of cell ids")
         if not isinstance(data.get("tuning", {}), dict):
             raise TypeError("tuning must be an object")
+        limits = data.get("limits", {})
+        if not (isinstance(limits, dict) and set(limits) <= {"wall_seconds", "memory_mb"}
+                and all(isinstance(v, int | float) and v > 0 for v in limits.values())):
+            raise TypeError("limits must map wall_seconds and memory_mb to positive numbers")
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -342,6 +353,14 @@ def suite_tuning(root: str | os.PathLike[str], suite: str) -> dict[str, Any] | N
     :meth:`l2obench.selection.Tuning.to_json`), or ``None``: no method of it is tuned."""
     data = _suite_file(root, suite)
     return None if data is None else data.get("tuning")
+
+
+def suite_limits(root: str | os.PathLike[str], suite: str) -> Limits:
+    """The limits suite ``suite`` declares, as the latest run of it noted them in ``root``
+    (none where it declares none, or no run noted them)."""
+    data = _suite_file(root, suite)
+    noted = {} if data is None else data.get("limits", {})
+    return Limits(**{k: float(v) for k, v in noted.items()})
 
 
 def _write_atomically(target: Path, text: str) -> None:

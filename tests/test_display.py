@@ -139,9 +139,9 @@ def test_the_summary_ranks_by_the_ranking_metric_and_marks_the_best() -> None:
             cell = Cell(suite="s", problem="shortest-path", size_param="k",
                         problem_params={"k": size}, method=method, method_params={},
                         method_label=method, seed=0, device="cpu", budget=Budget(max_epochs=1))
-            done.append((cell, Record(cell_id=cell.cell_id, problem="shortest-path",
-                                      method=method, status=Status.OK,
-                                      metrics={"norm_regret": regret + size})))
+            record = Record.start(cell, {}).ended(Status.OK,
+                                                  metrics={"norm_regret": regret + size})
+            done.append((cell, record))
     table, _ = _summary_table(done, Tuning(), 120)
     console = Console(width=120, file=__import__("io").StringIO(), record=True)
     console.print(table)

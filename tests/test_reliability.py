@@ -334,7 +334,7 @@ def test_an_outside_sigkill_is_not_called_out_of_memory() -> None:
 
 
 def test_no_budget_in_seconds_still_gets_a_wall_limit(tmp_path: Path) -> None:
-    from l2obench.cli import DEFAULT_WALL_SECONDS, default_wall_seconds
+    from l2obench.suite_run import DEFAULT_WALL_SECONDS, default_wall_seconds
 
     assert default_wall_seconds(Budget(max_epochs=5)) == DEFAULT_WALL_SECONDS < float("inf")
     code, text = run_inline(suite_file(tmp_path), tmp_path / "out", "--dry-run")

@@ -424,3 +424,20 @@ def test_report_compares_each_method_with_a_baseline(tmp_path: Path) -> None:
     assert any(p.name.endswith("-baseline.tex") for p in files.tables)
     with pytest.raises(L2OBenchError, match="--baseline"):
         build_report(tmp_path / "now", tmp_path / "r2", baseline=tmp_path / "missing")
+
+
+def test_the_anytime_curve_only_moves_forward_when_seeds_stop_at_different_epochs() -> None:
+    """A seed stopped by the seconds budget after fewer epochs keeps its clock and kept score in
+    the later epochs' means: averaging only the seeds still running would make the curve jump
+    back in time and score when the slow, good seed drops out."""
+    from l2obench.report.anytime import curve
+
+    accuracy = get_task("classification").validation
+    fast = [{"epoch": e, "train_s": float(e), "val_score": v}
+            for e, v in enumerate([0.2, 0.5, 0.4, 0.6], start=1)]
+    slow = [{"epoch": e, "train_s": 10.0 * e, "val_score": v}
+            for e, v in enumerate([0.3, 0.9], start=1)]
+    seconds, score = curve([fast, slow], accuracy)
+    assert seconds.tolist() == [5.5, 11.0, 11.5, 12.0]
+    assert score.tolist() == pytest.approx([0.25, 0.7, 0.7, 0.75])  # best so far: .5 held at 3
+    assert np.all(np.diff(seconds) >= 0) and np.all(np.diff(score) >= 0)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from l2obench.cli import _with_size_param, main
+from l2obench.cli import main
 from l2obench.record import Cell, Record, Status
+from l2obench.rerun import with_size_param
 from l2obench.store import ResultStore, load_records
 from l2obench.suite import builtin_suites, check_cell, expand, load_suite
 from tests.conftest import REPO
@@ -18,7 +19,7 @@ PUBLISHED = sorted(path for path in (REPO / "results").iterdir() if (path / "rec
 
 
 def _accepted(record: Record) -> bool:
-    cell = check_cell(Cell.from_record(_with_size_param(record)))
+    cell = check_cell(Cell.from_record(with_size_param(record)))
     return cell.cell_id == record.cell_id
 
 

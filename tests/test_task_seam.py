@@ -154,3 +154,13 @@ def test_a_family_of_its_own_runs_selects_reports_and_ranks(tmp_path: Path) -> N
     for size in (8, 16):
         config = val[size].idxmax().split("[")[1].rstrip("]")
         assert f"| denoise-linear | {size} | {config} | highest mean validation PSNR" in page
+
+
+@pytest.mark.slow  # imports every method
+def test_list_shows_each_family_with_its_metrics_and_directions() -> None:
+    code, text = run_main(["list"])
+    assert code == 0, text
+    families = text.split("Task families")[1].split("Problems")[0]
+    assert "decision" in families and "norm_regret ↓" in families and "accuracy ↑" in families
+    assert "denoise" in families and "psnr ↑ (dB)" in families and "val_psnr ↑" in families
+    assert "noisy-signals" in text and "denoise-ridge" in text

@@ -36,6 +36,7 @@ from l2obench.runner import warm_up
 
 from ..studies import (
     classification_backward,
+    classification_memory,
     ct_backward,
     cvx_net_solver,
     memory_vs_iterations,
@@ -59,7 +60,7 @@ COMPARISONS: dict[str, Comparison[Any]] = {
     for module in (oracle_vs_gurobi, spo_vs_pyepo, dys_vs_fpo_dys, memory_vs_iterations,
                    jax_vs_torch, tsp_vs_gurobi, portfolio_vs_gurobi, tsp_formulation,
                    portfolio_factor, cvx_net_solver, roster_vs_pyepo, classification_backward,
-                   ct_backward)
+                   classification_memory, ct_backward)
 }
 
 

@@ -156,9 +156,6 @@ class Method(BaseMethod):
     #: Whether the method has its own decision layer (then ``predict_decisions`` is meaningful).
     outputs_decisions: ClassVar[bool] = False
 
-    def __init__(self, problem: Problem, device: torch.device, seed: int, **params: Any) -> None:
-        super().__init__(problem, device, seed, **params)
-
     def predict(self, features: np.ndarray) -> np.ndarray:
         """The family's outputs: the predicted costs."""
         return self.predict_costs(features)

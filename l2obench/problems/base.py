@@ -339,13 +339,28 @@ class Problem(BaseProblem):
 
     def make_split(self, features: np.ndarray, costs: np.ndarray) -> Split:
         """A split whose solutions and objectives come from this problem's exact oracle."""
-        solutions, objectives = self.oracle(costs)
+        answer = self.oracle(costs)
+        n = len(costs)
+        if not (isinstance(answer, tuple) and len(answer) == 2
+                and np.shape(answer[0]) == (n, self.n_vars) and np.shape(answer[1]) == (n,)):
+            raise TypeError(
+                f"{type(self).__name__}.oracle must return (solutions[N, n_vars], "
+                f"objectives[N]) for costs[N, n_vars]; for N = {n}, n_vars = {self.n_vars} it "
+                f"returned {_shapes(answer)}")
+        solutions, objectives = answer
         return Split(
             features=np.ascontiguousarray(features, dtype=np.float32),
             costs=np.ascontiguousarray(costs, dtype=np.float32),
             solutions=np.ascontiguousarray(solutions, dtype=np.float32),
             objectives=np.asarray(objectives, dtype=np.float64),
         )
+
+
+def _shapes(value: Any) -> str:
+    """What an oracle returned, by its shapes: ``a tuple of shapes (5, 3), (5,)``."""
+    if isinstance(value, tuple):
+        return "a tuple of shapes " + ", ".join(str(np.shape(v)) for v in value)
+    return f"{type(value).__name__} of shape {np.shape(value)}"
 
 
 #: The parameters every PyEPO-style generator shares: split sizes, features, noise and seed.

@@ -24,12 +24,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from l2obench.errors import L2OBenchError
 from l2obench.report.aggregate import aggregate, records_task
-from l2obench.report.anytime import plot_anytime
 from l2obench.report.baseline import compare
 from l2obench.report.configurations import (
     annotate,
@@ -38,12 +38,11 @@ from l2obench.report.configurations import (
     suite_tunings,
     without_shared_parameters,
 )
-from l2obench.report.data_grid import plot_data_grid
-from l2obench.report.export import write_tables
-from l2obench.report.leaderboard import section, write_pages
-from l2obench.report.plots import PlotFiles, plot_metrics, plot_specs
-from l2obench.report.style import Style, method_styles
 from l2obench.store import load_records, load_results, results_frame, suite_records
+
+if TYPE_CHECKING:
+    from l2obench.report.plots import PlotFiles
+    from l2obench.report.style import Style
 
 __all__ = ["ReportFiles", "build_report", "publish_dir"]
 
@@ -82,6 +81,12 @@ def build_report(results: str | Path, out: str | Path, *, suite: str | None = No
     records, or a suite that has none in it, is an :class:`~l2obench.errors.L2OBenchError`
     naming what is there.
     """
+    # Figures and pages load matplotlib: imported here, so that the aggregation alone (the
+    # terminal's summary of a run) does not.
+    from l2obench.report.export import write_tables
+    from l2obench.report.leaderboard import section, write_pages
+    from l2obench.report.style import method_styles
+
     records, missing = _load(Path(results), suite)
     records_task(records)  # records of several task families do not compare: refused here
     records, shared = without_shared_parameters(records)
@@ -128,6 +133,10 @@ def _figures(agg: pd.DataFrame, records: pd.DataFrame, out: Path, stem: str,
              styles: dict[str, Style]) -> list[PlotFiles]:
     """The figures of one (suite, problem): every metric against size (per data point, and then
     only the summary, where data parameters vary), the anytime figure, the data-grid figure."""
+    from l2obench.report.anytime import plot_anytime
+    from l2obench.report.data_grid import plot_data_grid
+    from l2obench.report.plots import plot_metrics, plot_specs
+
     names = records["size_param"].dropna()
     size_name = str(names.iloc[0]) if len(names) else "size"
     task = records_task(records)

@@ -98,7 +98,7 @@ def format_statuses(statuses: pd.Series) -> str:
     return ", ".join(f"{status} {counts[status]}" for status in order)
 
 
-def aggregate(records: pd.DataFrame) -> pd.DataFrame:
+def aggregate(records: pd.DataFrame, metrics: Iterable[str] | None = None) -> pd.DataFrame:
     """One row per (suite, problem, data point, size, method_label), sorted by those.
 
     Columns: the group keys (``data`` is ``""`` for records not annotated with their data
@@ -110,14 +110,15 @@ def aggregate(records: pd.DataFrame) -> pd.DataFrame:
     metric of :func:`metric_labels` (of the records' task family), ``<metric>_mean``,
     ``<metric>_lo``,
     ``<metric>_hi`` and ``<metric>_n`` (the ok seeds with a value). A metric missing from the
-    records (an older record format) is treated as having no values.
+    records (an older record format) is treated as having no values. ``metrics`` names other
+    record columns to aggregate instead (the terminal's summary of a run shows the epochs too).
     """
     if "data" not in records:
         records = records.assign(data="")
     n_vars = (records.dropna(subset=["n_vars"]).groupby(["suite", "problem", "size"])["n_vars"]
               .first() if "n_vars" in records else pd.Series(dtype=float))
     rows = []
-    metrics = metric_labels(records_task(records))
+    metrics = list(metric_labels(records_task(records)) if metrics is None else metrics)
     for key, cells in records.groupby(GROUP, sort=True):
         row = dict(zip(GROUP, key, strict=True))
         ok = cells[cells["status"] == Status.OK]

@@ -5,9 +5,12 @@ Each line is one method (its selected configuration); its points are its complet
 mean over seeds of the validation score (the task's validation metric, validation regret for
 predict-then-optimize) of the model kept so far (the best epoch up to then:
 what model selection would return if training stopped there) against the mean over seeds of the
-training seconds at the end of that epoch (validation excluded), over the seeds that completed
-it. A star marks the kept epoch (mean ``time_to_best_s``, mean validation score); with one seed it
-sits on the line's last level. The time axis is logarithmic: methods differ by orders of
+training seconds at the end of that epoch (validation excluded). A seed whose training stopped
+earlier (a seconds budget reached after fewer epochs) enters the later epochs with its final
+clock and kept score, so that both means only move forward (averaging only the seeds still
+running would let them jump back when the slowest or best seed drops out). A star marks the
+kept epoch (mean ``time_to_best_s``, mean validation score); with one seed it sits on the
+line's last level. The time axis is logarithmic: methods differ by orders of
 magnitude in seconds per epoch. Records written before the history had a clock (no ``train_s``)
 are left out; without any, no figure is drawn.
 """
@@ -38,25 +41,29 @@ def anytime_spec(metric: Metric) -> PlotSpec:
 
 def curve(histories: Sequence[list[dict[str, float]]],
           metric: Metric) -> tuple[np.ndarray, np.ndarray]:
-    """``(seconds, score)`` per epoch: means over the histories that reached that epoch of the
-    training seconds and of the best validation score so far (best in ``metric``'s direction).
+    """``(seconds, score)`` per epoch: means over the histories of the training seconds and of
+    the best validation score so far (best in ``metric``'s direction), a history that ended
+    before an epoch counting there with its last clock and score.
 
     An entry without ``train_s`` (an older record) or without a validation score ends its
-    history's contribution there.
+    history there.
     """
-    by_epoch: dict[int, list[tuple[float, float]]] = {}
+    runs: list[list[tuple[float, float]]] = []
     for history in histories:
-        best = metric.worst
+        best, points = metric.worst, []
         for entry in history:
             clock, value = entry.get("train_s"), epoch_val_score(entry)
             if not isinstance(clock, int | float) or value is None:
                 break
             best = value if metric.better(value, best) else best
-            by_epoch.setdefault(int(entry.get("epoch", 0)), []).append((float(clock), best))
-    epochs = sorted(by_epoch)
-    seconds = np.array([np.mean([s for s, _ in by_epoch[e]]) for e in epochs])
-    regret = np.array([np.mean([r for _, r in by_epoch[e]]) for e in epochs])
-    return seconds, regret
+            points.append((float(clock), best))
+        if points:
+            runs.append(points)
+    n_epochs = max((len(points) for points in runs), default=0)
+    at = [[points[min(e, len(points) - 1)] for points in runs] for e in range(n_epochs)]
+    seconds = np.array([np.mean([s for s, _ in row]) for row in at])
+    score = np.array([np.mean([r for _, r in row]) for row in at])
+    return seconds, score
 
 
 def panels(records: pd.DataFrame) -> list[tuple[str, object, pd.DataFrame]]:

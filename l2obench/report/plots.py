@@ -1,7 +1,8 @@
 """Metric-against-size figures (PNG and SVG) from aggregated records.
 
 One line per method through the means over seeds, the problem size on the x axis and the
-decision variables (``n_vars``) on a secondary x axis at the top. Where a mean rests on at
+outputs per instance (``n_vars``: decision variables, pixels, classes, as the task names them) on
+a secondary x axis at the top. Where a mean rests on at
 least :data:`BAND_MIN_SEEDS` seeds a band shows its 95 % interval; with fewer, each seed's value
 is a point (a band over two seeds is too wide to read). Methods are coloured by family and told
 apart by marker (:mod:`l2obench.report.style`), the legend grouped by family. A cell that is not
@@ -189,7 +190,7 @@ def draw(spec: PlotSpec, metrics: Sequence[str], agg: pd.DataFrame, records: pd.
             banded |= drawn.banded
             pointed |= drawn.pointed
             capped |= drawn.capped
-            _set_x_axis(ax, n_vars, _size_label(records))
+            _set_x_axis(ax, n_vars, _size_label(records), records_task(records).n_vars_label)
             if objective is not None:
                 ax.set_title(f"objective: {objective}", fontsize="small")
             shown |= set(methods)
@@ -221,7 +222,8 @@ def draw_dots(spec: PlotSpec, panels: Sequence[tuple[str, str | None]], agg: pd.
     size = agg["size"].iloc[0]
     n_vars = agg["n_vars"].dropna()
     where = f"{_size_label(records)} = {_number(size)}" + (
-        f", {_number(n_vars.iloc[0])} decision variables" if len(n_vars) else "")
+        f", {_number(n_vars.iloc[0])} {records_task(records).n_vars_label}" if len(n_vars)
+        else "")
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook", font_scale=0.8), \
             matplotlib.rc_context({"text.parse_math": False}):
         if side_by_side:
@@ -536,9 +538,10 @@ def _size_label(records: pd.DataFrame) -> str:
     return f"problem size ({names[0]})" if len(names) == 1 else "problem size"
 
 
-def _set_x_axis(ax: Axes, n_vars: pd.Series, label: str) -> None:
+def _set_x_axis(ax: Axes, n_vars: pd.Series, label: str, vars_label: str) -> None:
     """Ticks at the sizes run (the index of ``n_vars``), each size's ``n_vars`` on a secondary
-    axis at the top; every panel shows all sizes of the suite, whichever methods it shows."""
+    axis at the top titled by the task's ``vars_label`` ("decision variables"); every panel
+    shows all sizes of the suite, whichever methods it shows."""
     sizes = sorted(n_vars.index)
     lo, hi = min(sizes), max(sizes)
     if _spans_decades(sizes):
@@ -556,7 +559,7 @@ def _set_x_axis(ax: Axes, n_vars: pd.Series, label: str) -> None:
     top = ax.secondary_xaxis("top")
     top.xaxis.set_minor_locator(NullLocator())
     top.set_xticks(sizes, labels=_thin(ax, sizes, labels, _VARS_FONT_PT), fontsize=_VARS_FONT_PT)
-    top.set_xlabel("decision variables (n_vars)", fontsize="small")
+    top.set_xlabel(f"{vars_label} (n_vars)", fontsize="small")
 
 
 def _thin(ax: Axes, ticks: list[float], labels: list[str], font_pt: float) -> list[str]:

@@ -52,6 +52,8 @@ BUILT_IN: tuple[str, ...] = (
     "blackbox", "blackbox[loss=objective]", "nid", "imle", "aimle", "pg", "rfwo", "rfy", "nce",
     "cmap", "ltr[kind=listwise]", "ltr[kind=pairwise]", "ltr[kind=pointwise]", "cave",
     "pertopt", "ltr", "pertopt[perturbation=multiplicative]", "pertopt[loss=dpo]",
+    "implicit-jfb", "implicit-jacobian", "implicit-unrolled", "explicit",
+    "fbp", "tv-min", "unet", "ffpn", "l2o-jfb", "l2o-unrolled", "l2o-implicit",
 )
 #: Families of records written before ``method_family`` was a column, by method-name prefix.
 _LEGACY_PREFIXES = {"dys-": "dys", "cvx-": "layer", "spo": "pyepo", "pertopt": "pyepo",
