@@ -196,11 +196,14 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    with _clean_interrupts():
+    with _clean_interrupts() as received:
         try:
-            return _main(argv)
+            code = _main(argv)
         except KeyboardInterrupt:  # before the command began (or after it ended)
-            return _interrupted()
+            code = _interrupted()
+    # Stopped by SIGTERM (`kill PID`, a sweep script's stop): the shell's 128 + 15, not 130.
+    return 128 + signal.SIGTERM if code == EXIT_INTERRUPTED and received == [signal.SIGTERM] \
+        else code
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -245,18 +248,23 @@ def _interrupted() -> int:
 
 
 @contextlib.contextmanager
-def _clean_interrupts() -> Iterator[None]:
-    """Within this block a Ctrl-C raises ``KeyboardInterrupt`` only where it can propagate.
+def _clean_interrupts() -> Iterator[list[int]]:
+    """Within this block a Ctrl-C (SIGINT) or a SIGTERM raises ``KeyboardInterrupt`` only where
+    it can propagate, so that either stops a run the same way: its running cells killed, the
+    completed ones kept. Yields the list of the signals received (the first of them).
 
     Python raises it wherever the main thread is; inside an import (a library left half
     imported fails later with an unrelated error) or a garbage-collector callback (JAX registers
     one; the exception is printed as "Exception ignored" with a traceback, and lost) it does
     harm. There the interrupt is put off and delivered again a moment later, until it lands
-    in the command's own code.
+    in the command's own code. A signal ignored when the command started (nohup, a script's
+    ``&``) stays ignored.
     """
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
-        yield  # a command started with Ctrl-C ignored (nohup, a script's `&`) keeps ignoring it
+    received: list[int] = []
+    signals = [sig for sig in (signal.SIGINT, signal.SIGTERM)
+               if signal.getsignal(sig) is not signal.SIG_IGN]
+    if threading.current_thread() is not threading.main_thread() or not signals:
+        yield received
         return
     lock = threading.Lock()
     active = [True]  # False once the block ends: a late redelivery is dropped
@@ -264,27 +272,29 @@ def _clean_interrupts() -> Iterator[None]:
     main = threading.main_thread().ident
     assert main is not None
 
-    def redeliver() -> None:  # a real signal: it also wakes a main thread waiting on a lock
+    def redeliver(signum: int) -> None:  # a real signal: it also wakes a main thread on a lock
         with lock:
             if active[0]:
-                signal.pthread_kill(main, signal.SIGINT)
+                signal.pthread_kill(main, signum)
 
     def on_interrupt(signum: int, frame: FrameType | None) -> None:
         if not active[0]:
             return  # redelivered after the block ended: the command has ended already
         if _in_unsafe_place(frame):
-            threading.Timer(0.05, redeliver).start()
+            threading.Timer(0.05, redeliver, (signum,)).start()
             return
+        received[:] = received or [signum]
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, on_interrupt)
+    previous = {sig: signal.signal(sig, on_interrupt) for sig in signals}
     try:
-        yield
+        yield received
     finally:
         with lock:
             active[0] = False
         _settle()  # a redelivery made before that runs here, in this handler, and is dropped
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _settle() -> None:

@@ -556,6 +556,47 @@ def test_ctrl_c_at_any_moment_ends_with_one_line_and_130(tmp_path: Path, delay: 
     assert "interrupted" in stdout + stderr
 
 
+def _tagged(tag: str) -> list[int]:
+    """The processes whose environment holds ``L2OBENCH_TEST_TAG=tag`` (a command's and all it
+    started: the fork server, the cells)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and f"L2OBENCH_TEST_TAG={tag}".encode() in \
+                    (proc / "environ").read_bytes().split(b"\0"):
+                found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux's /proc")
+def test_sigterm_stops_a_run_like_ctrl_c_and_leaves_no_process(tmp_path: Path) -> None:
+    """`kill PID` (what a sweep script sends) stops the running cells too: none of them, nor the
+    fork server, runs on as an orphan; the completed cells are kept; the exit code is 143."""
+    suite = tmp_path / "slow.toml"
+    suite.write_text(SUITE.format(name="slow", sizes="[3]", lrs="[0.01, 0.02, 0.03]")
+                     .replace("max_epochs = 1", "max_epochs = 3000"))
+    out, tag = tmp_path / "out", tmp_path.name
+    proc = subprocess.Popen([sys.executable, "-m", "l2obench", "run", "--suite", str(suite),
+                             "--out", str(out), "--device", "cpu"], cwd=REPO,
+                            env={**os.environ, "L2OBENCH_TEST_TAG": tag},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(_tagged(tag)) < 3:  # the command, server, a cell
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.terminate()
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stdout + stderr
+    assert "Traceback" not in stdout + stderr and "interrupted" in stdout + stderr
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _tagged(tag):
+        time.sleep(0.1)
+    assert not _tagged(tag)
+
+
 @pytest.mark.slow
 def test_a_command_started_with_ctrl_c_ignored_keeps_ignoring_it(tmp_path: Path) -> None:
     """The Unix convention (nohup, a non-interactive shell's ``&``): the run goes on to the end."""
