@@ -24,6 +24,13 @@ def pytest_configure(config: pytest.Config) -> None:
     torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def _no_inherited_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts without ``$COLUMNS`` (pytest-xdist's workers set it to 80), so that the
+    command line draws for a pipe, as in a serial run, unless the test sets a width itself."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
 def tiny_suite(name: str = "tiny", seeds: str = "[0]") -> str:
     """A suite of 4 or 8 fast cells (k = 3, 4; dys-jfb and two-stage) for end-to-end tests."""
     return f"""
