@@ -81,6 +81,7 @@ class TVMinMethod(_CTMethod):
 class UNetMethod(_CTMethod):
     reconstructor = "unet"
     description = METHODS["unet"].description
+    family = "baseline"  # the papers' learned baseline (FBPConvNet), not an optimization layer
     params: ClassVar[dict[str, Param]] = {
         **TRAIN_PARAMS, "width": Param(int, 32, "channels of the first level", low=1, high=512)}
 
