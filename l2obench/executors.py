@@ -157,7 +157,6 @@ class ProcessExecutor(Executor):
         self.datasets = SharedDatasets()
 
     def submit(self, cell: Cell) -> Future[Record]:
-        _context()  # the fork server starts in this thread, the main one (see its docstring)
         return self.pool.submit(run_isolated, cell, self.limits, self.threads, self.datasets)
 
     def cancel(self) -> None:
