@@ -170,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a results folder (e.g. a published results/<suite>/) to compare "
                              "against: each method's change, with a paired test where the "
                              "cells match")
+    report.add_argument("--reference", metavar="FILE", action="append", default=[],
+                        help="a CSV of numbers a paper published (see "
+                             "results/reference/README.md), shown beside l2obench's "
+                             "(repeatable; --publish keeps a copy beside the records)")
     report.add_argument("--allow-incomplete", action="store_true",
                         help="publish although some of the suite's cells have no record (the "
                              "pages say how many)")
@@ -469,10 +473,12 @@ def _report(args: argparse.Namespace, console: Console, argv: Sequence[str] | No
     if args.publish and results.resolve() != out.resolve():
         _publish_records(results, out, args.suite, args.allow_incomplete)
         results = out  # the published page is made from the records published beside it
+    if args.publish:
+        report.publish_references(args.reference, out)
     files = report.build_report(results, out, suite=args.suite, command=command,
                                 notes=notes,
                                 allow_incomplete=not args.publish or args.allow_incomplete,
-                                baseline=args.baseline)
+                                baseline=args.baseline, references=args.reference)
     console.print(f"report written to {files.out}: {files.leaderboard.name}, "
                   f"{files.index.name}, {len(files.figures)} figures", highlight=False)
     if files.missing:

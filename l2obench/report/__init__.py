@@ -22,6 +22,7 @@ against training seconds; the paired tests and the rank test are :mod:`l2obench.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,13 +39,19 @@ from l2obench.report.configurations import (
     suite_tunings,
     without_shared_parameters,
 )
+from l2obench.report.references import (
+    Reference,
+    publish_references,
+    read_reference,
+    references_of,
+)
 from l2obench.store import load_records, load_results, results_frame, suite_records
 
 if TYPE_CHECKING:
     from l2obench.report.plots import PlotFiles
     from l2obench.report.style import Style
 
-__all__ = ["ReportFiles", "build_report", "publish_dir"]
+__all__ = ["ReportFiles", "build_report", "publish_dir", "publish_references"]
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -69,7 +76,8 @@ class ReportFiles:
 def build_report(results: str | Path, out: str | Path, *, suite: str | None = None,
                  command: str = "", notes: str = "",
                  allow_incomplete: bool = True,
-                 baseline: str | Path | None = None) -> ReportFiles:
+                 baseline: str | Path | None = None,
+                 references: Sequence[str | Path] = ()) -> ReportFiles:
     """Aggregate the records under ``results`` and write figures and pages into ``out``.
 
     ``suite`` keeps only that suite's records; ``command`` is the command line that made the
@@ -77,7 +85,9 @@ def build_report(results: str | Path, out: str | Path, *, suite: str | None = No
     changed since the last baseline, caveats), shown at the top of both pages;
     ``allow_incomplete=False`` refuses a suite some of whose cells have no record; ``baseline``
     (a results folder, e.g. a published one) adds each method's change against it
-    (:mod:`l2obench.report.baseline`). A folder without
+    (:mod:`l2obench.report.baseline`); ``references`` (CSV files of numbers other projects
+    published, :mod:`l2obench.report.references`) are shown beside l2obench's, with those the
+    results folder keeps under ``references/``. A folder without
     records, or a suite that has none in it, is an :class:`~l2obench.errors.L2OBenchError`
     naming what is there.
     """
@@ -88,6 +98,7 @@ def build_report(results: str | Path, out: str | Path, *, suite: str | None = No
     from l2obench.report.style import method_styles
 
     records, missing = _load(Path(results), suite)
+    published = _references([*references_of(Path(results)), *map(Path, references)])
     records_task(records)  # records of several task families do not compare: refused here
     records, shared = without_shared_parameters(records)
     against = _baseline(Path(baseline), shared) if baseline is not None else None
@@ -119,7 +130,7 @@ def build_report(results: str | Path, out: str | Path, *, suite: str | None = No
                                 every=configurations,
                                 selections=selections.get(str(suite_name)),
                                 baseline=changes, baseline_name=str(baseline),
-                                shared=describe_shared(shared)))
+                                shared=describe_shared(shared), references=published))
         stems.append(stem)
     aggregates = out / "aggregates.csv"
     every.to_csv(aggregates, index=False)
@@ -169,6 +180,15 @@ def _baseline(path: Path, shared: frozenset[str]) -> pd.DataFrame:
     tunings = suite_tunings(path, sorted(pd.unique(records["suite"].astype(str))))
     annotated, _ = annotate(records, tunings)
     return ranked(annotated)
+
+
+def _references(paths: Sequence[Path]) -> list[Reference]:
+    """The references read from ``paths``, each file once (a file given again, or a copy of one
+    the results folder keeps, by its name)."""
+    chosen: dict[str, Path] = {}
+    for path in paths:
+        chosen[path.name] = path
+    return [read_reference(path) for path in chosen.values()]
 
 
 def _load(results: Path, suite: str | None) -> tuple[pd.DataFrame, int]:
