@@ -87,6 +87,10 @@ def test_published_numbers_stand_beside_l2obenchs_own(results: Path, tmp_path: P
     assert "Against published numbers: `paper`" in md and "Example et al., 2024" in md
     assert "Against published numbers: `kept`" in md and "Kept et al., 2024" in md
     assert "Example et al., 2024" in files.index.read_text()
+    drawn = {p.name for p in files.figures}
+    assert {"synth-shortest-path-published-paper.png",
+            "synth-shortest-path-published-kept.svg"} <= drawn
+    assert "figures/synth-shortest-path-published-paper.png" in md  # linked from the page
 
 
 @pytest.mark.parametrize(("body", "message"), [

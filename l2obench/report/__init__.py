@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from l2obench.errors import L2OBenchError
-from l2obench.report.aggregate import aggregate, records_task
+from l2obench.report.aggregate import aggregate, metric_labels, records_task
 from l2obench.report.baseline import compare
 from l2obench.report.configurations import (
     annotate,
@@ -41,6 +41,7 @@ from l2obench.report.configurations import (
 )
 from l2obench.report.references import (
     Reference,
+    compare_reference,
     publish_references,
     read_reference,
     references_of,
@@ -120,6 +121,8 @@ def build_report(results: str | Path, out: str | Path, *, suite: str | None = No
         cells = shown[(shown["suite"] == suite_name) & (shown["problem"] == problem)]
         stem = _slug(suite_name if suite_name == problem else f"{suite_name}-{problem}")
         plots = _figures(part, cells, figures_dir, stem, styles)
+        comparisons = [(r, compare_reference(cells, r)) for r in published]
+        plots += _reference_figures(comparisons, cells, figures_dir, stem, styles)
         figures += [path for p in plots for path in (p.png, p.svg)]
         configurations = every[(every["suite"] == suite_name) & (every["problem"] == problem)]
         changes = None
@@ -130,7 +133,7 @@ def build_report(results: str | Path, out: str | Path, *, suite: str | None = No
                                 every=configurations,
                                 selections=selections.get(str(suite_name)),
                                 baseline=changes, baseline_name=str(baseline),
-                                shared=describe_shared(shared), references=published))
+                                shared=describe_shared(shared), references=comparisons))
         stems.append(stem)
     aggregates = out / "aggregates.csv"
     every.to_csv(aggregates, index=False)
@@ -167,6 +170,20 @@ def _figures(agg: pd.DataFrame, records: pd.DataFrame, out: Path, stem: str,
     anytime = plot_anytime(records, out, stem, task.validation, styles, size_name)
     grid = plot_data_grid(agg, out, stem, task.ranking(), styles, size_name)
     return plots + [p for p in (anytime, grid) if p is not None]
+
+
+def _reference_figures(comparisons: Sequence[tuple[Reference, pd.DataFrame]],
+                       records: pd.DataFrame, out: Path, stem: str,
+                       styles: dict[str, Style]) -> list[PlotFiles]:
+    """The figure of each reference: l2obench's numbers and the published ones against size."""
+    from l2obench.report.reference_plot import plot_reference
+
+    names = records["size_param"].dropna()
+    size_name = str(names.iloc[0]) if len(names) else "size"
+    labels = metric_labels(records_task(records))
+    found = [plot_reference(comparison, reference, out, stem, styles, labels, size_name)
+             for reference, comparison in comparisons]
+    return [p for p in found if p is not None]
 
 
 def _baseline(path: Path, shared: frozenset[str]) -> pd.DataFrame:

@@ -35,7 +35,7 @@ from l2obench.report.aggregate import (
 )
 from l2obench.report.baseline import baseline_note
 from l2obench.report.plots import PlotFiles
-from l2obench.report.references import Reference, compare_reference
+from l2obench.report.references import Reference
 from l2obench.report.stats import Paired, RankTest, rank_test, statistics_note, versus_best
 from l2obench.selection import Selections
 from l2obench.tasks.base import Metric, Task
@@ -559,7 +559,7 @@ def section(records: pd.DataFrame, agg: pd.DataFrame, plots: Iterable[PlotFiles]
             page_dir: Path, missing: int = 0, every: pd.DataFrame | None = None,
             selections: Selections | None = None, baseline: pd.DataFrame | None = None,
             baseline_name: str = "", shared: str = "",
-            references: Sequence[Reference] = ()) -> Section:
+            references: Sequence[tuple[Reference, pd.DataFrame]] = ()) -> Section:
     """The tables and figures of one (suite, problem); figure paths relative to ``page_dir``.
 
     ``records`` and ``agg`` hold the cells that represent each method (``method_label`` the
@@ -567,7 +567,8 @@ def section(records: pd.DataFrame, agg: pd.DataFrame, plots: Iterable[PlotFiles]
     aggregate of every configuration and ``selections`` the suite's selections, where the suite
     declares tuning. ``missing`` cells of the suite have no record: the counts say so.
     ``shared`` names the parameters every method was given, left out of the labels;
-    ``references`` hold numbers other projects published, shown beside l2obench's.
+    ``references`` pair numbers other projects published with l2obench's beside them
+    (:func:`l2obench.report.references.compare_reference`).
     """
     methods = sorted(pd.unique(agg["method_label"]))
     task = records_task(records)
@@ -613,9 +614,9 @@ def section(records: pd.DataFrame, agg: pd.DataFrame, plots: Iterable[PlotFiles]
                    if tuned and every is not None and selections is not None else None,
                    baseline=baseline_table(baseline, task.ranking()),
                    baseline_name=baseline_name,
-                   references=[published_table(compare_reference(records, r), r,
-                                               metric_labels(task), _size_param(records))
-                               for r in references],
+                   references=[published_table(comparison, r, metric_labels(task),
+                                               _size_param(records))
+                               for r, comparison in references],
                    machine=machine(records), busy=int(busy(records).sum()))
 
 
