@@ -717,7 +717,8 @@ A results folder holds:
 | path | what |
 |---|---|
 | `records/<cell_id>.json` | the record of each cell (mode 644 less the umask) |
-| `records/superseded/` | records replaced by `--force`, `--retry-failed` or `--retry-busy`, time-stamped |
+| `records/superseded/` | records replaced by `--force`, `--retry-failed` or `--retry-busy`, \
+time-stamped |
 | `records/damaged/` | files found in `records/` that were not a record of their cell, or were \
 edited after they were written (see below), moved aside |
 | `records/.locks/`, `records/.sweeps/` | the locks of cells in progress and of running sweeps |

@@ -120,13 +120,15 @@ def test_retry_busy_redoes_the_cells_a_busy_machine_may_have_slowed(tmp_path: Pa
     store = ResultStore(tmp_path)
     cells = [cell(seed=s) for s in (0, 1, 2)]
     run_cells(cells, store)
-    looks = {0: dict(load_start=5.0, load_end=1.0, stopped_by="seconds"),  # busy, clock-ended
-             1: dict(load_start=1.0, load_end=3.0, stopped_by="epochs"),  # busy, epochs
-             2: dict(load_start=0.5, load_end=0.5, stopped_by="seconds")}  # quiet
+    looks = {0: (5.0, 1.0, "seconds"),  # busy, clock-ended
+             1: (1.0, 3.0, "epochs"),  # busy, epochs
+             2: (0.5, 0.5, "seconds")}  # quiet
     for c in cells:
         record = store.read(c.cell_id)
         assert record is not None
-        store.write(dataclasses.replace(record, n_cores=2, **looks[c.seed]), replace=True)
+        start, end, stopped_by = looks[c.seed]
+        store.write(dataclasses.replace(record, n_cores=2, load_start=start, load_end=end,
+                                        stopped_by=stopped_by), replace=True)
     timed = run_cells(cells, store, mode="retry-busy-timed")
     assert [r.cell_id for r in timed.written] == [cells[0].cell_id]
     every = {r.cell_id for r in run_cells(cells, store, mode="retry-busy").written}
