@@ -37,7 +37,7 @@ from l2obench.errors import MissingExtraError
 from l2obench.measure import host_peak_mb
 from l2obench.methods.base import method_registry
 from l2obench.problems.base import Dataset, problem_registry
-from l2obench.process_pool import die_with_parent
+from l2obench.process_pool import die_with_parent, limit_cpus
 from l2obench.record import Cell, Limits, Record, Status, human_seconds
 from l2obench.runner import DataCache, data_key, run_cell, start_record, warm_up
 
@@ -361,6 +361,7 @@ def _child_main(cell: Cell, sender: Any, threads: int | None, data: Dataset | No
     gc.freeze()
     if threads:
         torch.set_num_threads(threads)
+        limit_cpus(threads)  # its exact solves keep to the cell's share of the cores too
     cache = DataCache()
     try:
         warm_up(torch.device(cell.device))

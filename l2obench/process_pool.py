@@ -29,11 +29,30 @@ def die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
+#: The CPUs this process's batch work may use (:func:`limit_cpus`); ``None``: every one it may
+#: run on.
+_cpu_share: int | None = None
+
+
+def limit_cpus(count: int | None) -> None:
+    """Let this process's batch work use at most ``count`` CPUs (``None``: no limit).
+
+    A cell's process gets its share of the machine (``--threads``: one core beside other work),
+    and the exact solves it spreads over processes keep to it: without the limit a cell asked to
+    use one core would fork a solver worker per CPU and take the cores of the work beside it.
+    """
+    global _cpu_share
+    if count is not None and count < 1:
+        raise ValueError(f"a CPU share is at least 1; got {count}")
+    _cpu_share = count
+
+
 def available_cpus() -> int:
-    """The number of CPUs this process may run on (its affinity mask, where the OS has one)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+    """The CPUs this process's batch work may use: those it may run on (its affinity mask,
+    where the OS has one), at most its share (:func:`limit_cpus`)."""
+    mask = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    cpus = len(mask) if mask is not None else os.cpu_count() or 1
+    return cpus if _cpu_share is None else min(cpus, _cpu_share)
 
 
 def can_fork() -> bool:

@@ -19,6 +19,7 @@ import torch
 from pyepo.data.knapsack import genData
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
+from l2obench import process_pool
 from l2obench.errors import ParameterError
 from l2obench.methods.base import Budget, Method, method_registry
 from l2obench.metrics import decision_quality, instance_regrets
@@ -186,6 +187,39 @@ def test_processes_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     np.testing.assert_array_equal(parallel, serial)
     np.testing.assert_allclose(np.einsum("ij,ij->i", values, serial[:, :12]),
                                brute_force(problem.weights, 20.0, values), rtol=1e-12)
+
+
+def test_a_cpu_share_keeps_the_exact_solves_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cell given one thread (``--threads 1``) solves its batches in its own process instead of
+    forking a worker per CPU, with the same solutions."""
+    problem = Knapsack(n_items=10, seed=3)
+    values = np.ceil(random_values(10, 40, 3))
+    lp, priced, integer = problem.lp(), np.pad(values, ((0, 0), (0, 2))), np.arange(12) < 10
+    monkeypatch.setattr(batching, "BLOCK_ROWS", 8)
+    monkeypatch.setattr(batching, "PARALLEL_MIN_SECONDS", 0.0)
+    monkeypatch.setattr(process_pool.os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3})
+    forked: list[int] = []
+    real = batching.map_in_processes
+
+    def spy(fn, items, workers):
+        forked.append(workers)
+        return real(fn, items, workers)
+
+    monkeypatch.setattr(batching, "map_in_processes", spy)
+    try:
+        process_pool.limit_cpus(1)
+        assert process_pool.available_cpus() == 1
+        alone, _ = lp_solvers.solve_lp_batch(lp, priced, "highs", integer=integer)
+        assert forked == []
+        process_pool.limit_cpus(2)
+        shared, _ = lp_solvers.solve_lp_batch(lp, priced, "highs", integer=integer)
+        assert forked == [2]  # its share, not the 4 CPUs it may run on
+    finally:
+        process_pool.limit_cpus(None)
+    assert process_pool.available_cpus() == 4
+    np.testing.assert_array_equal(alone, shared)
+    with pytest.raises(ValueError, match="at least 1"):
+        process_pool.limit_cpus(0)
 
 
 def test_oracle_runs_after_other_highs_threads() -> None:
