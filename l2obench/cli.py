@@ -40,7 +40,7 @@ from l2obench.display import (
     shorten,
 )
 from l2obench.errors import L2OBenchError, did_you_mean
-from l2obench.record import RECORD_COLUMNS, Cell, Record, Status
+from l2obench.record import RECORD_COLUMNS, Cell, Record, Status, load_average
 from l2obench.tasks.base import Metric, Task, task_of
 
 if TYPE_CHECKING:
@@ -132,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--force", action="store_true", help="redo cells already recorded")
     again.add_argument("--retry-failed", action="store_true",
                        help="redo recorded cells whose status is not ok")
+    again.add_argument("--retry-busy", choices=("timed", "all"),
+                       help="redo recorded cells that ran while the machine's load average "
+                            "exceeded its cores: 'timed', those a clock ended (stopped by the "
+                            "seconds budget, or timed out), whose results depend on the "
+                            "machine's speed; 'all', every one (for timing figures); run it "
+                            "on a quiet machine")
     where = run.add_argument_group("executor")
     where.add_argument("--executor", choices=("local", "inline", "ray"), default="local",
                        help="local: each cell in a child process (default); inline: in this "
@@ -170,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a results folder (e.g. a published results/<suite>/) to compare "
                              "against: each method's change, with a paired test where the "
                              "cells match")
+    report.add_argument("--reference", metavar="FILE", action="append", default=[],
+                        help="a CSV of numbers a paper published (see "
+                             "results/reference/README.md), shown beside l2obench's "
+                             "(repeatable; --publish keeps a copy beside the records)")
     report.add_argument("--allow-incomplete", action="store_true",
                         help="publish although some of the suite's cells have no record (the "
                              "pages say how many)")
@@ -348,7 +358,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("--out: the results folder may not be empty")
     suite = with_methods(load_suite(args.suite, quick=args.quick), args.add_method) \
         .with_budget(args.max_epochs, args.max_seconds)
-    mode: Mode = "force" if args.force else "retry-failed" if args.retry_failed else "resume"
+    mode: Mode = "force" if args.force else "retry-failed" if args.retry_failed else \
+        "retry-busy-timed" if args.retry_busy == "timed" else \
+        "retry-busy" if args.retry_busy == "all" else "resume"
     sweep = SuiteRun(suite, RunOptions(
         device=args.device, sizes=args.sizes, seeds=args.seeds, methods=args.methods, mode=mode,
         out=args.out, wall_seconds=args.cell_timeout, memory_mb=args.memory_cap_mb,
@@ -358,16 +370,29 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         console.print(f"tuning at size {suite.tuning.size}: its cells run first (those recorded "
                       "are skipped)", highlight=False)
     if args.dry_run:
-        for cell in plan.first:
+        todo = sweep.to_run()
+        for cell in todo:
             console.print(f"{cell.cell_id}  {escape(cell.label)}", highlight=False)
+        skipped = len(plan.first) - len(todo)
+        if skipped:
+            option = "--retry-failed" if args.retry_failed else \
+                f"--retry-busy {args.retry_busy}" if args.retry_busy else ""
+            console.print(f"{count(skipped, 'cell')} already recorded"
+                          + (f" (and not selected by {option})" if option else ""),
+                          highlight=False)
         then = ""
         if plan.pending:
             then = (f", then the selected configuration of each tuned method at the other "
                     f"sizes: up to {len(plan.pending)} more")
-        console.print(f"{count(len(plan.first), 'cell')} would run on {sweep.device}{then} → "
+        console.print(f"{count(len(todo), 'cell')} would run on {sweep.device}{then} → "
                       f"{store.root} (budget {'; '.join(sweep.budgets())}; limits "
                       f"{sweep.limits.describe()})", highlight=False)
         return 0
+    load, cores = load_average(), os.cpu_count()
+    if args.retry_busy and load is not None and cores is not None and load > cores:
+        console.print(f"[yellow]warning:[/] the load average is {load:g} on {cores} cores: the "
+                      "cells rerun now share their cores too (run --retry-busy on a quiet "
+                      "machine)", highlight=False)
     sweep.prepare()
     console.print(f"[bold]{escape(suite.name)}[/]{' (quick)' if args.quick else ''}: "
                   f"{count(len(plan.first), 'cell')} on {sweep.device} → {store.root}"
@@ -469,10 +494,12 @@ def _report(args: argparse.Namespace, console: Console, argv: Sequence[str] | No
     if args.publish and results.resolve() != out.resolve():
         _publish_records(results, out, args.suite, args.allow_incomplete)
         results = out  # the published page is made from the records published beside it
+    if args.publish:
+        report.publish_references(args.reference, out)
     files = report.build_report(results, out, suite=args.suite, command=command,
                                 notes=notes,
                                 allow_incomplete=not args.publish or args.allow_incomplete,
-                                baseline=args.baseline)
+                                baseline=args.baseline, references=args.reference)
     console.print(f"report written to {files.out}: {files.leaderboard.name}, "
                   f"{files.index.name}, {len(files.figures)} figures", highlight=False)
     if files.missing:

@@ -493,6 +493,18 @@ class Record:
         value = (self.metrics or {}).get(name)
         return None if value is None or not math.isfinite(value) else float(value)
 
+    @property
+    def busy(self) -> bool:
+        """Whether the cell ran while the machine was busier than its cores
+        (:func:`busier_than_cores`): its clocks read high."""
+        return busier_than_cores(self.load_start, self.load_end, self.n_cores)
+
+    @property
+    def timed(self) -> bool:
+        """Whether a clock ended the cell (the seconds budget stopped its training, or it
+        timed out), so that what it reached depends on the machine's speed."""
+        return self.stopped_by == "seconds" or self.status == Status.TIMEOUT
+
     def with_size_param(self, size_param: str) -> Record:
         """This record with ``size_param`` filled in where an older record lacks it."""
         if self.size_param is not None:
@@ -606,6 +618,16 @@ def load_average() -> float | None:
         return None
 
 
+def busier_than_cores(load_start: float | None, load_end: float | None,
+                      n_cores: int | None) -> bool:
+    """Whether a cell ran while the machine was busier than its cores: a 1-minute load
+    average above ``n_cores`` at its start or at its end (``False`` where none was recorded)."""
+    if n_cores is None:
+        return False
+    loads = [v for v in (load_start, load_end) if v is not None and math.isfinite(v)]
+    return any(v > n_cores for v in loads)
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -695,7 +717,7 @@ A results folder holds:
 | path | what |
 |---|---|
 | `records/<cell_id>.json` | the record of each cell (mode 644 less the umask) |
-| `records/superseded/` | records replaced by `--force` or `--retry-failed`, time-stamped |
+| `records/superseded/` | records replaced by `--force`, `--retry-failed` or `--retry-busy`, time-stamped |
 | `records/damaged/` | files found in `records/` that were not a record of their cell, or were \
 edited after they were written (see below), moved aside |
 | `records/.locks/`, `records/.sweeps/` | the locks of cells in progress and of running sweeps |

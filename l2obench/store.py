@@ -88,6 +88,14 @@ class ResultStore:
             self.set_aside(path, str(exc))
             return None
 
+    def peek(self, cell_id: str) -> Record | None:
+        """The record of ``cell_id``, or ``None`` if it has none or a damaged one (left where it
+        is: for a look that changes nothing, such as a dry run)."""
+        try:
+            return read_record(self.path(cell_id), cell_id)
+        except (FileNotFoundError, RecordError):
+            return None
+
     def has(self, cell_id: str) -> bool:
         return self.read(cell_id) is not None
 

@@ -21,7 +21,7 @@ from l2obench.runner import resolve_device
 from l2obench.selection import Selections, TuningPlan
 from l2obench.store import ResultStore
 from l2obench.suite import Suite, expand
-from l2obench.sweep import Mode, RunSummary, SweepEvents, run_cells
+from l2obench.sweep import Mode, RunSummary, SweepEvents, needs_run, run_cells
 
 #: The wall-time limit of a cell whose suite sets neither a training-seconds budget nor a limit.
 DEFAULT_WALL_SECONDS = 12 * 3600.0
@@ -127,6 +127,12 @@ class SuiteRun:
     def budgets(self) -> list[str]:
         """The budgets of the first stage's cells, in words, each once."""
         return sorted({cell.budget.describe() for cell in self.plan.first})
+
+    def to_run(self) -> list[Cell]:
+        """The first stage's cells that the run's mode would run now, given the records in the
+        folder (nothing is written: a dry run's list)."""
+        return [cell for cell in self.plan.first
+                if needs_run(self.store.peek(cell.cell_id), self.options.mode)]
 
     def prepare(self) -> None:
         """Check that the results folder takes records (before any work: a result that cannot

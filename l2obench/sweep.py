@@ -3,7 +3,9 @@
 The sweep owns each cell's life, in one loop: *claim* (take the cell's lock and check that it
 still needs to run), *submit* (to the executor), *write* (its record, atomically) and *release*
 (the lock). Re-running a sweep skips the cells already recorded (``resume``), or redoes all of
-them (``force``) or the ones that did not end ``ok`` (``retry-failed``). Because a cell is
+them (``force``), the ones that did not end ``ok`` (``retry-failed``), or the ones that ran on a
+machine busier than its cores (``retry-busy``; ``retry-busy-timed``: only those a clock ended,
+whose results depend on the machine's speed). Because a cell is
 claimed under its lock and checked again once locked, two sweeps over the same folder split the
 work instead of duplicating it, in every mode, and a sweep killed at any moment leaves only
 complete records behind.
@@ -26,7 +28,7 @@ from l2obench.executors import Executor, InlineExecutor
 from l2obench.record import Cell, Record, Status
 from l2obench.store import CellLock, ResultStore
 
-Mode = Literal["resume", "force", "retry-failed"]
+Mode = Literal["resume", "force", "retry-failed", "retry-busy-timed", "retry-busy"]
 #: What tells one record of a cell from a later one (``None``: no record).
 Version = tuple[str | None, str | None] | None
 
@@ -88,6 +90,10 @@ def needs_run(existing: Record | None, mode: Mode) -> bool:
     """Whether a cell with this record (or none) runs in ``mode``."""
     if existing is None or mode == "force":
         return True
+    if mode == "retry-busy":
+        return existing.busy
+    if mode == "retry-busy-timed":
+        return existing.busy and existing.timed
     return mode == "retry-failed" and existing.status != Status.OK
 
 

@@ -18,10 +18,17 @@ from l2obench import Budget, load_results
 from l2obench.executors import InlineExecutor, ProcessExecutor, run_isolated
 from l2obench.methods.base import method_registry
 from l2obench.problems.shortest_path import ShortestPath
-from l2obench.record import RUN_DEPENDENT_COLUMNS, Cell, Limits, Record, Status
+from l2obench.record import (
+    RUN_DEPENDENT_COLUMNS,
+    Cell,
+    Limits,
+    Record,
+    Status,
+    busier_than_cores,
+)
 from l2obench.store import ResultStore
 from l2obench.sweep import run_cells
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli, run_main, tiny_suite, write_suite
 
 
 def cell(method: str = "two-stage", size: int = 3, seed: int = 0, epochs: int = 2,
@@ -100,6 +107,58 @@ def test_modes_resume_force_retry(tmp_path: Path) -> None:
     superseded = list((tmp_path / "records" / "superseded").glob("*.json"))
     assert len(superseded) == 4  # the hand-made failure, the retried one, two forced
     assert len(load_results(tmp_path)) == 2
+
+
+def test_busier_than_cores_reads_the_load_at_either_end() -> None:
+    assert busier_than_cores(2.5, 1.0, 2) and busier_than_cores(None, 3.0, 2)
+    assert not busier_than_cores(2.0, 1.9, 2)  # at the cores, not above
+    assert not busier_than_cores(9.0, 9.0, None)  # cores unknown: not marked
+    assert not busier_than_cores(None, None, 2)  # an older record without loads
+
+
+def test_retry_busy_redoes_the_cells_a_busy_machine_may_have_slowed(tmp_path: Path) -> None:
+    store = ResultStore(tmp_path)
+    cells = [cell(seed=s) for s in (0, 1, 2)]
+    run_cells(cells, store)
+    looks = {0: dict(load_start=5.0, load_end=1.0, stopped_by="seconds"),  # busy, clock-ended
+             1: dict(load_start=1.0, load_end=3.0, stopped_by="epochs"),  # busy, epochs
+             2: dict(load_start=0.5, load_end=0.5, stopped_by="seconds")}  # quiet
+    for c in cells:
+        record = store.read(c.cell_id)
+        assert record is not None
+        store.write(dataclasses.replace(record, n_cores=2, **looks[c.seed]), replace=True)
+    timed = run_cells(cells, store, mode="retry-busy-timed")
+    assert [r.cell_id for r in timed.written] == [cells[0].cell_id]
+    every = {r.cell_id for r in run_cells(cells, store, mode="retry-busy").written}
+    # seed 1 ran busy; seed 2 did not; seed 0 was just rerun, busy again only if this machine is
+    assert cells[1].cell_id in every and cells[2].cell_id not in every
+    assert len(list((tmp_path / "records").glob("*.json"))) == 3
+
+
+def test_a_dry_run_lists_only_the_cells_its_mode_would_run(tmp_path: Path) -> None:
+    suite = write_suite(tmp_path, tiny_suite())
+    out = tmp_path / "out"
+    code, _ = run_main(["run", "--suite", str(suite), "--out", str(out), "--executor", "inline",
+                        "--sizes", "3"])
+    assert code == 0
+    store = ResultStore(out)
+    records = [store.read(p.stem) for p in sorted((out / "records").glob("*.json"))]
+    assert len(records) == 2 and all(records)
+    slowed = records[0]
+    assert slowed is not None
+    store.write(dataclasses.replace(slowed, load_start=4.0, n_cores=2, stopped_by="seconds"),
+                replace=True)
+    code, text = run_main(["run", "--suite", str(suite), "--out", str(out), "--sizes", "3",
+                           "--dry-run", "--retry-busy", "timed"])
+    assert code == 0, text
+    listed = [line.split()[0] for line in text.splitlines() if line[:16].isalnum()
+              and len(line.split()[0]) == 16]
+    assert listed == [slowed.cell_id]
+    assert "1 cell already recorded (and not selected by --retry-busy timed)" in text
+    assert "1 cell would run" in text
+    code, text = run_main(["run", "--suite", str(suite), "--out", str(out), "--sizes", "3",
+                           "--dry-run"])
+    assert "2 cells already recorded" in text and "0 cells would run" in text
 
 
 def test_a_locked_cell_is_left_to_its_holder(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ against training seconds; the paired tests and the rank test are :mod:`l2obench.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from l2obench.errors import L2OBenchError
-from l2obench.report.aggregate import aggregate, records_task
+from l2obench.report.aggregate import aggregate, metric_labels, records_task
 from l2obench.report.baseline import compare
 from l2obench.report.configurations import (
     annotate,
@@ -38,13 +39,20 @@ from l2obench.report.configurations import (
     suite_tunings,
     without_shared_parameters,
 )
+from l2obench.report.references import (
+    Reference,
+    compare_reference,
+    publish_references,
+    read_reference,
+    references_of,
+)
 from l2obench.store import load_records, load_results, results_frame, suite_records
 
 if TYPE_CHECKING:
     from l2obench.report.plots import PlotFiles
     from l2obench.report.style import Style
 
-__all__ = ["ReportFiles", "build_report", "publish_dir"]
+__all__ = ["ReportFiles", "build_report", "publish_dir", "publish_references"]
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -69,7 +77,8 @@ class ReportFiles:
 def build_report(results: str | Path, out: str | Path, *, suite: str | None = None,
                  command: str = "", notes: str = "",
                  allow_incomplete: bool = True,
-                 baseline: str | Path | None = None) -> ReportFiles:
+                 baseline: str | Path | None = None,
+                 references: Sequence[str | Path] = ()) -> ReportFiles:
     """Aggregate the records under ``results`` and write figures and pages into ``out``.
 
     ``suite`` keeps only that suite's records; ``command`` is the command line that made the
@@ -77,7 +86,9 @@ def build_report(results: str | Path, out: str | Path, *, suite: str | None = No
     changed since the last baseline, caveats), shown at the top of both pages;
     ``allow_incomplete=False`` refuses a suite some of whose cells have no record; ``baseline``
     (a results folder, e.g. a published one) adds each method's change against it
-    (:mod:`l2obench.report.baseline`). A folder without
+    (:mod:`l2obench.report.baseline`); ``references`` (CSV files of numbers other projects
+    published, :mod:`l2obench.report.references`) are shown beside l2obench's, with those the
+    results folder keeps under ``references/``. A folder without
     records, or a suite that has none in it, is an :class:`~l2obench.errors.L2OBenchError`
     naming what is there.
     """
@@ -88,6 +99,7 @@ def build_report(results: str | Path, out: str | Path, *, suite: str | None = No
     from l2obench.report.style import method_styles
 
     records, missing = _load(Path(results), suite)
+    published = _references([*references_of(Path(results)), *map(Path, references)])
     records_task(records)  # records of several task families do not compare: refused here
     records, shared = without_shared_parameters(records)
     against = _baseline(Path(baseline), shared) if baseline is not None else None
@@ -109,6 +121,8 @@ def build_report(results: str | Path, out: str | Path, *, suite: str | None = No
         cells = shown[(shown["suite"] == suite_name) & (shown["problem"] == problem)]
         stem = _slug(suite_name if suite_name == problem else f"{suite_name}-{problem}")
         plots = _figures(part, cells, figures_dir, stem, styles)
+        comparisons = [(r, compare_reference(cells, r)) for r in published]
+        plots += _reference_figures(comparisons, cells, figures_dir, stem, styles)
         figures += [path for p in plots for path in (p.png, p.svg)]
         configurations = every[(every["suite"] == suite_name) & (every["problem"] == problem)]
         changes = None
@@ -119,7 +133,7 @@ def build_report(results: str | Path, out: str | Path, *, suite: str | None = No
                                 every=configurations,
                                 selections=selections.get(str(suite_name)),
                                 baseline=changes, baseline_name=str(baseline),
-                                shared=describe_shared(shared)))
+                                shared=describe_shared(shared), references=comparisons))
         stems.append(stem)
     aggregates = out / "aggregates.csv"
     every.to_csv(aggregates, index=False)
@@ -158,6 +172,20 @@ def _figures(agg: pd.DataFrame, records: pd.DataFrame, out: Path, stem: str,
     return plots + [p for p in (anytime, grid) if p is not None]
 
 
+def _reference_figures(comparisons: Sequence[tuple[Reference, pd.DataFrame]],
+                       records: pd.DataFrame, out: Path, stem: str,
+                       styles: dict[str, Style]) -> list[PlotFiles]:
+    """The figure of each reference: l2obench's numbers and the published ones against size."""
+    from l2obench.report.reference_plot import plot_reference
+
+    names = records["size_param"].dropna()
+    size_name = str(names.iloc[0]) if len(names) else "size"
+    labels = metric_labels(records_task(records))
+    found = [plot_reference(comparison, reference, out, stem, styles, labels, size_name)
+             for reference, comparison in comparisons]
+    return [p for p in found if p is not None]
+
+
 def _baseline(path: Path, shared: frozenset[str]) -> pd.DataFrame:
     """A baseline's records, each method represented as on its own pages, its labels without
     the parameters the report's labels leave out (``shared``)."""
@@ -169,6 +197,15 @@ def _baseline(path: Path, shared: frozenset[str]) -> pd.DataFrame:
     tunings = suite_tunings(path, sorted(pd.unique(records["suite"].astype(str))))
     annotated, _ = annotate(records, tunings)
     return ranked(annotated)
+
+
+def _references(paths: Sequence[Path]) -> list[Reference]:
+    """The references read from ``paths``, each file once (a file given again, or a copy of one
+    the results folder keeps, by its name)."""
+    chosen: dict[str, Path] = {}
+    for path in paths:
+        chosen[path.name] = path
+    return [read_reference(path) for path in chosen.values()]
 
 
 def _load(results: Path, suite: str | None) -> tuple[pd.DataFrame, int]:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from l2obench.record import Status
+from l2obench.record import Status, busier_than_cores
 from l2obench.tasks.base import Task, task_of
 
 #: The cells of one aggregate row.
@@ -159,7 +159,13 @@ def busy(records: pd.DataFrame) -> pd.Series:
         return pd.Series(False, index=records.index)
     cores = pd.to_numeric(records["n_cores"], errors="coerce")
     loads = records[["load_start", "load_end"]].apply(pd.to_numeric, errors="coerce")
-    return loads.max(axis=1).gt(cores) & load_recorded(records)
+    return pd.Series([busier_than_cores(_number(a), _number(b), None if math.isnan(c) else int(c))
+                      for a, b, c in zip(loads["load_start"], loads["load_end"], cores,
+                                         strict=True)], index=records.index, dtype=bool)
+
+
+def _number(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
 
 
 def has_data(agg: pd.DataFrame, metric: str) -> bool:

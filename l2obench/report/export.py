@@ -38,6 +38,8 @@ def section_tables(section: Section, slug: str) -> Iterable[tuple[str, Table]]:
             yield f"{slug}-size-{block}-test-loss", size.losses
         if size.configurations is not None:
             yield f"{slug}-size-{block}-configurations", size.configurations
+    for reference in section.references:
+        yield f"{slug}-published-{_slug(reference.name)}", reference.table
     if section.baseline is not None:
         yield f"{slug}-baseline", section.baseline
     if section.not_ok is not None:

@@ -35,6 +35,7 @@ from l2obench.report.aggregate import (
 )
 from l2obench.report.baseline import baseline_note
 from l2obench.report.plots import PlotFiles
+from l2obench.report.references import Reference
 from l2obench.report.stats import Paired, RankTest, rank_test, statistics_note, versus_best
 from l2obench.selection import Selections
 from l2obench.tasks.base import Metric, Task
@@ -107,6 +108,16 @@ class FigureLink:
 
 
 @dataclass
+class PublishedTable:
+    """Numbers another project published (:mod:`l2obench.report.references`) beside
+    l2obench's: the reference's name, its source in its own words, the table."""
+
+    name: str
+    source: str
+    table: Table
+
+
+@dataclass
 class Section:
     """Everything the pages show for one (suite, problem)."""
 
@@ -122,6 +133,7 @@ class Section:
     selection: Table | None = None  # the selected configuration per method, and why
     baseline: Table | None = None  # each method's change against a baseline
     baseline_name: str = ""
+    references: list[PublishedTable] = field(default_factory=list)  # numbers others published
     machine: str = ""  # the CPU (or GPU) model the records were measured on, and its cores
     busy: int = 0  # cells that ran on a machine busier than its cores (marked in the tables)
 
@@ -498,6 +510,42 @@ def baseline_table(changes: pd.DataFrame | None, metric: Metric) -> Table | None
                  [True, False, False, True, True, True, True, True, False])
 
 
+def published_table(comparison: pd.DataFrame, reference: Reference,
+                    labels: Mapping[str, str], size_param: str) -> PublishedTable:
+    """A reference's rows (:func:`l2obench.report.references.compare_reference`) as a table:
+    for each compared column, l2obench's mean (min–max) over the seeds, the reference's, and
+    their ratio."""
+    columns = [c for c in reference.columns() if f"{c}_ours_mean" in comparison]
+    sources = "source_method" in reference.rows
+    head = [size_param, "method", *(["as published"] if sources else []), "l2obench seeds ok"]
+    numeric = [True, False, *([False] if sources else []), True]
+    for column in columns:
+        label = labels.get(column, column)
+        head += [f"{label}: l2obench", f"{label}: published", "ratio"]
+        numeric += [True, True, True]
+    body = []
+    for _, row in comparison.iterrows():
+        line = [_plain(row["size"]), str(row["method"]),
+                *([str(row["source_method"]) or "—"] if sources else []), str(row["seeds"])]
+        for column in columns:
+            ratio = float(row[f"{column}_ratio"])
+            line += [_spread(row, f"{column}_ours"), _spread(row, column),
+                     f"{ratio:.2f}×" if math.isfinite(ratio) else "—"]
+        body.append(line)
+    return PublishedTable(reference.name, reference.source, Table(head, body, numeric))
+
+
+def _spread(row: pd.Series, prefix: str) -> str:
+    """``mean (min–max)``, the mean alone where no spread is known, ``—`` without a mean."""
+    mean = float(row[f"{prefix}_mean"])
+    lo, hi = float(row.get(f"{prefix}_min", math.nan)), float(row.get(f"{prefix}_max", math.nan))
+    if not math.isfinite(mean):
+        return "—"
+    if math.isfinite(lo) and math.isfinite(hi) and hi > lo:
+        return f"{fmt(mean)} ({fmt(lo)}–{fmt(hi)})"
+    return fmt(mean)
+
+
 def _data(key: object) -> str:
     """A data point's label from its canonical JSON (``{}``: the suite's only data point)."""
     try:
@@ -510,14 +558,17 @@ def _data(key: object) -> str:
 def section(records: pd.DataFrame, agg: pd.DataFrame, plots: Iterable[PlotFiles],
             page_dir: Path, missing: int = 0, every: pd.DataFrame | None = None,
             selections: Selections | None = None, baseline: pd.DataFrame | None = None,
-            baseline_name: str = "", shared: str = "") -> Section:
+            baseline_name: str = "", shared: str = "",
+            references: Sequence[tuple[Reference, pd.DataFrame]] = ()) -> Section:
     """The tables and figures of one (suite, problem); figure paths relative to ``page_dir``.
 
     ``records`` and ``agg`` hold the cells that represent each method (``method_label`` the
     method's identity: see :func:`l2obench.report.configurations.ranked`); ``every`` the
     aggregate of every configuration and ``selections`` the suite's selections, where the suite
     declares tuning. ``missing`` cells of the suite have no record: the counts say so.
-    ``shared`` names the parameters every method was given, left out of the labels.
+    ``shared`` names the parameters every method was given, left out of the labels;
+    ``references`` pair numbers other projects published with l2obench's beside them
+    (:func:`l2obench.report.references.compare_reference`).
     """
     methods = sorted(pd.unique(agg["method_label"]))
     task = records_task(records)
@@ -548,8 +599,7 @@ def section(records: pd.DataFrame, agg: pd.DataFrame, plots: Iterable[PlotFiles]
     n_points = len(pd.unique(data)) if len(data) else 1
     rule = ""
     if tuned and selections is not None:
-        names = records["size_param"].dropna() if "size_param" in records else pd.Series()
-        rule = selections.describe(str(names.iloc[0]) if len(names) else "size")
+        rule = selections.describe(_size_param(records))
     return Section(str(agg["suite"].iloc[0]), str(agg["problem"].iloc[0]), overall,
                    sizes, figures, not_ok_table(records),
                    counts=f"{solved}/{attempted} cells ok, {_count(len(methods), 'method')}, "
@@ -564,7 +614,15 @@ def section(records: pd.DataFrame, agg: pd.DataFrame, plots: Iterable[PlotFiles]
                    if tuned and every is not None and selections is not None else None,
                    baseline=baseline_table(baseline, task.ranking()),
                    baseline_name=baseline_name,
+                   references=[published_table(comparison, r, metric_labels(task),
+                                               _size_param(records))
+                               for r, comparison in references],
                    machine=machine(records), busy=int(busy(records).sum()))
+
+
+def _size_param(records: pd.DataFrame) -> str:
+    names = records["size_param"].dropna() if "size_param" in records else pd.Series()
+    return str(names.iloc[0]) if len(names) else "size"
 
 
 def machine(records: pd.DataFrame) -> str:
