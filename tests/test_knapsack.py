@@ -332,7 +332,7 @@ def test_builtin_suite_runs_every_method() -> None:
     assert "knapsack" in builtin_suites()
     suite = load_suite("knapsack")
     assert suite.problem == "knapsack"
-    assert suite.sizes == [20, 50, 100, 200, 500]
+    assert suite.sizes == [20, 100, 500, 750]
     assert suite.data["dim"] == 2 and suite.data["deg"] == 4 and suite.data["noise"] == 0.5
     assert (suite.data["n_train"], suite.data["n_val"], suite.data["n_test"]) == (1000, 200, 200)
     builtin = [name for name in method_registry.names()  # other tests register test methods

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 from typing import ClassVar
@@ -238,3 +239,33 @@ def test_new_problem_suites_run_every_applicable_method(name: str) -> None:
     assert suite.data["deg"] == 4
     quick = load_suite(name, quick=True)
     assert max(quick.sizes) <= min(suite.sizes) and quick.budget.max_epochs == 2
+
+
+@pytest.mark.parametrize(("name", "identities"), [("knapsack", 22), ("tsp", 21), ("portfolio", 17)])
+def test_decision_suites_follow_the_shortest_path_protocol(name: str, identities: int) -> None:
+    """The knapsack, TSP and portfolio suites run under the shortest-path suite's protocol:
+    its data sizes, features, degree, budget and seeds, every method's learning rate tuned over
+    the same grid at the suite's smallest size, each method at that size at least, and every
+    applicable method identity (pertopt additive and multiplicative, ltr's three kinds)."""
+    reference = load_suite("shortest-path")
+    suite = load_suite(name)
+    assert suite.seeds == reference.seeds == [0, 1, 2]
+    assert suite.budget == reference.budget
+    for key in ("n_train", "n_val", "n_test", "n_features", "deg"):
+        assert suite.data[key] == reference.data[key], key
+    assert suite.tuning.rule == "at-size" and suite.tuning.size == min(suite.sizes)
+    labels = set()
+    for spec in suite.methods:
+        assert spec.tune == ("lr",) and spec.params["lr"] == [0.001, 0.01, 0.1], spec.name
+        assert spec.runs_at(min(suite.sizes)), spec.name
+        fixed = {k: v for k, v in spec.params.items() if k != "lr"}
+        grid = [dict(zip(fixed, combo, strict=True)) for combo in itertools.product(
+            *[v if isinstance(v, list) else [v] for v in fixed.values()])]
+        labels |= {(spec.name, tuple(sorted(g.items()))) for g in grid}
+    assert len(labels) == identities
+    assert ("pertopt", (("perturbation", "multiplicative"),)) in labels
+    assert {("ltr", (("kind", kind),)) for kind in ("pointwise", "pairwise", "listwise")} <= labels
+    # The quick profile stays a smoke run of every method at one learning rate.
+    quick = load_suite(name, quick=True)
+    assert all(spec.params["lr"] == 0.01 for spec in quick.methods)
+    assert expand(quick, device="cpu")
