@@ -399,6 +399,9 @@ def _run(args: argparse.Namespace, console: Console) -> int:
                   f"{count(len(plan.first), 'cell')} on {sweep.device} → {store.root}"
                   + (f"; then the selected configurations at the other sizes (of "
                      f"{len(plan.pending)})" if plan.pending else ""), highlight=False)
+    if suite.left_out:
+        console.print(f"[dim]left out by the suite, which says why: "
+                      f"{escape(', '.join(suite.left_out))}[/]", highlight=False)
     width = console.width
     with Progress(TextColumn("{task.description}"), BarColumn(bar_width=None),
                   MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),

@@ -7,7 +7,9 @@ sweeps training-set size, polynomial degree and noise). A method may name the pa
 grid is a *tuning* grid (``tune``): the report then ranks the method by its selected
 configuration, chosen on validation regret by the suite's ``[tuning]`` rule
 (:mod:`l2obench.selection`). A budget may depend on a data parameter or the size
-(``[[budget.when]]``). An optional ``[quick]`` table overrides any of these for a smoke run.
+(``[[budget.when]]``). A method that applies to the problem but that the suite does not run
+is named in ``[left_out]`` with why. An optional ``[quick]`` table overrides any of these for a
+smoke run.
 Everything is checked before a cell runs: every error names the file, the key and what was
 expected.
 
@@ -75,7 +77,7 @@ from l2obench.selection import RULES, Tuning
 
 SUITE_PACKAGE = "l2obench.builtin_suites"
 _TOP_KEYS = {"name", "description", "problem", "sizes", "seeds", "data", "budget", "limits",
-             "tuning", "methods", "quick"}
+             "tuning", "methods", "left_out", "quick"}
 _QUICK_KEYS = {"sizes", "seeds", "data", "budget", "limits", "tuning", "method_params"}
 _BUDGET_KEYS = {"max_epochs", "max_seconds"}
 _LIMIT_KEYS = {"wall_seconds", "memory_mb"}
@@ -157,6 +159,9 @@ class Suite:
     source: str = ""
     budget_rules: tuple[BudgetRule, ...] = ()
     tuning: Tuning = Tuning()
+    #: Methods that apply to the problem but that the suite does not run, with why (``[left_out]``:
+    #: e.g. no epoch ends within the budget), so that "every applicable method" stays checkable.
+    left_out: dict[str, str] = field(default_factory=dict)
 
     def data_points(self) -> list[dict[str, Any]]:
         """Every combination of the data grid (one, the data as given, without lists)."""
@@ -315,6 +320,8 @@ def parse_suite(raw: Mapping[str, Any], source: str, *, quick: bool = False) -> 
                                        problem_cls, data, sizes, default=(None, None))
     else:  # the checks that need neither data nor sizes
         errors.attempt(_budget, raw.get("budget", {}), source, "budget")
+    left_out = errors.attempt(_left_out, raw.get("left_out", {}), problem_cls, specs or [],
+                              source, "left_out")
     tuning = None
     if specs is not None and sizes is not None:
         tuning = errors.attempt(_tuning, raw.get("tuning"), specs, sizes, source, "tuning")
@@ -322,10 +329,11 @@ def parse_suite(raw: Mapping[str, Any], source: str, *, quick: bool = False) -> 
     errors.raise_any()
     assert sizes is not None and seeds is not None and data is not None and specs is not None
     assert budget is not None and rules is not None and tuning is not None
+    assert left_out is not None
     full = Suite(
         name=name, problem=problem_cls.registered_name(), sizes=sizes, seeds=seeds,
         data=data, budget=budget, budget_rules=rules, limits=limits, methods=specs,
-        tuning=tuning, description=description, source=source,
+        tuning=tuning, description=description, source=source, left_out=left_out,
     )
     errors.attempt(_check_budgets, full, source, "budget")
     smoke = errors.attempt(_apply_quick, full, raw.get("quick", {}), source, raw.get("tuning"))
@@ -758,6 +766,32 @@ def _data(problem: str, value: Any, source: str, key: str) -> dict[str, Any]:
         except L2OBenchError as exc:
             raise SuiteError(f"{source}: key '{key}': {exc}") from None
     return data
+
+
+def _left_out(raw: Any, problem_cls: type[BaseProblem], specs: Sequence[MethodSpec],
+              source: str, key: str) -> dict[str, str]:
+    """``[left_out]``: method name → why the suite does not run it; each a registered method
+    that applies to the problem (one that does not needs no reason) and that the suite does not
+    list."""
+    if not isinstance(raw, Mapping):
+        raise SuiteError(f"{source}: key '{key}' must be a table of method = \"why it is left "
+                         f"out\", got {shown(raw)}")
+    listed = {spec.name for spec in specs}
+    for name, why in raw.items():
+        where = f"{key}.{name}"
+        method_cls = _known_method(name, source, where)
+        if not isinstance(why, str) or not why.strip():
+            raise SuiteError(f"{source}: key '{where}' must say why the method is left out (a "
+                             f"non-empty string), got {shown(why)}")
+        if name in listed:
+            raise SuiteError(f"{source}: key '{where}': '{name}' is also among the suite's "
+                             "methods; a method is run or left out, not both")
+        try:
+            method_cls.check_applicable(problem_cls)
+        except L2OBenchError as exc:
+            raise SuiteError(f"{source}: key '{where}': {exc}: no reason is needed to leave it "
+                             "out") from None
+    return dict(raw)
 
 
 def _known_method(name: str, source: str, key: str) -> type[BaseMethod]:
