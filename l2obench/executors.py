@@ -341,8 +341,15 @@ _SERVER_LOCK = threading.Lock()
 
 def _spawn_in_own_session(path: bytes, args: Sequence[Any], passfds: Sequence[int]) -> int:
     """``multiprocessing.util.spawnv_passfds`` (start ``path`` with ``args``, keeping the file
-    descriptors ``passfds`` open, and return its pid), in a new session."""
-    server = subprocess.Popen(list(args), executable=path, pass_fds=sorted(passfds),
+    descriptors ``passfds`` open, and return its pid), in a new session.
+
+    The server runs with ``-P``: ``python -c`` would put the working directory first on the path
+    the server imports its preloaded modules from, so a run started inside another checkout of
+    l2obench ran that checkout's code in its cells (and recorded that checkout's commit) while
+    the command itself ran the installed one.
+    """
+    command = [args[0], "-P", *args[1:]]
+    server = subprocess.Popen(command, executable=path, pass_fds=sorted(passfds),
                               start_new_session=True)
     _SERVERS.append(server)
     return server.pid

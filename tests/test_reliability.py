@@ -639,6 +639,35 @@ def test_fault_injection_keeps_every_promise() -> None:
     assert inject(["--kills", "3", "--seed", "1"]) == 0
 
 
+def test_the_cells_run_the_l2obench_the_command_runs(tmp_path: Path) -> None:
+    """A run started in a folder that holds another ``l2obench`` package (another checkout)
+    runs the installed one in its cells too, as the command does: the fork server does not
+    import from the working directory."""
+    shadow = tmp_path / "l2obench"
+    shadow.mkdir()
+    (shadow / "__init__.py").write_text(
+        "open('shadow-imported', 'w').close()\nraise ImportError('the shadow checkout')\n")
+    script = (
+        "import os, multiprocessing as mp\n"
+        "from l2obench import executors\n"
+        "if __name__ == '__main__':\n"
+        "    ctx = mp.get_context('forkserver')\n"
+        "    ctx.set_forkserver_preload(['l2obench'])\n"
+        "    executors._start_fork_server()\n"
+        "    child = ctx.Process(target=os.getpid)\n"
+        "    child.start()\n"
+        "    child.join()\n"
+        "    print(child.exitcode)\n")
+    # A script in a folder of its own, as the console script is: the command's path starts
+    # with that folder, not with the working directory.
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "start.py").write_text(script)
+    done = subprocess.run([sys.executable, str(tmp_path / "bin" / "start.py")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "0", done.stdout + done.stderr
+    assert not (tmp_path / "shadow-imported").exists()
+
+
 def test_the_fork_server_runs_out_of_the_terminals_reach() -> None:
     """A terminal's Ctrl-C reaches its foreground process group: the server, in a session of its
     own, never sees one, and this process's SIGINT handler is never set aside (a Ctrl-C while

@@ -146,7 +146,7 @@ def build_report(results: str | Path, out: str | Path, *, suite: str | None = No
 def _figures(agg: pd.DataFrame, records: pd.DataFrame, out: Path, stem: str,
              styles: dict[str, Style]) -> list[PlotFiles]:
     """The figures of one (suite, problem): every metric against size (per data point, and then
-    only the summary, where data parameters vary), the anytime figure, the data-grid figure."""
+    only the summary, where data parameters vary), the data-grid figure, the anytime figure."""
     from l2obench.report.anytime import plot_anytime
     from l2obench.report.data_grid import plot_data_grid
     from l2obench.report.plots import plot_metrics, plot_specs
@@ -169,7 +169,8 @@ def _figures(agg: pd.DataFrame, records: pd.DataFrame, out: Path, stem: str,
                                   subtitle=label)
     anytime = plot_anytime(records, out, stem, task.validation, styles, size_name)
     grid = plot_data_grid(agg, out, stem, task.ranking(), styles, size_name)
-    return plots + [p for p in (anytime, grid) if p is not None]
+    # the data grid before the anytime curve: with one size, it is the page's leading figure
+    return plots + [p for p in (grid, anytime) if p is not None]
 
 
 def _reference_figures(comparisons: Sequence[tuple[Reference, pd.DataFrame]],
