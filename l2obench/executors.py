@@ -246,7 +246,16 @@ def run_isolated(cell: Cell, limits: Limits, threads: int | None = None,
                         name=cell.cell_id)
     ooms_before = _oom_kills()
     start = time.monotonic()
-    child.start()
+    try:
+        child.start()
+    except (BrokenPipeError, ConnectionError, EOFError) as exc:
+        # The child died while it read its cell (and the data sent with it): its traceback is
+        # on the run's standard error; the sweep goes on with the next cell.
+        receiver.close()
+        sender.close()
+        return ended_record(cell, Status.FAILED, "the cell's process died while it received "
+                            f"its cell ({type(exc).__name__}); its own error, if it printed "
+                            "one, is on the run's standard error")
     sender.close()
     _LIVE.add(child)
     try:

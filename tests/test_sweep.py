@@ -10,12 +10,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
 
 from l2obench import Budget, load_results
-from l2obench.executors import InlineExecutor, ProcessExecutor, run_isolated
+from l2obench.executors import InlineExecutor, ProcessExecutor, SharedDatasets, run_isolated
 from l2obench.methods.base import method_registry
 from l2obench.problems.shortest_path import ShortestPath
 from l2obench.record import (
@@ -86,6 +87,37 @@ def test_cells_of_one_problem_configuration_share_its_data() -> None:
     on_its_own = run_isolated(second, Limits(wall_seconds=120))
     for key in ("status", "metrics", "test_loss", "epochs"):
         assert getattr(with_shared, key) == getattr(on_its_own, key), key
+
+
+class _Unreadable:
+    """An object whose unpickling fails, as a module the child cannot import would."""
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return int, ("not a number: the child cannot rebuild this",)
+
+
+class _Sends:
+    """Shared data sets that hand every cell the same payload."""
+
+    max_bytes = 2**30
+
+    def __init__(self, payload: object) -> None:
+        self.payload = payload
+
+    def get(self, cell: Cell) -> object:
+        return self.payload
+
+
+@pytest.mark.slow
+def test_a_cell_whose_process_dies_while_it_starts_is_recorded_failed() -> None:
+    """A child that cannot read its cell (here: data it cannot unpickle, then more data than a
+    pipe holds) breaks the pipe its cell is written to: the cell is recorded as failed, the
+    sweep is not ended by a BrokenPipeError."""
+    payload = (_Unreadable(), b"x" * (16 << 20))
+    record = run_isolated(cell(), Limits(wall_seconds=60),
+                          datasets=cast(SharedDatasets, _Sends(payload)))
+    assert record.status == Status.FAILED
+    assert record.error is not None and "died while it received its cell" in record.error
 
 
 def test_modes_resume_force_retry(tmp_path: Path) -> None:
