@@ -20,7 +20,13 @@ from l2obench.errors import L2OBenchError
 from l2obench.record import Record
 from l2obench.report import ReportFiles, build_report, publish_dir
 from l2obench.report.aggregate import AGGREGATION_NOTE, aggregate, mean_interval
-from l2obench.report.leaderboard import overall_ranking, ranking_rule, ranks
+from l2obench.report.leaderboard import (
+    overall_ranking,
+    overall_rankings,
+    ranking_rule,
+    ranks,
+    rosters,
+)
 from l2obench.report.plots import draw, plot_specs
 from l2obench.report.style import method_styles
 from l2obench.store import ResultStore, load_results
@@ -441,3 +447,51 @@ def test_the_anytime_curve_only_moves_forward_when_seeds_stop_at_different_epoch
     assert seconds.tolist() == [5.5, 11.0, 11.5, 12.0]
     assert score.tolist() == pytest.approx([0.25, 0.7, 0.7, 0.75])  # best so far: .5 held at 3
     assert np.all(np.diff(seconds) >= 0) and np.all(np.diff(score) >= 0)
+
+
+def test_rankings_per_roster() -> None:
+    """A method the suite runs only at some sizes is ranked where it ran, not last elsewhere:
+    one ranking of every method over the sizes where all ran, one of the panel over all."""
+    rows = []
+    regrets = {1: {"a": 0.1, "b": 0.2, "c": 0.3, "d": 0.05},
+               2: {"a": 0.2, "b": 0.1, "c": 0.3, "d": 0.04},
+               3: {"a": 0.3, "b": 0.1, "c": 0.2}}  # d is not run at size 3
+    for size, by_method in regrets.items():
+        for method, regret in by_method.items():
+            rows.append({"suite": "s", "problem": "p", "size": size, "method_label": method,
+                         "solved": 1, "attempted": 1, "norm_regret_mean": regret,
+                         "train_time_s_mean": 1.0})
+    agg = pd.DataFrame(rows)
+    assert rosters(agg) == [(["a", "b", "c", "d"], [("", 1), ("", 2)]),
+                            (["a", "b", "c"], [("", 1), ("", 2), ("", 3)])]
+    every, panel = overall_rankings(agg, DECISION.ranking())
+    assert every.title == "4 methods recorded at sizes 1, 2" and every.stem == "overall"
+    assert [row[1] for row in every.table.rows] == ["d", "a", "b", "c"]  # d: 1, 1
+    assert panel.title == "3 methods recorded at every size (1, 2, 3)"
+    assert panel.stem == "overall-2"
+    # a: 1, 2, 3 → 2; b: 2, 1, 1 → 1.33; c: 3, 3, 2 → 2.67; d never ranked last at size 3.
+    assert [row[:3] for row in panel.table.rows] == [["1", "b", "1.33"], ["2", "a", "2.00"],
+                                                     ["3", "c", "2.67"]]
+    # Everyone everywhere: one ranking, untitled.
+    (only,) = overall_rankings(agg[agg["size"] < 3], DECISION.ranking())
+    assert only.title == "" and len(only.table.rows) == 4
+
+
+def test_a_panel_at_the_largest_size_is_ranked_where_it_ran(tmp_path: Path) -> None:
+    """spo-plus is not run at size 20: the size-20 table leaves it out and says so, and the
+    pages show two rankings (both methods at 5, 10, 20; all three at 5, 10) with their files."""
+    store = ResultStore(tmp_path / "results")
+    for size in (5, 10, 20):
+        for seed in (0, 1):
+            for method in (DYS, TWO_STAGE) + ((SPO,) if size < 20 else ()):
+                store.write(Record.from_json(record("panel", method, size, seed)))
+    files = build_report(tmp_path / "results", tmp_path / "out", suite="panel")
+    md, html = files.leaderboard.read_text(), files.index.read_text()
+    for page in (md, html):
+        assert "3 methods recorded at sizes 5, 10" in page
+        assert "2 methods recorded at every size (5, 10, 20)" in page
+        assert "Not recorded at this size: spo-plus." in page
+    size_20 = md.split("#### Size 20")[1]
+    assert "| spo-plus |" not in size_20.split("Not recorded")[0]
+    tables = {p.name for p in files.tables}
+    assert {"panel-shortest-path-overall.csv", "panel-shortest-path-overall-2.csv"} <= tables

@@ -28,7 +28,8 @@ _BOLD = re.compile(r"^\*\*(.*)\*\*$")
 
 def section_tables(section: Section, slug: str) -> Iterable[tuple[str, Table]]:
     """The tables of one section with the file stem each is written under."""
-    yield f"{slug}-overall", section.overall
+    for ranking in section.rankings:
+        yield f"{slug}-{ranking.stem}", ranking.table
     if section.selection is not None:
         yield f"{slug}-tuning", section.selection
     for size in section.sizes:

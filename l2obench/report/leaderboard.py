@@ -51,10 +51,15 @@ def ranking_rule(task: Task) -> str:
         f"configuration its rule selects on {task.validation.label} (stated under Tuning; test "
         "data never enter a selection). At each size and data point, methods are ranked by mean "
         f"{rank.label} ({better} is better), ties broken by mean training time; a method "
-        "without an ok cell there ranks last (tied with any other such method). The overall "
-        "rank orders methods by their average rank over all sizes and data points (ties sharing "
-        "the average of their places, a method without an ok cell sharing the last places), "
-        "ties broken by their mean rank of training time."
+        "without an ok cell there ranks last (tied with any other such method); a method with no "
+        "record at a size (a suite that runs some methods only at some sizes, such as a panel at "
+        "the largest) is not ranked there. The overall rank orders methods by their average rank "
+        "over the sizes and data points where all of them have records (ties sharing the "
+        "average of their places, a method without an ok cell sharing the last places), ties "
+        "broken by their mean rank of training time. Where methods have records at different "
+        "sizes, there is one overall ranking per set of methods recorded at a size: every "
+        "method over the sizes where all of them ran, then the methods run at more sizes over "
+        "those."
     )
 #: Record columns that say where and with what the records were made, as the pages name them.
 PROVENANCE_COLUMNS = {
@@ -93,6 +98,7 @@ class SizeSection:
     size: str
     n_vars: str  # "40 decision variables", or unknown when no cell of the size got that far
     table: Table
+    absent: str = ""  # the section's methods without a record here, by name ("" where none)
     data: str = ""  # the data point, by the parameters that vary ("" where none does)
     configurations: Table | None = None  # every configuration, the selected ones marked
     losses: Table | None = None  # test losses, between methods sharing a training objective
@@ -118,17 +124,27 @@ class PublishedTable:
 
 
 @dataclass
+class Ranking:
+    """One overall ranking: some methods over the blocks (sizes × data points) where all of them
+    have records, with its rank test."""
+
+    title: str  # which methods over which sizes ("" for the only ranking of a section)
+    stem: str  # the name its table files carry: "overall", "overall-2", …
+    table: Table
+    statistics: str  # the Friedman/Nemenyi summary
+
+
+@dataclass
 class Section:
     """Everything the pages show for one (suite, problem)."""
 
     suite: str
     problem: str
-    overall: Table
+    rankings: list[Ranking]
     sizes: list[SizeSection]
     figures: list[FigureLink]
     not_ok: Table | None
     counts: str
-    statistics: str = ""  # the Friedman/Nemenyi summary
     tuning: str = ""  # the tuning rule in words ("" without tuning)
     selection: Table | None = None  # the selected configuration per method, and why
     baseline: Table | None = None  # each method's change against a baseline
@@ -215,6 +231,34 @@ def rank_matrix(agg: pd.DataFrame, methods: Sequence[str], metric: str,
     return np.asarray(rows, dtype=float).reshape(len(rows), len(methods))
 
 
+def rosters(agg: pd.DataFrame) -> list[tuple[list[str], list[tuple[str, object]]]]:
+    """The overall rankings of one (suite, problem): ``(methods, blocks)`` pairs.
+
+    A suite may run some methods only at some sizes (a panel at the largest): ranking a method
+    last where it was never meant to run would rank the suite's design, not the method. So each
+    distinct set of methods recorded at a block is ranked over every block where all of them
+    have records, the largest set first; a set that would repeat a larger one's blocks is
+    left out. A suite whose methods all ran everywhere has one ranking: every method, every
+    block.
+    """
+    every = blocks(agg)
+    present = {b: frozenset(_block_rows(agg, b)["method_label"]) for b in every}
+    chosen: list[tuple[frozenset[str], list[tuple[str, object]]]] = []
+    for roster in sorted(set(present.values()), key=lambda r: (-len(r), sorted(r))):
+        where = [b for b in every if roster <= present[b]]
+        if not any(roster < larger and where == seen for larger, seen in chosen):
+            chosen.append((roster, where))
+    return [(sorted(roster), where) for roster, where in chosen]
+
+
+def _restrict(agg: pd.DataFrame, methods: Sequence[str],
+              where: Sequence[tuple[str, object]]) -> pd.DataFrame:
+    """The rows of ``agg`` for ``methods`` at the blocks ``where``."""
+    data = agg["data"].astype(str) if "data" in agg else pd.Series("", index=agg.index)
+    at = pd.Series(list(zip(data, agg["size"], strict=True)), index=agg.index).isin(where)
+    return agg[at & agg["method_label"].isin(methods)]
+
+
 def overall_ranking(agg: pd.DataFrame, rank: Metric) -> tuple[pd.DataFrame, RankTest]:
     """One row per method of one (suite, problem), best first on the ranking metric ``rank``
     (see :func:`ranking_rule`), and the rank test behind it.
@@ -287,8 +331,8 @@ def _versus(best: str | None, method: str, paired: Mapping[str, Paired]) -> str:
 def size_table(rows: pd.DataFrame, methods: Sequence[str], metrics: Sequence[str], task: Task,
                regrets: Mapping[str, Mapping[int, Sequence[float]]] | None = None,
                configured: bool = False) -> Table:
-    """One block's ranking on ``task``'s ranking metric: every method of the suite, in rank
-    order, absent ones marked.
+    """One block's ranking on ``task``'s ranking metric: ``methods`` (those with a row in
+    ``rows``), in rank order.
 
     ``regrets`` (method → seed → per-instance values of the ranking metric, oriented so that
     larger is worse: :func:`_per_instance`) give the paired test of each method against the
@@ -310,17 +354,11 @@ def size_table(rows: pd.DataFrame, methods: Sequence[str], metrics: Sequence[str
     labels = metric_labels(task)
     body, bold = [], []
     for method in sorted(methods, key=lambda m: (rank[m], m)):
-        config = []
-        if method in by_method.index:
-            row = by_method.loc[method]
-            cells = [_metric_cell(row, m) for m in [*lead, *rest]]
-            solved = f"{int(row['solved'])}/{int(row['attempted'])}"
-            statuses = str(row["statuses"]) + (f" {LOAD_MARK}" if row.get("busy", 0) else "")
-            if configured:
-                config = [str(row.get("configuration") or "") or "—"]
-        else:
-            cells, solved, statuses = ["—"] * len(metrics), "0/0", "not run"
-            config = ["—"] if configured else []
+        row = by_method.loc[method]
+        cells = [_metric_cell(row, m) for m in [*lead, *rest]]
+        solved = f"{int(row['solved'])}/{int(row['attempted'])}"
+        statuses = str(row["statuses"]) + (f" {LOAD_MARK}" if row.get("busy", 0) else "")
+        config = [str(row.get("configuration") or "") or "—"] if configured else []
         versus = _versus(best, method, paired)
         body.append([str(rank[method]), method, *config, *cells[:len(lead)], versus, solved,
                      statuses, *cells[len(lead):]])
@@ -368,6 +406,27 @@ def loss_table(rows: pd.DataFrame, records: pd.DataFrame) -> Table | None:
 #: Blocks beyond which the overall table leaves out the per-block ranks (the per-block tables
 #: hold them).
 MAX_BLOCK_COLUMNS = 12
+
+
+def overall_rankings(agg: pd.DataFrame, rank: Metric) -> list[Ranking]:
+    """The overall rankings of one (suite, problem) (:func:`rosters`), titled where there are
+    several."""
+    pairs = rosters(agg)
+    every = blocks(agg)
+    result = []
+    for i, (methods, where) in enumerate(pairs):
+        table, test = overall_table(_restrict(agg, methods, where), rank)
+        title = ""
+        if len(pairs) > 1:
+            names = [_block_name(agg, b) for b in where]
+            plural = "s" if len(names) > 1 else ""
+            at = (f"every size ({', '.join(names)})" if where == every
+                  else f"size{plural} {', '.join(names)}" if len(names) <= MAX_BLOCK_COLUMNS
+                  else f"{len(names)} of the {len(every)} sizes × data points")
+            title = f"{_count(len(methods), 'method')} recorded at {at}"
+        result.append(Ranking(title, "overall" if i == 0 else f"overall-{i + 1}", table,
+                              test.summary()))
+    return result
 
 
 def overall_table(agg: pd.DataFrame, rank: Metric) -> tuple[Table, RankTest]:
@@ -584,23 +643,26 @@ def section(records: pd.DataFrame, agg: pd.DataFrame, plots: Iterable[PlotFiles]
         configurations = None
         if tuned and every is not None:
             configurations = configurations_table(_block_rows(every, block), task)
+        here = sorted(pd.unique(rows["method_label"]))
+        absent = ", ".join(m for m in methods if m not in here)
         sizes.append(SizeSection(_plain(block[1]), f"{_plain(n_vars)} {task.n_vars_label}"
                                  if pd.notna(n_vars) else f"{task.n_vars_label} unknown",
-                                 size_table(rows, methods, metrics, task,
+                                 size_table(rows, here, metrics, task,
                                             _per_instance(cells, task.ranking()), tuned),
-                                 label, configurations, loss_table(rows, cells)))
+                                 absent, label, configurations, loss_table(rows, cells)))
     figures = [FigureLink(p.spec.title, p.png.relative_to(page_dir).as_posix(),
                       p.svg.relative_to(page_dir).as_posix()) for p in plots]
     solved, attempted = int(agg["solved"].sum()), int(agg["attempted"].sum())
-    overall, test = overall_table(agg, task.ranking())
+    rankings = overall_rankings(agg, task.ranking())
     if len(sizes) == 1:
-        overall = one_block_overall(sizes[0].table, task)
+        rankings = [Ranking("", "overall", one_block_overall(sizes[0].table, task),
+                            rankings[0].statistics)]
     n_sizes = len(pd.unique(agg["size"]))
     n_points = len(pd.unique(data)) if len(data) else 1
     rule = ""
     if tuned and selections is not None:
         rule = selections.describe(_size_param(records))
-    return Section(str(agg["suite"].iloc[0]), str(agg["problem"].iloc[0]), overall,
+    return Section(str(agg["suite"].iloc[0]), str(agg["problem"].iloc[0]), rankings,
                    sizes, figures, not_ok_table(records),
                    counts=f"{solved}/{attempted} cells ok, {_count(len(methods), 'method')}, "
                           f"{_count(n_sizes, 'size')}"
@@ -609,7 +671,7 @@ def section(records: pd.DataFrame, agg: pd.DataFrame, plots: Iterable[PlotFiles]
                              "yet, or failed to write)" if missing else "")
                           + (f"; every method with {shared} (left out of the labels)"
                              if shared else ""),
-                   statistics=test.summary(), tuning=rule,
+                   tuning=rule,
                    selection=selection_table(every, selections)
                    if tuned and every is not None and selections is not None else None,
                    baseline=baseline_table(baseline, task.ranking()),

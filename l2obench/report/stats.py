@@ -14,8 +14,9 @@ group. The unit of the test is the test instance: it asks whether the difference
 the instances' variation explains, given the trained models, not how it varies over training
 seeds (the intervals over seeds show that).
 
-**Across blocks** (every size × data point) each method's rank on mean normalized regret gives
-the overall ranking: average ranks, a method without an ok cell at a block sharing the last
+**Across blocks** (the sizes × data points where all the ranked methods have records) each
+method's rank on mean normalized regret gives an overall ranking: average ranks, a method
+without an ok cell at a block sharing the last
 places there, the Friedman test of "all methods rank alike", and the Nemenyi critical
 difference ``CD = q_α √(k(k+1)/(6N))`` (Demšar 2006): methods whose average ranks differ by
 less than ``CD`` are not significantly different at level :data:`ALPHA`.
@@ -48,8 +49,9 @@ def statistics_note(task: Task) -> str:
         "Holm-corrected over the methods compared; a method whose corrected p-value is at least "
         "0.05 is not significantly worse than the best and is shown in bold with it (— where no "
         f"{values}s are recorded, as in records written before they were). The overall "
-        "ranking averages the ranks over all sizes × data points (a method without an ok cell "
-        "ranks last there, ties sharing their places); the Friedman test asks whether the "
+        "ranking averages the ranks over the sizes × data points where all its methods have "
+        "records (a method without an ok cell ranks last there, ties sharing their places); "
+        "the Friedman test asks whether the "
         "methods rank alike, and two methods whose average ranks differ by less than the "
         "Nemenyi critical difference (CD, level 0.05) are not significantly different; the "
         "methods within CD of the best are in bold."
