@@ -1,5 +1,5 @@
-"""Knapsack: generator, LP relaxation, MIP oracle and max-problem regret against independent
-references.
+"""Knapsack: generator, LP relaxation, oracles (enumeration and MIP) and max-problem regret
+against independent references.
 
 References are PyEPO (data generator), brute-force enumeration of every item set, and
 ``scipy.optimize.milp`` / ``linprog`` on the inequality form ``W x ≤ capacity`` built in this
@@ -23,7 +23,7 @@ from l2obench import process_pool
 from l2obench.errors import ParameterError
 from l2obench.methods.base import Budget, Method, method_registry
 from l2obench.metrics import decision_quality, instance_regrets
-from l2obench.problems import batching, lp_solvers
+from l2obench.problems import batching, knapsack_sets, lp_solvers
 from l2obench.problems.base import LPForm, problem_registry
 from l2obench.problems.knapsack import Knapsack
 from l2obench.suite import builtin_suites, load_suite
@@ -125,10 +125,12 @@ def test_lp_form_is_the_relaxation(n_items: int, dim: int, capacity: float) -> N
         assert objective == pytest.approx(-ref.fun, rel=1e-9, abs=1e-9)
 
 
+@pytest.mark.parametrize("oracle", ["auto", "highs"])
 @pytest.mark.parametrize(("n_items", "dim", "seed"), [(1, 1, 0), (6, 1, 1), (10, 2, 2),
                                                       (12, 3, 3)])
-def test_oracle_matches_brute_force(n_items: int, dim: int, seed: int) -> None:
-    problem = Knapsack(n_items=n_items, dim=dim, seed=seed)
+def test_oracle_matches_brute_force(n_items: int, dim: int, seed: int, oracle: str) -> None:
+    problem = Knapsack(n_items=n_items, dim=dim, seed=seed, oracle=oracle)
+    assert (problem._maximal_sets is None) == (oracle == "highs")
     values = random_values(n_items, 40, seed)
     assert (values < 0).any()
     solutions, objectives = problem.oracle(values)
@@ -140,10 +142,56 @@ def test_oracle_matches_brute_force(n_items: int, dim: int, seed: int) -> None:
 
 def test_oracle_matches_scipy_milp_on_larger_instances() -> None:
     problem = Knapsack(n_items=60, dim=2, seed=4)
+    assert problem._maximal_sets is not None  # about 55 000 item sets fit: enumerated
     values = random_values(60, 10, 4)
     solutions, objectives = problem.oracle(values)
     np.testing.assert_allclose(objectives, scipy_milp(problem.weights, 20.0, values), rtol=1e-9)
     assert_valid_item_sets(problem, values, solutions, objectives)
+
+
+@pytest.mark.parametrize(("n_items", "dim", "capacity", "seed"),
+                         [(8, 1, 20.0, 0), (12, 2, 20.0, 1), (10, 3, 25.0, 2), (9, 2, 2.0, 3)])
+def test_maximal_sets_are_every_maximal_set(n_items: int, dim: int, capacity: float,
+                                            seed: int) -> None:
+    """The enumeration finds exactly the item sets that fit and to which no item can be added,
+    as a brute force over all 2ⁿ sets finds them (capacity 2: no item fits, only the empty
+    set)."""
+    weights = Knapsack(n_items=n_items, dim=dim, seed=seed).weights
+    sets = knapsack_sets.maximal_sets(weights, np.full(dim, capacity))
+    assert sets is not None and sets.dtype == bool
+    fits = [frozenset(np.flatnonzero(s)) for s in itertools.product((False, True), repeat=n_items)
+            if (weights @ np.array(s) <= capacity + 1e-9).all()]
+    maximal = {s for s in fits if not any(s < t for t in fits)}
+    assert {frozenset(np.flatnonzero(row)) for row in sets} == maximal
+    assert len(sets) == len(maximal)
+
+
+def test_enumeration_gives_way_to_highs_beyond_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where more item sets fit than the limit, ``auto`` solves MIPs, with the same optima; at
+    PyEPO's capacity that happens by 100 items."""
+    assert Knapsack(n_items=100, seed=0)._maximal_sets is None
+    monkeypatch.setattr(knapsack_sets, "MAX_SETS", 50)
+    problem = Knapsack(n_items=11, seed=9)
+    assert problem._maximal_sets is None
+    values = random_values(11, 20, 9)
+    solutions, objectives = problem.oracle(values)
+    np.testing.assert_allclose(objectives, brute_force(problem.weights, 20.0, values), rtol=1e-9)
+    assert_valid_item_sets(problem, values, solutions, objectives)
+
+
+def test_enumeration_equals_highs_on_pyepo_data(monkeypatch: pytest.MonkeyPatch) -> None:
+    """At the suite's first size (20 items), on PyEPO's values and on the noisy, partly negative
+    values a model predicts early in training, in chunks of any size: the optima HiGHS finds."""
+    monkeypatch.setattr(knapsack_sets, "_CHUNK_ENTRIES", 3000)  # several chunks of rows
+    problem = Knapsack(n_items=20, n_train=100, n_val=10, n_test=10, seed=2)
+    costs = problem.generate().train.costs.astype(np.float64)
+    noisy = costs + np.random.default_rng(2).normal(0.0, 3.0, costs.shape)
+    mip = Knapsack(n_items=20, seed=2, oracle="highs")
+    np.testing.assert_array_equal(mip.weights, problem.weights)
+    for values in (costs, noisy):
+        solutions, objectives = problem.oracle(values)
+        np.testing.assert_allclose(objectives, mip.oracle(values)[1], rtol=1e-12, atol=1e-12)
+        assert_valid_item_sets(problem, values, solutions, objectives)
 
 
 def test_oracle_accepts_float32_and_torch() -> None:

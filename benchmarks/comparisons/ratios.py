@@ -39,6 +39,7 @@ from ..studies import (
     classification_memory,
     ct_backward,
     cvx_net_solver,
+    knapsack_oracle,
     memory_vs_iterations,
     portfolio_factor,
     tsp_formulation,
@@ -59,8 +60,8 @@ COMPARISONS: dict[str, Comparison[Any]] = {
     module.COMPARISON.name: module.COMPARISON
     for module in (oracle_vs_gurobi, spo_vs_pyepo, dys_vs_fpo_dys, memory_vs_iterations,
                    jax_vs_torch, tsp_vs_gurobi, portfolio_vs_gurobi, tsp_formulation,
-                   portfolio_factor, cvx_net_solver, roster_vs_pyepo, classification_backward,
-                   classification_memory, ct_backward)
+                   portfolio_factor, knapsack_oracle, cvx_net_solver, roster_vs_pyepo,
+                   classification_backward, classification_memory, ct_backward)
 }
 
 

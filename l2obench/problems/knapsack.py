@@ -1,4 +1,4 @@
-"""Multi-dimensional 0/1 knapsack: PyEPO's data generator and an exact, batched MIP oracle.
+"""Multi-dimensional 0/1 knapsack: PyEPO's data generator and an exact, batched oracle.
 
 ``n_items`` items with weights ``W ∈ R^{dim×n}`` (fixed for the data set) and values that depend
 on the context; choose items of greatest total value whose weight fits the capacity in every
@@ -16,6 +16,7 @@ slacks are the form's auxiliary columns, priced at zero.
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -23,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from l2obench.params import Param
+from l2obench.problems import knapsack_sets
 from l2obench.problems.base import DATA_PARAMS, Capability, Dataset, LPForm, Problem
 from l2obench.problems.batching import as_cost_matrix
 from l2obench.problems.lp_solvers import solve_lp_batch
@@ -30,6 +32,8 @@ from l2obench.problems.lp_solvers import solve_lp_batch
 if TYPE_CHECKING:
     import torch
     from numpy.typing import ArrayLike
+
+logger = logging.getLogger(__name__)
 
 
 class Knapsack(Problem):
@@ -43,7 +47,7 @@ class Knapsack(Problem):
     ``weights`` holds the ``[dim, n_items]`` float64 weight matrix of the data set.
     """
 
-    description = "Multi-dimensional 0/1 knapsack (PyEPO generator), exact batched MIP oracle"
+    description = "Multi-dimensional 0/1 knapsack (PyEPO generator), exact batched oracle"
     offers = frozenset({Capability.LP_FORM, Capability.BINARY, Capability.SLACK_FORM})
     size_param = "n_items"
     params: ClassVar[dict[str, Param]] = {
@@ -59,8 +63,9 @@ class Knapsack(Problem):
             high=32,
         ),
         "oracle": Param(
-            str, "highs", "exact MIP solver behind oracle(): HiGHS or Gurobi",
-            choices=("highs", "gurobi"),
+            str, "auto", "exact solver behind oracle(): auto (every maximal item set scored "
+            "at once where the item sets that fit are few, else HiGHS), or the MIP by HiGHS or "
+            "Gurobi", choices=("auto", "highs", "gurobi"),
         ),
     }
 
@@ -125,18 +130,40 @@ class Knapsack(Problem):
     def oracle(self, costs: ArrayLike | torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Optimal item sets for every row of ``costs[N, n_items]`` (any real, finite values).
 
-        Solves the MIP (items binary, slacks continuous) with the ``oracle`` backend, building the
-        model once per block of instances and changing only the objective; large batches are
-        spread over processes (:func:`~l2obench.problems.lp_solvers.solve_lp_batch`). Returns
+        With ``oracle="auto"``, where at most :data:`~l2obench.problems.knapsack_sets.MAX_SETS`
+        item sets fit (PyEPO's capacity holds at most six items: some sixty items or fewer),
+        scores every maximal item set at once (:mod:`l2obench.problems.knapsack_sets`);
+        otherwise solves the MIP (items binary, slacks continuous) with HiGHS (or the
+        ``oracle`` named), building the model once per block of instances and changing only
+        the objective; large batches are spread over processes
+        (:func:`~l2obench.problems.lp_solvers.solve_lp_batch`). Returns
         ``(solutions[N, n_items] float64 in {0, 1}, objectives[N] float64)`` with
         ``objectives = costs · solutions`` row-wise; ties are broken arbitrarily. Raises
         ``ValueError`` for a batch that is not shaped ``(N, n_items)`` or holds non-finite
         values.
         """
         matrix = as_cost_matrix(costs, self.n_vars)
+        if self._maximal_sets is not None:
+            items = knapsack_sets.best_sets(matrix, self._maximal_sets)
+            return items, np.einsum("ij,ij->i", matrix, items)
         dim = self.weights.shape[0]
         priced = np.pad(matrix, ((0, 0), (0, dim)))  # the slacks cost nothing
         integer = np.arange(self.n_vars + dim) < self.n_vars
-        solutions, _ = solve_lp_batch(self.lp(), priced, self.config["oracle"], integer=integer)
+        backend = "highs" if self.config["oracle"] == "auto" else self.config["oracle"]
+        solutions, _ = solve_lp_batch(self.lp(), priced, backend, integer=integer)
         items = solutions[:, : self.n_vars]
         return items, np.einsum("ij,ij->i", matrix, items)
+
+    @cached_property
+    def _maximal_sets(self) -> np.ndarray | None:
+        """Every maximal item set, where ``oracle="auto"`` and they are few enough to score at
+        once; ``None``: solve MIPs."""
+        if self.config["oracle"] != "auto":
+            return None
+        capacity = np.full(self.weights.shape[0], self.config["capacity"])
+        limit = knapsack_sets.MAX_SETS
+        sets = knapsack_sets.maximal_sets(self.weights, capacity, limit)
+        if sets is None:
+            logger.debug("knapsack of %d items: over %d item sets fit; solving MIPs with HiGHS",
+                         self.size, limit)
+        return sets
