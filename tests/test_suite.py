@@ -241,14 +241,14 @@ def test_new_problem_suites_run_every_applicable_method(name: str) -> None:
     assert max(quick.sizes) <= min(suite.sizes) and quick.budget.max_epochs == 2
 
 
-@pytest.mark.parametrize(("name", "identities"), [("knapsack", 20), ("tsp", 19), ("portfolio", 17)])
+@pytest.mark.parametrize(("name", "identities"), [("knapsack", 24), ("tsp", 21), ("portfolio", 19)])
 def test_decision_suites_follow_the_shortest_path_protocol(name: str, identities: int) -> None:
     """The knapsack, TSP and portfolio suites run under the shortest-path suite's protocol:
     its data sizes, features, degree, budget and seeds, every method's learning rate tuned over
     the same grid at the suite's smallest size, each method at that size at least, and every
-    applicable method identity (pertopt additive and multiplicative, ltr's three kinds) but
-    rfwo and rfy on knapsack and TSP, which end no epoch within the budget there and are
-    declared left out, with why."""
+    applicable method identity (pertopt's two losses, each additive and multiplicative, ltr's
+    three kinds) but rfwo and rfy on TSP, which end at most one epoch within the budget there
+    and are declared left out, with why."""
     reference = load_suite("shortest-path")
     suite = load_suite(name)
     assert suite.seeds == reference.seeds == [0, 1, 2]
@@ -265,8 +265,10 @@ def test_decision_suites_follow_the_shortest_path_protocol(name: str, identities
             *[v if isinstance(v, list) else [v] for v in fixed.values()])]
         labels |= {(spec.name, tuple(sorted(g.items()))) for g in grid}
     assert len(labels) == identities
-    assert set(suite.left_out) == ({"rfwo", "rfy"} if name != "portfolio" else set())
-    assert ("pertopt", (("perturbation", "multiplicative"),)) in labels
+    assert set(suite.left_out) == ({"rfwo", "rfy"} if name == "tsp" else set())
+    assert {("pertopt", ()), ("pertopt", (("perturbation", "multiplicative"),)),
+            ("pertopt", (("loss", "dpo"),)),
+            ("pertopt", (("loss", "dpo"), ("perturbation", "multiplicative")))} <= labels
     assert {("ltr", (("kind", kind),)) for kind in ("pointwise", "pairwise", "listwise")} <= labels
     # The quick profile stays a smoke run of every method at one learning rate.
     quick = load_suite(name, quick=True)
