@@ -145,6 +145,11 @@ def test_aggregate_matches_a_hand_computation(synth_results: Path) -> None:
                  & (records["method_label"] == DYS) & (records["status"] == "ok")]
     assert (timed_out["solved"], timed_out["attempted"]) == (2, 3)
     assert timed_out["statuses"] == "ok 2, timeout 1"
+    assert timed_out["clocked"] == 1 and agg.loc[("synth", 10, DYS)]["clocked"] == 0
+    assert timed_out["epochs_mean"] == 10  # the ok seeds' epochs; the timeout's do not enter
+    clocked = records.assign(stopped_by=np.where(records["size"] == 5, "seconds", "epochs"))
+    assert (aggregate(clocked).set_index(["suite", "size", "method_label"])
+            .loc[("synth", 5, DYS), "clocked"]) == 3  # every seed stopped by the seconds budget
     assert timed_out["norm_regret_mean"] == pytest.approx(ok["norm_regret"].mean())
     assert timed_out["norm_regret_n"] == 2
 
@@ -222,7 +227,7 @@ def test_leaderboard_pages_hold_the_tables(synth_report: ReportFiles) -> None:
         assert "Overall ranking" in page and "Provenance" in page
         for size, n_vars in [(5, 40), (10, 180), (20, 760), (40, 3120)]:
             assert f"Size {size} ({n_vars} decision variables)" in page
-        assert "ok 2, timeout 1" in page
+        assert "ok 2, timeout 1, 1 ended by the clock" in page  # a timeout is a clock's end
         assert "2/3" in page and "(1 seed)" not in page
         assert "0123abcd" in page and "2.13.0" in page and "3.11.9" in page
         assert "other (shortest-path)" not in page  # only the suite asked for

@@ -33,6 +33,7 @@ RUN_METRICS: dict[str, str] = {
     "train_time_s": "training time (s)",
     "time_to_best_s": "time to best epoch (s)",
     "time_per_epoch_s": "time per epoch (s)",
+    "epochs": "epochs trained",
     "peak_mem_mb": "host memory increase (MB)",
     "device_peak_mem_mb": "device memory increase (MB)",
     "fwd_iters_mean": "forward iterations",
@@ -70,6 +71,9 @@ AGGREGATION_NOTE = (
     "resident memory; device: CUDA allocations), not the absolute peak, which the records do "
     "not hold. Backward iterations marked “capped” count the training steps whose adjoint solve "
     "stopped at its iteration cap before its tolerance (summed over the ok seeds). "
+    "“ended by the clock” in the statuses counts the cells whose training the seconds budget "
+    "stopped before their epochs were done, or that timed out: how far they got depends on "
+    "the speed of the machine. "
     f"{LOAD_MARK} marks a cell that ran while the 1-minute load average of the machine exceeded "
     "its cores (at the start or the end of the cell): its seconds are those of a shared machine."
 )
@@ -105,6 +109,7 @@ def aggregate(records: pd.DataFrame, metrics: Iterable[str] | None = None) -> pd
     point), ``method``, the :data:`CARRIED` columns the records have, ``n_vars`` (of the size,
     from any record that has it: failed cells may not), ``attempted``, ``solved`` (ok cells),
     ``statuses``, ``busy`` (cells that ran on a machine busier than its cores, :func:`busy`),
+    ``clocked`` (cells a clock ended, :func:`clock_ended`),
     ``load_recorded`` (cells whose records hold the load), ``bwd_capped`` (training steps whose
     adjoint solve hit its cap, summed over the ok seeds; NaN where not recorded) and, for every
     metric of :func:`metric_labels` (of the records' task family), ``<metric>_mean``,
@@ -129,6 +134,7 @@ def aggregate(records: pd.DataFrame, metrics: Iterable[str] | None = None) -> pd
         row["solved"] = len(ok)
         row["statuses"] = format_statuses(cells["status"])
         row["busy"] = int(busy(cells).sum())
+        row["clocked"] = int(clock_ended(cells).sum())
         row["load_recorded"] = int(load_recorded(cells).sum())
         capped = (pd.to_numeric(ok["bwd_unconverged"], errors="coerce").dropna()
                   if "bwd_unconverged" in ok else pd.Series(dtype=float))
@@ -141,6 +147,15 @@ def aggregate(records: pd.DataFrame, metrics: Iterable[str] | None = None) -> pd
             row[f"{metric}_n"] = len(values)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def clock_ended(records: pd.DataFrame) -> pd.Series:
+    """Whether each cell's training was ended by a clock: the seconds budget (``stopped_by``
+    ``seconds``) or the cell's time limit (status ``timeout``), as
+    :attr:`~l2obench.record.Record.timed` says."""
+    stopped = records["stopped_by"] if "stopped_by" in records else pd.Series(
+        None, index=records.index, dtype=object)
+    return (stopped == "seconds") | (records["status"] == Status.TIMEOUT)
 
 
 def load_recorded(records: pd.DataFrame) -> pd.Series:

@@ -357,7 +357,9 @@ def size_table(rows: pd.DataFrame, methods: Sequence[str], metrics: Sequence[str
         row = by_method.loc[method]
         cells = [_metric_cell(row, m) for m in [*lead, *rest]]
         solved = f"{int(row['solved'])}/{int(row['attempted'])}"
-        statuses = str(row["statuses"]) + (f" {LOAD_MARK}" if row.get("busy", 0) else "")
+        clocked = int(row.get("clocked", 0) or 0)
+        statuses = (str(row["statuses"]) + (f", {clocked} ended by the clock" if clocked else "")
+                    + (f" {LOAD_MARK}" if row.get("busy", 0) else ""))
         config = [str(row.get("configuration") or "") or "—"] if configured else []
         versus = _versus(best, method, paired)
         body.append([str(rank[method]), method, *config, *cells[:len(lead)], versus, solved,
