@@ -207,11 +207,14 @@ def _add_device(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    with _clean_interrupts() as received:
-        try:
-            code = _main(argv)
-        except KeyboardInterrupt:  # before the command began (or after it ended)
-            code = _interrupted()
+    try:
+        with _clean_interrupts() as received:
+            try:
+                code = _main(argv)
+            except KeyboardInterrupt:  # before the command began (or after it ended)
+                code = _interrupted()
+    except KeyboardInterrupt:  # in the instant before the handler is set, or after it is reset
+        return _interrupted()
     # Stopped by SIGTERM (`kill PID`, a sweep script's stop): the shell's 128 + 15, not 130.
     return 128 + signal.SIGTERM if code == EXIT_INTERRUPTED and received == [signal.SIGTERM] \
         else code

@@ -7,6 +7,7 @@ a refusing file system, damaged records kept aside and their cells run again, ce
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import json
@@ -25,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from l2obench import cli
 from l2obench.errors import L2OBenchError
 from l2obench.executors import _group_rss_mb, _kill, died_record, run_isolated
 from l2obench.record import Budget, Cell, Limits, Record, Status, content_checksum
@@ -554,6 +556,28 @@ def test_ctrl_c_at_any_moment_ends_with_one_line_and_130(tmp_path: Path, delay: 
     assert "Traceback" not in stdout + stderr and "Exception" not in stdout + stderr
     assert len(stderr.splitlines()) <= 1, stderr
     assert "interrupted" in stdout + stderr
+
+
+@pytest.mark.parametrize("where", ["enter", "exit"])
+def test_ctrl_c_as_the_interrupt_handling_begins_or_ends(where: str,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    """A Ctrl-C in the instant before the command's handler is set, or after it is reset (a
+    run under load once met it 0.3 s after start), ends the command with one line and 130."""
+    real = cli._clean_interrupts
+
+    @contextlib.contextmanager
+    def interrupted_at_the_edge() -> Any:
+        if where == "enter":
+            raise KeyboardInterrupt
+        with real() as received:
+            yield received
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_clean_interrupts", interrupted_at_the_edge)
+    assert cli.main(["list"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "l2obench: interrupted"
 
 
 def _tagged(tag: str) -> list[int]:
