@@ -503,7 +503,7 @@ class Record:
     def timed(self) -> bool:
         """Whether a clock ended the cell (the seconds budget stopped its training, or it
         timed out), so that what it reached depends on the machine's speed."""
-        return self.stopped_by == "seconds" or self.status == Status.TIMEOUT
+        return ended_by_a_clock(self.stopped_by, self.status)
 
     def with_size_param(self, size_param: str) -> Record:
         """This record with ``size_param`` filled in where an older record lacks it."""
@@ -616,6 +616,13 @@ def load_average() -> float | None:
         return round(os.getloadavg()[0], 2)
     except OSError:
         return None
+
+
+def ended_by_a_clock(stopped_by: object, status: object) -> bool:
+    """Whether a cell was ended by a clock: the seconds budget stopped its training
+    (``stopped_by`` ``seconds``) or it timed out, so that what it reached depends on the
+    machine's speed."""
+    return stopped_by == "seconds" or status == Status.TIMEOUT
 
 
 def busier_than_cores(load_start: float | None, load_end: float | None,

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from l2obench.record import Status, busier_than_cores
+from l2obench.record import Status, busier_than_cores, ended_by_a_clock
 from l2obench.tasks.base import Task, task_of
 
 #: The cells of one aggregate row.
@@ -150,12 +150,11 @@ def aggregate(records: pd.DataFrame, metrics: Iterable[str] | None = None) -> pd
 
 
 def clock_ended(records: pd.DataFrame) -> pd.Series:
-    """Whether each cell's training was ended by a clock: the seconds budget (``stopped_by``
-    ``seconds``) or the cell's time limit (status ``timeout``), as
-    :attr:`~l2obench.record.Record.timed` says."""
-    stopped = records["stopped_by"] if "stopped_by" in records else pd.Series(
-        None, index=records.index, dtype=object)
-    return (stopped == "seconds") | (records["status"] == Status.TIMEOUT)
+    """Whether each cell was ended by a clock (:func:`~l2obench.record.ended_by_a_clock`)."""
+    stopped = records["stopped_by"] if "stopped_by" in records else [None] * len(records)
+    return pd.Series([ended_by_a_clock(b, s) for b, s in zip(stopped, records["status"],
+                                                             strict=True)],
+                     index=records.index, dtype=bool)
 
 
 def load_recorded(records: pd.DataFrame) -> pd.Series:
