@@ -332,3 +332,29 @@ def test_ray_executor_runs_cells(tmp_path: Path) -> None:
         assert (load_results(tmp_path)["status"] == "ok").all()
     finally:
         ray.shutdown()
+
+
+def test_busy_reruns_measures_the_slowdown_of_each_rerun_cell(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.studies import busy_reruns
+
+    made = ResultStore(tmp_path / "made")
+    cells = [cell(seed=s, epochs=4) for s in (0, 1)]
+    run_cells(cells, made)
+    store = ResultStore(tmp_path / "sweep")
+    for c, slower in zip(cells, (2.0, 3.0), strict=True):
+        quiet = made.read(c.cell_id)
+        assert quiet is not None and len(quiet.history) == 4
+        quiet = dataclasses.replace(quiet, n_cores=2, load_start=0.5, load_end=0.6)
+        history = [{**e, "train_s": e["train_s"] * slower} for e in quiet.history]
+        if c.seed == 1:  # a busy run that did other work: its epochs are not comparable
+            history[0]["val_score"] = history[0]["val_score"] + 0.5
+        store.write(dataclasses.replace(quiet, load_start=3.5, load_end=2.5,
+                                        history=history))
+        store.write(quiet, replace=True)  # --retry-busy: the busy record is superseded
+    assert len(busy_reruns.pairs(tmp_path / "sweep")) == 2
+    assert busy_reruns.main([str(tmp_path / "sweep")]) == 0
+    out = capsys.readouterr().out
+    assert "epochs differ: left out" in out
+    assert "median over 1 cell(s) of the busy/quiet seconds an epoch: 2.000" in out
+    assert busy_reruns.main([str(tmp_path / "made")]) == 1  # nothing was rerun there
