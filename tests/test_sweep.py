@@ -358,3 +358,17 @@ def test_busy_reruns_measures_the_slowdown_of_each_rerun_cell(
     assert "epochs differ: left out" in out
     assert "median over 1 cell(s) of the busy/quiet seconds an epoch: 2.000" in out
     assert busy_reruns.main([str(tmp_path / "made")]) == 1  # nothing was rerun there
+
+
+@pytest.mark.slow
+def test_contention_study_reports_the_slowdown_of_cells_side_by_side(tmp_path: Path) -> None:
+    from benchmarks.studies import contention
+
+    assert contention.main(["--jobs", "2", "--k", "3", "--batch", "4", "--seconds", "0.2",
+                            "--rounds", "1", "--out", str(tmp_path)]) == 0
+    (page,) = tmp_path.glob("contention-*.md")
+    text = page.read_text()
+    assert "| one alone |" in text and "| 2 side by side |" in text
+    assert float(text.split("Alone over side by side: **")[1].split("×")[0]) > 0
+    with pytest.raises(SystemExit):
+        contention.main(["--jobs", "1"])  # nothing side by side to compare
