@@ -55,6 +55,39 @@ def available_cpus() -> int:
     return cpus if _cpu_share is None else min(cpus, _cpu_share)
 
 
+def start_jax_within_share() -> None:
+    """Start JAX's backends, where they have not started, with a CPU thread pool of this
+    process's share of the CPUs (:func:`available_cpus`) instead of one thread per CPU.
+
+    XLA sizes its CPU pool by the CPUs the process may run on when its backends start, and no
+    flag limits it in jaxlib 0.10 (``--xla_cpu_multi_thread_eigen=false`` does not: a cell
+    given one thread ran its JAX solve on two cores). So the starting thread is narrowed to the
+    share while they start; then it, and every thread they started, may run on all of the
+    process's CPUs again: a cell given one thread computes on one core at a time, as PyTorch's
+    single thread does, on whichever core is free. Backends already started are left as they
+    are (starting them again is a no-op). Needs JAX (the ``jax`` extra).
+    """
+    import jax
+
+    share = available_cpus()
+    if not hasattr(os, "sched_setaffinity"):
+        jax.devices()
+        return
+    mask = os.sched_getaffinity(0)
+    if share >= len(mask):
+        jax.devices()
+        return
+    before = set(os.listdir("/proc/self/task"))
+    os.sched_setaffinity(0, set(sorted(mask)[:share]))
+    try:
+        jax.devices()
+    finally:
+        os.sched_setaffinity(0, mask)
+        for task in set(os.listdir("/proc/self/task")) - before:
+            with contextlib.suppress(OSError):  # a thread that has ended meanwhile
+                os.sched_setaffinity(int(task), mask)
+
+
 def can_fork() -> bool:
     """Whether :func:`map_in_processes` can run here (it needs the ``fork`` start method)."""
     return "fork" in mp.get_all_start_methods()

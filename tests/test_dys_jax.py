@@ -9,6 +9,7 @@ by a fixture and restored after); one float32 comparison runs at the method's de
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -312,3 +313,46 @@ def test_method_module_imports_without_jax() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+_THREADS_SCRIPT = """
+import json, os, sys
+import torch
+from l2obench import process_pool
+from l2obench.methods.dys_jax import jax_device
+
+def tasks():
+    return set(os.listdir("/proc/self/task"))
+
+def allowed(task):
+    with open(f"/proc/self/task/{task}/status") as status:
+        return next(line.split()[1] for line in status if line.startswith("Cpus_allowed_list"))
+
+share = None if sys.argv[1] == "all" else int(sys.argv[1])
+process_pool.limit_cpus(share)
+mask = allowed(os.getpid())
+before = tasks()
+jax_device(torch.device("cpu"))  # starts JAX's backends, as a dys-jfb-jax cell does
+started = tasks() - before
+print(json.dumps({"started": len(started),
+                  "widened": all(allowed(t) == mask for t in tasks() if os.path.exists(
+                      f"/proc/self/task/{t}"))}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(__import__("os"), "sched_setaffinity")
+                    or len(__import__("os").sched_getaffinity(0)) < 2,
+                    reason="needs CPU affinity and at least two CPUs")
+def test_a_cell_given_one_thread_starts_jax_with_a_pool_of_one() -> None:
+    """XLA sizes its CPU pool by the CPUs it may run on, whatever PyTorch's threads; a cell
+    given one thread starts it with fewer threads than one given every CPU, and every thread
+    may still run on any of the process's CPUs."""
+    def run(share: str) -> dict[str, int | bool]:
+        out = subprocess.run([sys.executable, "-c", _THREADS_SCRIPT, share], check=True,
+                             capture_output=True, text=True).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+    one, every = run("1"), run("all")
+    assert one["started"] < every["started"]
+    assert one["widened"] and every["widened"]

@@ -33,6 +33,7 @@ from l2obench.methods.base import Method
 from l2obench.methods.dys import DYS_PARAMS, IterationTally
 from l2obench.params import Param
 from l2obench.problems.base import Capability, Dataset, Problem, Split
+from l2obench.process_pool import start_jax_within_share
 from l2obench.record import Budget, FitResult
 from l2obench.training import run_epochs
 
@@ -149,9 +150,15 @@ def make_train_step(optimizer: optax.GradientTransformation, n_aux: int = 0) -> 
 
 
 def jax_device(device: torch.device) -> jax.Device:
-    """The JAX device for the cell's ``torch.device`` (``cpu``, or ``cuda[:i]`` → GPU ``i``)."""
+    """The JAX device for the cell's ``torch.device`` (``cpu``, or ``cuda[:i]`` → GPU ``i``).
+
+    JAX's backends start here, if they have not, with a CPU thread pool of the cell's share of
+    the cores (:func:`~l2obench.process_pool.start_jax_within_share`): ``--threads 1`` is one
+    core for JAX as it is for PyTorch.
+    """
     import jax
 
+    start_jax_within_share()
     if device.type == "cpu":
         return jax.devices("cpu")[0]
     if device.type == "cuda":
