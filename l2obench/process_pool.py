@@ -69,27 +69,21 @@ def start_jax_within_share() -> None:
     """
     import jax
 
-    share = available_cpus()
-    if not hasattr(os, "sched_setaffinity"):
-        jax.devices()
-        return
-    mask = os.sched_getaffinity(0)
-    if share >= len(mask):
-        jax.devices()
-        return
-    before = set(os.listdir("/proc/self/task"))
-    try:
-        os.sched_setaffinity(0, set(sorted(mask)[:share]))
-    except OSError:  # not allowed here (a sandbox): the pool keeps one thread per CPU
-        jax.devices()
-        return
+    mask = os.sched_getaffinity(0) if hasattr(os, "sched_setaffinity") else None
+    narrowed = False
+    if mask is not None and available_cpus() < len(mask):
+        before = set(os.listdir("/proc/self/task"))
+        with contextlib.suppress(OSError):  # not allowed here (a sandbox): one thread per CPU
+            os.sched_setaffinity(0, set(sorted(mask)[:available_cpus()]))
+            narrowed = True
     try:
         jax.devices()
     finally:
-        os.sched_setaffinity(0, mask)
-        for task in set(os.listdir("/proc/self/task")) - before:
-            with contextlib.suppress(OSError):  # a thread that has ended meanwhile
-                os.sched_setaffinity(int(task), mask)
+        if narrowed and mask is not None:
+            os.sched_setaffinity(0, mask)
+            for task in set(os.listdir("/proc/self/task")) - before:
+                with contextlib.suppress(OSError):  # a thread that has ended meanwhile
+                    os.sched_setaffinity(int(task), mask)
 
 
 def can_fork() -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -341,8 +342,7 @@ print(json.dumps({"started": len(started),
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not hasattr(__import__("os"), "sched_setaffinity")
-                    or len(__import__("os").sched_getaffinity(0)) < 2,
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
                     reason="needs CPU affinity and at least two CPUs")
 def test_a_cell_given_one_thread_starts_jax_with_a_pool_of_one() -> None:
     """XLA sizes its CPU pool by the CPUs it may run on, whatever PyTorch's threads; a cell

@@ -42,7 +42,7 @@ WIDTH = 1280
 PHONE_WIDTH = 390
 CHROMIUM_FLAGS = [f"--window-size={WIDTH},900", "--headless", "--no-sandbox", "--disable-gpu",
                   "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
+                  "--no-first-run",
                   "--disable-component-update", "--disable-sync"]
 TIMEOUT_S = 30
 

@@ -15,7 +15,6 @@ prints one row per pair and the median of the pairs' median ratios.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from l2obench.record import Record, RecordError, epoch_val_score
+from l2obench.store import ResultStore, read_record
 
 SAME_SCORE = 1e-9  # relative: a deterministic rerun repeats the validation scores to rounding
 
@@ -57,23 +57,19 @@ def _per_epoch(record: Record) -> list[float]:
     return [b - a for a, b in zip([0.0, *cumulative], cumulative, strict=False)]
 
 
-def _load(path: Path) -> Record | None:
-    try:
-        return Record.from_json(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, ValueError, RecordError) as exc:
-        print(f"skipped {path}: {exc}", file=sys.stderr)
-        return None
-
-
 def pairs(results: Path) -> list[Pair]:
     """Each superseded busy record of ``results`` with the quiet record now kept for its cell."""
-    records = results / "records"
+    store = ResultStore(results)
     found = []
-    for old in sorted((records / "superseded").glob("*.json")):
-        busy = _load(old)
-        current = records / f"{old.name.split('.')[0]}.json"
-        quiet = _load(current) if current.exists() else None
-        if busy is None or quiet is None or not busy.busy or quiet.busy:
+    for old in sorted((store.records / "superseded").glob("*.json")):
+        cell_id = old.name.split(".")[0]
+        try:
+            busy = read_record(old, cell_id)
+        except (FileNotFoundError, RecordError) as exc:
+            print(f"skipped {old}: {exc}", file=sys.stderr)
+            continue
+        quiet = store.peek(cell_id)
+        if quiet is None or not busy.busy or quiet.busy:
             continue
         found.append(Pair(busy, quiet))
     return found
