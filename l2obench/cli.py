@@ -133,8 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     again.add_argument("--retry-failed", action="store_true",
                        help="redo recorded cells whose status is not ok")
     again.add_argument("--retry-busy", choices=("timed", "all"),
-                       help="redo recorded cells that ran while the machine's load average "
-                            "exceeded its cores: 'timed', those a clock ended (stopped by the "
+                       help="redo recorded cells that ran while the machine was busier "
+                            "than its cores (their threads waited for a core more than 5 %% "
+                            "of the time they ran; older records: the load average exceeded "
+                            "the cores): 'timed', those a clock ended (stopped by the "
                             "seconds budget, or timed out), whose results depend on the "
                             "machine's speed; 'all', every one (for timing figures); run it "
                             "on a quiet machine")

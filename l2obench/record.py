@@ -395,6 +395,14 @@ class Record:
         "and its clocks read high")
     load_end: float | None = column("provenance: the 1-minute load average when the cell ended")
     n_cores: int | None = column("provenance: the CPU cores the machine has (`os.cpu_count()`)")
+    cpu_s: float | None = column(
+        "provenance: CPU seconds the cell's threads ran, from its start to its end (Linux's "
+        "scheduler statistics; empty elsewhere, in records written before it was added and "
+        "for a cell killed by its wall limit)")
+    cpu_wait_s: float | None = column(
+        "provenance: seconds the cell's threads were ready to run but waited for a core, over "
+        "the same span; above `WAIT_LIMIT` × `cpu_s` the machine was busier than its cores "
+        "and the cell's clocks read high by about that fraction")
     extras: dict[str, float | None] | None = column(
         "statistics of a cell's training that its task family declares (`Task.extras`: e.g. a "
         "reconstruction's solver iterations), by name; `load_results` gives each its own column "
@@ -495,9 +503,10 @@ class Record:
 
     @property
     def busy(self) -> bool:
-        """Whether the cell ran while the machine was busier than its cores
-        (:func:`busier_than_cores`): its clocks read high."""
-        return busier_than_cores(self.load_start, self.load_end, self.n_cores)
+        """Whether the cell ran while the machine was busier than its cores, so that its clocks
+        read high (:func:`ran_busy`)."""
+        return ran_busy(self.cpu_s, self.cpu_wait_s, self.load_start, self.load_end,
+                        self.n_cores)
 
     @property
     def timed(self) -> bool:
@@ -625,10 +634,32 @@ def ended_by_a_clock(stopped_by: object, status: object) -> bool:
     return stopped_by == "seconds" or status == Status.TIMEOUT
 
 
+#: A cell whose threads waited for a core longer than this fraction of the time they ran was
+#: slowed by other work: its clocks read high by about that fraction.
+WAIT_LIMIT = 0.05
+
+
+def ran_busy(cpu_s: float | None, cpu_wait_s: float | None, load_start: float | None,
+             load_end: float | None, n_cores: int | None) -> bool:
+    """Whether a cell ran while the machine was busier than its cores.
+
+    Where the cell's own threads were measured, whether they waited for a core longer than
+    :data:`WAIT_LIMIT` of the time they ran: the scheduler's account of the cell itself. The
+    1-minute load average only samples the machine at two instants and counts work that
+    takes no core from the cell (two one-thread cells on two cores read about 2.06 and slow
+    each other by 4 %). Older records, without the measurement, are judged by their load
+    (:func:`busier_than_cores`).
+    """
+    if cpu_s is not None and cpu_wait_s is not None and math.isfinite(cpu_s) \
+            and math.isfinite(cpu_wait_s) and cpu_s > 0:
+        return cpu_wait_s > WAIT_LIMIT * cpu_s
+    return busier_than_cores(load_start, load_end, n_cores)
+
+
 def busier_than_cores(load_start: float | None, load_end: float | None,
                       n_cores: int | None) -> bool:
-    """Whether a cell ran while the machine was busier than its cores: a 1-minute load
-    average above ``n_cores`` at its start or at its end (``False`` where none was recorded)."""
+    """Whether a 1-minute load average above ``n_cores`` was read at a cell's start or at its
+    end (``False`` where none was recorded)."""
     if n_cores is None:
         return False
     loads = [v for v in (load_start, load_end) if v is not None and math.isfinite(v)]
@@ -695,7 +726,8 @@ RECORD_COLUMNS: list[str] = [f.name for f in dataclasses.fields(Record)]
 RUN_DEPENDENT_COLUMNS: frozenset[str] = frozenset({
     "train_time_s", "time_to_best_s", "val_time_s", "time_per_epoch_s", "infer_time_s",
     "peak_mem_mb", "device_peak_mem_mb", "git_commit", "hostname", "torch_threads",
-    "started_at", "finished_at", "load_start", "load_end", "history", "checksum"})
+    "started_at", "finished_at", "load_start", "load_end", "cpu_s", "cpu_wait_s", "history",
+    "checksum"})
 
 
 def columns_markdown() -> str:

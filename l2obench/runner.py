@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from l2obench.errors import L2OBenchError, MissingExtraError
-from l2obench.measure import now, peak_memory
+from l2obench.measure import cpu_waiting, now, peak_memory
 from l2obench.methods.base import BaseMethod
 from l2obench.methods.base import method_registry as methods
 from l2obench.problems.base import BaseProblem, Dataset
@@ -83,25 +83,26 @@ def start_record(cell: Cell) -> Record:
 def run_cell(cell: Cell, cache: DataCache | None = None) -> Record:
     """Run one cell to a complete record; exceptions become a status, never escape."""
     record = start_record(cell)
-    try:
-        status, error, measurements = _measure(cell, cache or DataCache())
-        record = record.ended(status, error, **measurements)
-    except MissingExtraError as exc:
-        record = record.ended(Status.SKIPPED, str(exc))
-    except torch.cuda.OutOfMemoryError as exc:
-        record = record.ended(Status.OOM, _first_line(exc))
-    except MemoryError as exc:
-        record = record.ended(Status.OOM, f"MemoryError: {exc}")
-    except FloatingPointError as exc:
-        record = record.ended(Status.DIVERGED, str(exc))
-    except Exception as exc:
-        log.debug("cell %s failed:\n%s", cell.label, traceback.format_exc())
-        record = record.ended(Status.FAILED, f"{type(exc).__name__}: {exc}")
-    finally:
-        gc.collect()
-        if cell.device.startswith("cuda"):
-            torch.cuda.empty_cache()
-    return record
+    measurements: dict[str, Any] = {}
+    with cpu_waiting() as cpu:
+        try:
+            status, error, measurements = _measure(cell, cache or DataCache())
+        except MissingExtraError as exc:
+            status, error = Status.SKIPPED, str(exc)
+        except torch.cuda.OutOfMemoryError as exc:
+            status, error = Status.OOM, _first_line(exc)
+        except MemoryError as exc:
+            status, error = Status.OOM, f"MemoryError: {exc}"
+        except FloatingPointError as exc:
+            status, error = Status.DIVERGED, str(exc)
+        except Exception as exc:
+            log.debug("cell %s failed:\n%s", cell.label, traceback.format_exc())
+            status, error = Status.FAILED, f"{type(exc).__name__}: {exc}"
+        finally:
+            gc.collect()
+            if cell.device.startswith("cuda"):
+                torch.cuda.empty_cache()
+    return record.ended(status, error, **measurements, cpu_s=cpu.cpu_s, cpu_wait_s=cpu.wait_s)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -26,6 +26,7 @@ from l2obench.record import (
     Record,
     Status,
     busier_than_cores,
+    ran_busy,
 )
 from l2obench.store import ResultStore
 from l2obench.sweep import run_cells
@@ -141,6 +142,14 @@ def test_modes_resume_force_retry(tmp_path: Path) -> None:
     assert len(load_results(tmp_path)) == 2
 
 
+def test_a_cell_is_busy_when_its_threads_waited_for_a_core() -> None:
+    # ran_busy(cpu_s, cpu_wait_s, load_start, load_end, n_cores)
+    assert ran_busy(10.0, 1.0, 0.5, 0.5, 2)  # waited 10 % of its running: busy at any load
+    assert not ran_busy(10.0, 0.2, 3.0, 3.0, 2)  # 2 %: quiet, whatever the load read
+    assert ran_busy(None, None, 3.0, 1.0, 2)  # not measured (older records): by the load
+    assert ran_busy(0.0, 0.0, 3.0, 1.0, 2)  # nothing ran to measure: by the load
+
+
 def test_busier_than_cores_reads_the_load_at_either_end() -> None:
     assert busier_than_cores(2.5, 1.0, 2) and busier_than_cores(None, 3.0, 2)
     assert not busier_than_cores(2.0, 1.9, 2)  # at the cores, not above
@@ -152,15 +161,20 @@ def test_retry_busy_redoes_the_cells_a_busy_machine_may_have_slowed(tmp_path: Pa
     store = ResultStore(tmp_path)
     cells = [cell(seed=s) for s in (0, 1, 2)]
     run_cells(cells, store)
-    looks = {0: (5.0, 1.0, "seconds"),  # busy, clock-ended
-             1: (1.0, 3.0, "epochs"),  # busy, epochs
-             2: (0.5, 0.5, "seconds")}  # quiet
+    # The cell's own threads decide (seconds waiting for a core per 10 s running); the load
+    # average, sampled at two instants, is context: seed 2 read 3.0 on 2 cores yet its threads
+    # never waited (two one-thread cells on two cores read about 2).
+    looks = {0: (2.0, 0.5, "seconds"),  # busy, clock-ended
+             1: (3.0, 0.5, "epochs"),  # busy, epochs
+             2: (0.1, 3.0, "seconds")}  # quiet
     for c in cells:
         record = store.read(c.cell_id)
         assert record is not None
-        start, end, stopped_by = looks[c.seed]
-        store.write(dataclasses.replace(record, n_cores=2, load_start=start, load_end=end,
-                                        stopped_by=stopped_by), replace=True)
+        assert record.cpu_s is not None and record.cpu_s > 0 and record.cpu_wait_s is not None
+        wait, load, stopped_by = looks[c.seed]
+        store.write(dataclasses.replace(record, n_cores=2, load_start=load, load_end=load,
+                                        cpu_s=10.0, cpu_wait_s=wait, stopped_by=stopped_by),
+                    replace=True)
     timed = run_cells(cells, store, mode="retry-busy-timed")
     assert [r.cell_id for r in timed.written] == [cells[0].cell_id]
     every = {r.cell_id for r in run_cells(cells, store, mode="retry-busy").written}
@@ -180,8 +194,8 @@ def test_a_dry_run_lists_only_the_cells_its_mode_would_run(tmp_path: Path) -> No
     assert len(records) == 2 and all(records)
     slowed = records[0]
     assert slowed is not None
-    store.write(dataclasses.replace(slowed, load_start=4.0, n_cores=2, stopped_by="seconds"),
-                replace=True)
+    store.write(dataclasses.replace(slowed, load_start=1.0, n_cores=2, cpu_s=10.0,
+                                    cpu_wait_s=1.0, stopped_by="seconds"), replace=True)
     code, text = run_main(["run", "--suite", str(suite), "--out", str(out), "--sizes", "3",
                            "--dry-run", "--retry-busy", "timed"])
     assert code == 0, text
@@ -345,11 +359,12 @@ def test_busy_reruns_measures_the_slowdown_of_each_rerun_cell(
     for c, slower in zip(cells, (2.0, 3.0), strict=True):
         quiet = made.read(c.cell_id)
         assert quiet is not None and len(quiet.history) == 4
-        quiet = dataclasses.replace(quiet, n_cores=2, load_start=0.5, load_end=0.6)
+        quiet = dataclasses.replace(quiet, n_cores=2, load_start=0.5, load_end=0.6,
+                                    cpu_s=10.0, cpu_wait_s=0.0)
         history = [{**e, "train_s": e["train_s"] * slower} for e in quiet.history]
         if c.seed == 1:  # a busy run that did other work: its epochs are not comparable
             history[0]["val_score"] = history[0]["val_score"] + 0.5
-        store.write(dataclasses.replace(quiet, load_start=3.5, load_end=2.5,
+        store.write(dataclasses.replace(quiet, load_start=3.5, load_end=2.5, cpu_wait_s=9.0,
                                         history=history))
         store.write(quiet, replace=True)  # --retry-busy: the busy record is superseded
     assert len(busy_reruns.pairs(tmp_path / "sweep")) == 2
@@ -357,6 +372,7 @@ def test_busy_reruns_measures_the_slowdown_of_each_rerun_cell(
     out = capsys.readouterr().out
     assert "epochs differ: left out" in out
     assert "median over 1 cell(s) of the busy/quiet seconds an epoch: 2.000" in out
+    assert "  2.000   1.900" in out  # the wait accounts for 1.9× of it
     assert busy_reruns.main([str(tmp_path / "made")]) == 1  # nothing was rerun there
 
 

@@ -1,11 +1,13 @@
 """How much a busy machine slowed the cells that a sweep ran again on a quiet one.
 
-``l2obench run --retry-busy`` moves each busy record (a 1-minute load average above the cores
-at its cell's start or end) to ``records/superseded/`` and runs its cell again. Training is
-deterministic for a given seed and code, so where the rerun repeats the busy run's epochs (the
-same validation score, epoch by epoch) each common epoch did the same work twice, and the
-seconds it took, busy over quiet, measure the slowdown that the load average only hints at.
-A pair whose common epochs disagree is reported and left out of the ratio.
+``l2obench run --retry-busy`` moves each busy record (its threads waited for a core, or, in
+older records, a 1-minute load average above the cores at its cell's start or end) to
+``records/superseded/`` and runs its cell again. Training is deterministic for a given seed and
+code, so where the rerun repeats the busy run's epochs (the same validation score, epoch by
+epoch) each common epoch did the same work twice, and the seconds it took, busy over quiet,
+measure the slowdown. Beside it, where the records hold it, the slowdown their waiting for a
+core accounts for (``1 + cpu_wait_s / cpu_s``, busy over quiet): the measurement that marks a
+cell busy. A pair whose common epochs disagree is reported and left out of the ratio.
 
     python -m benchmarks.studies.busy_reruns results/wip/shortest-path
 
@@ -79,6 +81,14 @@ def _load_pair(record: Record) -> str:
     return f"{record.load_start:.2f}→{record.load_end:.2f}"
 
 
+def _by_wait(busy: Record, quiet: Record) -> str:
+    """The slowdown the busy run's waiting for a core accounts for, against the quiet run's
+    ("—" where either record lacks the measurement)."""
+    stretch = [1 + r.cpu_wait_s / r.cpu_s for r in (busy, quiet)
+               if r.cpu_s and r.cpu_wait_s is not None]
+    return f"{stretch[0] / stretch[1]:.3f}" if len(stretch) == 2 else "—"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, help="a results folder with records/superseded/")
@@ -88,19 +98,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no busy record in {args.results} has been replaced by a quiet one")
         return 1
     medians = []
-    print(f"{'cell':40} {'load busy':>12} {'load quiet':>12} {'epochs':>9} {'ratio':>6}")
+    print(f"{'cell':32} {'load busy':>12} {'load quiet':>12} {'epochs':>7} {'ratio':>6} "
+          f"{'by wait':>7}")
     for pair in found:
         busy, quiet = pair.busy, pair.quiet
         epochs = f"{busy.epochs}/{quiet.epochs}"
         label = f"{busy.method_label} {busy.size_param or 'size'}={busy.size} s{busy.seed}"
         if not pair.same_epochs():
-            print(f"{label[:40]:40} {_load_pair(busy):>12} {_load_pair(quiet):>12} "
-                  f"{epochs:>9}  (epochs differ: left out)")
+            print(f"{label[:32]:32} {_load_pair(busy):>12} {_load_pair(quiet):>12} "
+                  f"{epochs:>7}  (epochs differ: left out)")
             continue
         ratio = statistics.median(pair.ratios())
         medians.append(ratio)
-        print(f"{label[:40]:40} {_load_pair(busy):>12} {_load_pair(quiet):>12} "
-              f"{epochs:>9} {ratio:6.3f}")
+        print(f"{label[:32]:32} {_load_pair(busy):>12} {_load_pair(quiet):>12} "
+              f"{epochs:>7} {ratio:6.3f} {_by_wait(busy, quiet):>7}")
     if medians:
         print(f"median over {len(medians)} cell(s) of the busy/quiet seconds an epoch: "
               f"{statistics.median(medians):.3f}")

@@ -11,14 +11,17 @@ seconds by one process alone, then by ``--jobs`` processes at once, in interleav
     python -m benchmarks.studies.contention --jobs 2 --k 100 --seconds 20 --rounds 3
 
 prints the steps per second alone and side by side, their ratio (alone over side by side:
-how much longer a budget-bound cell's epoch takes), and the load average before and after;
-``--out`` writes the same as a dated Markdown file. Run it with nothing else running.
+how much longer a budget-bound cell's epoch takes), how long each process waited for a core
+(the measurement a sweep's records hold, ``l2obench.measure.cpu_waiting``: the study checks
+that it accounts for the slowdown) and the load average before and after; ``--out`` writes the
+same as a dated Markdown file. Run it with nothing else running.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -36,6 +39,7 @@ def _work(k: int, batch: int, seconds: float) -> None:
     import torch
 
     from l2obench.layers.dys import DYSLayer
+    from l2obench.measure import cpu_waiting
     from l2obench.problems.shortest_path import ShortestPath
 
     torch.set_num_threads(1)
@@ -44,7 +48,7 @@ def _work(k: int, batch: int, seconds: float) -> None:
     generator = torch.Generator().manual_seed(0)
     w = torch.rand(batch, layer.n_vars, generator=generator)
     z = torch.zeros_like(w)
-    with torch.no_grad():
+    with torch.no_grad(), cpu_waiting() as cpu:
         shift = layer.aff((-layer.alpha * layer.sign) * w)
         for _ in range(3):
             z = layer.operator(z, shift)
@@ -52,10 +56,13 @@ def _work(k: int, batch: int, seconds: float) -> None:
         while (elapsed := time.perf_counter() - start) < seconds:
             z = layer.operator(z, shift)
             steps += 1
-    print(json.dumps({"steps_per_s": steps / elapsed}))
+    waited = None if not cpu.cpu_s or cpu.wait_s is None else cpu.wait_s / cpu.cpu_s
+    print(json.dumps({"steps_per_s": steps / elapsed, "waited": waited}))
 
 
-def _side_by_side(n: int, k: int, batch: int, seconds: float) -> list[float]:
+def _side_by_side(n: int, k: int, batch: int, seconds: float) -> list[tuple[float, float]]:
+    """Each process's steps per second and the fraction of its running time it waited for a
+    core (NaN where the OS does not say)."""
     command = [sys.executable, "-m", "benchmarks.studies.contention", WORKER,
                str(k), str(batch), str(seconds)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -66,7 +73,9 @@ def _side_by_side(n: int, k: int, batch: int, seconds: float) -> list[float]:
         out, _ = proc.communicate()
         if proc.returncode != 0:
             raise SystemExit(f"a worker failed (exit {proc.returncode})")
-        rates.append(float(json.loads(out.strip().splitlines()[-1])["steps_per_s"]))
+        result = json.loads(out.strip().splitlines()[-1])
+        waited = result["waited"]
+        rates.append((float(result["steps_per_s"]), math.nan if waited is None else waited))
     return rates
 
 
@@ -91,13 +100,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 2 or args.rounds < 1 or args.seconds <= 0:
         parser.error("--jobs must be at least 2, --rounds at least 1, --seconds positive")
     load_before = _load()
-    alone: list[float] = []
-    together: list[float] = []
+    alone_runs: list[tuple[float, float]] = []
+    together_runs: list[tuple[float, float]] = []
     for _ in range(args.rounds):
-        alone += _side_by_side(1, args.k, args.batch, args.seconds)
-        together += _side_by_side(args.jobs, args.k, args.batch, args.seconds)
+        alone_runs += _side_by_side(1, args.k, args.batch, args.seconds)
+        together_runs += _side_by_side(args.jobs, args.k, args.batch, args.seconds)
     load_after = _load()
+    alone, alone_waits = zip(*alone_runs, strict=True)
+    together, together_waits = zip(*together_runs, strict=True)
     ratio = statistics.median(alone) / statistics.median(together)
+    wait_alone, wait_together = statistics.median(alone_waits), statistics.median(together_waits)
     stamp = datetime.now(UTC)
     lines = [
         f"# Cells side by side: {args.jobs} at once against one alone "
@@ -110,15 +122,20 @@ def main(argv: list[str] | None = None) -> int:
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
         f"1-minute load average {load_before:.2f} before, {load_after:.2f} after.",
         "",
-        "| | steps per second (median) | each process's rates |",
-        "|---|---:|---|",
-        f"| one alone | {statistics.median(alone):.1f} | "
+        "| | steps per second (median) | waited for a core (median, % of running) | "
+        "each process's rates |",
+        "|---|---:|---:|---|",
+        f"| one alone | {statistics.median(alone):.1f} | {100 * wait_alone:.1f} | "
         f"{', '.join(f'{r:.1f}' for r in alone)} |",
         f"| {args.jobs} side by side | {statistics.median(together):.1f} | "
-        f"{', '.join(f'{r:.1f}' for r in together)} |",
+        f"{100 * wait_together:.1f} | {', '.join(f'{r:.1f}' for r in together)} |",
         "",
         f"Alone over side by side: **{ratio:.2f}×** (how much longer a budget-bound cell's "
-        f"epoch takes beside {args.jobs - 1} other{'s' if args.jobs > 2 else ''}).",
+        f"epoch takes beside {args.jobs - 1} other{'s' if args.jobs > 2 else ''}). "
+        f"The wait accounts for a slowdown of "
+        f"{(1 + wait_together) / (1 + wait_alone):.2f}× (1 + the waited fraction, side by side "
+        f"over alone); the rest is what the processes cost each other while running (memory "
+        f"bandwidth, shared caches or hyperthreads).",
     ]
     text = "\n".join(lines) + "\n"
     print(text)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from l2obench.record import Status, busier_than_cores, ended_by_a_clock
+from l2obench.record import Status, ended_by_a_clock, ran_busy
 from l2obench.tasks.base import Task, task_of
 
 #: The cells of one aggregate row.
@@ -167,15 +167,16 @@ def load_recorded(records: pd.DataFrame) -> pd.Series:
 
 
 def busy(records: pd.DataFrame) -> pd.Series:
-    """Which records ran while the machine was busier than its cores: a 1-minute load average
-    above ``n_cores`` at the cell's start or end (False where the load was not recorded)."""
-    if not load_recorded(records).any():
-        return pd.Series(False, index=records.index)
-    cores = pd.to_numeric(records["n_cores"], errors="coerce")
-    loads = records[["load_start", "load_end"]].apply(pd.to_numeric, errors="coerce")
-    return pd.Series([busier_than_cores(_number(a), _number(b), None if math.isnan(c) else int(c))
-                      for a, b, c in zip(loads["load_start"], loads["load_end"], cores,
-                                         strict=True)], index=records.index, dtype=bool)
+    """Which records ran while the machine was busier than its cores (:func:`ran_busy`: their
+    threads waited for a core, or, in records without that measurement, a 1-minute load
+    average above ``n_cores`` at the cell's start or end; False where neither was recorded)."""
+    columns = ("cpu_s", "cpu_wait_s", "load_start", "load_end", "n_cores")
+    values = pd.DataFrame({c: pd.to_numeric(records[c], errors="coerce") if c in records
+                           else math.nan for c in columns}, index=records.index)
+    return pd.Series([ran_busy(_number(cpu), _number(wait), _number(start), _number(end),
+                               None if math.isnan(cores) else int(cores))
+                      for cpu, wait, start, end, cores in values.itertuples(index=False)],
+                     index=records.index, dtype=bool)
 
 
 def _number(value: float) -> float | None:

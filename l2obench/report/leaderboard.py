@@ -22,7 +22,7 @@ import pandas as pd
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from l2obench.record import Status
+from l2obench.record import WAIT_LIMIT, Status
 from l2obench.report.aggregate import (
     AGGREGATION_NOTE,
     LOAD_MARK,
@@ -705,20 +705,36 @@ def machine(records: pd.DataFrame) -> str:
 
 
 def load_summary(records: pd.DataFrame) -> str:
-    """How busy the machine was: how many cells ran while its 1-minute load average exceeded
-    its cores (the tables mark them), the load range; "not recorded" for older records."""
+    """How busy the machine was: how many cells ran while it was busier than its cores (the
+    tables mark them; :func:`~l2obench.report.aggregate.busy`), the range of the 1-minute load
+    average and the most a cell's threads waited for a core; "not recorded" for older records."""
     recorded = load_recorded(records)
     if not recorded.any():
         return "not recorded (records written before the load average was)"
     hot = int(busy(records).sum())
     loads = records.loc[recorded, ["load_start", "load_end"]].apply(pd.to_numeric,
                                                                     errors="coerce")
-    text = (f"{hot} of {int(recorded.sum())} cells ran while the 1-minute load average "
-            f"exceeded the machine's cores" + (f" (marked {LOAD_MARK} in the tables)" if hot
-                                               else "")
+    text = (f"{hot} of {int(recorded.sum())} cells ran while the machine was busier than its "
+            f"cores" + (f" (marked {LOAD_MARK} in the tables)" if hot else "")
             + f"; load {fmt(float(loads.min().min()))}–{fmt(float(loads.max().max()))}")
+    waited = _waited(records)
+    if waited.notna().any():
+        judged = (f"; {_count(int(waited.notna().sum()), 'cell')} measured, the others judged "
+                  f"by the load" if waited.isna().any() else "")
+        text += (f"; a cell's threads waited for a core at most {fmt(100 * waited.max())} % of "
+                 f"the time they ran (busy above {fmt(100 * WAIT_LIMIT)} %{judged})")
     missing = int((~recorded).sum())
     return text + (f"; {_count(missing, 'record')} without it" if missing else "")
+
+
+def _waited(records: pd.DataFrame) -> pd.Series:
+    """Per record, the seconds its threads waited for a core over the seconds they ran (NaN
+    where not measured)."""
+    if not {"cpu_s", "cpu_wait_s"} <= set(records):
+        return pd.Series(math.nan, index=records.index)
+    cpu = pd.to_numeric(records["cpu_s"], errors="coerce")
+    wait = pd.to_numeric(records["cpu_wait_s"], errors="coerce")
+    return (wait / cpu.where(cpu > 0)).astype(float)
 
 
 #: ``l2obench run`` options and the record columns they are read from.
