@@ -26,6 +26,7 @@ from l2obench.methods import cvx_net, pyepo_oracle
 from l2obench.methods.base import Budget, Method, method_registry
 from l2obench.problems.base import LPForm
 from l2obench.problems.shortest_path import ShortestPath
+from l2obench.process_pool import available_cpus
 
 CPU = torch.device("cpu")
 K = 5
@@ -309,3 +310,40 @@ def test_independent_rows_drop_the_redundant_flow_row(problem: ShortestPath) -> 
     rows = cvx_net.independent_rows(A)
     assert len(rows) == K * K - 1
     assert np.linalg.matrix_rank(A[rows].toarray()) == len(rows)
+
+
+@pytest.mark.parametrize("share", [1, 2])
+def test_cvx_net_solves_on_the_cells_share_of_the_cpus(
+        problem: ShortestPath, monkeypatch: pytest.MonkeyPatch, share: int) -> None:
+    """diffcp spreads a batch's solves over one thread per CPU of the machine unless told; the
+    layer tells it the cell's share (``--threads``), forward and backward."""
+    if method_registry.get("cvx-net").missing_requirements():
+        pytest.skip("cvx-net needs the cvx extra")
+    import diffcp
+
+    from l2obench.process_pool import limit_cpus
+
+    asked: list[tuple[str, object, object]] = []
+
+    def spy(name: str) -> Callable[..., object]:
+        real = getattr(diffcp, name)
+
+        def solve(*args: object, **kwargs: object) -> object:
+            asked.append((name, kwargs.get("n_jobs_forward"), kwargs.get("n_jobs_backward")))
+            return real(*args, **kwargs)
+        return solve
+
+    for name in ("solve_and_derivative_batch", "solve_only_batch"):
+        monkeypatch.setattr(diffcp, name, spy(name))
+    data = problem.generate()
+    method = method_registry.get("cvx-net")(problem, CPU, seed=0)
+    limit_cpus(share)
+    try:
+        method.batch_loss(torch.as_tensor(data.train.features[:4], dtype=torch.float32),
+                          torch.as_tensor(data.train.costs[:4]),
+                          torch.as_tensor(data.train.solutions[:4])).backward()
+        method.predict_decisions(data.test.features[:4])
+    finally:
+        limit_cpus(None)
+    n = min(share, available_cpus())
+    assert asked == [("solve_and_derivative_batch", n, n), ("solve_only_batch", n, None)]

@@ -5,10 +5,13 @@ every second-order cone ``‖F x‖₂ ≤ t`` of the problem's :class:`ConicFor
 with no cones; ``−wᵀx`` for a maximisation problem; ``w`` prices the decision variables, the
 form's auxiliary columns cost nothing) and differentiates through the program's optimality
 conditions; the quadratic term makes the decision a differentiable function of ``w``. This is
-the fpo-dys "CVX-net" baseline (``½‖x‖²``, i.e. ``γ = 1``). cvxpylayers solves in float64 and one
-instance at a time, which is why it is the slowest method on large problems (the published
-baseline, results/shortest-path/, records its times and time-outs). cvxpy and cvxpylayers are
-optional (the ``cvx`` extra) and imported only when the layer is built.
+the fpo-dys "CVX-net" baseline (``½‖x‖²``, i.e. ``γ = 1``). cvxpylayers solves in float64, one
+cone program per instance, which is why it is the slowest method on large problems (the
+published baseline, results/shortest-path/, records its times and time-outs). diffcp spreads a
+batch's solves over a pool of threads, one per CPU of the machine unless told otherwise; the
+layer tells it the cell's share (:func:`~l2obench.process_pool.available_cpus`), so that a cell
+given one thread solves on one core. cvxpy and cvxpylayers are optional (the ``cvx`` extra) and
+imported only when the layer is built.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from torch.nn import functional as F
 from l2obench.methods.torch_method import TORCH_PARAMS, TorchMethod
 from l2obench.params import Param
 from l2obench.problems.base import Capability, ConicForm, Problem
+from l2obench.process_pool import available_cpus
 
 if TYPE_CHECKING:
     from cvxpylayers.torch import CvxpyLayer
@@ -52,6 +56,14 @@ def independent_rows(A: sp.spmatrix) -> np.ndarray:
 #: overran second-order-cone constraints, at no lower cost per solve
 #: (``benchmarks/studies/cvx_net_solver.py``; figures in ``benchmarks/results/comparisons.md``).
 LAYER_SOLVER_ARGS = {"solve_method": "Clarabel"}
+
+
+def share_of_cpus(differentiated: bool) -> dict[str, int]:
+    """diffcp's thread counts for a batch's solves (and, where the layer is ``differentiated``,
+    their derivatives): the process's share of the CPUs. diffcp's default, ``-1``, is every CPU
+    of the machine, whatever ``--threads`` says; its solve-only path takes no backward count."""
+    cpus = available_cpus()
+    return {"n_jobs_forward": cpus, **({"n_jobs_backward": cpus} if differentiated else {})}
 
 
 def qp_layer(form: ConicForm, gamma: float, n_priced: int) -> CvxpyLayer:
@@ -104,7 +116,10 @@ class CvxNet(TorchMethod):
     def decisions(self, features: torch.Tensor) -> torch.Tensor:
         """The layer's float64 decisions ``[N, n_vars]`` for a batch of contexts (cvxpylayers
         needs float64); the form's auxiliary columns are dropped."""
-        (x,) = self.layer(self.model(features).double())
+        w = self.model(features).double()
+        # cvxpylayers differentiates where autograd records and w needs a gradient
+        differentiated = torch.is_grad_enabled() and w.requires_grad
+        (x,) = self.layer(w, solver_args=share_of_cpus(differentiated))
         return x[:, : self.problem.n_vars]
 
     def batch_loss(
