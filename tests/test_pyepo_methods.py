@@ -336,7 +336,7 @@ def test_cvx_net_solves_on_the_cells_share_of_the_cpus(
     for name in ("solve_and_derivative_batch", "solve_only_batch"):
         monkeypatch.setattr(diffcp, name, spy(name))
     data = problem.generate()
-    method = method_registry.get("cvx-net")(problem, CPU, seed=0)
+    method = cvx_net.CvxNet(problem, CPU, seed=0)
     limit_cpus(share)
     try:
         method.batch_loss(torch.as_tensor(data.train.features[:4], dtype=torch.float32),
