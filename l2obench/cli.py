@@ -148,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="cells at once with the local executor (default 1)")
     where.add_argument("--threads", type=_positive(int),
                        help="PyTorch threads per cell with the local executor, and the "
-                            "processes its exact solves may spread over (default: CPU cores // "
+                            "threads of its BLAS, solver and JAX pools and the processes its "
+                            "exact solves may spread over (default: CPU cores // "
                             "jobs); 1 on a machine shared with other work, where threads that "
                             "wait for a busy core slow each step down")
     where.add_argument("--address", help="Ray cluster address (default: start a local Ray)")

@@ -32,6 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from l2obench.errors import MissingExtraError
 from l2obench.measure import host_peak_mb
@@ -377,6 +378,9 @@ def _child_main(cell: Cell, sender: Any, threads: int | None, data: Dataset | No
     gc.freeze()
     if threads:
         torch.set_num_threads(threads)
+        # NumPy's and SciPy's BLAS (OpenBLAS starts a thread per CPU) and OpenMP pools, which
+        # PyTorch's setting does not reach: a cell given one thread computed on two cores
+        threadpool_limits(threads)
         limit_cpus(threads)  # its exact solves keep to the cell's share of the cores too
     cache = DataCache()
     try:

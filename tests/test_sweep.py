@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import cast
 
@@ -17,7 +18,9 @@ import pytest
 
 from l2obench import Budget, load_results
 from l2obench.executors import InlineExecutor, ProcessExecutor, SharedDatasets, run_isolated
+from l2obench.measure import thread_cpu_times
 from l2obench.methods.base import method_registry
+from l2obench.problems.knapsack import Knapsack
 from l2obench.problems.shortest_path import ShortestPath
 from l2obench.record import (
     RUN_DEPENDENT_COLUMNS,
@@ -52,6 +55,28 @@ def test_isolated_cell_matches_inline() -> None:
     assert isolated.metrics == inline.metrics and isolated.per_instance == inline.per_instance
     for key in ("test_loss", "epochs", "fwd_iters_mean"):
         assert getattr(isolated, key) == getattr(inline, key), key
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(thread_cpu_times() is None or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs per-thread scheduler statistics and two CPUs")
+def test_a_cell_given_one_thread_computes_on_one_thread() -> None:
+    """A cell's threads, running or waiting for a core, average at most one over its wall time
+    when it is given one thread (``cpu_s + cpu_wait_s`` ≤ wall). rfwo on knapsack does its
+    linear algebra in NumPy, whose OpenBLAS pool has a thread per CPU unless the cell's share
+    holds it too: it averaged 1.97 threads before."""
+    problem = Knapsack(n_items=20, n_train=300, n_val=50, n_test=50, seed=0)
+    rfwo = Cell(suite="t", problem="knapsack", size_param="n_items", problem_params=problem.config,
+                method="rfwo", method_params=method_registry.get("rfwo").cell_params(
+                    {"max_iter": 100}), method_label="rfwo", seed=0, device="cpu",
+                budget=Budget(max_epochs=3))
+    record = run_isolated(rfwo, Limits(wall_seconds=300), threads=1)
+    assert record.status == "ok", record.error
+    assert record.cpu_s is not None and record.cpu_wait_s is not None
+    assert record.started_at is not None and record.finished_at is not None
+    wall = (datetime.fromisoformat(record.finished_at)
+            - datetime.fromisoformat(record.started_at)).total_seconds()
+    assert (record.cpu_s + record.cpu_wait_s) / wall <= 1.1
 
 
 @pytest.mark.slow
@@ -374,6 +399,30 @@ def test_busy_reruns_measures_the_slowdown_of_each_rerun_cell(
     assert "median over 1 cell(s) of the busy/quiet seconds an epoch: 2.000" in out
     assert "  2.000   1.900" in out  # the wait accounts for 1.9× of it
     assert busy_reruns.main([str(tmp_path / "made")]) == 1  # nothing was rerun there
+
+
+def test_cpu_share_flags_a_cell_that_computed_on_more_threads_than_its_share(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from benchmarks.studies import cpu_share
+
+    cells = [cell(seed=s) for s in (0, 1)]
+    store = ResultStore(tmp_path)
+    run_cells(cells, store)
+    start = "2026-12-08T00:00:00+00:00"
+    # 100 s of wall time: seed 0 ran 60 s and waited 30 s (one thread, slowed by other work:
+    # 0.9 of a thread wanting a core); seed 1 ran 150 s and waited 40 s (two threads' worth)
+    for c, (cpu, wait) in zip(cells, ((60.0, 30.0), (150.0, 40.0)), strict=True):
+        record = store.read(c.cell_id)
+        assert record is not None and record.cpu_s is not None
+        store.write(dataclasses.replace(record, torch_threads=1, cpu_s=cpu, cpu_wait_s=wait,
+                                        started_at=start,
+                                        finished_at="2026-12-08T00:01:40+00:00"), replace=True)
+    wanting = cpu_share.wanting(load_results(tmp_path)).sort_values().tolist()
+    assert wanting == pytest.approx([0.9, 1.9])
+    assert cpu_share.main([str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert "1.90  above its share" in out and "1 of 2 cells wanted more cores" in out
+    assert cpu_share.main([str(tmp_path), "--slack", "2"]) == 0
 
 
 @pytest.mark.slow
