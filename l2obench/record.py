@@ -401,8 +401,9 @@ class Record:
         "for a cell killed by its wall limit)")
     cpu_wait_s: float | None = column(
         "provenance: seconds the cell's threads were ready to run but waited for a core, over "
-        "the same span; above `WAIT_LIMIT` × `cpu_s` the machine was busier than its cores "
-        "and the cell's clocks read high by about that fraction")
+        "the same span; above 5 % of `cpu_s` (`l2obench.record.WAIT_LIMIT`) the machine was "
+        "busier than its cores (the cell is marked busy) and its clocks read high by about "
+        "`cpu_wait_s / cpu_s`")
     extras: dict[str, float | None] | None = column(
         "statistics of a cell's training that its task family declares (`Task.extras`: e.g. a "
         "reconstruction's solver iterations), by name; `load_results` gives each its own column "
