@@ -134,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="redo recorded cells whose status is not ok")
     again.add_argument("--retry-busy", choices=("timed", "all"),
                        help="redo recorded cells that ran while the machine was busier "
-                            "than its cores (their threads waited for a core more than 5 %% "
+                            "than its cores (their threads waited for a core more than 10 %% "
                             "of the time they ran; older records: the load average exceeded "
                             "the cores): 'timed', those a clock ended (stopped by the "
                             "seconds budget, or timed out), whose results depend on the "

@@ -285,6 +285,13 @@ def column(doc: str, default: Any = None) -> Any:
     return field(default=default, metadata={"doc": doc})
 
 
+#: A cell whose threads waited for a core longer than this fraction of the time they ran was
+#: slowed by other work: its clocks read high by about that fraction. Below it, the machine's
+#: own housekeeping: two sweep jobs on two cores with nothing else running waited 3 % (see
+#: docs/long-sweeps.md, "Quiet reruns").
+WAIT_LIMIT = 0.10
+
+
 @dataclass(frozen=True)
 class Record:
     """One cell's row: its configuration, status, measurements and provenance.
@@ -401,9 +408,9 @@ class Record:
         "for a cell killed by its wall limit)")
     cpu_wait_s: float | None = column(
         "provenance: seconds the cell's threads were ready to run but waited for a core, over "
-        "the same span; above 5 % of `cpu_s` (`l2obench.record.WAIT_LIMIT`) the machine was "
-        "busier than its cores (the cell is marked busy) and its clocks read high by about "
-        "`cpu_wait_s / cpu_s`")
+        f"the same span; above {WAIT_LIMIT:.0%} of `cpu_s` (`l2obench.record.WAIT_LIMIT`) the "
+        "machine was busier than its cores (the cell is marked busy) and its clocks read high "
+        "by about `cpu_wait_s / cpu_s`")
     extras: dict[str, float | None] | None = column(
         "statistics of a cell's training that its task family declares (`Task.extras`: e.g. a "
         "reconstruction's solver iterations), by name; `load_results` gives each its own column "
@@ -633,11 +640,6 @@ def ended_by_a_clock(stopped_by: object, status: object) -> bool:
     (``stopped_by`` ``seconds``) or it timed out, so that what it reached depends on the
     machine's speed."""
     return stopped_by == "seconds" or status == Status.TIMEOUT
-
-
-#: A cell whose threads waited for a core longer than this fraction of the time they ran was
-#: slowed by other work: its clocks read high by about that fraction.
-WAIT_LIMIT = 0.05
 
 
 def ran_busy(cpu_s: float | None, cpu_wait_s: float | None, load_start: float | None,

@@ -169,8 +169,8 @@ def test_modes_resume_force_retry(tmp_path: Path) -> None:
 
 def test_a_cell_is_busy_when_its_threads_waited_for_a_core() -> None:
     # ran_busy(cpu_s, cpu_wait_s, load_start, load_end, n_cores)
-    assert ran_busy(10.0, 1.0, 0.5, 0.5, 2)  # waited 10 % of its running: busy at any load
-    assert not ran_busy(10.0, 0.2, 3.0, 3.0, 2)  # 2 %: quiet, whatever the load read
+    assert ran_busy(10.0, 1.5, 0.5, 0.5, 2)  # waited 15 % of its running: busy at any load
+    assert not ran_busy(10.0, 0.4, 3.0, 3.0, 2)  # 4 %: quiet, whatever the load read
     assert ran_busy(None, None, 3.0, 1.0, 2)  # not measured (older records): by the load
     assert ran_busy(0.0, 0.0, 3.0, 1.0, 2)  # nothing ran to measure: by the load
 
@@ -220,7 +220,7 @@ def test_a_dry_run_lists_only_the_cells_its_mode_would_run(tmp_path: Path) -> No
     slowed = records[0]
     assert slowed is not None
     store.write(dataclasses.replace(slowed, load_start=1.0, n_cores=2, cpu_s=10.0,
-                                    cpu_wait_s=1.0, stopped_by="seconds"), replace=True)
+                                    cpu_wait_s=2.0, stopped_by="seconds"), replace=True)
     code, text = run_main(["run", "--suite", str(suite), "--out", str(out), "--sizes", "3",
                            "--dry-run", "--retry-busy", "timed"])
     assert code == 0, text
