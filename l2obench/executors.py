@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 #: forked after it are safe.
 _PRELOAD = ["l2obench.runner", "torch._dynamo"]
 _POLL_SECONDS = 0.1
+#: The variables that size a BLAS or OpenMP library's thread pool when it is loaded.
+_POOL_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                   "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
 class SharedDatasets:
@@ -381,8 +384,10 @@ def _child_main(cell: Cell, sender: Any, threads: int | None, data: Dataset | No
     if threads:
         torch.set_num_threads(threads)
         # NumPy's and SciPy's BLAS (OpenBLAS starts a thread per CPU) and OpenMP pools, which
-        # PyTorch's setting does not reach: a cell given one thread computed on two cores
+        # PyTorch's setting does not reach: a cell given one thread computed on two cores.
+        # The libraries loaded already are limited now, those loaded later by the variables.
         threadpool_limits(threads)
+        os.environ.update({name: str(threads) for name in _POOL_VARIABLES})
         limit_cpus(threads)  # its exact solves keep to the cell's share of the cores too
     cache = DataCache()
     try:

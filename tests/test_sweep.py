@@ -65,11 +65,11 @@ def test_a_cell_given_one_thread_computes_on_one_thread() -> None:
     when it is given one thread (``cpu_s + cpu_wait_s`` ≤ wall). rfwo on knapsack does its
     linear algebra in NumPy, whose OpenBLAS pool has a thread per CPU unless the cell's share
     holds it too: it averaged 1.97 threads before."""
-    problem = Knapsack(n_items=20, n_train=300, n_val=50, n_test=50, seed=0)
+    problem = Knapsack(n_items=20, n_train=1000, n_val=50, n_test=50, seed=0)
     rfwo = Cell(suite="t", problem="knapsack", size_param="n_items", problem_params=problem.config,
                 method="rfwo", method_params=method_registry.get("rfwo").cell_params(
                     {"max_iter": 100}), method_label="rfwo", seed=0, device="cpu",
-                budget=Budget(max_epochs=3))
+                budget=Budget(max_epochs=10))  # seconds: the start's own threads are brief
     record = run_isolated(rfwo, Limits(wall_seconds=300), threads=1)
     assert record.status == "ok", record.error
     assert record.cpu_s is not None and record.cpu_wait_s is not None
