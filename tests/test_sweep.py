@@ -368,7 +368,8 @@ def test_ray_executor_runs_cells(tmp_path: Path) -> None:
         cells = [cell(seed=s) for s in range(2)]
         summary = run_cells(cells, ResultStore(tmp_path), executor=RayExecutor())
         assert sorted(r.cell_id for r in summary.written) == sorted(c.cell_id for c in cells)
-        assert (load_results(tmp_path)["status"] == "ok").all()
+        results = load_results(tmp_path)
+        assert (results["status"] == "ok").all(), results[["status", "error"]].to_string()
     finally:
         ray.shutdown()
 
