@@ -286,7 +286,7 @@ def run_isolated(cell: Cell, limits: Limits, threads: int | None = None,
                 return ended_record(cell, Status.TIMEOUT, f"exceeded the cell's wall-time limit "
                                     f"of {human_seconds(limits.wall_seconds)} and was killed")
             # Reading every process's /proc entries ten times a second costs the sweep's own
-            # process about 3 % of a core, taken from the cells beside it: only under a cap.
+            # process about 1 % of a core, taken from the cells beside it: only under a cap.
             rss = _group_rss_mb(child.pid) if limits.memory_mb is not None else None
             if limits.memory_mb is not None and rss is not None and rss > limits.memory_mb:
                 _kill(child)
